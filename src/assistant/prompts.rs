@@ -1,0 +1,158 @@
+//! Prompt and message templates from the `prompts/` folder (minijinja).
+//!
+//! Templates are read into memory at start and on [`Prompts::reload`], so
+//! editing a file changes the bot's wording without a recompile or restart.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use minijinja::Environment;
+use serde::Serialize;
+
+/// Templates every deployment must have.
+pub const REQUIRED: &[&str] = &[
+    "system.md",
+    "answer.md",
+    "extractive.md",
+    "no_answer.md",
+    "handoff.md",
+    "welcome.md",
+    "help.md",
+    "too_long.md",
+    "thanks.md",
+    "offer_declined.md",
+];
+
+/// A template problem.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The folder or a file cannot be read.
+    #[error("{}: {}", .0.display(), .1)]
+    Io(PathBuf, #[source] std::io::Error),
+    /// A required template is missing.
+    #[error(
+        "prompt template {0} is missing; copy it from the prompts/ folder shipped with Switchboard"
+    )]
+    Missing(PathBuf),
+    /// A template does not parse or fails to render.
+    #[error("prompt template {name}: {message}")]
+    Template {
+        /// File name.
+        name: String,
+        /// minijinja's explanation, with the line.
+        message: String,
+    },
+}
+
+fn template_error(name: &str, e: &minijinja::Error) -> Error {
+    let line = e.line().map(|l| format!(" (line {l})")).unwrap_or_default();
+    Error::Template {
+        name: name.to_string(),
+        message: format!("{}{line}", e.kind()).trim().to_string()
+            + &e.detail().map(|d| format!(": {d}")).unwrap_or_default(),
+    }
+}
+
+/// The loaded templates.
+#[derive(Clone)]
+pub struct Prompts {
+    dir: PathBuf,
+    env: Arc<RwLock<Environment<'static>>>,
+}
+
+impl std::fmt::Debug for Prompts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prompts").field("dir", &self.dir).finish()
+    }
+}
+
+impl Prompts {
+    /// Loads every template in `dir` (and `dir/canned/`).
+    ///
+    /// # Errors
+    /// When a required template is missing or any template does not parse.
+    pub fn load(dir: &Path) -> Result<Self, Error> {
+        let env = build(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            env: Arc::new(RwLock::new(env)),
+        })
+    }
+
+    /// Re-reads the folder. On error the old templates stay in use.
+    ///
+    /// # Errors
+    /// As [`Prompts::load`].
+    pub fn reload(&self) -> Result<(), Error> {
+        let env = build(&self.dir)?;
+        *self.env.write().unwrap_or_else(|p| p.into_inner()) = env;
+        Ok(())
+    }
+
+    /// The folder the templates come from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Renders template `name` (e.g. `"welcome.md"`) with `context`.
+    ///
+    /// # Errors
+    /// When the template does not exist or fails to render.
+    pub fn render<S: Serialize>(&self, name: &str, context: S) -> Result<String, Error> {
+        let env = self.env.read().unwrap_or_else(|p| p.into_inner());
+        let template = env
+            .get_template(name)
+            .map_err(|e| template_error(name, &e))?;
+        let text = template
+            .render(context)
+            .map_err(|e| template_error(name, &e))?;
+        Ok(text.trim().to_string())
+    }
+
+    /// Names of the canned replies (`canned/NAME.md` → `NAME`).
+    pub fn canned_names(&self) -> Vec<String> {
+        let env = self.env.read().unwrap_or_else(|p| p.into_inner());
+        env.templates()
+            .filter_map(|(name, _)| {
+                name.strip_prefix("canned/")?
+                    .strip_suffix(".md")
+                    .map(str::to_string)
+            })
+            .collect()
+    }
+}
+
+fn build(dir: &Path) -> Result<Environment<'static>, Error> {
+    let mut sources = BTreeMap::new();
+    for (prefix, folder) in [("", dir.to_path_buf()), ("canned/", dir.join("canned"))] {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !prefix.is_empty() => continue,
+            Err(e) => return Err(Error::Io(folder, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::Io(folder.clone(), e))?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "md") && path.is_file() {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|e| Error::Io(path.clone(), e))?;
+                let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+                sources.insert(name, text);
+            }
+        }
+    }
+    for required in REQUIRED {
+        if !sources.contains_key(*required) {
+            return Err(Error::Missing(dir.join(required)));
+        }
+    }
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_keep_trailing_newline(false);
+    for (name, text) in sources {
+        env.add_template_owned(name.clone(), text)
+            .map_err(|e| template_error(&name, &e))?;
+    }
+    Ok(env)
+}

@@ -1,0 +1,586 @@
+//! Settings: `config.toml` plus `SWITCHBOARD_<SECTION>__<KEY>` environment
+//! overrides, validated once at start.
+//!
+//! Every section is a `*Settings` struct with `deny_unknown_fields`, so a typo
+//! in a key stops the program with a message naming the key instead of being
+//! silently ignored. Secrets (`llm.api_key`, bot tokens, agent tokens) are read
+//! from the environment and never printed: their `Debug` output is redacted.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, phrased for the person who has to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file named by `--config` does not exist.
+    #[error("config file {0} not found: pass --config PATH or set SWITCHBOARD_CONFIG")]
+    Missing(PathBuf),
+    /// A key is unknown, has the wrong type, or the TOML does not parse.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A string that must not appear in logs.
+#[derive(Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// All settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `[database]`
+    pub database: DatabaseSettings,
+    /// `[knowledge_base]`
+    pub knowledge_base: KnowledgeBaseSettings,
+    /// `[prompts]`
+    pub prompts: PromptSettings,
+    /// `[llm]`
+    pub llm: LlmSettings,
+    /// `[assistant]`
+    pub assistant: AssistantSettings,
+    /// `[web]`
+    pub web: WebSettings,
+    /// `[telegram]`
+    pub telegram: TelegramSettings,
+    /// `[discord]`
+    pub discord: DiscordSettings,
+    /// `[handoff]`
+    pub handoff: HandoffSettings,
+    /// `[csat]`
+    pub csat: CsatSettings,
+    /// `[[agents]]`
+    pub agents: Vec<AgentSettings>,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://switchboard.db` (created if missing) or `postgres://…`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://switchboard.db".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+/// `[knowledge_base]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeBaseSettings {
+    /// Folder of Markdown articles.
+    pub path: PathBuf,
+    /// Where the search index is kept. Relative paths are relative to the
+    /// current directory.
+    pub index_path: PathBuf,
+    /// Reload the index when files change while `run` is running.
+    pub watch: bool,
+    /// Base of article links when an article has no `url` in front matter;
+    /// the slug is appended. Empty means sources carry no link.
+    pub base_url: String,
+}
+
+impl Default for KnowledgeBaseSettings {
+    fn default() -> Self {
+        Self {
+            path: "knowledge-base".into(),
+            index_path: ".switchboard/index".into(),
+            watch: true,
+            base_url: String::new(),
+        }
+    }
+}
+
+/// `[prompts]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptSettings {
+    /// Folder of prompt templates (minijinja).
+    pub path: PathBuf,
+}
+
+impl Default for PromptSettings {
+    fn default() -> Self {
+        Self {
+            path: "prompts".into(),
+        }
+    }
+}
+
+/// `[llm]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmSettings {
+    /// OpenAI-compatible endpoint base, e.g. `https://api.openai.com/v1`.
+    pub base_url: Option<String>,
+    /// Chat model name.
+    pub model: String,
+    /// API key; normally from `OPENAI_API_KEY`.
+    pub api_key: Option<Secret>,
+    /// Embedding model for hybrid retrieval; unset means BM25 only.
+    pub embedding_model: Option<String>,
+    /// Sampling temperature.
+    pub temperature: f32,
+    /// Upper bound on generated tokens.
+    pub max_tokens: u32,
+    /// Seconds to wait for the first token, and between two tokens, before
+    /// the answer falls back to an extractive one.
+    pub timeout_secs: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            model: "gpt-4o-mini".into(),
+            api_key: None,
+            embedding_model: None,
+            temperature: 0.2,
+            max_tokens: 600,
+            timeout_secs: 20,
+        }
+    }
+}
+
+impl LlmSettings {
+    /// The endpoint to call, or `None` when the bot runs extractive-only:
+    /// no key and no explicit base URL.
+    pub fn endpoint(&self) -> Option<String> {
+        match (&self.base_url, &self.api_key) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(_)) => Some("https://api.openai.com/v1".into()),
+            (None, None) => None,
+        }
+    }
+}
+
+/// `[assistant]`: how answers are made.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssistantSettings {
+    /// Below this retrieval confidence (0–1, the share of the question's
+    /// informative terms found in the best passage, weighted by rarity) the
+    /// bot says the knowledge base does not cover the question.
+    pub min_confidence: f32,
+    /// Passages given to the model.
+    pub max_passages: usize,
+    /// Earlier turns (customer + bot messages) kept as context.
+    pub history_messages: usize,
+    /// Longest customer message accepted, in characters.
+    pub max_message_chars: usize,
+    /// Product name used in prompts.
+    pub product_name: String,
+}
+
+impl Default for AssistantSettings {
+    fn default() -> Self {
+        Self {
+            min_confidence: 0.45,
+            max_passages: 4,
+            history_messages: 6,
+            max_message_chars: 4000,
+            product_name: "Lumen Notes".into(),
+        }
+    }
+}
+
+/// `[web]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSettings {
+    /// Whether `run` serves HTTP at all.
+    pub enabled: bool,
+    /// Address of the HTTP server, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+/// `[telegram]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramSettings {
+    /// Serve Telegram customers.
+    pub enabled: bool,
+    /// Bot API base; calls go to `{api_url}/bot<token>/<Method>`.
+    pub api_url: String,
+    /// Token; normally from `TELEGRAM_BOT_TOKEN`.
+    pub token: Option<Secret>,
+    /// Public HTTPS URL for webhook mode; unset means long polling.
+    pub webhook_url: Option<String>,
+    /// Secret Telegram echoes in `X-Telegram-Bot-Api-Secret-Token`; normally
+    /// from `TELEGRAM_WEBHOOK_SECRET`.
+    pub webhook_secret: Option<Secret>,
+    /// Group where agents take hand-offs.
+    pub agents_chat_id: Option<i64>,
+}
+
+impl Default for TelegramSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_url: "https://api.telegram.org".into(),
+            token: None,
+            webhook_url: None,
+            webhook_secret: None,
+            agents_chat_id: None,
+        }
+    }
+}
+
+/// `[discord]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordSettings {
+    /// Serve Discord customers.
+    pub enabled: bool,
+    /// REST base; calls go to `{api_url}/api/v10/…`.
+    pub api_url: String,
+    /// Token; normally from `DISCORD_TOKEN`.
+    pub token: Option<Secret>,
+    /// Staff channel where hand-offs open threads.
+    pub agents_channel_id: Option<u64>,
+    /// Channels or forums where every new message is answered.
+    pub help_channel_ids: Vec<u64>,
+    /// Guild for slash-command registration; unset registers globally.
+    pub guild_id: Option<u64>,
+}
+
+impl Default for DiscordSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            api_url: "https://discord.com".into(),
+            token: None,
+            agents_channel_id: None,
+            help_channel_ids: Vec::new(),
+            guild_id: None,
+        }
+    }
+}
+
+/// `[handoff]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoffSettings {
+    /// e.g. `"Mon-Fri 09:00-17:00"`; unset means always staffed.
+    pub business_hours: Option<String>,
+    /// IANA time zone of the business hours.
+    pub timezone: String,
+    /// Words or phrases that always go to a person.
+    pub keywords: Vec<String>,
+    /// Knowledge-base tags whose articles always go to a person.
+    pub tags: Vec<String>,
+    /// Customers (`channel:id`) always served by a person.
+    pub vip: Vec<String>,
+    /// Re-ping agents when nobody claims within this many seconds.
+    pub unclaimed_reping_secs: u64,
+}
+
+impl Default for HandoffSettings {
+    fn default() -> Self {
+        Self {
+            business_hours: None,
+            timezone: "UTC".into(),
+            keywords: Vec::new(),
+            tags: Vec::new(),
+            vip: Vec::new(),
+            unclaimed_reping_secs: 300,
+        }
+    }
+}
+
+/// `[csat]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CsatSettings {
+    /// Ask for a rating after resolution.
+    pub enabled: bool,
+    /// Seconds between resolution and the survey.
+    pub delay_secs: u64,
+    /// A bot conversation with no customer message for this long is resolved.
+    pub inactivity_resolve_secs: u64,
+}
+
+impl Default for CsatSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            delay_secs: 60,
+            inactivity_resolve_secs: 1800,
+        }
+    }
+}
+
+/// One `[[agents]]` table.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    /// Display name; also the agent's id in the log.
+    pub name: String,
+    /// Telegram user id.
+    pub telegram_id: Option<i64>,
+    /// Discord user id.
+    pub discord_id: Option<u64>,
+    /// May edit the knowledge base and run admin commands.
+    pub admin: bool,
+    /// Name of the environment variable holding this agent's API token.
+    pub token_env: Option<String>,
+}
+
+impl Settings {
+    /// Loads `path` (which must exist) and the environment, then validates.
+    ///
+    /// # Errors
+    /// [`Error::Missing`] when the file is absent, [`Error::Invalid`] with a
+    /// one-line explanation for any unknown key, wrong type or bad value.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        if !path.exists() {
+            return Err(Error::Missing(path.to_path_buf()));
+        }
+        Self::from_figment(Figment::from(Toml::file_exact(path)))
+    }
+
+    /// Loads from TOML text and the environment (used by tests).
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn from_toml_str(text: &str) -> Result<Self, Error> {
+        Self::from_figment(Figment::from(Toml::string(text)))
+    }
+
+    fn from_figment(file: Figment) -> Result<Self, Error> {
+        let figment = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(file)
+            // Only `SECTION__KEY` variables are settings; this leaves
+            // `SWITCHBOARD_CONFIG` and test variables alone.
+            .merge(
+                Env::prefixed("SWITCHBOARD_")
+                    .filter(|key| key.as_str().contains("__"))
+                    .split("__"),
+            );
+        let mut settings: Settings = figment.extract().map_err(describe)?;
+        settings.fill_secrets_from_env();
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn fill_secrets_from_env(&mut self) {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if self.llm.api_key.is_none() {
+            self.llm.api_key = env("OPENAI_API_KEY").map(Secret::new);
+        }
+        if self.telegram.token.is_none() {
+            self.telegram.token = env("TELEGRAM_BOT_TOKEN").map(Secret::new);
+        }
+        if self.telegram.webhook_secret.is_none() {
+            self.telegram.webhook_secret = env("TELEGRAM_WEBHOOK_SECRET").map(Secret::new);
+        }
+        if self.discord.token.is_none() {
+            self.discord.token = env("DISCORD_TOKEN").map(Secret::new);
+        }
+    }
+
+    /// Checks values that parse but make no sense.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the key and the fix.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |key: &str, why: String| Err(Error::Invalid(format!("{key}: {why}")));
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return bad(
+                "database.url",
+                format!("`{url}` is not supported; use sqlite://FILE or postgres://USER@HOST/DB"),
+            );
+        }
+        if !self.knowledge_base.path.is_dir() {
+            return bad(
+                "knowledge_base.path",
+                format!(
+                    "folder {} does not exist; create it or point the key at your articles",
+                    self.knowledge_base.path.display()
+                ),
+            );
+        }
+        if !self.prompts.path.is_dir() {
+            return bad(
+                "prompts.path",
+                format!(
+                    "folder {} does not exist; point the key at the prompts/ folder shipped with Switchboard",
+                    self.prompts.path.display()
+                ),
+            );
+        }
+        if let Some(base) = &self.llm.base_url {
+            check_http_url("llm.base_url", base)?;
+        }
+        check_http_url("telegram.api_url", &self.telegram.api_url)?;
+        check_http_url("discord.api_url", &self.discord.api_url)?;
+        if let Some(hook) = &self.telegram.webhook_url {
+            check_http_url("telegram.webhook_url", hook)?;
+        }
+        if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "web.listen",
+                format!(
+                    "`{}` is not an address; use HOST:PORT such as 127.0.0.1:8080",
+                    self.web.listen
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.assistant.min_confidence) {
+            return bad("assistant.min_confidence", "must be between 0 and 1".into());
+        }
+        if self.assistant.max_message_chars == 0 {
+            return bad("assistant.max_message_chars", "must be at least 1".into());
+        }
+        if self.llm.timeout_secs == 0 {
+            return bad("llm.timeout_secs", "must be at least 1".into());
+        }
+        if self.handoff.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return bad(
+                "handoff.timezone",
+                format!(
+                    "`{}` is not an IANA time zone such as Europe/Berlin",
+                    self.handoff.timezone
+                ),
+            );
+        }
+        for (i, agent) in self.agents.iter().enumerate() {
+            if agent.name.trim().is_empty() {
+                return bad(
+                    &format!("agents[{i}].name"),
+                    "every agent needs a name".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_http_url(key: &str, value: &str) -> Result<(), Error> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        Ok(u) => Err(Error::Invalid(format!(
+            "{key}: scheme `{}` in `{value}` is not supported; use http:// or https://",
+            u.scheme()
+        ))),
+        Err(e) => Err(Error::Invalid(format!(
+            "{key}: `{value}` is not a URL ({e}); use e.g. http://127.0.0.1:11434/v1"
+        ))),
+    }
+}
+
+/// Turns figment's error into one line: what is wrong, at which key, and the fix.
+fn describe(err: figment::Error) -> Error {
+    use figment::error::Kind;
+    let key = if err.path.is_empty() {
+        None
+    } else {
+        Some(err.path.join("."))
+    };
+    let source = err
+        .metadata
+        .as_ref()
+        .map(|m| match &m.source {
+            Some(src) => format!(" (in {src})"),
+            None => format!(" (from {})", m.name),
+        })
+        .unwrap_or_default();
+    let message = match (&err.kind, key) {
+        (Kind::UnknownField(field, expected), key) => {
+            let full = match key {
+                Some(k) if !k.ends_with(field.as_str()) => format!("{k}.{field}"),
+                Some(k) => k,
+                None => field.clone(),
+            };
+            format!(
+                "unknown key `{full}`{source}: remove it or fix the spelling; known keys here: {}",
+                expected.join(", ")
+            )
+        }
+        (kind, Some(key)) => {
+            format!("{key}: {kind}{source}; see config.toml for the expected form")
+        }
+        (kind, None) => format!("configuration: {kind}{source}"),
+    };
+    Error::Invalid(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Settings::from_toml_str("[llm]\nmodle = \"x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("llm.modle"), "{text}");
+        assert!(text.contains("unknown key"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = Settings::from_toml_str("[csat]\ndelay_secs = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("csat.delay_secs"), "{err}");
+    }
+
+    #[test]
+    fn extractive_only_without_key_or_url() {
+        let llm = LlmSettings::default();
+        assert_eq!(llm.endpoint(), None);
+        let with_url = LlmSettings {
+            base_url: Some("http://127.0.0.1:1/v1".into()),
+            ..LlmSettings::default()
+        };
+        assert_eq!(
+            with_url.endpoint().as_deref(),
+            Some("http://127.0.0.1:1/v1")
+        );
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("sk-123")), "[redacted]");
+    }
+}

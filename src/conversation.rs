@@ -1,0 +1,187 @@
+//! Conversation state and its legal transitions.
+//!
+//! A conversation is owned by the bot, waits for an agent, is with an agent,
+//! or is resolved. [`Status::apply`] is the only way from one state to the
+//! next; anything else is an [`IllegalTransition`], never a silent no-op. A
+//! resolved conversation stays resolved: a new customer message starts a new
+//! conversation linked to it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Who owns the conversation now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// The bot answers.
+    Bot,
+    /// Handed off; no agent has claimed it yet. The bot stays silent.
+    WaitingForAgent,
+    /// An agent owns it. The bot stays silent.
+    WithAgent,
+    /// Closed. Never reopened.
+    Resolved,
+}
+
+/// Something that moves a conversation between states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transition {
+    /// The bot (or the customer) hands the conversation to people.
+    HandOff,
+    /// An agent takes it.
+    Claim,
+    /// The owning agent passes it to another agent.
+    Transfer,
+    /// The agent gives it back to the bot.
+    GiveBack,
+    /// The customer no longer wants a person.
+    Withdraw,
+    /// Closed by an agent, by the customer's confirmation, or by inactivity.
+    Resolve,
+}
+
+/// A transition that is not allowed from the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cannot {transition} a conversation that is {from}")]
+pub struct IllegalTransition {
+    /// State the conversation was in.
+    pub from: Status,
+    /// What was attempted.
+    pub transition: Transition,
+}
+
+impl Status {
+    /// The state after `transition`.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] for any pair not in the state machine.
+    pub fn apply(self, transition: Transition) -> Result<Status, IllegalTransition> {
+        use Status::*;
+        use Transition::*;
+        match (self, transition) {
+            (Bot, HandOff) => Ok(WaitingForAgent),
+            (WaitingForAgent, Claim) => Ok(WithAgent),
+            (WithAgent, Transfer) => Ok(WithAgent),
+            (WithAgent, GiveBack) => Ok(Bot),
+            (WaitingForAgent, Withdraw) => Ok(Bot),
+            (Bot | WaitingForAgent | WithAgent, Resolve) => Ok(Resolved),
+            (from, transition) => Err(IllegalTransition { from, transition }),
+        }
+    }
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Bot => "bot",
+            Status::WaitingForAgent => "waiting_for_agent",
+            Status::WithAgent => "with_agent",
+            Status::Resolved => "resolved",
+        }
+    }
+
+    /// Whether the bot may answer in this state.
+    pub fn bot_may_answer(self) -> bool {
+        self == Status::Bot
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "bot" => Ok(Status::Bot),
+            "waiting_for_agent" => Ok(Status::WaitingForAgent),
+            "with_agent" => Ok(Status::WithAgent),
+            "resolved" => Ok(Status::Resolved),
+            other => Err(format!("unknown conversation status `{other}`")),
+        }
+    }
+}
+
+impl Transition {
+    /// The stored event name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::HandOff => "handoff",
+            Transition::Claim => "claim",
+            Transition::Transfer => "transfer",
+            Transition::GiveBack => "give_back",
+            Transition::Withdraw => "withdraw",
+            Transition::Resolve => "resolve",
+        }
+    }
+}
+
+impl fmt::Display for Transition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Status::*;
+    use super::Transition::*;
+    use super::*;
+
+    #[test]
+    fn legal_transitions() {
+        assert_eq!(Bot.apply(HandOff), Ok(WaitingForAgent));
+        assert_eq!(WaitingForAgent.apply(Claim), Ok(WithAgent));
+        assert_eq!(WithAgent.apply(Transfer), Ok(WithAgent));
+        assert_eq!(WithAgent.apply(GiveBack), Ok(Bot));
+        assert_eq!(WaitingForAgent.apply(Withdraw), Ok(Bot));
+        for s in [Bot, WaitingForAgent, WithAgent] {
+            assert_eq!(s.apply(Resolve), Ok(Resolved));
+        }
+    }
+
+    #[test]
+    fn illegal_transitions_are_errors() {
+        let all = [HandOff, Claim, Transfer, GiveBack, Withdraw, Resolve];
+        for t in all {
+            assert!(
+                Resolved.apply(t).is_err(),
+                "resolved must never reopen via {t}"
+            );
+        }
+        for (s, t) in [
+            (Bot, Claim),
+            (Bot, GiveBack),
+            (Bot, Withdraw),
+            (Bot, Transfer),
+            (WaitingForAgent, HandOff),
+            (WaitingForAgent, GiveBack),
+            (WaitingForAgent, Transfer),
+            (WithAgent, HandOff),
+            (WithAgent, Claim),
+            (WithAgent, Withdraw),
+        ] {
+            let err = s.apply(t).unwrap_err();
+            assert_eq!(
+                err,
+                IllegalTransition {
+                    from: s,
+                    transition: t
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn status_round_trips() {
+        for s in [Bot, WaitingForAgent, WithAgent, Resolved] {
+            assert_eq!(s.as_str().parse::<Status>(), Ok(s));
+        }
+        assert!("open".parse::<Status>().is_err());
+    }
+}

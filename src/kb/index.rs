@@ -1,0 +1,458 @@
+//! The tantivy index of passages, kept on disk and updated incrementally.
+//!
+//! Each commit carries a manifest (slug → content hash) as its payload, so
+//! the manifest and the index can never disagree: after a crash the index is
+//! at the last commit and so is the manifest. Queries are built from the
+//! analyzer's terms, never parsed, so customer text cannot be a syntax error.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing,
+    TextOptions, Value,
+};
+use tantivy::snippet::SnippetGenerator;
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    StopWordFilter, TextAnalyzer,
+};
+use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
+
+use super::Error;
+use super::article::Article;
+
+/// Bump when the schema or analyzer changes: an index of another version is
+/// rebuilt from scratch.
+const SCHEMA_VERSION: u32 = 2;
+/// Name under which the analyzer is registered.
+const ANALYZER: &str = "en_stem";
+/// Terms taken from one query; the rest of a 10 kB paste is ignored.
+const MAX_QUERY_TERMS: usize = 48;
+/// Field boosts: a match in the article title says more than one in the body.
+const TITLE_BOOST: f32 = 2.5;
+const HEADING_BOOST: f32 = 1.5;
+const TAGS_BOOST: f32 = 1.0;
+
+/// One ranked passage.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Hit {
+    /// Article slug.
+    pub slug: String,
+    /// Article title.
+    pub title: String,
+    /// Section heading.
+    pub heading: String,
+    /// Short extract around the matching terms.
+    pub snippet: String,
+    /// BM25 score (higher is better; not comparable across queries).
+    pub score: f32,
+    /// Markdown source of the passage.
+    #[serde(skip)]
+    pub markdown: String,
+    /// Article link from front matter, if any.
+    #[serde(skip)]
+    pub url: Option<String>,
+    /// Article tags.
+    #[serde(skip)]
+    pub tags: Vec<String>,
+    /// Share (0–1) of the query's information, by IDF weight, that this
+    /// passage (with its article title) contains.
+    #[serde(skip)]
+    pub coverage: f32,
+}
+
+/// What a sync changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Articles indexed for the first time.
+    pub added: usize,
+    /// Articles re-indexed because their content changed.
+    pub updated: usize,
+    /// Articles removed from the index.
+    pub removed: usize,
+    /// Articles whose content was unchanged.
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Manifest {
+    version: u32,
+    hashes: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    slug: Field,
+    title: Field,
+    heading: Field,
+    body: Field,
+    tags: Field,
+    markdown: Field,
+    url: Field,
+    tags_raw: Field,
+}
+
+/// The passage index.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    analyzer: TextAnalyzer,
+    manifest: Mutex<Manifest>,
+    /// Serialises writers: tantivy allows one per index.
+    write_lock: Mutex<()>,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let text = TextOptions::default()
+        .set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(ANALYZER)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        )
+        .set_stored();
+    let fields = Fields {
+        slug: builder.add_text_field("slug", STRING | STORED),
+        title: builder.add_text_field("title", text.clone()),
+        heading: builder.add_text_field("heading", text.clone()),
+        body: builder.add_text_field("body", text.clone()),
+        tags: builder.add_text_field("tags", text),
+        markdown: builder.add_text_field("markdown", STORED),
+        url: builder.add_text_field("url", STORED),
+        tags_raw: builder.add_text_field("tags_raw", STORED),
+    };
+    (builder.build(), fields)
+}
+
+/// The analyzer used for passages and queries alike: words, folded to ASCII,
+/// lower-cased, English stop words dropped, Porter-stemmed.
+pub fn analyzer() -> TextAnalyzer {
+    let builder = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(AsciiFoldingFilter)
+        .filter(LowerCaser);
+    match StopWordFilter::new(Language::English) {
+        Some(stop) => builder
+            .filter(stop)
+            .filter(Stemmer::new(Language::English))
+            .build(),
+        None => builder.filter(Stemmer::new(Language::English)).build(),
+    }
+}
+
+/// The distinct analyzed terms of `text`, in order of first appearance.
+pub fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while stream.advance() {
+        let t = stream.token().text.clone();
+        if seen.insert(t.clone()) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+impl SearchIndex {
+    /// Opens the index in `dir`, creating it (or rebuilding it when its
+    /// schema is from another version).
+    ///
+    /// # Errors
+    /// [`Error::Index`] when the folder cannot be created or read.
+    pub fn open(dir: &Path) -> Result<Self, Error> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
+        let (schema, fields) = schema();
+        let open = || -> tantivy::Result<Index> {
+            let mmap = tantivy::directory::MmapDirectory::open(dir)?;
+            Index::open_or_create(mmap, schema.clone())
+        };
+        let index = match open() {
+            Ok(index)
+                if read_manifest(&index).version == SCHEMA_VERSION || index_is_empty(&index) =>
+            {
+                index
+            }
+            _ => {
+                // Another schema version, or unreadable: the index is a cache
+                // of the articles, so start again.
+                tracing::info!(path = %dir.display(), "rebuilding search index (new format)");
+                std::fs::remove_dir_all(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
+                std::fs::create_dir_all(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
+                open()?
+            }
+        };
+        Self::from_index(index, fields)
+    }
+
+    /// An index held in memory (tests, `eval` on a scratch knowledge base).
+    ///
+    /// # Errors
+    /// Only if tantivy fails to set up its reader.
+    pub fn in_memory() -> Result<Self, Error> {
+        let (schema, fields) = schema();
+        Self::from_index(Index::create_in_ram(schema), fields)
+    }
+
+    fn from_index(index: Index, fields: Fields) -> Result<Self, Error> {
+        index.tokenizers().register(ANALYZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let mut manifest = read_manifest(&index);
+        if manifest.version != SCHEMA_VERSION {
+            manifest = Manifest {
+                version: SCHEMA_VERSION,
+                hashes: BTreeMap::new(),
+            };
+        }
+        Ok(Self {
+            index,
+            reader,
+            fields,
+            analyzer: analyzer(),
+            manifest: Mutex::new(manifest),
+            write_lock: Mutex::new(()),
+        })
+    }
+
+    /// Brings the index in line with `articles` (each with its content hash):
+    /// only changed articles are re-indexed. `on_progress(done, total)` is
+    /// called as articles are written.
+    ///
+    /// # Errors
+    /// [`Error::Index`] when tantivy cannot write.
+    pub fn sync(
+        &self,
+        articles: &[(&Article, &str)],
+        on_progress: &dyn Fn(usize, usize),
+    ) -> Result<SyncReport, Error> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut manifest = self
+            .manifest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone_map();
+        let mut report = SyncReport::default();
+        let wanted: HashSet<&str> = articles.iter().map(|(a, _)| a.slug.as_str()).collect();
+        let stale: Vec<String> = manifest
+            .keys()
+            .filter(|s| !wanted.contains(String::as_str(s)))
+            .cloned()
+            .collect();
+        let changed: Vec<&(&Article, &str)> = articles
+            .iter()
+            .filter(|(a, hash)| manifest.get(&a.slug).map(String::as_str) != Some(*hash))
+            .collect();
+        report.unchanged = articles.len() - changed.len();
+        if stale.is_empty() && changed.is_empty() {
+            return Ok(report);
+        }
+        let threads = if changed.len() > 500 { 2 } else { 1 };
+        let mut writer = self
+            .index
+            .writer_with_num_threads::<TantivyDocument>(threads, 20_000_000 * threads)?;
+        for slug in &stale {
+            writer.delete_term(Term::from_field_text(self.fields.slug, slug));
+            manifest.remove(slug);
+            report.removed += 1;
+        }
+        let total = changed.len();
+        for (done, (article, hash)) in changed.into_iter().enumerate() {
+            if manifest.contains_key(&article.slug) {
+                writer.delete_term(Term::from_field_text(self.fields.slug, &article.slug));
+                report.updated += 1;
+            } else {
+                report.added += 1;
+            }
+            for passage in &article.passages {
+                let f = self.fields;
+                writer.add_document(doc!(
+                    f.slug => article.slug.as_str(),
+                    f.title => article.title.as_str(),
+                    f.heading => passage.heading.as_str(),
+                    f.body => passage.text.as_str(),
+                    f.tags => article.tags.join(" "),
+                    f.markdown => passage.markdown.as_str(),
+                    f.url => article.url.clone().unwrap_or_default(),
+                    f.tags_raw => article.tags.join(","),
+                ))?;
+            }
+            manifest.insert(article.slug.clone(), hash.to_string());
+            on_progress(done + 1, total);
+        }
+        let new_manifest = Manifest {
+            version: SCHEMA_VERSION,
+            hashes: manifest,
+        };
+        let payload =
+            serde_json::to_string(&new_manifest).map_err(|e| Error::Index(e.to_string()))?;
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        writer.wait_merging_threads()?;
+        self.reader.reload()?;
+        *self.manifest.lock().unwrap_or_else(|p| p.into_inner()) = new_manifest;
+        Ok(report)
+    }
+
+    /// Drops every passage (before a full rebuild).
+    ///
+    /// # Errors
+    /// [`Error::Index`] when tantivy cannot write.
+    pub fn clear(&self) -> Result<(), Error> {
+        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut writer = self
+            .index
+            .writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
+        writer.delete_all_documents()?;
+        let empty = Manifest {
+            version: SCHEMA_VERSION,
+            hashes: BTreeMap::new(),
+        };
+        let payload = serde_json::to_string(&empty).map_err(|e| Error::Index(e.to_string()))?;
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        self.reader.reload()?;
+        *self.manifest.lock().unwrap_or_else(|p| p.into_inner()) = empty;
+        Ok(())
+    }
+
+    /// Number of indexed passages.
+    pub fn passages(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// The analyzed terms of `text`.
+    pub fn analyze(&self, text: &str) -> Vec<String> {
+        let mut analyzer = self.analyzer.clone();
+        terms(&mut analyzer, text)
+    }
+
+    /// Ranked passages for free text. Any input is accepted: the text is
+    /// analyzed into terms and those are searched, so quotes, colons,
+    /// brackets and operators are just characters.
+    ///
+    /// # Errors
+    /// [`Error::Index`] on a tantivy failure (not on any query text).
+    pub fn search(&self, text: &str, limit: usize) -> Result<Vec<Hit>, Error> {
+        let mut query_terms = self.analyze(text);
+        query_terms.truncate(MAX_QUERY_TERMS);
+        if query_terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let f = self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut weights = Vec::with_capacity(query_terms.len());
+        let n = searcher.num_docs() as f32;
+        for t in &query_terms {
+            let mut df = 0;
+            for (field, boost) in [
+                (f.title, TITLE_BOOST),
+                (f.heading, HEADING_BOOST),
+                (f.body, 1.0),
+                (f.tags, TAGS_BOOST),
+            ] {
+                let term = Term::from_field_text(field, t);
+                df = df.max(searcher.doc_freq(&term)?);
+                let q: Box<dyn Query> =
+                    Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
+                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+            }
+            // BM25's IDF; a term the index has never seen carries the most
+            // weight, so a question full of unknown words has low coverage.
+            let df = df as f32;
+            weights.push((1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(0.01));
+        }
+        let query = BooleanQuery::new(clauses);
+        let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
+        let mut snippets = SnippetGenerator::create(&searcher, &query, f.body)?;
+        snippets.set_max_num_chars(180);
+        let total_weight: f32 = weights.iter().sum();
+        let mut analyzer = self.analyzer.clone();
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let get = |field: Field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let title = get(f.title);
+            let heading = get(f.heading);
+            let body = get(f.body);
+            let snippet = snippets.snippet_from_doc(&doc);
+            let snippet = if snippet.fragment().trim().is_empty() {
+                body.chars().take(180).collect::<String>()
+            } else {
+                snippet.fragment().to_string()
+            };
+            let present: HashSet<String> = terms(
+                &mut analyzer,
+                &format!("{title}\n{heading}\n{body}\n{}", get(f.tags)),
+            )
+            .into_iter()
+            .collect();
+            let covered: f32 = query_terms
+                .iter()
+                .zip(&weights)
+                .filter(|(t, _)| present.contains(*t))
+                .map(|(_, w)| w)
+                .sum();
+            let url = get(f.url);
+            let tags_raw = get(f.tags_raw);
+            hits.push(Hit {
+                slug: get(f.slug),
+                title,
+                heading,
+                snippet: snippet.split_whitespace().collect::<Vec<_>>().join(" "),
+                score,
+                markdown: get(f.markdown),
+                url: (!url.is_empty()).then_some(url),
+                tags: tags_raw
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                coverage: if total_weight > 0.0 {
+                    covered / total_weight
+                } else {
+                    0.0
+                },
+            });
+        }
+        Ok(hits)
+    }
+}
+
+impl Manifest {
+    fn clone_map(&self) -> BTreeMap<String, String> {
+        self.hashes.clone()
+    }
+}
+
+fn read_manifest(index: &Index) -> Manifest {
+    index
+        .load_metas()
+        .ok()
+        .and_then(|m| m.payload)
+        .and_then(|p| serde_json::from_str(&p).ok())
+        .unwrap_or_default()
+}
+
+fn index_is_empty(index: &Index) -> bool {
+    index
+        .load_metas()
+        .map(|m| m.segments.is_empty())
+        .unwrap_or(false)
+}

@@ -1,0 +1,34 @@
+//! Switchboard: an omnichannel AI support assistant.
+//!
+//! # Layout
+//! Dependencies point inward: channels and the web server call the core;
+//! the core never imports a channel, axum or a concrete database driver.
+//!
+//! - [`config`]: `config.toml` + `SWITCHBOARD_<SECTION>__<KEY>` overrides.
+//! - [`kb`]: Markdown articles → passages → tantivy index; hot reload.
+//! - [`assistant`]: a customer's [`assistant::Turn`] in, a channel-neutral
+//!   [`assistant::Reply`] out (retrieval, prompts, LLM, fallbacks, hand-off
+//!   decisions).
+//! - [`llm`]: the [`llm::ChatModel`] trait and its async-openai implementation.
+//! - [`store`]: the conversation log over sqlx (SQLite or PostgreSQL).
+//! - [`conversation`]: conversation states and their legal transitions.
+//! - [`handoff`]: why and when a person takes over.
+//! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
+//! - [`channels`]: console (and later Telegram, Discord, web chat).
+//! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
+//! - [`app`]: builds every part from settings and runs them until shutdown.
+
+pub mod app;
+pub mod assistant;
+pub mod channels;
+pub mod clock;
+pub mod config;
+pub mod conversation;
+pub mod export;
+pub mod handoff;
+pub mod kb;
+pub mod llm;
+pub mod report;
+pub mod store;
+pub mod telemetry;
+pub mod web;

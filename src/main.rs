@@ -1,0 +1,456 @@
+//! The `switchboard` command line. The only home of `anyhow`: every error
+//! ends here as one line on stderr and a non-zero exit code.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use switchboard::app::{App, Core};
+use switchboard::channels::console;
+use switchboard::config::Settings;
+use switchboard::kb::{self, KnowledgeBase};
+use switchboard::{clock, export, report, telemetry};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Omnichannel AI support assistant"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_CONFIG",
+        default_value = "config.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start everything that is enabled (HTTP, channels, hot reload).
+    Run,
+    /// Chat with the bot on the terminal.
+    Chat,
+    /// Ask one question and print the answer.
+    Ask {
+        /// The question.
+        question: String,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Knowledge-base commands.
+    #[command(subcommand)]
+    Kb(KbCommand),
+    /// Support metrics.
+    Report {
+        /// Only conversations started within this long (e.g. 24h, 7d, 30d).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this channel (console, telegram, discord, web).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only conversations this agent worked.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every conversation with its messages, to stdout.
+    Export {
+        /// Only conversations started within this long.
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+        format: ExportFormat,
+    },
+    /// Apply database migrations.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Rebuild the search index from the knowledge-base folder.
+    Index,
+    /// Ranked passages for a query.
+    Search {
+        /// The query (any text).
+        query: String,
+        /// How many passages.
+        #[arg(long, default_value_t = 5)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List articles.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate every article; print each problem with file and line.
+    Check,
+    /// Add or replace an article (file and index together).
+    Add {
+        /// The Markdown file.
+        file: PathBuf,
+        /// Slug to store it under (default: the file name), e.g. billing/refunds.
+        #[arg(long)]
+        slug: Option<String>,
+    },
+    /// Remove an article (file and index together).
+    Rm {
+        /// The slug, as `kb list` shows it.
+        slug: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = !matches!(cli.command, Command::Run);
+    // Interactive commands log only warnings, so logs don't mix with answers.
+    telemetry::init(if quiet { "warn" } else { "info" }, std::io::stderr);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("switchboard: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn load_settings(path: &Path) -> Result<Settings> {
+    Ok(Settings::load(path)?)
+}
+
+/// A progress bar that only appears when there is enough work to watch.
+fn progress_callback() -> impl Fn(usize, usize) {
+    let bar = ProgressBar::hidden();
+    bar.set_style(
+        ProgressStyle::with_template("indexing {bar:40} {pos}/{len} articles ({eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    move |done, total| {
+        if total < 200 || !std::io::stderr().is_terminal() {
+            return;
+        }
+        if bar.is_hidden() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_length(total as u64);
+        }
+        bar.set_position(done as u64);
+        if done == total {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+async fn core(settings: Settings) -> Result<Core> {
+    Ok(Core::build(settings, clock::system(), &progress_callback()).await?)
+}
+
+async fn run(cli: Cli) -> Result<ExitCode> {
+    let mut stdout = std::io::stdout();
+    let settings = load_settings(&cli.config)?;
+    match cli.command {
+        Command::Run => {
+            let app = App::build(settings, clock::system()).await?;
+            app.run_until_stopped(shutdown_signal()).await?;
+        }
+        Command::Chat => {
+            let core = core(settings).await?;
+            let interactive = std::io::stdin().is_terminal();
+            let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let mut out = std::io::stdout();
+            console::chat(&core.assistant, stdin, &mut out, interactive).await?;
+        }
+        Command::Ask { question, json } => {
+            let core = core(settings).await?;
+            if json {
+                let reply = console::ask(&core.assistant, &question, None).await?;
+                writeln!(stdout, "{}", serde_json::to_string(&reply)?)?;
+            } else {
+                let mut out = std::io::stdout();
+                console::ask(&core.assistant, &question, Some(&mut out)).await?;
+            }
+        }
+        Command::Kb(command) => return kb_command(settings, command),
+        Command::Report {
+            since,
+            channel,
+            agent,
+            json,
+        } => {
+            let core = core(settings).await?;
+            let since = since_millis(since.as_deref(), &core)?;
+            let filter = report::Filter {
+                since,
+                channel,
+                agent,
+            };
+            let report = report::build(&core.store, &filter).await?;
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                write!(stdout, "{}", render_report(&report))?;
+            }
+        }
+        Command::Export { since, format } => {
+            let core = core(settings).await?;
+            let since = since_millis(since.as_deref(), &core)?;
+            let format = match format {
+                ExportFormat::Jsonl => export::Format::Jsonl,
+                ExportFormat::Csv => export::Format::Csv,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            export::write(&core.store, since, format, &mut out).await?;
+            out.flush()?;
+        }
+        Command::Migrate => {
+            let store =
+                switchboard::store::Store::connect(&settings.database.url, 1, clock::system())
+                    .await?;
+            store.migrate().await.context("applying migrations")?;
+            eprintln!("database is up to date");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn since_millis(since: Option<&str>, core: &Core) -> Result<Option<i64>> {
+    match since {
+        None => Ok(None),
+        Some(text) => {
+            let ms = report::parse_duration(text).map_err(|e| anyhow::anyhow!("--since: {e}"))?;
+            Ok(Some(core.store.now() - ms))
+        }
+    }
+}
+
+fn kb_command(settings: Settings, command: KbCommand) -> Result<ExitCode> {
+    let mut stdout = std::io::stdout().lock();
+    let kb_settings = &settings.knowledge_base;
+    let open = || -> Result<KnowledgeBase> {
+        KnowledgeBase::open(kb_settings, &progress_callback()).context("opening the knowledge base")
+    };
+    match command {
+        KbCommand::Index => {
+            let kb = open()?;
+            let started = std::time::Instant::now();
+            let report = kb.rebuild(&progress_callback())?;
+            eprintln!(
+                "indexed {} articles ({} passages) in {:.2?}",
+                report.added + report.updated,
+                kb.passages(),
+                started.elapsed()
+            );
+        }
+        KbCommand::Search { query, limit, json } => {
+            let kb = open()?;
+            let hits = kb.search(&query, limit)?;
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string(&hits)?)?;
+            } else if hits.is_empty() {
+                writeln!(stdout, "no passages match")?;
+            } else {
+                for (i, h) in hits.iter().enumerate() {
+                    writeln!(
+                        stdout,
+                        "{:>2}. {:>7.3}  {} — {}\n    {}",
+                        i + 1,
+                        h.score,
+                        h.slug,
+                        h.heading,
+                        h.snippet
+                    )?;
+                }
+            }
+        }
+        KbCommand::List { json } => {
+            let kb = open()?;
+            let articles = kb.articles();
+            if json {
+                let list: Vec<_> = articles
+                    .iter()
+                    .map(|a| {
+                        serde_json::json!({
+                            "slug": a.slug, "title": a.title, "tags": a.tags,
+                            "url": kb.link(&a.slug, a.url.as_deref()), "locale": a.locale,
+                            "passages": a.passages.len(),
+                        })
+                    })
+                    .collect();
+                writeln!(stdout, "{}", serde_json::to_string(&list)?)?;
+            } else {
+                for a in &articles {
+                    writeln!(stdout, "{:<40} {}", a.slug, a.title)?;
+                }
+                eprintln!("{} articles", articles.len());
+            }
+        }
+        KbCommand::Check => {
+            let (files, problems) = kb::check_folder(&kb_settings.path)?;
+            for p in &problems {
+                let level = if p.problem.fatal { "error" } else { "warning" };
+                writeln!(
+                    stdout,
+                    "{}:{}: {level}: {}",
+                    p.path.display(),
+                    p.problem.line,
+                    p.problem.message
+                )?;
+            }
+            if problems.is_empty() {
+                eprintln!("{files} articles checked, no problems");
+            } else {
+                eprintln!("{files} articles checked, {} problems", problems.len());
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        KbCommand::Add { file, slug } => {
+            let kb = open()?;
+            let slug = kb.add(&file, slug.as_deref())?;
+            eprintln!("added {slug}");
+        }
+        KbCommand::Rm { slug } => {
+            let kb = open()?;
+            kb.remove(&slug)?;
+            eprintln!("removed {slug}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render_report(r: &report::Report) -> String {
+    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1}"));
+    let secs = |v: Option<f64>| {
+        v.map_or("—".to_string(), |v| {
+            humanize(Duration::from_secs_f64(v.max(0.0)))
+        })
+    };
+    let mut rows = vec![
+        ("Conversations", r.conversations.to_string()),
+        ("Messages", r.messages.to_string()),
+        ("Resolved by the bot", r.bot_resolved.to_string()),
+        ("Escalated to a person", r.escalated.to_string()),
+        ("Escalation rate", pct(r.escalation_rate)),
+        ("Bot containment rate", pct(r.containment_rate)),
+        (
+            "Human first response p50 / p90",
+            format!(
+                "{} / {}",
+                secs(r.first_response_secs_p50),
+                secs(r.first_response_secs_p90)
+            ),
+        ),
+        (
+            "Human resolution p50 / p90",
+            format!(
+                "{} / {}",
+                secs(r.resolution_secs_p50),
+                secs(r.resolution_secs_p90)
+            ),
+        ),
+        (
+            "Bot first response p50 / p90",
+            format!(
+                "{} / {}",
+                secs(r.bot_first_response_secs_p50),
+                secs(r.bot_first_response_secs_p90)
+            ),
+        ),
+        ("Bot resolution p50", secs(r.bot_resolution_secs_p50)),
+        (
+            "First-contact resolution",
+            pct(r.first_contact_resolution_rate),
+        ),
+        ("CSAT responses", r.csat_responses.to_string()),
+        (
+            "CSAT score (4–5)",
+            r.csat_score.map_or("—".into(), |v| format!("{v:.1}%")),
+        ),
+        ("CSAT average (1–5)", num(r.csat_average)),
+        ("NPS", num(r.nps)),
+        ("CES average (1–7)", num(r.ces_average)),
+    ];
+    for (reason, n) in &r.handoff_reasons {
+        rows.push(("  hand-off reason", format!("{reason}: {n}")));
+    }
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{:.1}s", d.as_secs_f64()),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,305 @@
+//! Rows of the conversation log.
+
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use super::{Error, get};
+use crate::clock::Millis;
+use crate::conversation::Status;
+
+/// A person who writes to the bot, identified per channel.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Customer {
+    /// Internal id.
+    pub id: String,
+    /// Channel name (`console`, `telegram`, `discord`, `web`).
+    pub channel: String,
+    /// The platform's id for this person.
+    pub external_id: String,
+    /// Name shown to agents.
+    pub display_name: Option<String>,
+    /// The platform refuses messages to them (e.g. they blocked the bot).
+    pub unreachable: bool,
+    /// They asked for no more surveys.
+    pub surveys_opt_out: bool,
+    /// First seen.
+    pub created_at: Millis,
+}
+
+impl Customer {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        Ok(Self {
+            id: get(row, "id")?,
+            channel: get(row, "channel")?,
+            external_id: get(row, "external_id")?,
+            display_name: get(row, "display_name")?,
+            unreachable: get::<i64>(row, "unreachable")? != 0,
+            surveys_opt_out: get::<i64>(row, "surveys_opt_out")? != 0,
+            created_at: get(row, "created_at")?,
+        })
+    }
+}
+
+/// One conversation: a run of messages with one owner at a time.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Conversation {
+    /// Internal id.
+    pub id: String,
+    /// The customer.
+    pub customer_id: String,
+    /// Channel name.
+    pub channel: String,
+    /// Channel-defined place of the conversation (chat, thread, topic).
+    pub thread_key: String,
+    /// Who owns it.
+    pub status: Status,
+    /// The resolved conversation this one follows, if any.
+    pub previous_id: Option<String>,
+    /// Opened.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+    /// Last customer message.
+    pub last_customer_at: Option<Millis>,
+    /// Last bot message.
+    pub last_bot_at: Option<Millis>,
+    /// First bot answer.
+    pub first_bot_response_at: Option<Millis>,
+    /// Handed off.
+    pub handoff_at: Option<Millis>,
+    /// Why (one of [`crate::handoff::Reason`]).
+    pub handoff_reason: Option<String>,
+    /// Free-text detail of the hand-off.
+    pub handoff_detail: Option<String>,
+    /// Agent who owns it.
+    pub assigned_agent: Option<String>,
+    /// First agent reply.
+    pub first_human_response_at: Option<Millis>,
+    /// Resolved.
+    pub resolved_at: Option<Millis>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// How: `agent`, `customer` or `inactivity`.
+    pub resolution: Option<String>,
+    /// The bot already offered a person.
+    pub offered_human: bool,
+    /// Consecutive LLM failures.
+    pub llm_failures: i64,
+}
+
+impl Conversation {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        let status: String = get(row, "status")?;
+        Ok(Self {
+            id: get(row, "id")?,
+            customer_id: get(row, "customer_id")?,
+            channel: get(row, "channel")?,
+            thread_key: get(row, "thread_key")?,
+            status: Status::from_str(&status).map_err(Error::Corrupt)?,
+            previous_id: get(row, "previous_id")?,
+            created_at: get(row, "created_at")?,
+            updated_at: get(row, "updated_at")?,
+            last_customer_at: get(row, "last_customer_at")?,
+            last_bot_at: get(row, "last_bot_at")?,
+            first_bot_response_at: get(row, "first_bot_response_at")?,
+            handoff_at: get(row, "handoff_at")?,
+            handoff_reason: get(row, "handoff_reason")?,
+            handoff_detail: get(row, "handoff_detail")?,
+            assigned_agent: get(row, "assigned_agent")?,
+            first_human_response_at: get(row, "first_human_response_at")?,
+            resolved_at: get(row, "resolved_at")?,
+            resolved_by: get(row, "resolved_by")?,
+            resolution: get(row, "resolution")?,
+            offered_human: get::<i64>(row, "offered_human")? != 0,
+            llm_failures: get(row, "llm_failures")?,
+        })
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The customer.
+    Customer,
+    /// The bot.
+    Bot,
+    /// A human agent (reaches the customer).
+    Agent,
+    /// An agent's internal note (never reaches the customer).
+    Note,
+    /// A notice from the system (hand-off, queue position…).
+    System,
+}
+
+impl Role {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Bot => "bot",
+            Role::Agent => "agent",
+            Role::Note => "note",
+            Role::System => "system",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "customer" => Role::Customer,
+            "bot" => Role::Bot,
+            "agent" => Role::Agent,
+            "note" => Role::Note,
+            "system" => Role::System,
+            other => return Err(format!("unknown message role `{other}`")),
+        })
+    }
+}
+
+/// An article an answer drew on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourceRef {
+    /// Article slug.
+    pub slug: String,
+    /// Article title.
+    pub title: String,
+    /// Link, if the article has one.
+    pub url: Option<String>,
+    /// Retrieval score.
+    pub score: f32,
+}
+
+/// A message to store.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage<'a> {
+    /// Conversation.
+    pub conversation_id: &'a str,
+    /// Who wrote it.
+    pub role: Role,
+    /// Agent name, for agent messages and notes.
+    pub author: Option<&'a str>,
+    /// Text.
+    pub text: &'a str,
+    /// Answer mode for bot messages (`llm`, `extractive`, `handoff`).
+    pub mode: Option<&'a str>,
+    /// Sources of a bot answer.
+    pub sources: &'a [SourceRef],
+    /// Model that generated it.
+    pub model: Option<&'a str>,
+    /// Prompt tokens used.
+    pub prompt_tokens: Option<i64>,
+    /// Completion tokens used.
+    pub completion_tokens: Option<i64>,
+    /// Time to produce it.
+    pub latency_ms: Option<i64>,
+    /// Channel the message came from or went to.
+    pub channel: &'a str,
+    /// Platform message id (for de-duplication), unique per channel.
+    pub platform_message_id: Option<&'a str>,
+}
+
+impl Default for Role {
+    fn default() -> Self {
+        Role::Customer
+    }
+}
+
+/// A stored message.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Message {
+    /// Internal id.
+    pub id: String,
+    /// Conversation.
+    pub conversation_id: String,
+    /// Position in the conversation.
+    pub seq: i64,
+    /// Who wrote it.
+    pub role: Role,
+    /// Agent name for agent messages.
+    pub author: Option<String>,
+    /// Text.
+    pub text: String,
+    /// Answer mode of bot messages.
+    pub mode: Option<String>,
+    /// Sources of bot answers.
+    pub sources: Vec<SourceRef>,
+    /// Model that generated it.
+    pub model: Option<String>,
+    /// Prompt tokens.
+    pub prompt_tokens: Option<i64>,
+    /// Completion tokens.
+    pub completion_tokens: Option<i64>,
+    /// Time to produce it.
+    pub latency_ms: Option<i64>,
+    /// Channel.
+    pub channel: String,
+    /// Platform message id.
+    pub platform_message_id: Option<String>,
+    /// Customer's 👍 (1) / 👎 (-1) on a bot answer.
+    pub feedback: Option<i64>,
+    /// Stored at.
+    pub created_at: Millis,
+}
+
+impl Message {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        let role: String = get(row, "role")?;
+        let sources: Option<String> = get(row, "sources")?;
+        Ok(Self {
+            id: get(row, "id")?,
+            conversation_id: get(row, "conversation_id")?,
+            seq: get(row, "seq")?,
+            role: Role::from_str(&role).map_err(Error::Corrupt)?,
+            author: get(row, "author")?,
+            text: get(row, "text")?,
+            mode: get(row, "mode")?,
+            sources: match sources {
+                Some(s) => serde_json::from_str(&s).map_err(|e| Error::Corrupt(e.to_string()))?,
+                None => Vec::new(),
+            },
+            model: get(row, "model")?,
+            prompt_tokens: get(row, "prompt_tokens")?,
+            completion_tokens: get(row, "completion_tokens")?,
+            latency_ms: get(row, "latency_ms")?,
+            channel: get(row, "channel")?,
+            platform_message_id: get(row, "platform_message_id")?,
+            feedback: get(row, "feedback")?,
+            created_at: get(row, "created_at")?,
+        })
+    }
+}
+
+/// Something that happened to a conversation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Event {
+    /// Internal id.
+    pub id: String,
+    /// Conversation.
+    pub conversation_id: String,
+    /// What (`handoff`, `claim`, `resolve`, `refused`, …).
+    pub kind: String,
+    /// Who (`bot`, `customer`, an agent name, `system`).
+    pub actor: String,
+    /// Why, or other detail.
+    pub detail: Option<String>,
+    /// When.
+    pub created_at: Millis,
+}
+
+impl Event {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        Ok(Self {
+            id: get(row, "id")?,
+            conversation_id: get(row, "conversation_id")?,
+            kind: get(row, "kind")?,
+            actor: get(row, "actor")?,
+            detail: get(row, "detail")?,
+            created_at: get(row, "created_at")?,
+        })
+    }
+}
