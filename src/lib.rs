@@ -12,6 +12,7 @@
 //! - [`llm`]: the [`llm::ChatModel`] trait and its async-openai implementation.
 //! - [`store`]: the conversation log over sqlx (SQLite or PostgreSQL).
 //! - [`conversation`]: conversation states and their legal transitions.
+//! - [`delivery`]: how the core reaches a customer on their channel.
 //! - [`handoff`]: why and when a person takes over.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
 //! - [`channels`]: console (and later Telegram, Discord, web chat).
@@ -24,6 +25,7 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod delivery;
 pub mod export;
 pub mod handoff;
 pub mod kb;

@@ -22,6 +22,7 @@ pub use prompts::Prompts;
 
 use crate::config::AssistantSettings;
 use crate::conversation::{Status, Transition};
+use crate::delivery::Button;
 use crate::handoff::{self, Reason, Rules};
 use crate::kb::{Hit, KnowledgeBase};
 use crate::llm::{self, ChatMessage, ChatModel, Delta, Speaker, Usage};
@@ -143,6 +144,59 @@ impl Reply {
     pub fn is_silent(&self) -> bool {
         matches!(self.action, Action::ToAgent | Action::Duplicate)
     }
+}
+
+impl Reply {
+    /// Buttons a channel with buttons shows under the reply: Yes/No for an
+    /// offer of a person, 👍/👎 feedback under an answer. Their data goes
+    /// back to [`Assistant::press`].
+    pub fn buttons(&self) -> Vec<Vec<Button>> {
+        match (self.action, &self.message_id) {
+            (Action::OfferHuman, _) => vec![vec![
+                Button {
+                    label: "Yes, talk to a person".into(),
+                    data: OFFER_YES.into(),
+                },
+                Button {
+                    label: "No, thanks".into(),
+                    data: OFFER_NO.into(),
+                },
+            ]],
+            (Action::Answer, Some(id)) => vec![vec![
+                Button {
+                    label: "👍".into(),
+                    data: format!("{FEEDBACK_UP}{id}"),
+                },
+                Button {
+                    label: "👎".into(),
+                    data: format!("{FEEDBACK_DOWN}{id}"),
+                },
+            ]],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Button data: accept the offer of a person.
+pub const OFFER_YES: &str = "offer:yes";
+/// Button data: decline the offer of a person.
+pub const OFFER_NO: &str = "offer:no";
+/// Button data prefix: 👍 on bot message `<id>`.
+pub const FEEDBACK_UP: &str = "fb:up:";
+/// Button data prefix: 👎 on bot message `<id>`.
+pub const FEEDBACK_DOWN: &str = "fb:down:";
+
+/// What a button press did.
+#[derive(Debug, Clone)]
+pub enum Pressed {
+    /// The press was handled as a customer message (offer yes/no); send the
+    /// reply like any other.
+    Reply(Reply),
+    /// Feedback stored (`true`) or ignored as a repeat (`false`); show a
+    /// short acknowledgement at most.
+    Feedback(bool),
+    /// Data this version does not know (an old button); acknowledge only.
+    Unknown,
 }
 
 /// Retrieved passages and how sure retrieval is that they answer.
@@ -394,6 +448,33 @@ impl Assistant {
                 .await;
         }
         self.decide(&customer, conversation, &turn, deltas).await
+    }
+
+    /// Handles a button press; `turn.text` is the button's data and
+    /// `turn.platform_message_id` should identify the press (callback id) so
+    /// a repeated delivery is ignored.
+    ///
+    /// # Errors
+    /// As [`Assistant::handle`].
+    pub async fn press(&self, mut turn: Turn) -> Result<Pressed, Error> {
+        let data = turn.text.clone();
+        if data == OFFER_YES || data == OFFER_NO {
+            turn.text = if data == OFFER_YES {
+                "yes".into()
+            } else {
+                "no".into()
+            };
+            return Ok(Pressed::Reply(self.handle(turn, None).await?));
+        }
+        let feedback = data
+            .strip_prefix(FEEDBACK_UP)
+            .map(|id| (id, 1))
+            .or_else(|| data.strip_prefix(FEEDBACK_DOWN).map(|id| (id, -1)));
+        if let Some((message_id, value)) = feedback {
+            let stored = self.inner.store.set_feedback(message_id, value).await?;
+            return Ok(Pressed::Feedback(stored));
+        }
+        Ok(Pressed::Unknown)
     }
 
     async fn decide(

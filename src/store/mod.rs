@@ -652,6 +652,138 @@ impl Store {
         rows.iter().map(Message::from_row).collect()
     }
 
+    /// Sets the customer's 👍 (1) / 👎 (-1) on a bot message. The first
+    /// click counts; returns `false` when the message already had feedback or
+    /// is not a bot message.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn set_feedback(&self, message_id: &str, value: i64) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE messages SET feedback = $1 WHERE id = $2 AND role = 'bot' AND feedback IS NULL",
+        )
+        .bind(value.signum())
+        .bind(message_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Puts an undelivered message in the outbox, to be retried from
+    /// `next_attempt_at`.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn enqueue_outbox(
+        &self,
+        target: &crate::delivery::Target,
+        message: &crate::delivery::Outgoing,
+        conversation_id: Option<&str>,
+        error: &str,
+        next_attempt_at: Millis,
+    ) -> Result<String, Error> {
+        let id = new_id();
+        let target_json =
+            serde_json::to_string(target).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let payload = serde_json::to_string(message).map_err(|e| Error::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO outbox (id, channel, target, payload, conversation_id, attempts, next_attempt_at, last_error, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 1, $6, $7, 'pending', $8)",
+        )
+        .bind(&id)
+        .bind(&target.channel)
+        .bind(target_json)
+        .bind(payload)
+        .bind(conversation_id)
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Claims up to `limit` due outbox items for `lease_ms` (another process
+    /// will not take them meanwhile).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn claim_outbox(
+        &self,
+        limit: usize,
+        lease_ms: Millis,
+    ) -> Result<Vec<OutboxItem>, Error> {
+        let now = self.now();
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+               AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::new();
+        for row in rows {
+            let id: String = get(&row, "id")?;
+            let taken = sqlx::query(
+                "UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND status = 'pending' \
+                   AND (claimed_until IS NULL OR claimed_until < $3)",
+            )
+            .bind(now + lease_ms)
+            .bind(&id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1 {
+                claimed.push(OutboxItem::from_row(&row)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records the outcome of an outbox delivery attempt: `Ok` deletes the
+    /// item; `Err((error, Some(next)))` retries at `next`; `Err((error,
+    /// None))` marks it failed for good (kept for the record).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn settle_outbox(
+        &self,
+        id: &str,
+        outcome: Result<(), (&str, Option<Millis>)>,
+    ) -> Result<(), Error> {
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'delivered', claimed_until = NULL WHERE id = $1",
+                )
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err((error, Some(next))) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, claimed_until = NULL WHERE id = $3",
+                )
+                .bind(next)
+                .bind(error)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err((error, None)) => {
+                sqlx::query(
+                    "UPDATE outbox SET attempts = attempts + 1, status = 'failed', last_error = $1, claimed_until = NULL WHERE id = $2",
+                )
+                .bind(error)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;

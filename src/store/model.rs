@@ -303,3 +303,32 @@ impl Event {
         })
     }
 }
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    /// Id.
+    pub id: String,
+    /// Where it goes.
+    pub target: crate::delivery::Target,
+    /// What it says.
+    pub message: crate::delivery::Outgoing,
+    /// Conversation, if any.
+    pub conversation_id: Option<String>,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
+impl OutboxItem {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        let target: String = get(row, "target")?;
+        let payload: String = get(row, "payload")?;
+        Ok(Self {
+            id: get(row, "id")?,
+            target: serde_json::from_str(&target).map_err(|e| Error::Corrupt(e.to_string()))?,
+            message: serde_json::from_str(&payload).map_err(|e| Error::Corrupt(e.to_string()))?,
+            conversation_id: get(row, "conversation_id")?,
+            attempts: get(row, "attempts")?,
+        })
+    }
+}

@@ -1,0 +1,124 @@
+//! Messages the core sends on its own initiative (an agent's reply, a queue
+//! notice, a survey) reach the customer through the channel they wrote on.
+//!
+//! Each channel implements [`Deliver`] and registers it in [`Registry`]; the
+//! core never names a channel. A send that finally fails is put in the
+//! store's outbox and retried later (see [`crate::store::Store::enqueue_outbox`]),
+//! so nothing is dropped silently.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+/// Where a message goes: the customer's place on their channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    /// Channel name (`telegram`, `discord`, …).
+    pub channel: String,
+    /// The customer's platform id.
+    pub customer_id: String,
+    /// The conversation's place (chat, thread, topic), as the channel set it
+    /// in [`crate::assistant::Turn::thread`].
+    pub thread: String,
+}
+
+/// A button under a message. `data` comes back to the channel when pressed
+/// and is passed to [`crate::assistant::Assistant::press`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Button {
+    /// Label shown.
+    pub label: String,
+    /// Opaque callback data (at most 64 bytes, Telegram's limit).
+    pub data: String,
+}
+
+/// A message to deliver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outgoing {
+    /// Plain text (channels escape it for their markup).
+    pub text: String,
+    /// Rows of buttons; channels without buttons show the text only and
+    /// accept typed answers.
+    pub buttons: Vec<Vec<Button>>,
+}
+
+impl Outgoing {
+    /// Text without buttons.
+    pub fn text(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            buttons: Vec::new(),
+        }
+    }
+}
+
+/// Why a delivery failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Worth retrying later (rate limit, 5xx, network).
+    #[error("temporary delivery failure: {0}")]
+    Temporary(String),
+    /// The customer cannot be reached (blocked the bot, left the server).
+    #[error("customer unreachable: {0}")]
+    Unreachable(String),
+    /// Will never work (bad request); not retried.
+    #[error("delivery refused: {0}")]
+    Permanent(String),
+    /// No channel registered under this name (e.g. console).
+    #[error("no delivery for channel `{0}`")]
+    NoChannel(String),
+}
+
+/// A channel's way of sending to a customer.
+#[async_trait::async_trait]
+pub trait Deliver: Send + Sync {
+    /// Sends `message`; returns the platform's message id.
+    ///
+    /// # Errors
+    /// [`Error::Temporary`] to have it retried from the outbox.
+    async fn deliver(&self, target: &Target, message: &Outgoing) -> Result<Option<String>, Error>;
+}
+
+/// The channels that can deliver, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    channels: Arc<RwLock<HashMap<String, Arc<dyn Deliver>>>>,
+}
+
+impl Registry {
+    /// Registers `channel` (replacing an earlier registration).
+    pub fn register(&self, channel: &str, deliver: Arc<dyn Deliver>) {
+        self.channels
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(channel.to_string(), deliver);
+    }
+
+    /// Whether `channel` can receive messages from the core.
+    pub fn can_deliver(&self, channel: &str) -> bool {
+        self.channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(channel)
+    }
+
+    /// Sends through the target's channel.
+    ///
+    /// # Errors
+    /// [`Error::NoChannel`] or the channel's error.
+    pub async fn deliver(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+    ) -> Result<Option<String>, Error> {
+        let channel = self
+            .channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&target.channel)
+            .cloned()
+            .ok_or_else(|| Error::NoChannel(target.channel.clone()))?;
+        channel.deliver(target, message).await
+    }
+}
