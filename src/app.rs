@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
+use crate::agents::Agents;
 use crate::assistant::{self, Assistant, Prompts};
 use crate::clock::SharedClock;
 use crate::config::Settings;
-use crate::handoff::Rules;
+use crate::delivery::{self, Registry};
+use crate::desk::Desk;
+use crate::handoff::{BusinessHours, Rules};
 use crate::kb::{self, KnowledgeBase};
 use crate::llm::{ChatModel, OpenAiModel};
 use crate::store::{self, Store};
@@ -50,6 +53,10 @@ pub struct Core {
     pub kb: Arc<KnowledgeBase>,
     /// The assistant.
     pub assistant: Assistant,
+    /// Channels the core can send to (agent replies, notices, surveys).
+    pub registry: Registry,
+    /// The agents' desk.
+    pub desk: Desk,
 }
 
 impl Core {
@@ -79,6 +86,22 @@ impl Core {
         if model.is_none() {
             tracing::info!("no LLM configured: answers quote the knowledge base (extractive mode)");
         }
+        let registry = Registry::default();
+        // Validated with the settings; an error here cannot happen.
+        let hours = settings
+            .handoff
+            .business_hours
+            .as_deref()
+            .and_then(|h| BusinessHours::parse(h, &settings.handoff.timezone).ok());
+        let desk = Desk::new(
+            store.clone(),
+            registry.clone(),
+            Agents::from_settings(&settings),
+            prompts.clone(),
+            settings.assistant.product_name.clone(),
+            hours,
+            Duration::from_secs(settings.handoff.unclaimed_reping_secs),
+        );
         let assistant = Assistant::new(
             kb.clone(),
             store.clone(),
@@ -87,12 +110,15 @@ impl Core {
             settings.assistant.clone(),
             Duration::from_secs(settings.llm.timeout_secs),
             Rules::new(&settings.handoff),
-        );
+        )
+        .with_desk(desk.clone());
         Ok(Self {
             settings: Arc::new(settings),
             store,
             kb,
             assistant,
+            registry,
+            desk,
         })
     }
 }
@@ -144,8 +170,24 @@ impl App {
     ) -> Result<(), Error> {
         let core = self.core;
         let _watch = start_hot_reload(&core);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        {
+            let stop = stop.clone();
+            tasks.spawn(core.desk.clone().run(async move { stop.cancelled().await }));
+        }
+        {
+            let stop = stop.clone();
+            tasks.spawn(delivery::run_outbox(
+                core.registry.clone(),
+                core.store.clone(),
+                Duration::from_secs(2),
+                async move { stop.cancelled().await },
+            ));
+        }
         let state = Arc::new(web::AppState {
             assistant: core.assistant.clone(),
+            desk: core.desk.clone(),
             metrics: crate::telemetry::metrics_handle(),
         });
         match self.listener {
@@ -161,6 +203,8 @@ impl App {
             None => shutdown.await,
         }
         tracing::info!("stopping");
+        stop.cancel();
+        while tasks.join_next().await.is_some() {}
         core.store.close().await;
         Ok(())
     }

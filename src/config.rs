@@ -280,6 +280,8 @@ pub struct DiscordSettings {
     pub help_channel_ids: Vec<u64>,
     /// Guild for slash-command registration; unset registers globally.
     pub guild_id: Option<u64>,
+    /// Members with any of these roles may act as agents.
+    pub agent_role_ids: Vec<u64>,
 }
 
 impl Default for DiscordSettings {
@@ -291,6 +293,7 @@ impl Default for DiscordSettings {
             agents_channel_id: None,
             help_channel_ids: Vec::new(),
             guild_id: None,
+            agent_role_ids: Vec::new(),
         }
     }
 }
@@ -485,6 +488,11 @@ impl Settings {
                     self.handoff.timezone
                 ),
             );
+        }
+        if let Some(hours) = &self.handoff.business_hours
+            && let Err(why) = crate::handoff::BusinessHours::parse(hours, &self.handoff.timezone)
+        {
+            return bad("handoff.business_hours", why);
         }
         for (i, agent) in self.agents.iter().enumerate() {
             if agent.name.trim().is_empty() {

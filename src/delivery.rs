@@ -122,3 +122,82 @@ impl Registry {
         channel.deliver(target, message).await
     }
 }
+
+/// Retries the outbox until `shutdown`: every `every`, claims due messages
+/// for the channels this process can deliver and sends them. Success
+/// removes an item; a temporary failure retries with exponential backoff
+/// (up to an hour apart); a permanent failure or an unreachable customer is
+/// kept as `failed`, for the record.
+pub async fn run_outbox(
+    registry: Registry,
+    store: crate::store::Store,
+    every: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        if let Err(e) = retry_outbox_once(&registry, &store).await {
+            tracing::warn!("outbox: {e}");
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            () = tokio::time::sleep(every) => {},
+        }
+    }
+}
+
+/// One pass over the due outbox items; returns how many were delivered.
+///
+/// # Errors
+/// On a database failure.
+pub async fn retry_outbox_once(
+    registry: &Registry,
+    store: &crate::store::Store,
+) -> Result<usize, crate::store::Error> {
+    let channels: Vec<String> = registry
+        .channels
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    if channels.is_empty() {
+        return Ok(0);
+    }
+    let mut delivered = 0;
+    for item in store.claim_outbox(&channels, 50, 60_000).await? {
+        let outcome = registry.deliver(&item.target, &item.message).await;
+        match outcome {
+            Ok(_) => {
+                delivered += 1;
+                store.settle_outbox(&item.id, Ok(())).await?;
+            }
+            Err(Error::Temporary(why)) | Err(Error::NoChannel(why)) => {
+                let backoff = 5_000i64
+                    .saturating_mul(1 << item.attempts.clamp(0, 10))
+                    .min(3_600_000);
+                let next = store.now() + backoff;
+                store
+                    .settle_outbox(&item.id, Err((&why, Some(next))))
+                    .await?;
+            }
+            Err(e @ (Error::Permanent(_) | Error::Unreachable(_))) => {
+                tracing::warn!(channel = %item.target.channel, "giving up on a message: {e}");
+                store
+                    .settle_outbox(&item.id, Err((&e.to_string(), None)))
+                    .await?;
+                if let Some(conversation) = &item.conversation_id {
+                    store
+                        .record_event(
+                            conversation,
+                            "delivery_failed",
+                            "system",
+                            Some(&e.to_string()),
+                        )
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(delivered)
+}

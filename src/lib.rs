@@ -13,12 +13,15 @@
 //! - [`store`]: the conversation log over sqlx (SQLite or PostgreSQL).
 //! - [`conversation`]: conversation states and their legal transitions.
 //! - [`delivery`]: how the core reaches a customer on their channel.
+//! - [`agents`], [`desk`]: who may act as an agent, and the agents' side of
+//!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
 //! - [`handoff`]: why and when a person takes over.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
 //! - [`channels`]: console (and later Telegram, Discord, web chat).
 //! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
 //! - [`app`]: builds every part from settings and runs them until shutdown.
 
+pub mod agents;
 pub mod app;
 pub mod assistant;
 pub mod channels;
@@ -26,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod delivery;
+pub mod desk;
 pub mod export;
 pub mod handoff;
 pub mod kb;

@@ -23,6 +23,7 @@ pub use prompts::Prompts;
 use crate::config::AssistantSettings;
 use crate::conversation::{Status, Transition};
 use crate::delivery::Button;
+use crate::desk::Desk;
 use crate::handoff::{self, Reason, Rules};
 use crate::kb::{Hit, KnowledgeBase};
 use crate::llm::{self, ChatMessage, ChatModel, Delta, Speaker, Usage};
@@ -231,6 +232,7 @@ enum Command<'a> {
     Help,
     Human,
     New,
+    Cancel,
     Ask(&'a str),
     Unknown(&'a str),
 }
@@ -245,6 +247,7 @@ fn parse_command(text: &str) -> Option<Command<'_>> {
         "help" => Command::Help,
         "human" | "agent" => Command::Human,
         "new" | "reset" => Command::New,
+        "cancel" | "bot" => Command::Cancel,
         "ask" => Command::Ask(args.trim()),
         _ => Command::Unknown(name),
     })
@@ -308,6 +311,7 @@ struct Inner {
     settings: AssistantSettings,
     llm_timeout: Duration,
     rules: Rules,
+    desk: Option<Desk>,
 }
 
 impl Assistant {
@@ -330,8 +334,25 @@ impl Assistant {
                 settings,
                 llm_timeout,
                 rules,
+                desk: None,
             }),
         }
+    }
+
+    /// Connects the agents' desk: hand-offs and messages for agents are
+    /// announced to it, and its business hours shape the hand-off message.
+    /// Call before the assistant is shared.
+    pub fn with_desk(mut self, desk: Desk) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.desk = Some(desk),
+            None => tracing::error!("with_desk called on a shared assistant; desk not connected"),
+        }
+        self
+    }
+
+    /// The agents' desk, if connected.
+    pub fn desk(&self) -> Option<&Desk> {
+        self.inner.desk.as_ref()
     }
 
     /// The knowledge base.
@@ -428,6 +449,16 @@ impl Assistant {
             return Ok(self.silent(&conversation, Action::Duplicate));
         }
         if !conversation.status.bot_may_answer() {
+            match parse_command(&turn.text) {
+                Some(Command::Cancel) if conversation.status == Status::WaitingForAgent => {
+                    return self.withdraw(&conversation, &turn).await;
+                }
+                Some(Command::New) => return self.restart(&customer, &conversation, &turn).await,
+                _ => {}
+            }
+            if let Some(desk) = &self.inner.desk {
+                desk.poke();
+            }
             return Ok(self.silent(&conversation, Action::ToAgent));
         }
         if length > limit {
@@ -495,6 +526,7 @@ impl Assistant {
                     .await;
             }
             Some(Command::New) => return self.restart(customer, &conversation, turn).await,
+            Some(Command::Cancel) => return self.info(&conversation, turn, "help.md").await,
             Some(Command::Ask("")) => return self.info(&conversation, turn, "help.md").await,
             Some(Command::Ask(q)) => question = q,
             Some(Command::Unknown(name)) => {
@@ -727,10 +759,14 @@ impl Assistant {
         };
         metrics::counter!("switchboard_handoffs_total", "reason" => reason.as_str()).increment(1);
         let position = store.queue_position(&conversation.id).await?;
+        let back_at = self.inner.desk.as_ref().and_then(Desk::back_at);
         let text = self.render(
             "handoff.md",
-            serde_json::json!({"reason": reason.as_str(), "queue_position": position}),
+            serde_json::json!({"reason": reason.as_str(), "queue_position": position, "back_at": back_at}),
         )?;
+        if let Some(desk) = &self.inner.desk {
+            desk.poke();
+        }
         let message = NewMessage {
             conversation_id: &conversation.id,
             role: Role::Bot,
@@ -751,6 +787,39 @@ impl Assistant {
             handoff: true,
             action: Action::HandOff(reason),
         })
+    }
+
+    async fn withdraw(&self, conversation: &Conversation, turn: &Turn) -> Result<Reply, Error> {
+        let store = &self.inner.store;
+        let change = Change {
+            event_detail: Some("customer withdrew the request"),
+            ..Change::default()
+        };
+        let back = match store
+            .transition(&conversation.id, Transition::Withdraw, "customer", &change)
+            .await
+        {
+            Ok(c) => c,
+            Err(store::Error::Conflict(_) | store::Error::Illegal(_)) => {
+                let fresh = store.conversation(&conversation.id).await?;
+                return Ok(self.silent(&fresh, Action::ToAgent));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(desk) = &self.inner.desk {
+            desk.poke();
+        }
+        let text = self.render("given_back.md", serde_json::json!({}))?;
+        self.finish(
+            &back,
+            turn,
+            text,
+            Mode::Extractive,
+            Vec::new(),
+            Action::Info,
+            None,
+        )
+        .await
     }
 
     async fn restart(
@@ -867,8 +936,9 @@ impl Assistant {
     }
 
     /// Earlier messages of the conversation that the bot may use as context:
-    /// those since the last hand-off (a conversation given back to the bot
-    /// starts its context afresh). Excludes the message just stored.
+    /// a conversation given back by an agent starts its context afresh, so
+    /// the bot does not carry on as if the hand-off never happened. Excludes
+    /// the message just stored.
     async fn history(&self, conversation: &Conversation) -> Result<Vec<Message>, Error> {
         let keep = self.inner.settings.history_messages + 1;
         let mut messages = self
@@ -877,8 +947,8 @@ impl Assistant {
             .recent_messages(&conversation.id, keep)
             .await?;
         messages.pop();
-        if let Some(since) = conversation.handoff_at {
-            messages.retain(|m| m.created_at > since);
+        if let Some(since) = conversation.context_since {
+            messages.retain(|m| m.created_at >= since);
         }
         messages.retain(|m| matches!(m.role, Role::Customer | Role::Bot | Role::Agent));
         Ok(messages)
@@ -1002,12 +1072,13 @@ fn cited_sources(text: &str, sources: &[PromptSource]) -> Vec<SourceRef> {
                 .chars()
                 .take_while(|c| c.is_ascii_digit())
                 .collect();
-            if !digits.is_empty() && text[i + 1 + digits.len()..].starts_with(']') {
-                if let Ok(n) = digits.parse::<usize>() {
-                    if (1..=sources.len()).contains(&n) && !cited.contains(&(n - 1)) {
-                        cited.push(n - 1);
-                    }
-                }
+            if !digits.is_empty()
+                && text[i + 1 + digits.len()..].starts_with(']')
+                && let Ok(n) = digits.parse::<usize>()
+                && (1..=sources.len()).contains(&n)
+                && !cited.contains(&(n - 1))
+            {
+                cited.push(n - 1);
             }
         }
         i += 1;

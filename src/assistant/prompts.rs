@@ -22,6 +22,9 @@ pub const REQUIRED: &[&str] = &[
     "too_long.md",
     "thanks.md",
     "offer_declined.md",
+    "resolved.md",
+    "given_back.md",
+    "still_waiting.md",
 ];
 
 /// A template problem.

@@ -351,21 +351,21 @@ pub fn check_folder(root: &Path) -> Result<(usize, Vec<FileProblem>), Error> {
             path: path.clone(),
             problem,
         }));
-        if let Some(article) = article {
-            if let Some(other) = titles.insert(article.title.to_lowercase(), path.clone()) {
-                problems.push(FileProblem {
-                    path: path.clone(),
-                    problem: Problem {
-                        line: 1,
-                        message: format!(
-                            "title `{}` is also used by {}; give each article its own title",
-                            article.title,
-                            other.display()
-                        ),
-                        fatal: false,
-                    },
-                });
-            }
+        if let Some(article) = article
+            && let Some(other) = titles.insert(article.title.to_lowercase(), path.clone())
+        {
+            problems.push(FileProblem {
+                path: path.clone(),
+                problem: Problem {
+                    line: 1,
+                    message: format!(
+                        "title `{}` is also used by {}; give each article its own title",
+                        article.title,
+                        other.display()
+                    ),
+                    fatal: false,
+                },
+            });
         }
     }
     Ok((files.len(), problems))

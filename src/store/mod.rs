@@ -5,6 +5,7 @@
 //! JSON is text. Queries use `$1, $2, …` in order of first use, which both
 //! SQLite and PostgreSQL accept; every value is bound, never spliced.
 
+mod desk;
 mod model;
 
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
+pub use desk::StaffThread;
 pub use model::*;
 
 use crate::clock::{Millis, SharedClock};
@@ -525,7 +527,8 @@ impl Store {
                assigned_agent = CASE WHEN $6 = 1 THEN $7 ELSE assigned_agent END, \
                resolved_at = CASE WHEN $8 = 1 THEN $2 ELSE resolved_at END, \
                resolution = COALESCE($9, resolution), \
-               resolved_by = CASE WHEN $8 = 1 THEN $10 ELSE resolved_by END \
+               resolved_by = CASE WHEN $8 = 1 THEN $10 ELSE resolved_by END, \
+               context_since = CASE WHEN $13 = 1 THEN $2 ELSE context_since END \
              WHERE id = $11 AND status = $12",
         )
         .bind(next.as_str())
@@ -540,6 +543,7 @@ impl Store {
         .bind(actor)
         .bind(conversation_id)
         .bind(current.status.as_str())
+        .bind(i64::from(transition == Transition::GiveBack))
         .execute(&mut *tx)
         .await?;
         if result.rows_affected() != 1 {
@@ -703,25 +707,32 @@ impl Store {
         Ok(id)
     }
 
-    /// Claims up to `limit` due outbox items for `lease_ms` (another process
-    /// will not take them meanwhile).
+    /// Claims up to `limit` due outbox items of `channels` for `lease_ms`
+    /// (another process will not take them meanwhile).
     ///
     /// # Errors
     /// On a database failure.
     pub async fn claim_outbox(
         &self,
+        channels: &[String],
         limit: usize,
         lease_ms: Millis,
     ) -> Result<Vec<OutboxItem>, Error> {
         let now = self.now();
-        let rows = sqlx::query(
-            "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
-               AND (claimed_until IS NULL OR claimed_until < $1) ORDER BY next_attempt_at LIMIT $2",
-        )
-        .bind(now)
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
+        let mut rows = Vec::new();
+        for channel in channels {
+            rows.extend(
+                sqlx::query(
+                    "SELECT * FROM outbox WHERE status = 'pending' AND channel = $1 AND next_attempt_at <= $2 \
+                       AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY next_attempt_at LIMIT $3",
+                )
+                .bind(channel)
+                .bind(now)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?,
+            );
+        }
         let mut claimed = Vec::new();
         for row in rows {
             let id: String = get(&row, "id")?;

@@ -87,6 +87,10 @@ pub struct Conversation {
     pub offered_human: bool,
     /// Consecutive LLM failures.
     pub llm_failures: i64,
+    /// Agents were pinged again because nobody claimed it.
+    pub repinged_at: Option<Millis>,
+    /// The bot's context starts here (set when an agent gives it back).
+    pub context_since: Option<Millis>,
 }
 
 impl Conversation {
@@ -114,6 +118,8 @@ impl Conversation {
             resolution: get(row, "resolution")?,
             offered_human: get::<i64>(row, "offered_human")? != 0,
             llm_failures: get(row, "llm_failures")?,
+            repinged_at: get(row, "repinged_at")?,
+            context_since: get(row, "context_since")?,
         })
     }
 }
@@ -121,8 +127,10 @@ impl Conversation {
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(Default)]
 pub enum Role {
     /// The customer.
+    #[default]
     Customer,
     /// The bot.
     Bot,
@@ -201,12 +209,6 @@ pub struct NewMessage<'a> {
     pub channel: &'a str,
     /// Platform message id (for de-duplication), unique per channel.
     pub platform_message_id: Option<&'a str>,
-}
-
-impl Default for Role {
-    fn default() -> Self {
-        Role::Customer
-    }
 }
 
 /// A stored message.

@@ -12,11 +12,15 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::assistant::Assistant;
 
+mod agent;
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
     /// The core.
     pub assistant: Assistant,
+    /// The agents' desk (agent API).
+    pub desk: crate::desk::Desk,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }
@@ -26,6 +30,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .nest("/api/agent", agent::routes())
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -1,0 +1,837 @@
+//! The agents' side of a hand-off: the queue, claiming, replying, notes,
+//! resolving, giving back and transferring, and keeping staff desks
+//! (Telegram agents' group, Discord staff channel) in step.
+//!
+//! Everything is driven by the database, so it survives restarts and works
+//! across processes: a conversation handed off by `switchboard chat` gets its
+//! card posted by the `switchboard run` process; a customer message stored
+//! while a desk was unreachable is forwarded when it is back. Staff desks
+//! implement [`StaffDesk`]; the HTTP agent API calls [`Desk::act`] directly.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::agents::{Agent, Agents};
+use crate::assistant::Prompts;
+use crate::clock::Millis;
+use crate::conversation::{Status, Transition};
+use crate::delivery::{self, Button, Outgoing, Registry, Target};
+use crate::handoff::BusinessHours;
+use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Role, Store};
+
+/// How many recent messages a card shows.
+const CARD_MESSAGES: usize = 6;
+/// Retry delay for an undelivered agent reply.
+const RETRY_MS: Millis = 5_000;
+
+/// Button data prefixes on cards; the conversation id follows.
+pub const CLAIM: &str = "desk:claim:";
+/// Resolve button.
+pub const RESOLVE: &str = "desk:resolve:";
+/// Give-back button.
+pub const GIVE_BACK: &str = "desk:giveback:";
+
+/// Why an agent action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The person is not a configured agent.
+    #[error("{0} is not a configured agent; an admin can add them under [[agents]] in config.toml")]
+    Unauthorized(String),
+    /// No such conversation.
+    #[error("no conversation {0}")]
+    NotFound(String),
+    /// Another agent got there first.
+    #[error("{0} already has this conversation")]
+    Taken(String),
+    /// Another agent owns it.
+    #[error("{0} owns this conversation; ask them to transfer it to you")]
+    NotOwner(String),
+    /// The action does not fit the conversation's state.
+    #[error("the conversation is {0}; {1}")]
+    WrongState(Status, &'static str),
+    /// Transfer to someone who is not an agent.
+    #[error("no agent named `{0}`")]
+    NoSuchAgent(String),
+    /// Unknown canned reply.
+    #[error("no canned reply `{0}`; available: {1}")]
+    NoSuchCanned(String, String),
+    /// Empty reply or note.
+    #[error("the text is empty")]
+    Empty,
+    /// The log failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A template failed.
+    #[error(transparent)]
+    Prompt(#[from] crate::assistant::prompts::Error),
+}
+
+/// What an agent does to a conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentAction {
+    /// Take it from the queue.
+    Claim,
+    /// Send text to the customer (claims a waiting conversation first).
+    Reply(String),
+    /// An internal note; never reaches the customer.
+    Note(String),
+    /// Send `prompts/canned/NAME.md` to the customer.
+    Canned(String),
+    /// Close it.
+    Resolve,
+    /// Hand it back to the bot.
+    GiveBack,
+    /// Pass it to another agent by name.
+    Transfer(String),
+}
+
+/// What a staff desk shows for a handed-off conversation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Card {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// The customer.
+    pub customer: Customer,
+    /// Hand-off reason (a [`crate::handoff::Reason`] name).
+    pub reason: String,
+    /// Free-text detail of the reason.
+    pub detail: Option<String>,
+    /// One-line summary: the customer's first question.
+    pub summary: String,
+    /// The last messages, oldest first.
+    pub recent: Vec<Message>,
+    /// Claim / Resolve / Give back.
+    pub buttons: Vec<Vec<Button>>,
+}
+
+impl Card {
+    /// The card as plain text (desks add their own markup).
+    pub fn text(&self) -> String {
+        let who = self
+            .customer
+            .display_name
+            .clone()
+            .unwrap_or_else(|| self.customer.external_id.clone());
+        let mut text = format!(
+            "Hand-off: {who} on {} — reason: {}{}\nStatus: {}\nFirst question: {}\n",
+            self.customer.channel,
+            self.reason,
+            self.detail
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default(),
+            self.conversation.status,
+            self.summary
+        );
+        if !self.recent.is_empty() {
+            text.push_str("\nLast messages:\n");
+            for m in &self.recent {
+                let line: String = m.text.chars().take(300).collect();
+                text.push_str(&format!("{}: {line}\n", m.role.as_str()));
+            }
+        }
+        text.push_str(&format!("\nConversation {}", self.conversation.id));
+        text
+    }
+}
+
+/// A place where agents see hand-offs.
+#[async_trait::async_trait]
+pub trait StaffDesk: Send + Sync {
+    /// Desk name (`telegram`, `discord`); one thread per conversation per desk.
+    fn name(&self) -> &str;
+    /// Posts a new card; returns the thread reference (topic, thread or
+    /// message id) that later posts and agents' replies use.
+    ///
+    /// # Errors
+    /// A delivery error; the card is tried again later.
+    async fn post_card(&self, card: &Card) -> Result<String, delivery::Error>;
+    /// Posts text into the conversation's thread (a customer message, or a
+    /// status notice when `notice` is set).
+    ///
+    /// # Errors
+    /// A delivery error; retried later.
+    async fn post(
+        &self,
+        thread_ref: &str,
+        card: &Card,
+        text: &str,
+        notice: bool,
+    ) -> Result<(), delivery::Error>;
+}
+
+/// The agents' desk. Cheap to clone.
+#[derive(Clone)]
+pub struct Desk {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    registry: Registry,
+    agents: Agents,
+    prompts: Prompts,
+    product_name: String,
+    hours: Option<BusinessHours>,
+    reping_after: Millis,
+    staff: RwLock<Vec<Arc<dyn StaffDesk>>>,
+    poke: Notify,
+}
+
+/// One entry of the queue, for the agent API.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueEntry {
+    /// The conversation.
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    /// Customer's name or id.
+    pub customer: String,
+    /// Position among waiting conversations (1 = next).
+    pub position: Option<i64>,
+}
+
+impl Desk {
+    /// A desk over the log. `hours` unset means always staffed.
+    pub fn new(
+        store: Store,
+        registry: Registry,
+        agents: Agents,
+        prompts: Prompts,
+        product_name: String,
+        hours: Option<BusinessHours>,
+        reping_after: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                agents,
+                prompts,
+                product_name,
+                hours,
+                reping_after: reping_after.as_millis() as Millis,
+                staff: RwLock::new(Vec::new()),
+                poke: Notify::new(),
+            }),
+        }
+    }
+
+    /// Adds a staff desk (Telegram group, Discord channel).
+    pub fn add_staff_desk(&self, desk: Arc<dyn StaffDesk>) {
+        self.inner
+            .staff
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(desk);
+        self.poke();
+    }
+
+    /// The configured agents.
+    pub fn agents(&self) -> &Agents {
+        &self.inner.agents
+    }
+
+    /// The delivery registry (channels register themselves here).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Wakes the desk loop (after a hand-off or a customer message).
+    pub fn poke(&self) {
+        self.inner.poke.notify_one();
+    }
+
+    /// When the team is back, if it is off now.
+    pub fn back_at(&self) -> Option<String> {
+        let now = chrono::DateTime::from_timestamp_millis(self.inner.store.now())?;
+        self.inner.hours.as_ref()?.back_at(now)
+    }
+
+    fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
+        let mut context = serde_json::json!({"product_name": self.inner.product_name});
+        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
+            base.extend(extra);
+        }
+        Ok(self.inner.prompts.render(name, context)?)
+    }
+
+    /// Waiting and claimed conversations, oldest hand-off first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn queue(&self) -> Result<Vec<QueueEntry>, Error> {
+        let store = &self.inner.store;
+        let mut out = Vec::new();
+        let mut position = 0;
+        for c in store.handed_off().await? {
+            let customer = store.customer(&c.customer_id).await?;
+            let pos = (c.status == Status::WaitingForAgent).then(|| {
+                position += 1;
+                position
+            });
+            out.push(QueueEntry {
+                customer: customer.display_name.unwrap_or(customer.external_id),
+                position: pos,
+                conversation: c,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The card of a conversation.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn card(&self, conversation: &Conversation) -> Result<Card, Error> {
+        let store = &self.inner.store;
+        let customer = store.customer(&conversation.customer_id).await?;
+        let messages = store.messages(&conversation.id).await?;
+        let summary = messages
+            .iter()
+            .find(|m| m.role == Role::Customer)
+            .map(|m| m.text.chars().take(200).collect())
+            .unwrap_or_default();
+        let start = messages.len().saturating_sub(CARD_MESSAGES);
+        let recent = messages[start..]
+            .iter()
+            .filter(|m| m.role != Role::Note)
+            .cloned()
+            .collect();
+        let id = &conversation.id;
+        Ok(Card {
+            conversation: conversation.clone(),
+            customer,
+            reason: conversation
+                .handoff_reason
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            detail: conversation.handoff_detail.clone(),
+            summary,
+            recent,
+            buttons: vec![vec![
+                Button {
+                    label: "Claim".into(),
+                    data: format!("{CLAIM}{id}"),
+                },
+                Button {
+                    label: "Resolve".into(),
+                    data: format!("{RESOLVE}{id}"),
+                },
+                Button {
+                    label: "Give back".into(),
+                    data: format!("{GIVE_BACK}{id}"),
+                },
+            ]],
+        })
+    }
+
+    /// Parses card button data into (action, conversation id).
+    pub fn parse_button(data: &str) -> Option<(AgentAction, &str)> {
+        if let Some(id) = data.strip_prefix(CLAIM) {
+            return Some((AgentAction::Claim, id));
+        }
+        if let Some(id) = data.strip_prefix(RESOLVE) {
+            return Some((AgentAction::Resolve, id));
+        }
+        data.strip_prefix(GIVE_BACK)
+            .map(|id| (AgentAction::GiveBack, id))
+    }
+
+    /// Parses an agent's command typed in a staff thread: `/claim`,
+    /// `/resolve`, `/giveback`, `/note TEXT`, `/canned NAME`, `/transfer
+    /// NAME`; anything else is a reply to the customer.
+    ///
+    /// # Errors
+    /// A one-line help for an unknown command.
+    pub fn parse_command(text: &str) -> Result<AgentAction, String> {
+        let text = text.trim();
+        let Some(rest) = text.strip_prefix('/') else {
+            return Ok(AgentAction::Reply(text.to_string()));
+        };
+        let (name, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let name = name.split('@').next().unwrap_or(name).to_ascii_lowercase();
+        let args = args.trim().to_string();
+        Ok(match name.as_str() {
+            "claim" => AgentAction::Claim,
+            "resolve" | "close" => AgentAction::Resolve,
+            "giveback" | "give_back" | "bot" => AgentAction::GiveBack,
+            "note" => AgentAction::Note(args),
+            "canned" => AgentAction::Canned(args),
+            "transfer" => AgentAction::Transfer(args),
+            "reply" => AgentAction::Reply(args),
+            other => {
+                return Err(format!(
+                    "unknown command /{other}; use /claim, /resolve, /giveback, /note TEXT, /canned NAME, /transfer AGENT, or write to reply"
+                ));
+            }
+        })
+    }
+
+    /// Carries out `action` on a conversation for `agent` (`None` when the
+    /// person is not an agent: refused, and the refusal is logged).
+    ///
+    /// # Errors
+    /// [`Error`] explaining the refusal.
+    pub async fn act(
+        &self,
+        agent: Option<&Agent>,
+        who: &str,
+        conversation_id: &str,
+        action: AgentAction,
+    ) -> Result<Conversation, Error> {
+        let store = &self.inner.store;
+        let conversation = match store.conversation(conversation_id).await {
+            Ok(c) => c,
+            Err(store::Error::NotFound { .. }) => {
+                return Err(Error::NotFound(conversation_id.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(agent) = agent else {
+            tracing::warn!(
+                who,
+                conversation = conversation_id,
+                ?action,
+                "refused: not an agent"
+            );
+            store
+                .record_event(
+                    conversation_id,
+                    "refused",
+                    who,
+                    Some(&format!("{action:?}")),
+                )
+                .await?;
+            return Err(Error::Unauthorized(who.to_string()));
+        };
+        let result = self.apply(agent, conversation, action).await;
+        self.poke();
+        result
+    }
+
+    async fn apply(
+        &self,
+        agent: &Agent,
+        conversation: Conversation,
+        action: AgentAction,
+    ) -> Result<Conversation, Error> {
+        let store = &self.inner.store;
+        let name = agent.name.as_str();
+        match action {
+            AgentAction::Claim => self.claim(agent, &conversation).await,
+            AgentAction::Note(text) => {
+                if text.trim().is_empty() {
+                    return Err(Error::Empty);
+                }
+                let note = NewMessage {
+                    conversation_id: &conversation.id,
+                    role: Role::Note,
+                    author: Some(name),
+                    text: text.trim(),
+                    channel: "desk",
+                    ..NewMessage::default()
+                };
+                store.insert_message(&note).await?;
+                Ok(conversation)
+            }
+            AgentAction::Canned(canned) => {
+                let template = format!("canned/{}.md", canned.trim());
+                if !self
+                    .inner
+                    .prompts
+                    .canned_names()
+                    .contains(&canned.trim().to_string())
+                {
+                    return Err(Error::NoSuchCanned(
+                        canned,
+                        self.inner.prompts.canned_names().join(", "),
+                    ));
+                }
+                let text = self.render(&template, serde_json::json!({"agent": name}))?;
+                Box::pin(self.apply(agent, conversation, AgentAction::Reply(text))).await
+            }
+            AgentAction::Reply(text) => {
+                if text.trim().is_empty() {
+                    return Err(Error::Empty);
+                }
+                let conversation = match conversation.status {
+                    Status::WaitingForAgent => self.claim(agent, &conversation).await?,
+                    Status::WithAgent => {
+                        self.check_owner(agent, &conversation)?;
+                        conversation
+                    }
+                    s => {
+                        return Err(Error::WrongState(
+                            s,
+                            "only conversations handed to people take agent replies",
+                        ));
+                    }
+                };
+                let message = NewMessage {
+                    conversation_id: &conversation.id,
+                    role: Role::Agent,
+                    author: Some(name),
+                    text: text.trim(),
+                    channel: &conversation.channel,
+                    ..NewMessage::default()
+                };
+                store.insert_message(&message).await?;
+                self.send_to_customer(
+                    &conversation,
+                    &Outgoing::text(format!("{name} (support): {}", text.trim())),
+                )
+                .await?;
+                Ok(store.conversation(&conversation.id).await?)
+            }
+            AgentAction::Resolve => {
+                if conversation.status == Status::WithAgent {
+                    self.check_owner(agent, &conversation)?;
+                }
+                let change = Change {
+                    resolution: Some("agent"),
+                    ..Change::default()
+                };
+                let resolved = self
+                    .transition(&conversation, Transition::Resolve, name, &change)
+                    .await?;
+                let text = self.render("resolved.md", serde_json::json!({"agent": name}))?;
+                self.send_to_customer(&resolved, &Outgoing::text(text))
+                    .await?;
+                Ok(resolved)
+            }
+            AgentAction::GiveBack => {
+                if conversation.status == Status::WithAgent {
+                    self.check_owner(agent, &conversation)?;
+                }
+                let (transition, change) = match conversation.status {
+                    Status::WaitingForAgent => (Transition::Withdraw, Change::default()),
+                    _ => (
+                        Transition::GiveBack,
+                        Change {
+                            assign: Some(None),
+                            ..Change::default()
+                        },
+                    ),
+                };
+                let back = self
+                    .transition(&conversation, transition, name, &change)
+                    .await?;
+                let text = self.render("given_back.md", serde_json::json!({"agent": name}))?;
+                self.send_to_customer(&back, &Outgoing::text(text)).await?;
+                Ok(back)
+            }
+            AgentAction::Transfer(to) => {
+                let to = to.trim();
+                let target = self
+                    .inner
+                    .agents
+                    .by_name(to)
+                    .ok_or_else(|| Error::NoSuchAgent(to.to_string()))?;
+                let conversation = match conversation.status {
+                    Status::WaitingForAgent => self.claim(agent, &conversation).await?,
+                    _ => conversation,
+                };
+                if conversation.status == Status::WithAgent {
+                    self.check_owner(agent, &conversation)?;
+                }
+                let detail = format!("to {}", target.name);
+                let change = Change {
+                    assign: Some(Some(&target.name)),
+                    event_detail: Some(&detail),
+                    ..Change::default()
+                };
+                self.transition(&conversation, Transition::Transfer, name, &change)
+                    .await
+            }
+        }
+    }
+
+    async fn claim(
+        &self,
+        agent: &Agent,
+        conversation: &Conversation,
+    ) -> Result<Conversation, Error> {
+        if conversation.status == Status::WithAgent
+            && conversation.assigned_agent.as_deref() == Some(agent.name.as_str())
+        {
+            return Ok(conversation.clone());
+        }
+        let change = Change {
+            assign: Some(Some(&agent.name)),
+            ..Change::default()
+        };
+        self.transition(conversation, Transition::Claim, &agent.name, &change)
+            .await
+    }
+
+    fn check_owner(&self, agent: &Agent, conversation: &Conversation) -> Result<(), Error> {
+        match conversation.assigned_agent.as_deref() {
+            Some(owner) if owner != agent.name && !agent.admin => {
+                Err(Error::NotOwner(owner.to_string()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn transition(
+        &self,
+        conversation: &Conversation,
+        transition: Transition,
+        actor: &str,
+        change: &Change<'_>,
+    ) -> Result<Conversation, Error> {
+        let store = &self.inner.store;
+        match store
+            .transition(&conversation.id, transition, actor, change)
+            .await
+        {
+            Ok(c) => Ok(c),
+            Err(store::Error::Conflict(_)) => {
+                let now = store.conversation(&conversation.id).await?;
+                match (transition, now.assigned_agent) {
+                    (Transition::Claim, Some(owner)) => Err(Error::Taken(owner)),
+                    _ => Err(Error::WrongState(
+                        now.status,
+                        "it changed meanwhile; reload and try again",
+                    )),
+                }
+            }
+            Err(store::Error::Illegal(e)) => {
+                Err(Error::WrongState(e.from, "that action does not apply now"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Sends to the customer on their own channel; a failed send goes to the
+    /// outbox (retried later), a blocked customer is marked unreachable.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn send_to_customer(
+        &self,
+        conversation: &Conversation,
+        message: &Outgoing,
+    ) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let customer = store.customer(&conversation.customer_id).await?;
+        let target = Target {
+            channel: customer.channel.clone(),
+            customer_id: customer.external_id.clone(),
+            thread: conversation.thread_key.clone(),
+        };
+        match self.inner.registry.deliver(&target, message).await {
+            Ok(_) => Ok(()),
+            Err(delivery::Error::Unreachable(why)) => {
+                store.set_unreachable(&customer.id, true).await?;
+                store
+                    .record_event(
+                        &conversation.id,
+                        "delivery_failed",
+                        "system",
+                        Some(&format!("unreachable: {why}")),
+                    )
+                    .await?;
+                Ok(())
+            }
+            Err(delivery::Error::Permanent(why)) => {
+                store
+                    .record_event(&conversation.id, "delivery_failed", "system", Some(&why))
+                    .await?;
+                Ok(())
+            }
+            Err(e @ (delivery::Error::Temporary(_) | delivery::Error::NoChannel(_))) => {
+                let next = store.now() + RETRY_MS;
+                store
+                    .enqueue_outbox(
+                        &target,
+                        message,
+                        Some(&conversation.id),
+                        &e.to_string(),
+                        next,
+                    )
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the desk loop until `shutdown`: posts cards, forwards customer
+    /// messages and status changes to every staff desk, re-pings unclaimed
+    /// conversations.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.sync_once().await {
+                tracing::warn!("desk sync: {e}");
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.inner.poke.notified() => {},
+                () = tokio::time::sleep(Duration::from_secs(1)) => {},
+            }
+        }
+    }
+
+    /// One pass of the desk loop (tests call it directly).
+    ///
+    /// # Errors
+    /// On a database failure; desk delivery errors are logged and retried.
+    pub async fn sync_once(&self) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let staff: Vec<Arc<dyn StaffDesk>> = self
+            .inner
+            .staff
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for desk in &staff {
+            for (conversation, thread) in store.desk_pending(desk.name()).await? {
+                if let Err(e) = self
+                    .sync_conversation(desk.as_ref(), &conversation, thread)
+                    .await
+                {
+                    tracing::warn!(desk = desk.name(), conversation = %conversation.id, "staff desk: {e}");
+                }
+            }
+        }
+        self.reping().await
+    }
+
+    async fn sync_conversation(
+        &self,
+        desk: &dyn StaffDesk,
+        conversation: &Conversation,
+        thread: Option<store::StaffThread>,
+    ) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let card = self.card(conversation).await?;
+        let last_seq = card.recent.iter().map(|m| m.seq).max().unwrap_or(0);
+        let Some(thread) = thread else {
+            if !store
+                .reserve_staff_thread(&conversation.id, desk.name())
+                .await?
+            {
+                return Ok(());
+            }
+            match desk.post_card(&card).await {
+                Ok(thread_ref) => {
+                    let all = store.messages(&conversation.id).await?;
+                    let max_seq = all.iter().map(|m| m.seq).max().unwrap_or(last_seq);
+                    store
+                        .update_staff_thread(
+                            &conversation.id,
+                            desk.name(),
+                            Some(&thread_ref),
+                            max_seq,
+                            Some(conversation.status.as_str()),
+                        )
+                        .await?;
+                }
+                Err(e) => {
+                    store
+                        .release_staff_thread(&conversation.id, desk.name())
+                        .await?;
+                    tracing::warn!(desk = desk.name(), "card not posted, will retry: {e}");
+                }
+            }
+            return Ok(());
+        };
+        let Some(thread_ref) = thread.thread_ref.clone() else {
+            return Ok(());
+        };
+        let mut forwarded = thread.forwarded_seq;
+        let pending = store
+            .customer_messages_after(&conversation.id, forwarded)
+            .await?;
+        for m in pending {
+            if matches!(
+                conversation.status,
+                Status::WaitingForAgent | Status::WithAgent
+            ) && let Err(e) = desk.post(&thread_ref, &card, &m.text, false).await
+            {
+                store
+                    .update_staff_thread(&conversation.id, desk.name(), None, forwarded, None)
+                    .await?;
+                tracing::warn!(desk = desk.name(), "message not forwarded, will retry: {e}");
+                return Ok(());
+            }
+            forwarded = m.seq;
+        }
+        let mut notified = None;
+        if thread.notified_status.as_deref() != Some(conversation.status.as_str()) {
+            let notice = match conversation.status {
+                Status::WithAgent => format!(
+                    "Claimed by {}.",
+                    conversation.assigned_agent.as_deref().unwrap_or("an agent")
+                ),
+                Status::Bot => "Given back to the bot.".to_string(),
+                Status::Resolved => format!(
+                    "Resolved{}.",
+                    conversation
+                        .resolved_by
+                        .as_deref()
+                        .map(|by| format!(" by {by}"))
+                        .unwrap_or_default()
+                ),
+                Status::WaitingForAgent => "Waiting for an agent again.".to_string(),
+            };
+            desk.post(&thread_ref, &card, &notice, true)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(desk = desk.name(), "status not posted, will retry: {e}")
+                })
+                .ok();
+            notified = Some(conversation.status.as_str());
+        }
+        store
+            .update_staff_thread(&conversation.id, desk.name(), None, forwarded, notified)
+            .await?;
+        Ok(())
+    }
+
+    async fn reping(&self) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let before = store.now() - self.inner.reping_after;
+        let staff: Vec<Arc<dyn StaffDesk>> = self
+            .inner
+            .staff
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for conversation in store.unclaimed_since(before).await? {
+            if !store.mark_repinged(&conversation.id).await? {
+                continue;
+            }
+            store
+                .record_event(
+                    &conversation.id,
+                    "reping",
+                    "system",
+                    Some("nobody claimed it in time"),
+                )
+                .await?;
+            let card = self.card(&conversation).await?;
+            for desk in &staff {
+                if let Some(thread) = store.staff_thread(&conversation.id, desk.name()).await?
+                    && let Some(thread_ref) = thread.thread_ref
+                {
+                    let text = "Still waiting for an agent: please claim this conversation.";
+                    if let Err(e) = desk.post(&thread_ref, &card, text, true).await {
+                        tracing::warn!(desk = desk.name(), "re-ping not posted: {e}");
+                    }
+                }
+            }
+            let text = self.render(
+                "still_waiting.md",
+                serde_json::json!({"back_at": self.back_at()}),
+            )?;
+            self.send_to_customer(&conversation, &Outgoing::text(text))
+                .await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! Queries of the hand-off workflow: the queue, staff threads, forwarding.
+
+use sqlx::Row;
+
+use super::{Conversation, Error, Message, Store, get};
+use crate::clock::Millis;
+
+/// Where a conversation lives in one staff desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffThread {
+    /// Conversation.
+    pub conversation_id: String,
+    /// Desk name (`telegram`, `discord`).
+    pub desk: String,
+    /// The desk's reference (topic id, thread id, card message id).
+    pub thread_ref: Option<String>,
+    /// `posting` while the card is being posted, `open` after.
+    pub state: String,
+    /// Last customer message `seq` forwarded to the desk.
+    pub forwarded_seq: i64,
+    /// Last conversation status the desk was told about.
+    pub notified_status: Option<String>,
+}
+
+impl StaffThread {
+    fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, Error> {
+        Ok(Self {
+            conversation_id: get(row, "conversation_id")?,
+            desk: get(row, "desk")?,
+            thread_ref: get(row, "thread_ref")?,
+            state: get(row, "state")?,
+            forwarded_seq: get(row, "forwarded_seq")?,
+            notified_status: get(row, "notified_status")?,
+        })
+    }
+}
+
+impl Store {
+    /// Conversations waiting for or with an agent, oldest hand-off first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn handed_off(&self) -> Result<Vec<Conversation>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE status IN ('waiting_for_agent', 'with_agent') \
+             ORDER BY handoff_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Conversation::from_row).collect()
+    }
+
+    /// Conversations a desk still has to hear about: handed off at some point
+    /// and not yet told their current status.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn desk_pending(
+        &self,
+        desk: &str,
+    ) -> Result<Vec<(Conversation, Option<StaffThread>)>, Error> {
+        let rows = sqlx::query(
+            "SELECT c.id AS cid FROM conversations c \
+             LEFT JOIN staff_threads s ON s.conversation_id = c.id AND s.desk = $1 \
+             WHERE c.handoff_at IS NOT NULL AND ( \
+                 (c.status IN ('waiting_for_agent', 'with_agent') AND s.conversation_id IS NULL) \
+                 OR (s.conversation_id IS NOT NULL AND (s.notified_status IS NULL OR s.notified_status <> c.status)) \
+                 OR (s.conversation_id IS NOT NULL AND s.forwarded_seq < (SELECT COALESCE(MAX(seq), 0) FROM messages m \
+                     WHERE m.conversation_id = c.id AND m.role = 'customer'))) \
+             ORDER BY c.handoff_at, c.id",
+        )
+        .bind(desk)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("cid")?;
+            let conversation = self.conversation(&id).await?;
+            let thread = self.staff_thread(&id, desk).await?;
+            out.push((conversation, thread));
+        }
+        Ok(out)
+    }
+
+    /// The conversation's thread in `desk`, if any.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn staff_thread(
+        &self,
+        conversation_id: &str,
+        desk: &str,
+    ) -> Result<Option<StaffThread>, Error> {
+        let row =
+            sqlx::query("SELECT * FROM staff_threads WHERE conversation_id = $1 AND desk = $2")
+                .bind(conversation_id)
+                .bind(desk)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(StaffThread::from_row).transpose()
+    }
+
+    /// The conversation whose thread in `desk` is `thread_ref`.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn conversation_by_staff_thread(
+        &self,
+        desk: &str,
+        thread_ref: &str,
+    ) -> Result<Option<Conversation>, Error> {
+        let row = sqlx::query(
+            "SELECT conversation_id FROM staff_threads WHERE desk = $1 AND thread_ref = $2 \
+             ORDER BY updated_at DESC LIMIT 1",
+        )
+        .bind(desk)
+        .bind(thread_ref)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => {
+                let id: String = row.try_get("conversation_id")?;
+                Ok(Some(self.conversation(&id).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Reserves the right to post the conversation's card in `desk`; `false`
+    /// when another process (or an earlier run) already did.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn reserve_staff_thread(
+        &self,
+        conversation_id: &str,
+        desk: &str,
+    ) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "INSERT INTO staff_threads (conversation_id, desk, state, forwarded_seq, updated_at) \
+             VALUES ($1, $2, 'posting', 0, $3) ON CONFLICT (conversation_id, desk) DO NOTHING",
+        )
+        .bind(conversation_id)
+        .bind(desk)
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Records the posted card's reference and what the desk now knows.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn update_staff_thread(
+        &self,
+        conversation_id: &str,
+        desk: &str,
+        thread_ref: Option<&str>,
+        forwarded_seq: i64,
+        notified_status: Option<&str>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE staff_threads SET thread_ref = COALESCE($1, thread_ref), state = 'open', \
+               forwarded_seq = $2, notified_status = COALESCE($3, notified_status), updated_at = $4 \
+             WHERE conversation_id = $5 AND desk = $6",
+        )
+        .bind(thread_ref)
+        .bind(forwarded_seq)
+        .bind(notified_status)
+        .bind(self.now())
+        .bind(conversation_id)
+        .bind(desk)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Drops a reservation whose card could not be posted, so it is tried
+    /// again.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn release_staff_thread(
+        &self,
+        conversation_id: &str,
+        desk: &str,
+    ) -> Result<(), Error> {
+        sqlx::query("DELETE FROM staff_threads WHERE conversation_id = $1 AND desk = $2 AND state = 'posting'")
+            .bind(conversation_id)
+            .bind(desk)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Customer messages of a conversation after `seq`.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn customer_messages_after(
+        &self,
+        conversation_id: &str,
+        seq: i64,
+    ) -> Result<Vec<Message>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2 AND role = 'customer' ORDER BY seq",
+        )
+        .bind(conversation_id)
+        .bind(seq)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Message::from_row).collect()
+    }
+
+    /// Waiting conversations handed off before `before` that were not
+    /// re-pinged yet.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn unclaimed_since(&self, before: Millis) -> Result<Vec<Conversation>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE status = 'waiting_for_agent' AND handoff_at <= $1 \
+               AND repinged_at IS NULL ORDER BY handoff_at",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Conversation::from_row).collect()
+    }
+
+    /// Marks a conversation as re-pinged; `false` if someone else did first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn mark_repinged(&self, conversation_id: &str) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE conversations SET repinged_at = $1 WHERE id = $2 AND repinged_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
