@@ -197,8 +197,9 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let core = core(settings).await?;
             let interactive = std::io::stdin().is_terminal();
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            let mut out = std::io::stdout();
-            console::chat(&core.assistant, stdin, &mut out, interactive).await?;
+            let out: console::SharedOut =
+                std::sync::Arc::new(std::sync::Mutex::new(Box::new(std::io::stdout())));
+            console::chat(&core.assistant, stdin, out, interactive).await?;
         }
         Command::Ask { question, json } => {
             let core = core(settings).await?;

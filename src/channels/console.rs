@@ -4,11 +4,14 @@
 //! and each `ask` is its own conversation.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
 
 use crate::assistant::{Action, Assistant, Error, Reply, Turn};
+use crate::delivery::{self, Deliver, Outgoing, Target};
 
 /// Channel name in the log.
 pub const CHANNEL: &str = "console";
@@ -105,45 +108,115 @@ pub fn render_footer(reply: &Reply) -> String {
     footer
 }
 
+/// The terminal, shared by answers and by agent messages that arrive while
+/// the customer types.
+pub type SharedOut = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// A [`Write`] that locks the shared terminal for each call.
+struct Locked(SharedOut);
+
+impl Write for Locked {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
+    }
+}
+
+/// Delivers agent replies and notices to this chat session's terminal.
+struct ConsoleDelivery {
+    thread: String,
+    out: SharedOut,
+}
+
+#[async_trait::async_trait]
+impl Deliver for ConsoleDelivery {
+    async fn deliver(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+    ) -> Result<Option<String>, delivery::Error> {
+        if target.thread != self.thread {
+            // Another terminal's conversation: leave it for that process.
+            return Err(delivery::Error::Temporary(
+                "conversation of another console session".into(),
+            ));
+        }
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        writeln!(out, "\n{}", message.text)
+            .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+        let _ = out.flush();
+        Ok(None)
+    }
+}
+
 /// A conversation on the terminal. With `interactive`, prints a prompt and a
 /// greeting; otherwise answers each input line in turn and ends at EOF.
+/// Messages from agents (after a hand-off) are printed as they arrive.
 ///
 /// # Errors
 /// When a message cannot be stored or stdin cannot be read.
 pub async fn chat<R: AsyncBufRead + Unpin>(
     assistant: &Assistant,
     input: R,
-    out: &mut (dyn Write + Send),
+    out: SharedOut,
     interactive: bool,
 ) -> Result<(), ChatError> {
     let thread = format!("chat-{}", crate::store::new_id());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let worker = assistant.desk().map(|desk| {
+        let registry = desk.registry().clone();
+        registry.register(
+            CHANNEL,
+            Arc::new(ConsoleDelivery {
+                thread: thread.clone(),
+                out: out.clone(),
+            }),
+        );
+        tokio::spawn(delivery::run_outbox(
+            registry,
+            assistant.store().clone(),
+            Duration::from_millis(500),
+            stop.clone().cancelled_owned(),
+        ))
+    });
+    let mut writer = Locked(out);
     if interactive {
         let welcome = assistant.render("welcome.md", serde_json::json!({}))?;
-        let _ = writeln!(out, "{welcome}\n(Ctrl-D to quit.)\n");
+        let _ = writeln!(writer, "{welcome}\n(Ctrl-D to quit.)\n");
     }
     let mut lines = input.lines();
-    loop {
+    let result = loop {
         if interactive {
-            let _ = write!(out, "you> ");
-            let _ = out.flush();
+            let _ = write!(writer, "you> ");
+            let _ = writer.flush();
         }
-        let Some(line) = lines.next_line().await.map_err(ChatError::Input)? else {
-            break;
+        let line = match lines.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(ChatError::Input(e)),
         };
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
         if interactive {
-            let _ = write!(out, "bot> ");
+            let _ = write!(writer, "bot> ");
         }
-        let reply = answer(assistant, &thread, line, Some(out)).await?;
-        if reply.action == Action::Duplicate {
-            continue;
+        match answer(assistant, &thread, line, Some(&mut writer)).await {
+            Ok(reply) if reply.action == Action::Duplicate => continue,
+            Ok(_) => {
+                let _ = writeln!(writer);
+            }
+            Err(e) => break Err(e.into()),
         }
-        let _ = writeln!(out);
+    };
+    stop.cancel();
+    if let Some(worker) = worker {
+        let _ = worker.await;
     }
-    Ok(())
+    result
 }
 
 /// A chat session failure.
