@@ -554,10 +554,15 @@ impl Desk {
         agent: &Agent,
         conversation: &Conversation,
     ) -> Result<Conversation, Error> {
-        if conversation.status == Status::WithAgent
-            && conversation.assigned_agent.as_deref() == Some(agent.name.as_str())
-        {
-            return Ok(conversation.clone());
+        if conversation.status == Status::WithAgent {
+            return match conversation.assigned_agent.as_deref() {
+                Some(owner) if owner == agent.name => Ok(conversation.clone()),
+                Some(owner) => Err(Error::Taken(owner.to_string())),
+                None => Err(Error::WrongState(
+                    conversation.status,
+                    "it has no owner; give it back first",
+                )),
+            };
         }
         let change = Change {
             assign: Some(Some(&agent.name)),
