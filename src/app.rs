@@ -14,6 +14,7 @@ use crate::agents::Agents;
 use crate::assistant::{self, Assistant, Prompts};
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::csat::Surveys;
 use crate::delivery::{self, Registry};
 use crate::desk::Desk;
 use crate::handoff::{BusinessHours, Rules};
@@ -57,6 +58,8 @@ pub struct Core {
     pub registry: Registry,
     /// The agents' desk.
     pub desk: Desk,
+    /// The survey service.
+    pub surveys: Surveys,
 }
 
 impl Core {
@@ -102,6 +105,13 @@ impl Core {
             hours,
             Duration::from_secs(settings.handoff.unclaimed_reping_secs),
         );
+        let surveys = Surveys::new(
+            store.clone(),
+            registry.clone(),
+            prompts.clone(),
+            settings.csat.clone(),
+            settings.assistant.product_name.clone(),
+        );
         let assistant = Assistant::new(
             kb.clone(),
             store.clone(),
@@ -111,7 +121,8 @@ impl Core {
             Duration::from_secs(settings.llm.timeout_secs),
             Rules::new(&settings.handoff),
         )
-        .with_desk(desk.clone());
+        .with_desk(desk.clone())
+        .with_surveys(surveys.clone());
         Ok(Self {
             settings: Arc::new(settings),
             store,
@@ -119,6 +130,7 @@ impl Core {
             assistant,
             registry,
             desk,
+            surveys,
         })
     }
 }
@@ -184,6 +196,15 @@ impl App {
                 Duration::from_secs(2),
                 async move { stop.cancelled().await },
             ));
+        }
+        {
+            let stop = stop.clone();
+            tasks.spawn(
+                core.surveys.clone().run(
+                    Duration::from_secs(5),
+                    async move { stop.cancelled().await },
+                ),
+            );
         }
         let state = Arc::new(web::AppState {
             assistant: core.assistant.clone(),

@@ -339,6 +339,17 @@ pub struct CsatSettings {
     pub delay_secs: u64,
     /// A bot conversation with no customer message for this long is resolved.
     pub inactivity_resolve_secs: u64,
+    /// Ask "How easy was it to get help?" (1–7) after the rating.
+    pub ces: bool,
+    /// Ask "How likely are you to recommend…" (0–10) at most once per
+    /// customer per `nps_period_days`.
+    pub nps: bool,
+    /// Days between two NPS questions to the same customer.
+    pub nps_period_days: u64,
+    /// Invite an optional free-text comment at the end.
+    pub comment: bool,
+    /// A survey that could not be delivered for this long is dropped.
+    pub expire_secs: u64,
 }
 
 impl Default for CsatSettings {
@@ -347,6 +358,11 @@ impl Default for CsatSettings {
             enabled: true,
             delay_secs: 60,
             inactivity_resolve_secs: 1800,
+            ces: true,
+            nps: true,
+            nps_period_days: 90,
+            comment: true,
+            expire_secs: 86_400,
         }
     }
 }

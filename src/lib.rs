@@ -16,6 +16,7 @@
 //! - [`agents`], [`desk`]: who may act as an agent, and the agents' side of
 //!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
 //! - [`handoff`]: why and when a person takes over.
+//! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
 //! - [`channels`]: console (and later Telegram, Discord, web chat).
 //! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
@@ -28,6 +29,7 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod csat;
 pub mod delivery;
 pub mod desk;
 pub mod export;

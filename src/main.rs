@@ -52,8 +52,11 @@ enum Command {
     /// Knowledge-base commands.
     #[command(subcommand)]
     Kb(KbCommand),
-    /// Support metrics.
+    /// Support metrics; `report gaps` lists what the knowledge base is missing.
     Report {
+        /// `gaps`: questions the bot could not answer or that got 👎, grouped by term.
+        #[arg(value_enum)]
+        view: Option<ReportView>,
         /// Only conversations started within this long (e.g. 24h, 7d, 30d).
         #[arg(long)]
         since: Option<String>,
@@ -116,6 +119,12 @@ enum KbCommand {
         /// The slug, as `kb list` shows it.
         slug: String,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportView {
+    /// Knowledge gaps.
+    Gaps,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -213,6 +222,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Kb(command) => return kb_command(settings, command),
         Command::Report {
+            view,
             since,
             channel,
             agent,
@@ -225,6 +235,22 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 channel,
                 agent,
             };
+            if view == Some(ReportView::Gaps) {
+                let gaps = report::gaps(&core.store, &filter).await?;
+                if json {
+                    writeln!(stdout, "{}", serde_json::to_string_pretty(&gaps)?)?;
+                } else if gaps.is_empty() {
+                    writeln!(stdout, "no unanswered or down-voted questions")?;
+                } else {
+                    for g in &gaps {
+                        writeln!(stdout, "{:>4}  {}", g.count, g.term)?;
+                        for q in &g.examples {
+                            writeln!(stdout, "        {q}")?;
+                        }
+                    }
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let report = report::build(&core.store, &filter).await?;
             if json {
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -402,7 +428,11 @@ fn render_report(r: &report::Report) -> String {
             "First-contact resolution",
             pct(r.first_contact_resolution_rate),
         ),
-        ("CSAT responses", r.csat_responses.to_string()),
+        ("Surveys sent", r.surveys_sent.to_string()),
+        (
+            "CSAT responses (rate)",
+            format!("{} ({})", r.csat_responses, pct(r.csat_response_rate)),
+        ),
         (
             "CSAT score (4–5)",
             r.csat_score.map_or("—".into(), |v| format!("{v:.1}%")),
@@ -411,6 +441,9 @@ fn render_report(r: &report::Report) -> String {
         ("NPS", num(r.nps)),
         ("CES average (1–7)", num(r.ces_average)),
     ];
+    for (how, n) in &r.resolutions {
+        rows.push(("  resolved by", format!("{how}: {n}")));
+    }
     for (reason, n) in &r.handoff_reasons {
         rows.push(("  hand-off reason", format!("{reason}: {n}")));
     }

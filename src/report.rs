@@ -73,8 +73,19 @@ pub struct Report {
     pub nps: Option<f64>,
     /// Mean customer effort, 1–7.
     pub ces_average: Option<f64>,
+    /// Surveys sent.
+    pub surveys_sent: u64,
+    /// Surveys with a CSAT answer ÷ surveys sent.
+    pub csat_response_rate: Option<f64>,
+    /// NPS answers.
+    pub nps_responses: u64,
+    /// CES answers.
+    pub ces_responses: u64,
     /// Hand-offs by reason.
     pub handoff_reasons: BTreeMap<String, u64>,
+    /// Resolved conversations by how (`agent`, `customer`, `inactivity`,
+    /// `new_conversation`).
+    pub resolutions: BTreeMap<String, u64>,
     /// Answers by mode (`llm`, `extractive`, `handoff`).
     pub answers_by_mode: BTreeMap<String, u64>,
 }
@@ -87,6 +98,10 @@ pub fn quantile(values: &mut [f64], q: f64) -> Option<f64> {
     values.sort_by(|a, b| a.total_cmp(b));
     let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
     Some(values[rank - 1])
+}
+
+fn mean(values: &[i64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<i64>() as f64 / values.len() as f64)
 }
 
 fn ratio(n: u64, d: u64) -> Option<f64> {
@@ -156,6 +171,9 @@ pub async fn build(store: &Store, filter: &Filter) -> Result<Report, store::Erro
                 }
             }
         }
+        if let Some(how) = &c.resolution {
+            *report.resolutions.entry(how.clone()).or_default() += 1;
+        }
         if let Some(t) = c.resolved_at {
             // Only judge conversations whose 7-day window has passed or
             // already shows a return.
@@ -183,7 +201,115 @@ pub async fn build(store: &Store, filter: &Filter) -> Result<Report, store::Erro
     report.bot_first_response_secs_p90 = quantile(&mut bot_first, 0.9);
     report.bot_resolution_secs_p50 = quantile(&mut bot_resolution, 0.5);
     report.first_contact_resolution_rate = ratio(fcr, resolved);
+    let surveys: Vec<_> = store
+        .sent_surveys()
+        .await?
+        .into_iter()
+        .filter(|s| ids.contains(s.conversation_id.as_str()))
+        .filter(|s| {
+            filter
+                .agent
+                .as_ref()
+                .is_none_or(|a| s.agent.as_ref() == Some(a))
+        })
+        .collect();
+    report.surveys_sent = surveys.len() as u64;
+    let csat: Vec<i64> = surveys.iter().filter_map(|s| s.csat).collect();
+    report.csat_responses = csat.len() as u64;
+    report.csat_response_rate = ratio(report.csat_responses, report.surveys_sent);
+    report.csat_score = ratio(
+        csat.iter().filter(|v| **v >= 4).count() as u64,
+        csat.len() as u64,
+    )
+    .map(|r| r * 100.0);
+    report.csat_average = mean(&csat);
+    let ces: Vec<i64> = surveys.iter().filter_map(|s| s.ces).collect();
+    report.ces_responses = ces.len() as u64;
+    report.ces_average = mean(&ces);
+    let nps: Vec<i64> = surveys.iter().filter_map(|s| s.nps).collect();
+    report.nps_responses = nps.len() as u64;
+    if !nps.is_empty() {
+        let promoters = nps.iter().filter(|v| **v >= 9).count() as f64;
+        let detractors = nps.iter().filter(|v| **v <= 6).count() as f64;
+        report.nps = Some((promoters - detractors) / nps.len() as f64 * 100.0);
+    }
     Ok(report)
+}
+
+/// A group of questions the bot could not answer (or whose answer got 👎),
+/// named by their most common term.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Gap {
+    /// The shared term (stemmed).
+    pub term: String,
+    /// How many questions.
+    pub count: usize,
+    /// Up to three of them.
+    pub examples: Vec<String>,
+}
+
+/// Knowledge gaps: questions the bot could not answer and questions whose
+/// answer got 👎, grouped by their most common term, biggest group first.
+///
+/// # Errors
+/// On a database failure.
+pub async fn gaps(store: &Store, filter: &Filter) -> Result<Vec<Gap>, store::Error> {
+    let conversations = store.conversations_since(filter.since).await?;
+    let mut questions: Vec<String> = Vec::new();
+    for c in conversations
+        .iter()
+        .filter(|c| filter.channel.as_ref().is_none_or(|ch| &c.channel == ch))
+    {
+        for e in store.events(&c.id).await? {
+            if e.kind == "no_answer" {
+                questions.extend(e.detail);
+            }
+        }
+        let messages = store.messages(&c.id).await?;
+        for pair in messages.windows(2) {
+            if pair[0].role == crate::store::Role::Customer && pair[1].feedback == Some(-1) {
+                questions.push(pair[0].text.clone());
+            }
+        }
+    }
+    let mut analyzer = crate::kb::analyzer();
+    let analyzed: Vec<(String, Vec<String>)> = questions
+        .into_iter()
+        .map(|q| {
+            let terms = crate::kb::terms(&mut analyzer, &q);
+            (q, terms)
+        })
+        .collect();
+    let mut frequency: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, terms) in &analyzed {
+        for t in terms {
+            *frequency.entry(t.as_str()).or_default() += 1;
+        }
+    }
+    let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (question, terms) in &analyzed {
+        let key = terms
+            .iter()
+            .max_by_key(|t| {
+                (
+                    frequency.get(t.as_str()).copied().unwrap_or(0),
+                    std::cmp::Reverse(t.len()),
+                )
+            })
+            .cloned()
+            .unwrap_or_else(|| "(no words)".into());
+        groups.entry(key).or_default().push(question.clone());
+    }
+    let mut out: Vec<Gap> = groups
+        .into_iter()
+        .map(|(term, qs)| Gap {
+            term,
+            count: qs.len(),
+            examples: qs.into_iter().take(3).collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.term.cmp(&b.term)));
+    Ok(out)
 }
 
 /// Parses `24h`, `7d`, `30m`, `90s`, `2w` into milliseconds.

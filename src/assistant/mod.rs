@@ -22,6 +22,7 @@ pub use prompts::Prompts;
 
 use crate::config::AssistantSettings;
 use crate::conversation::{Status, Transition};
+use crate::csat::Surveys;
 use crate::delivery::Button;
 use crate::desk::Desk;
 use crate::handoff::{self, Reason, Rules};
@@ -54,6 +55,9 @@ pub enum Error {
     /// A template failed.
     #[error(transparent)]
     Prompt(#[from] prompts::Error),
+    /// The survey service failed.
+    #[error(transparent)]
+    Survey(#[from] crate::csat::Error),
 }
 
 /// A customer's message, as a channel hands it over.
@@ -138,6 +142,9 @@ pub struct Reply {
     /// The decision.
     #[serde(skip)]
     pub action: Action,
+    /// Buttons of a survey question sent as this reply (typed answers).
+    #[serde(skip)]
+    pub survey_buttons: Vec<Vec<Button>>,
 }
 
 impl Reply {
@@ -152,6 +159,9 @@ impl Reply {
     /// offer of a person, 👍/👎 feedback under an answer. Their data goes
     /// back to [`Assistant::press`].
     pub fn buttons(&self) -> Vec<Vec<Button>> {
+        if !self.survey_buttons.is_empty() {
+            return self.survey_buttons.clone();
+        }
         match (self.action, &self.message_id) {
             (Action::OfferHuman, _) => vec![vec![
                 Button {
@@ -163,16 +173,28 @@ impl Reply {
                     data: OFFER_NO.into(),
                 },
             ]],
-            (Action::Answer, Some(id)) => vec![vec![
-                Button {
-                    label: "👍".into(),
-                    data: format!("{FEEDBACK_UP}{id}"),
-                },
-                Button {
-                    label: "👎".into(),
-                    data: format!("{FEEDBACK_DOWN}{id}"),
-                },
-            ]],
+            (Action::Answer, Some(id)) => vec![
+                vec![
+                    Button {
+                        label: "✅ That solved it".into(),
+                        data: SOLVED_YES.into(),
+                    },
+                    Button {
+                        label: "❌ Not solved".into(),
+                        data: SOLVED_NO.into(),
+                    },
+                ],
+                vec![
+                    Button {
+                        label: "👍".into(),
+                        data: format!("{FEEDBACK_UP}{id}"),
+                    },
+                    Button {
+                        label: "👎".into(),
+                        data: format!("{FEEDBACK_DOWN}{id}"),
+                    },
+                ],
+            ],
             _ => Vec::new(),
         }
     }
@@ -182,6 +204,10 @@ impl Reply {
 pub const OFFER_YES: &str = "offer:yes";
 /// Button data: decline the offer of a person.
 pub const OFFER_NO: &str = "offer:no";
+/// Button data: the answer solved the customer's problem.
+pub const SOLVED_YES: &str = "solved:yes";
+/// Button data: it did not.
+pub const SOLVED_NO: &str = "solved:no";
 /// Button data prefix: 👍 on bot message `<id>`.
 pub const FEEDBACK_UP: &str = "fb:up:";
 /// Button data prefix: 👎 on bot message `<id>`.
@@ -196,7 +222,10 @@ pub enum Pressed {
     /// Feedback stored (`true`) or ignored as a repeat (`false`); show a
     /// short acknowledgement at most.
     Feedback(bool),
-    /// Data this version does not know (an old button); acknowledge only.
+    /// A message to send (the next survey question, thanks).
+    Message(crate::delivery::Outgoing),
+    /// Data this version does not know (an old button) or a repeated
+    /// survey click; acknowledge only.
     Unknown,
 }
 
@@ -233,6 +262,7 @@ enum Command<'a> {
     Human,
     New,
     Cancel,
+    StopSurveys,
     Ask(&'a str),
     Unknown(&'a str),
 }
@@ -248,6 +278,7 @@ fn parse_command(text: &str) -> Option<Command<'_>> {
         "human" | "agent" => Command::Human,
         "new" | "reset" => Command::New,
         "cancel" | "bot" => Command::Cancel,
+        "stop-surveys" | "stop_surveys" | "stopsurveys" => Command::StopSurveys,
         "ask" => Command::Ask(args.trim()),
         _ => Command::Unknown(name),
     })
@@ -312,6 +343,7 @@ struct Inner {
     llm_timeout: Duration,
     rules: Rules,
     desk: Option<Desk>,
+    surveys: Option<Surveys>,
 }
 
 impl Assistant {
@@ -335,6 +367,7 @@ impl Assistant {
                 llm_timeout,
                 rules,
                 desk: None,
+                surveys: None,
             }),
         }
     }
@@ -348,6 +381,23 @@ impl Assistant {
             None => tracing::error!("with_desk called on a shared assistant; desk not connected"),
         }
         self
+    }
+
+    /// Connects the survey service: typed survey answers and survey buttons
+    /// are routed to it. Call before the assistant is shared.
+    pub fn with_surveys(mut self, surveys: Surveys) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.surveys = Some(surveys),
+            None => {
+                tracing::error!("with_surveys called on a shared assistant; surveys not connected")
+            }
+        }
+        self
+    }
+
+    /// The survey service, if connected.
+    pub fn surveys(&self) -> Option<&Surveys> {
+        self.inner.surveys.as_ref()
     }
 
     /// The agents' desk, if connected.
@@ -429,6 +479,9 @@ impl Assistant {
                 turn.customer_name.as_deref(),
             )
             .await?;
+        if let Some(reply) = self.survey_answer(&customer, &turn).await? {
+            return Ok(reply);
+        }
         let conversation = store.open_conversation(&customer, &turn.thread).await?;
         let limit = self.inner.settings.max_message_chars;
         let length = turn.text.chars().count();
@@ -489,13 +542,21 @@ impl Assistant {
     /// As [`Assistant::handle`].
     pub async fn press(&self, mut turn: Turn) -> Result<Pressed, Error> {
         let data = turn.text.clone();
-        if data == OFFER_YES || data == OFFER_NO {
-            turn.text = if data == OFFER_YES {
+        if data == OFFER_YES || data == OFFER_NO || data == SOLVED_YES || data == SOLVED_NO {
+            turn.text = if data == OFFER_YES || data == SOLVED_YES {
                 "yes".into()
             } else {
                 "no".into()
             };
             return Ok(Pressed::Reply(self.handle(turn, None).await?));
+        }
+        if let Some(surveys) = &self.inner.surveys {
+            if let Some(message) = surveys.press(&data).await? {
+                return Ok(Pressed::Message(message));
+            }
+            if crate::csat::parse_answer(&data).is_some() {
+                return Ok(Pressed::Unknown);
+            }
         }
         let feedback = data
             .strip_prefix(FEEDBACK_UP)
@@ -527,6 +588,26 @@ impl Assistant {
             }
             Some(Command::New) => return self.restart(customer, &conversation, turn).await,
             Some(Command::Cancel) => return self.info(&conversation, turn, "help.md").await,
+            Some(Command::StopSurveys) => {
+                let text = match &self.inner.surveys {
+                    Some(surveys) => surveys.opt_out(&customer.id).await?,
+                    None => {
+                        self.inner.store.opt_out_of_surveys(&customer.id).await?;
+                        self.render("surveys_stopped.md", serde_json::json!({}))?
+                    }
+                };
+                return self
+                    .finish(
+                        &conversation,
+                        turn,
+                        text,
+                        Mode::Extractive,
+                        Vec::new(),
+                        Action::Info,
+                        None,
+                    )
+                    .await;
+            }
             Some(Command::Ask("")) => return self.info(&conversation, turn, "help.md").await,
             Some(Command::Ask(q)) => question = q,
             Some(Command::Unknown(name)) => {
@@ -568,6 +649,30 @@ impl Assistant {
         }
         if offer_pending && NO.contains(&normal.as_str()) {
             return self.info(&conversation, turn, "offer_declined.md").await;
+        }
+        let after_answer = last_bot.is_some_and(|m| {
+            matches!(m.mode.as_deref(), Some("llm" | "extractive")) && !m.sources.is_empty()
+        });
+        if after_answer && YES.contains(&normal.as_str()) {
+            return self.resolve_solved(&conversation, turn).await;
+        }
+        if after_answer && NO.contains(&normal.as_str()) && stuck(&history, &normal).is_none() {
+            let text = self.render("not_solved.md", serde_json::json!({}))?;
+            self.inner
+                .store
+                .mark_offered_human(&conversation.id)
+                .await?;
+            return self
+                .finish(
+                    &conversation,
+                    turn,
+                    text,
+                    Mode::Handoff,
+                    Vec::new(),
+                    Action::OfferHuman,
+                    None,
+                )
+                .await;
         }
         if handoff::asks_for_person(question) {
             return self
@@ -689,6 +794,7 @@ impl Assistant {
             sources: Vec::new(),
             handoff: conversation.status != Status::Bot,
             action,
+            survey_buttons: Vec::new(),
         }
     }
 
@@ -712,6 +818,7 @@ impl Assistant {
     }
 
     async fn offer_human(&self, conversation: &Conversation, turn: &Turn) -> Result<Reply, Error> {
+        store_gap(&self.inner.store, conversation, turn).await?;
         let already = conversation.offered_human;
         let text = self.render("no_answer.md", serde_json::json!({"offer": !already}))?;
         self.inner
@@ -786,7 +893,82 @@ impl Assistant {
             sources: Vec::new(),
             handoff: true,
             action: Action::HandOff(reason),
+            survey_buttons: Vec::new(),
         })
+    }
+
+    /// The customer confirmed the answer solved it: resolve (a survey
+    /// follows later).
+    async fn resolve_solved(
+        &self,
+        conversation: &Conversation,
+        turn: &Turn,
+    ) -> Result<Reply, Error> {
+        let text = self.render("solved.md", serde_json::json!({}))?;
+        let reply = self
+            .finish(
+                conversation,
+                turn,
+                text,
+                Mode::Extractive,
+                Vec::new(),
+                Action::Info,
+                None,
+            )
+            .await?;
+        let change = Change {
+            resolution: Some("customer"),
+            event_detail: Some("customer confirmed the answer solved it"),
+            ..Change::default()
+        };
+        match self
+            .inner
+            .store
+            .transition(&conversation.id, Transition::Resolve, "customer", &change)
+            .await
+        {
+            Ok(_) | Err(store::Error::Conflict(_) | store::Error::Illegal(_)) => Ok(reply),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A typed answer to a survey (a rating number or the comment), stored
+    /// in the surveyed conversation without reopening it.
+    async fn survey_answer(
+        &self,
+        customer: &Customer,
+        turn: &Turn,
+    ) -> Result<Option<Reply>, Error> {
+        let Some(surveys) = &self.inner.surveys else {
+            return Ok(None);
+        };
+        let Some((survey, next)) = surveys
+            .typed(&customer.id, &turn.thread, &turn.text)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let store = &self.inner.store;
+        let inbound = NewMessage {
+            conversation_id: &survey.conversation_id,
+            role: Role::Customer,
+            text: &turn.text,
+            mode: Some("survey"),
+            channel: &turn.channel,
+            platform_message_id: turn.platform_message_id.as_deref(),
+            ..NewMessage::default()
+        };
+        store.insert_message(&inbound).await?;
+        Ok(Some(Reply {
+            conversation_id: survey.conversation_id.clone(),
+            message_id: None,
+            answer: next.text,
+            mode: Mode::Extractive,
+            sources: Vec::new(),
+            handoff: false,
+            action: Action::Info,
+            survey_buttons: next.buttons,
+        }))
     }
 
     async fn withdraw(&self, conversation: &Conversation, turn: &Turn) -> Result<Reply, Error> {
@@ -830,7 +1012,7 @@ impl Assistant {
     ) -> Result<Reply, Error> {
         let store = &self.inner.store;
         let change = Change {
-            resolution: Some("customer"),
+            resolution: Some("new_conversation"),
             event_detail: Some("customer started a new conversation"),
             ..Change::default()
         };
@@ -932,6 +1114,7 @@ impl Assistant {
             sources,
             handoff: mode == Mode::Handoff,
             action,
+            survey_buttons: Vec::new(),
         })
     }
 
@@ -1052,6 +1235,15 @@ struct Generated {
     model: String,
     usage: Usage,
     latency: Duration,
+}
+
+/// Records the question the bot could not answer, for `report gaps`.
+async fn store_gap(store: &Store, conversation: &Conversation, turn: &Turn) -> Result<(), Error> {
+    let question: String = turn.text.chars().take(500).collect();
+    store
+        .record_event(&conversation.id, "no_answer", "bot", Some(&question))
+        .await?;
+    Ok(())
 }
 
 fn is_no_answer(text: &str) -> bool {

@@ -25,6 +25,14 @@ pub const REQUIRED: &[&str] = &[
     "resolved.md",
     "given_back.md",
     "still_waiting.md",
+    "csat.md",
+    "ces.md",
+    "nps.md",
+    "survey_comment.md",
+    "survey_thanks.md",
+    "surveys_stopped.md",
+    "solved.md",
+    "not_solved.md",
 ];
 
 /// A template problem.

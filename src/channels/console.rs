@@ -99,6 +99,7 @@ pub fn render_footer(reply: &Reply) -> String {
         }
     }
     match reply.action {
+        Action::Answer => footer.push_str("Did this solve it? Reply yes or no.\n"),
         Action::ToAgent => footer.push_str(
             "(A person from the support team has your conversation; your message was passed on.)\n",
         ),
@@ -181,6 +182,13 @@ pub async fn chat<R: AsyncBufRead + Unpin>(
             stop.clone().cancelled_owned(),
         ))
     });
+    let survey_worker = assistant.surveys().map(|surveys| {
+        tokio::spawn(
+            surveys
+                .clone()
+                .run(Duration::from_secs(2), stop.clone().cancelled_owned()),
+        )
+    });
     let mut writer = Locked(out);
     if interactive {
         let welcome = assistant.render("welcome.md", serde_json::json!({}))?;
@@ -213,7 +221,7 @@ pub async fn chat<R: AsyncBufRead + Unpin>(
         }
     };
     stop.cancel();
-    if let Some(worker) = worker {
+    for worker in [worker, survey_worker].into_iter().flatten() {
         let _ = worker.await;
     }
     result

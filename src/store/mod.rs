@@ -5,6 +5,7 @@
 //! JSON is text. Queries use `$1, $2, …` in order of first use, which both
 //! SQLite and PostgreSQL accept; every value is bound, never spliced.
 
+mod csat;
 mod desk;
 mod model;
 
@@ -15,6 +16,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
+pub use csat::{Answer, Survey};
 pub use desk::StaffThread;
 pub use model::*;
 

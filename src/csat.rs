@@ -1,0 +1,404 @@
+//! Surveys after resolution: CSAT (1–5), optionally CES (1–7) and NPS
+//! (0–10, at most once per customer per period), then an optional comment.
+//!
+//! The schedule lives in the database (`surveys`): [`Surveys::tick`]
+//! resolves inactive bot conversations, schedules a survey for every newly
+//! resolved conversation, and sends the due ones after claiming each
+//! atomically, so a survey goes out once even across restarts and with
+//! several processes on one database. Time comes from the store's clock, so
+//! tests move it instead of sleeping.
+
+use std::time::Duration;
+
+use crate::assistant::Prompts;
+use crate::clock::Millis;
+use crate::config::CsatSettings;
+use crate::conversation::Transition;
+use crate::delivery::{self, Button, Outgoing, Registry, Target};
+use crate::store::{self, Answer, Change, Conversation, Store, Survey};
+
+/// Button data prefixes; the conversation id follows `csat:N:`.
+pub const CSAT: &str = "csat:";
+/// CES answer prefix.
+pub const CES: &str = "ces:";
+/// NPS answer prefix.
+pub const NPS: &str = "nps:";
+/// Opt-out button prefix.
+pub const STOP: &str = "nosurvey:";
+/// How long after a question a typed answer still counts.
+const TYPED_WINDOW_MS: Millis = 24 * 3600 * 1000;
+/// How long after the comment invitation a message counts as the comment.
+const COMMENT_WINDOW_MS: Millis = 15 * 60 * 1000;
+/// Surveys resolved before this much ago are never scheduled (e.g. the
+/// history of a database that predates surveys).
+const SCHEDULE_LOOKBACK_MS: Millis = 7 * 24 * 3600 * 1000;
+/// A survey that cannot be delivered now is retried this much later.
+const RETRY_MS: Millis = 60_000;
+
+/// A survey failure (only the database can fail; delivery problems are
+/// retried).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The log failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// A template failed.
+    #[error(transparent)]
+    Prompt(#[from] crate::assistant::prompts::Error),
+}
+
+/// What one [`Surveys::tick`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    /// Bot conversations resolved for inactivity.
+    pub resolved_inactive: usize,
+    /// Surveys scheduled.
+    pub scheduled: u64,
+    /// Surveys sent.
+    pub sent: usize,
+}
+
+/// The survey service. Cheap to clone.
+#[derive(Clone)]
+pub struct Surveys {
+    store: Store,
+    registry: Registry,
+    prompts: Prompts,
+    settings: CsatSettings,
+    product_name: String,
+}
+
+impl Surveys {
+    /// The service.
+    pub fn new(
+        store: Store,
+        registry: Registry,
+        prompts: Prompts,
+        settings: CsatSettings,
+        product_name: String,
+    ) -> Self {
+        Self {
+            store,
+            registry,
+            prompts,
+            settings,
+            product_name,
+        }
+    }
+
+    fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
+        let mut context = serde_json::json!({"product_name": self.product_name});
+        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
+            base.extend(extra);
+        }
+        Ok(self.prompts.render(name, context)?)
+    }
+
+    /// Runs [`Surveys::tick`] every `every` until `shutdown`.
+    pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.tick().await {
+                tracing::warn!("surveys: {e}");
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(every) => {},
+            }
+        }
+    }
+
+    /// Resolves inactive conversations, schedules and sends due surveys.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn tick(&self) -> Result<Tick, Error> {
+        let store = &self.store;
+        let now = store.now();
+        let mut tick = Tick::default();
+        let idle = (self.settings.inactivity_resolve_secs as Millis).saturating_mul(1000);
+        for c in store.inactive_bot_conversations(now - idle).await? {
+            let change = Change {
+                resolution: Some("inactivity"),
+                event_detail: Some("no customer message after the last answer"),
+                ..Change::default()
+            };
+            match store
+                .transition(&c.id, Transition::Resolve, "system", &change)
+                .await
+            {
+                Ok(_) => tick.resolved_inactive += 1,
+                Err(store::Error::Conflict(_) | store::Error::Illegal(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !self.settings.enabled {
+            return Ok(tick);
+        }
+        let delay = (self.settings.delay_secs as Millis).saturating_mul(1000);
+        tick.scheduled = store
+            .schedule_surveys(now - SCHEDULE_LOOKBACK_MS, delay)
+            .await?;
+        for survey in store.claim_due_surveys(50).await? {
+            if self.send(&survey).await? {
+                tick.sent += 1;
+            }
+        }
+        Ok(tick)
+    }
+
+    async fn send(&self, survey: &Survey) -> Result<bool, Error> {
+        let store = &self.store;
+        let conversation = store.conversation(&survey.conversation_id).await?;
+        let customer = store.customer(&survey.customer_id).await?;
+        if customer.surveys_opt_out || customer.unreachable {
+            store
+                .release_survey(&survey.conversation_id, Err("skipped"))
+                .await?;
+            return Ok(false);
+        }
+        let ask_nps = self.settings.nps && {
+            let period = (self.settings.nps_period_days as Millis).saturating_mul(86_400_000);
+            store
+                .last_nps_asked(&customer.id)
+                .await?
+                .is_none_or(|t| store.now() - t >= period)
+        };
+        let target = target_of(&conversation, &customer.external_id);
+        let message = self.question("csat", &conversation.id, &target.channel)?;
+        match self.registry.deliver(&target, &message).await {
+            Ok(_) => {
+                let agent = conversation
+                    .resolved_by
+                    .as_deref()
+                    .filter(|by| !matches!(*by, "system" | "customer" | "bot"));
+                store
+                    .mark_survey_sent(&conversation.id, agent, self.settings.ces, ask_nps)
+                    .await?;
+                Ok(true)
+            }
+            Err(delivery::Error::Temporary(_) | delivery::Error::NoChannel(_)) => {
+                let expire = (self.settings.expire_secs as Millis).saturating_mul(1000);
+                if store.now() - survey.due_at > expire {
+                    store
+                        .release_survey(&conversation.id, Err("expired"))
+                        .await?;
+                } else {
+                    store
+                        .release_survey(&conversation.id, Ok(store.now() + RETRY_MS))
+                        .await?;
+                }
+                Ok(false)
+            }
+            Err(e @ (delivery::Error::Unreachable(_) | delivery::Error::Permanent(_))) => {
+                tracing::info!(conversation = %conversation.id, "survey not delivered: {e}");
+                store
+                    .release_survey(&conversation.id, Err("failed"))
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The message asking `step` (`csat`, `ces`, `nps`, `comment`) with its
+    /// buttons.
+    fn question(
+        &self,
+        step: &str,
+        conversation_id: &str,
+        channel: &str,
+    ) -> Result<Outgoing, Error> {
+        let typed = channel == "console";
+        let scale = |prefix: &str, range: std::ops::RangeInclusive<i64>| -> Vec<Button> {
+            range
+                .map(|n| Button {
+                    label: n.to_string(),
+                    data: format!("{prefix}{n}:{conversation_id}"),
+                })
+                .collect()
+        };
+        let (template, buttons) = match step {
+            "csat" => (
+                "csat.md",
+                vec![
+                    scale(CSAT, 1..=5),
+                    vec![Button {
+                        label: "Stop surveys".into(),
+                        data: format!("{STOP}{conversation_id}"),
+                    }],
+                ],
+            ),
+            "ces" => ("ces.md", vec![scale(CES, 1..=7)]),
+            "nps" => ("nps.md", vec![scale(NPS, 0..=5), scale(NPS, 6..=10)]),
+            _ => ("survey_comment.md", Vec::new()),
+        };
+        let text = self.render(template, serde_json::json!({"typed": typed}))?;
+        Ok(Outgoing { text, buttons })
+    }
+
+    /// The next question after the answers so far, or `None` when done.
+    fn next_step(&self, survey: &Survey) -> &'static str {
+        if survey.ask_ces && survey.ces.is_none() {
+            "ces"
+        } else if survey.ask_nps && survey.nps.is_none() {
+            "nps"
+        } else if self.settings.comment && survey.comment.is_none() {
+            "comment"
+        } else {
+            "done"
+        }
+    }
+
+    /// Handles survey button data (`csat:4:<id>`, `ces:…`, `nps:…`,
+    /// `nosurvey:<id>`). Returns the message to show next (the next
+    /// question, thanks), or `None` for data that is not a survey's or a
+    /// repeated click (which changes nothing).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn press(&self, data: &str) -> Result<Option<Outgoing>, Error> {
+        if let Some(id) = data.strip_prefix(STOP) {
+            return self.stop(id).await.map(Some);
+        }
+        let Some((answer, id)) = parse_answer(data) else {
+            return Ok(None);
+        };
+        self.answer(id, answer).await
+    }
+
+    async fn answer(
+        &self,
+        conversation_id: &str,
+        answer: Answer,
+    ) -> Result<Option<Outgoing>, Error> {
+        let store = &self.store;
+        if !store.record_survey_answer(conversation_id, answer).await? {
+            return Ok(None);
+        }
+        let Some(survey) = store.survey(conversation_id).await? else {
+            return Ok(None);
+        };
+        let step = self.next_step(&survey);
+        store.set_survey_step(conversation_id, step).await?;
+        if step == "done" {
+            return Ok(Some(Outgoing::text(
+                self.render("survey_thanks.md", serde_json::json!({}))?,
+            )));
+        }
+        Ok(Some(self.question(
+            step,
+            conversation_id,
+            &survey.channel,
+        )?))
+    }
+
+    async fn stop(&self, conversation_id: &str) -> Result<Outgoing, Error> {
+        if let Some(survey) = self.store.survey(conversation_id).await? {
+            self.store.opt_out_of_surveys(&survey.customer_id).await?;
+        }
+        Ok(Outgoing::text(
+            self.render("surveys_stopped.md", serde_json::json!({}))?,
+        ))
+    }
+
+    /// Opts a customer out (the `/stop-surveys` command).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn opt_out(&self, customer_id: &str) -> Result<String, Error> {
+        self.store.opt_out_of_surveys(customer_id).await?;
+        self.render("surveys_stopped.md", serde_json::json!({}))
+    }
+
+    /// A typed answer to an open survey in this place: a number for a
+    /// rating question, or the comment. Returns the reply, or `None` when the
+    /// text is not a survey answer (then it is a new question).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn typed(
+        &self,
+        customer_id: &str,
+        thread: &str,
+        text: &str,
+    ) -> Result<Option<(Survey, Outgoing)>, Error> {
+        let store = &self.store;
+        let now = store.now();
+        let Some(survey) = store
+            .open_survey(customer_id, thread, now - TYPED_WINDOW_MS)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let text = text.trim();
+        let step = survey.step.as_deref().unwrap_or("done");
+        if step == "comment" {
+            let recent = survey.step_at.is_some_and(|t| now - t <= COMMENT_WINDOW_MS);
+            if !recent || text.starts_with('/') || text.is_empty() {
+                return Ok(None);
+            }
+            if store
+                .record_survey_comment(&survey.conversation_id, text)
+                .await?
+            {
+                let thanks =
+                    Outgoing::text(self.render("survey_thanks.md", serde_json::json!({}))?);
+                return Ok(Some((survey, thanks)));
+            }
+            return Ok(None);
+        }
+        let Ok(n) = text.parse::<i64>() else {
+            return Ok(None);
+        };
+        let answer = match step {
+            "csat" if (1..=5).contains(&n) => Answer::Csat(n),
+            "ces" if (1..=7).contains(&n) => Answer::Ces(n),
+            "nps" if (0..=10).contains(&n) => Answer::Nps(n),
+            _ => return Ok(None),
+        };
+        match self.answer(&survey.conversation_id, answer).await? {
+            Some(next) => Ok(Some((survey, next))),
+            None => Ok(None),
+        }
+    }
+}
+
+fn target_of(conversation: &Conversation, external_id: &str) -> Target {
+    Target {
+        channel: conversation.channel.clone(),
+        customer_id: external_id.to_string(),
+        thread: conversation.thread_key.clone(),
+    }
+}
+
+/// Parses `csat:4:<id>`, `ces:6:<id>`, `nps:10:<id>`, checking the range.
+pub fn parse_answer(data: &str) -> Option<(Answer, &str)> {
+    let (kind, rest) = [(CSAT, 0), (CES, 1), (NPS, 2)]
+        .iter()
+        .find_map(|(prefix, kind)| data.strip_prefix(prefix).map(|rest| (*kind, rest)))?;
+    let (n, id) = rest.split_once(':')?;
+    let n: i64 = n.parse().ok()?;
+    let answer = match kind {
+        0 if (1..=5).contains(&n) => Answer::Csat(n),
+        1 if (1..=7).contains(&n) => Answer::Ces(n),
+        2 if (0..=10).contains(&n) => Answer::Nps(n),
+        _ => return None,
+    };
+    (!id.is_empty()).then_some((answer, id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_answers_in_range_only() {
+        assert_eq!(parse_answer("csat:4:abc"), Some((Answer::Csat(4), "abc")));
+        assert_eq!(parse_answer("nps:10:abc"), Some((Answer::Nps(10), "abc")));
+        assert_eq!(parse_answer("ces:7:x"), Some((Answer::Ces(7), "x")));
+        assert_eq!(parse_answer("csat:6:abc"), None);
+        assert_eq!(parse_answer("ces:0:abc"), None);
+        assert_eq!(parse_answer("csat:4:"), None);
+        assert_eq!(parse_answer("fb:up:1"), None);
+    }
+}
