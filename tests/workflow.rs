@@ -1,0 +1,974 @@
+//! Hand-off and survey workflows through the core, the HTTP agent API and the
+//! console channel, with an injected clock (no test sleeps for real minutes).
+
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use switchboard::app::{App, Core};
+use switchboard::assistant::{Action, Mode, Pressed, Turn};
+use switchboard::channels::console;
+use switchboard::clock::{ManualClock, SharedClock};
+use switchboard::config::Settings;
+use switchboard::conversation::Status;
+use switchboard::delivery::{self, Deliver, Outgoing, Target};
+
+const ALICE: &str = "alice-token-workflow";
+const BOB: &str = "bob-token-workflow";
+const START: i64 = 1_795_000_000_000;
+
+static ENV: Once = Once::new();
+
+fn init_env() {
+    ENV.call_once(|| {
+        // SAFETY: every test calls this first, and nothing in this test
+        // binary reads the environment before the Once has completed.
+        unsafe {
+            std::env::set_var("WORKFLOW_ALICE_TOKEN", ALICE);
+            std::env::set_var("WORKFLOW_BOB_TOKEN", BOB);
+        }
+    });
+}
+
+/// A scratch deployment: knowledge base, prompts, database, settings.
+struct Scratch {
+    dir: tempfile::TempDir,
+    db_url: String,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        init_env();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kb = dir.path().join("kb");
+        std::fs::create_dir_all(kb.join("billing")).expect("kb dir");
+        std::fs::write(
+            kb.join("billing/refunds.md"),
+            "---\ntitle: Refunds\ntags: [billing]\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge. Refunds reach your card in 5–10 business days.\n",
+        )
+        .expect("article");
+        std::fs::write(
+            kb.join("password.md"),
+            "# Reset your password\n\n## Forgot password\nTo reset a forgotten password, click \"Forgot password\" on the sign-in page and follow the email link.\n",
+        )
+        .expect("article");
+        let db_url = format!("sqlite://{}", dir.path().join("test.db").display());
+        Self { dir, db_url }
+    }
+
+    fn settings(&self, extra: &str) -> Settings {
+        let prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts");
+        let toml = format!(
+            r#"
+[database]
+url = "{db}"
+[knowledge_base]
+path = "{kb}"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{prompts}"
+[web]
+listen = "127.0.0.1:0"
+[handoff]
+unclaimed_reping_secs = 300
+[csat]
+delay_secs = 60
+inactivity_resolve_secs = 1800
+[[agents]]
+name = "alice"
+telegram_id = 1001
+token_env = "WORKFLOW_ALICE_TOKEN"
+[[agents]]
+name = "bob"
+token_env = "WORKFLOW_BOB_TOKEN"
+{extra}
+"#,
+            db = self.db_url,
+            kb = self.dir.path().join("kb").display(),
+            index = self.dir.path().join("index").display(),
+        );
+        Settings::from_toml_str(&toml).expect("settings")
+    }
+}
+
+/// A channel that records what the core delivers to it.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<(Target, Outgoing)>>);
+
+#[async_trait::async_trait]
+impl Deliver for Recorder {
+    async fn deliver(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+    ) -> Result<Option<String>, delivery::Error> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((target.clone(), message.clone()));
+        Ok(None)
+    }
+}
+
+impl Recorder {
+    fn texts(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, m)| m.text.clone())
+            .collect()
+    }
+    fn last(&self) -> Option<Outgoing> {
+        self.0.lock().unwrap().last().map(|(_, m)| m.clone())
+    }
+}
+
+fn turn(customer: &str, text: &str) -> Turn {
+    Turn {
+        channel: "test".into(),
+        customer_id: customer.into(),
+        customer_name: Some(format!("Customer {customer}")),
+        thread: format!("thread-{customer}"),
+        platform_message_id: None,
+        text: text.into(),
+    }
+}
+
+/// A running app: its core, its address, and a way to stop it.
+struct Running {
+    core: Core,
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(settings: Settings, clock: SharedClock) -> Running {
+    let app = App::build(settings, clock).await.expect("app builds");
+    let core = app.core().clone();
+    let base = format!("http://{}", app.local_addr().expect("web enabled"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("app runs");
+    });
+    Running {
+        core,
+        base,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+async fn api(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let json = response.json().await.unwrap_or(serde_json::Value::Null);
+    (status, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_on_console_and_agent_on_http_api() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let app = start(scratch.settings(""), clock.clone()).await;
+    let assistant = app.core.assistant.clone();
+
+    // The customer chats on the console (in-process, output captured).
+    let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (mut input, reader) = tokio::io::duplex(4096);
+    let out: console::SharedOut = Arc::new(Mutex::new(Box::new(Capture(captured.clone()))));
+    let chat = {
+        let assistant = assistant.clone();
+        tokio::spawn(async move {
+            console::chat(&assistant, tokio::io::BufReader::new(reader), out, false).await
+        })
+    };
+    use tokio::io::AsyncWriteExt;
+    input
+        .write_all(b"I want to talk to a real person\n")
+        .await
+        .unwrap();
+    let screen = || String::from_utf8_lossy(&captured.lock().unwrap()).to_string();
+    wait_for(|| screen().contains("connecting you with a person")).await;
+    assert!(screen().contains("number 1 in the queue"), "{}", screen());
+
+    // The agent sees it in the queue with its reason.
+    let (status, queue) = api(
+        reqwest::Method::GET,
+        format!("{}/api/agent/queue", app.base),
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let entry = &queue[0];
+    assert_eq!(entry["status"], "waiting_for_agent");
+    assert_eq!(entry["handoff_reason"], "customer_request");
+    let id = entry["id"].as_str().unwrap().to_string();
+    let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base);
+
+    // Unknown token refused.
+    let (status, body) = api(reqwest::Method::POST, url("claim"), "nope", None).await;
+    assert_eq!(status, 401, "{body}");
+
+    // Alice claims; Bob is told Alice has it.
+    let (status, _) = api(reqwest::Method::POST, url("claim"), ALICE, None).await;
+    assert_eq!(status, 200);
+    let (status, body) = api(reqwest::Method::POST, url("claim"), BOB, None).await;
+    assert_eq!(status, 409);
+    assert!(body["error"].as_str().unwrap().contains("alice"), "{body}");
+
+    // The customer writes while with the agent: the bot stays silent.
+    input.write_all(b"my invoice is wrong\n").await.unwrap();
+    wait_for(|| {
+        futures_ready(&app.core, &id, |m| {
+            m.iter().any(|m| m.text == "my invoice is wrong")
+        })
+    })
+    .await;
+
+    // A note never reaches the customer; a reply does.
+    let (status, _) = api(
+        reqwest::Method::POST,
+        url("note"),
+        ALICE,
+        Some(serde_json::json!({"text": "SECRET-NOTE"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = api(
+        reqwest::Method::POST,
+        url("reply"),
+        ALICE,
+        Some(serde_json::json!({"text": "Hello, I can help"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_for(|| screen().contains("alice (support): Hello, I can help")).await;
+    assert!(!screen().contains("SECRET-NOTE"));
+    let bot_answers_while_with_agent = app
+        .core
+        .store
+        .messages(&id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.role == switchboard::store::Role::Bot)
+        .count();
+    assert_eq!(bot_answers_while_with_agent, 1, "only the hand-off notice");
+
+    // Give back: the bot answers again, with a fresh context.
+    let (status, body) = api(reqwest::Method::POST, url("give-back"), ALICE, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "bot");
+    assert!(body["context_since"].is_i64());
+    wait_for(|| screen().contains("passed you back to the assistant")).await;
+    input.write_all(b"how do I get a refund\n").await.unwrap();
+    wait_for(|| screen().contains("Refunds reach your card")).await;
+
+    let events: Vec<String> = app
+        .core
+        .store
+        .events(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(events, vec!["handoff", "claim", "give_back"]);
+
+    drop(input);
+    chat.await.unwrap().unwrap();
+    app.shutdown().await;
+}
+
+/// Polls a synchronous condition (bounded: fails the test after 10 s).
+async fn wait_for(mut condition: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 10 s");
+}
+
+fn futures_ready(
+    core: &Core,
+    id: &str,
+    check: impl Fn(&[switchboard::store::Message]) -> bool,
+) -> bool {
+    let store = core.store.clone();
+    let id = id.to_string();
+    let messages = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(store.messages(&id))
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    check(&messages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_race_has_exactly_one_winner() {
+    let scratch = Scratch::new();
+    let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
+        .await
+        .unwrap();
+    let reply = core
+        .assistant
+        .handle(turn("c1", "/human"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.action,
+        Action::HandOff(switchboard::handoff::Reason::CustomerRequest)
+    );
+    let agents = core.desk.agents().clone();
+    let alice = agents.by_name("alice").unwrap().clone();
+    let bob = agents.by_name("bob").unwrap().clone();
+    let (a, b) = tokio::join!(
+        core.desk.act(
+            Some(&alice),
+            "alice",
+            &reply.conversation_id,
+            switchboard::desk::AgentAction::Claim
+        ),
+        core.desk.act(
+            Some(&bob),
+            "bob",
+            &reply.conversation_id,
+            switchboard::desk::AgentAction::Claim
+        ),
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one claim wins: {a:?} / {b:?}"
+    );
+    let loser = match (a, b) {
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => e,
+        other => panic!("exactly one claim wins: {other:?}"),
+    };
+    assert!(
+        matches!(loser, switchboard::desk::Error::Taken(_)),
+        "{loser}"
+    );
+
+    // Someone who is not an agent is refused, and it is logged.
+    let refused = core
+        .desk
+        .act(
+            None,
+            "telegram:666",
+            &reply.conversation_id,
+            switchboard::desk::AgentAction::Resolve,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("not a configured agent"),
+        "{refused}"
+    );
+    let events = core.store.events(&reply.conversation_id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.kind == "refused" && e.actor == "telegram:666")
+    );
+}
+
+#[tokio::test]
+async fn knowledge_gap_offer_then_accept_hands_off() {
+    let scratch = Scratch::new();
+    let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
+        .await
+        .unwrap();
+    let a = &core.assistant;
+    let offer = a
+        .handle(turn("c2", "what size wipers does my car take"), None)
+        .await
+        .unwrap();
+    assert_eq!(offer.action, Action::OfferHuman);
+    assert_eq!(offer.mode, Mode::Handoff);
+    assert!(offer.handoff);
+    assert_eq!(
+        offer.buttons()[0][0].data,
+        switchboard::assistant::OFFER_YES
+    );
+    let accepted = a
+        .press(Turn {
+            text: switchboard::assistant::OFFER_YES.into(),
+            ..turn("c2", "")
+        })
+        .await
+        .unwrap();
+    let Pressed::Reply(accepted) = accepted else {
+        panic!("a reply")
+    };
+    assert_eq!(
+        accepted.action,
+        Action::HandOff(switchboard::handoff::Reason::KnowledgeGap)
+    );
+    let conversation = core
+        .store
+        .conversation(&accepted.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(conversation.status, Status::WaitingForAgent);
+    assert_eq!(
+        conversation.handoff_reason.as_deref(),
+        Some("knowledge_gap")
+    );
+    // The gap is remembered for `report gaps`.
+    let gaps = switchboard::report::gaps(&core.store, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        gaps.iter()
+            .any(|g| g.examples.iter().any(|q| q.contains("wipers"))),
+        "{gaps:?}"
+    );
+}
+
+#[tokio::test]
+async fn frustration_hands_off() {
+    let scratch = Scratch::new();
+    let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
+        .await
+        .unwrap();
+    let reply = core
+        .assistant
+        .handle(turn("c3", "this bot is useless"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.action,
+        Action::HandOff(switchboard::handoff::Reason::Frustration)
+    );
+    let repeated = "how do I get a refund";
+    for _ in 0..2 {
+        let r = core
+            .assistant
+            .handle(turn("c4", repeated), None)
+            .await
+            .unwrap();
+        assert_eq!(r.action, Action::Answer);
+    }
+    let third = core
+        .assistant
+        .handle(turn("c4", repeated), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        third.action,
+        Action::HandOff(switchboard::handoff::Reason::Frustration)
+    );
+}
+
+#[tokio::test]
+async fn restart_keeps_queue_owner_and_delivers_messages_received_meanwhile() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let id = {
+        let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
+            .await
+            .unwrap();
+        let r = core
+            .assistant
+            .handle(turn("c5", "/human"), None)
+            .await
+            .unwrap();
+        let alice = core.desk.agents().by_name("alice").unwrap().clone();
+        core.desk
+            .act(
+                Some(&alice),
+                "alice",
+                &r.conversation_id,
+                switchboard::desk::AgentAction::Claim,
+            )
+            .await
+            .unwrap();
+        core.store.close().await;
+        r.conversation_id
+    };
+    // A new process on the same database.
+    let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
+        .await
+        .unwrap();
+    let queue = core.desk.queue().await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].conversation.id, id);
+    assert_eq!(
+        queue[0].conversation.assigned_agent.as_deref(),
+        Some("alice")
+    );
+    // The customer's next message goes to the agent, not the bot.
+    let r = core
+        .assistant
+        .handle(turn("c5", "are you there?"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.action, Action::ToAgent);
+    assert!(r.answer.is_empty());
+    // A staff desk connected now receives the card and that message.
+    let desk = Arc::new(StaffRecorder::default());
+    core.desk.add_staff_desk(desk.clone());
+    core.desk.sync_once().await.unwrap();
+    let posts = desk.0.lock().unwrap().clone();
+    assert!(
+        posts
+            .iter()
+            .any(|p| p.starts_with("CARD") && p.contains("customer_request")),
+        "{posts:?}"
+    );
+    // The card includes the message; it is not posted twice.
+    core.desk.sync_once().await.unwrap();
+    let cards = desk
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.starts_with("CARD"))
+        .count();
+    assert_eq!(cards, 1);
+    let r = core
+        .assistant
+        .handle(turn("c5", "hello again"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.action, Action::ToAgent);
+    core.desk.sync_once().await.unwrap();
+    assert!(
+        desk.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p == "MSG hello again")
+    );
+}
+
+#[derive(Default)]
+struct StaffRecorder(Mutex<Vec<String>>);
+
+#[async_trait::async_trait]
+impl switchboard::desk::StaffDesk for StaffRecorder {
+    fn name(&self) -> &str {
+        "recorder"
+    }
+    async fn post_card(&self, card: &switchboard::desk::Card) -> Result<String, delivery::Error> {
+        self.0.lock().unwrap().push(format!("CARD {}", card.text()));
+        Ok(format!("thread-{}", card.conversation.id))
+    }
+    async fn post(
+        &self,
+        _thread: &str,
+        _card: &switchboard::desk::Card,
+        text: &str,
+        notice: bool,
+    ) -> Result<(), delivery::Error> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {text}", if notice { "NOTICE" } else { "MSG" }));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn unclaimed_conversation_pings_agents_again_and_tells_the_customer() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
+        .await
+        .unwrap();
+    let channel = Arc::new(Recorder::default());
+    core.registry.register("test", channel.clone());
+    let desk = Arc::new(StaffRecorder::default());
+    core.desk.add_staff_desk(desk.clone());
+    let r = core
+        .assistant
+        .handle(turn("c6", "/human"), None)
+        .await
+        .unwrap();
+    core.desk.sync_once().await.unwrap();
+    assert!(channel.texts().is_empty());
+    clock.advance(301_000);
+    core.desk.sync_once().await.unwrap();
+    assert!(
+        channel
+            .texts()
+            .iter()
+            .any(|t| t.contains("Sorry for the wait")),
+        "{:?}",
+        channel.texts()
+    );
+    assert!(
+        desk.0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("Still waiting"))
+    );
+    // Only once.
+    clock.advance(301_000);
+    core.desk.sync_once().await.unwrap();
+    assert_eq!(channel.texts().len(), 1);
+    let events = core.store.events(&r.conversation_id).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "reping").count(), 1);
+}
+
+// ---------------------------------------------------------------- surveys
+
+async fn survey_core(
+    scratch: &Scratch,
+    clock: &Arc<ManualClock>,
+    extra: &str,
+) -> (Core, Arc<Recorder>) {
+    let core = Core::build(scratch.settings(extra), clock.clone(), &|_, _| {})
+        .await
+        .unwrap();
+    let channel = Arc::new(Recorder::default());
+    core.registry.register("test", channel.clone());
+    (core, channel)
+}
+
+async fn resolved_by_agent(core: &Core, customer: &str) -> String {
+    let r = core
+        .assistant
+        .handle(turn(customer, "/human"), None)
+        .await
+        .unwrap();
+    let alice = core.desk.agents().by_name("alice").unwrap().clone();
+    core.desk
+        .act(
+            Some(&alice),
+            "alice",
+            &r.conversation_id,
+            switchboard::desk::AgentAction::Resolve,
+        )
+        .await
+        .unwrap();
+    r.conversation_id
+}
+
+fn press(customer: &str, data: &str) -> Turn {
+    Turn {
+        text: data.into(),
+        platform_message_id: None,
+        ..turn(customer, "")
+    }
+}
+
+#[tokio::test]
+async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let id = resolved_by_agent(&core, "s1").await;
+    let surveys = core.surveys.clone();
+    assert_eq!(
+        surveys.tick().await.unwrap().sent,
+        0,
+        "not before the delay"
+    );
+    clock.advance(61_000);
+    assert_eq!(surveys.tick().await.unwrap().sent, 1);
+    assert_eq!(surveys.tick().await.unwrap().sent, 0, "exactly once");
+    let question = channel.last().unwrap();
+    assert!(question.text.contains("How satisfied"));
+    let labels: Vec<&str> = question.buttons[0]
+        .iter()
+        .map(|b| b.label.as_str())
+        .collect();
+    assert_eq!(labels, vec!["1", "2", "3", "4", "5"]);
+    assert_eq!(
+        core.store
+            .survey(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .agent
+            .as_deref(),
+        Some("alice")
+    );
+
+    // Click 4, then a duplicate click changes nothing.
+    let four = question.buttons[0][3].data.clone();
+    let Pressed::Message(next) = core.assistant.press(press("s1", &four)).await.unwrap() else {
+        panic!("next question")
+    };
+    assert!(next.text.contains("How easy"), "{}", next.text);
+    let five = question.buttons[0][4].data.clone();
+    assert!(matches!(
+        core.assistant.press(press("s1", &five)).await.unwrap(),
+        Pressed::Unknown
+    ));
+    // CES 6, NPS 9, then a typed comment.
+    let Pressed::Message(nps) = core
+        .assistant
+        .press(press("s1", &format!("ces:6:{id}")))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(nps.text.contains("recommend"));
+    let Pressed::Message(comment) = core
+        .assistant
+        .press(press("s1", &format!("nps:9:{id}")))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(comment.text.contains("anything you'd like to add"));
+    let thanks = core
+        .assistant
+        .handle(turn("s1", "Quick and friendly"), None)
+        .await
+        .unwrap();
+    assert!(
+        thanks.answer.contains("Thank you for your feedback"),
+        "{}",
+        thanks.answer
+    );
+    assert_eq!(
+        thanks.conversation_id, id,
+        "the comment joins the surveyed conversation"
+    );
+    assert_eq!(
+        core.store.conversation(&id).await.unwrap().status,
+        Status::Resolved
+    );
+
+    let survey = core.store.survey(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (survey.csat, survey.ces, survey.nps),
+        (Some(4), Some(6), Some(9))
+    );
+    assert_eq!(survey.comment.as_deref(), Some("Quick and friendly"));
+    let report = switchboard::report::build(&core.store, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(report.csat_responses, 1);
+    assert_eq!(report.csat_score, Some(100.0));
+    assert_eq!(report.csat_average, Some(4.0));
+    assert_eq!(report.nps, Some(100.0));
+    assert_eq!(report.ces_average, Some(6.0));
+    assert_eq!(report.resolutions.get("agent"), Some(&1));
+
+    // A message after the survey starts a new conversation.
+    let next = core
+        .assistant
+        .handle(turn("s1", "how do I reset my password"), None)
+        .await
+        .unwrap();
+    assert_ne!(next.conversation_id, id);
+    assert_eq!(next.action, Action::Answer);
+}
+
+#[tokio::test]
+async fn opted_out_customers_get_no_survey() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let reply = core
+        .assistant
+        .handle(turn("s2", "/stop-surveys"), None)
+        .await
+        .unwrap();
+    assert!(reply.answer.contains("won't send you any more surveys"));
+    resolved_by_agent(&core, "s2").await;
+    clock.advance(61_000);
+    core.surveys.tick().await.unwrap();
+    assert!(
+        channel.texts().iter().all(|t| !t.contains("How satisfied")),
+        "{:?}",
+        channel.texts()
+    );
+}
+
+#[tokio::test]
+async fn survey_scheduled_before_a_restart_is_sent_once_after_it() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let id = {
+        let (core, _) = survey_core(&scratch, &clock, "").await;
+        let id = resolved_by_agent(&core, "s3").await;
+        assert_eq!(core.surveys.tick().await.unwrap().scheduled, 1);
+        core.store.close().await;
+        id
+    };
+    clock.advance(61_000);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    assert_eq!(core.surveys.tick().await.unwrap().sent, 1);
+    assert_eq!(core.surveys.tick().await.unwrap().sent, 0);
+    assert_eq!(
+        channel
+            .texts()
+            .iter()
+            .filter(|t| t.contains("How satisfied"))
+            .count(),
+        1
+    );
+    assert_eq!(core.store.survey(&id).await.unwrap().unwrap().state, "sent");
+}
+
+#[tokio::test]
+async fn late_click_counts_after_a_new_conversation_started() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let id = resolved_by_agent(&core, "s4").await;
+    clock.advance(61_000);
+    core.surveys.tick().await.unwrap();
+    let data = channel.last().unwrap().buttons[0][1].data.clone();
+    let fresh = core
+        .assistant
+        .handle(turn("s4", "how do I get a refund"), None)
+        .await
+        .unwrap();
+    assert_ne!(fresh.conversation_id, id);
+    clock.advance(5 * 3600 * 1000);
+    assert!(matches!(
+        core.assistant.press(press("s4", &data)).await.unwrap(),
+        Pressed::Message(_)
+    ));
+    assert_eq!(core.store.survey(&id).await.unwrap().unwrap().csat, Some(2));
+}
+
+#[tokio::test]
+async fn confirmed_answer_and_inactivity_resolve_conversations() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, _) = survey_core(&scratch, &clock, "").await;
+    let answer = core
+        .assistant
+        .handle(turn("s5", "how do I get a refund"), None)
+        .await
+        .unwrap();
+    assert_eq!(answer.action, Action::Answer);
+    let solved = core
+        .assistant
+        .press(press("s5", switchboard::assistant::SOLVED_YES))
+        .await
+        .unwrap();
+    assert!(matches!(solved, Pressed::Reply(_)));
+    let c = core
+        .store
+        .conversation(&answer.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.status, c.resolution.as_deref()),
+        (Status::Resolved, Some("customer"))
+    );
+
+    let idle = core
+        .assistant
+        .handle(turn("s6", "how do I reset my password"), None)
+        .await
+        .unwrap();
+    clock.advance(1_801_000);
+    assert_eq!(core.surveys.tick().await.unwrap().resolved_inactive, 1);
+    let c = core
+        .store
+        .conversation(&idle.conversation_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.status, c.resolution.as_deref()),
+        (Status::Resolved, Some("inactivity"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_database_send_a_survey_once() {
+    let Ok(base) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: SWITCHBOARD_TEST_POSTGRES_URL is not set");
+        return;
+    };
+    init_env();
+    // A fresh database for this test.
+    let name = format!("sb_workflow_{}", uuid::Uuid::new_v4().simple());
+    {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut admin = sqlx::AnyConnection::connect(&base).await.expect("postgres");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+    }
+    let url = match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("SWITCHBOARD_TEST_POSTGRES_URL needs a database name"),
+    };
+    let mut scratch = Scratch::new();
+    scratch.db_url = url;
+    let clock = ManualClock::new(START);
+    let (one, channel_one) = survey_core(&scratch, &clock, "").await;
+    let (two, channel_two) = survey_core(&scratch, &clock, "").await;
+    for i in 0..5 {
+        resolved_by_agent(&one, &format!("pg{i}")).await;
+    }
+    clock.advance(61_000);
+    let (a, b) = tokio::join!(one.surveys.tick(), two.surveys.tick());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (c, d) = tokio::join!(one.surveys.tick(), two.surveys.tick());
+    let (c, d) = (c.unwrap(), d.unwrap());
+    let total = a.sent + b.sent + c.sent + d.sent;
+    assert_eq!(total, 5, "five surveys, each sent once");
+    let surveys = |r: &Recorder| {
+        r.texts()
+            .iter()
+            .filter(|t| t.contains("How satisfied"))
+            .count()
+    };
+    assert_eq!(surveys(&channel_one) + surveys(&channel_two), 5);
+    one.store.close().await;
+    two.store.close().await;
+    use sqlx::Connection;
+    let mut admin = sqlx::AnyConnection::connect(&base).await.expect("postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("drop database");
+}
