@@ -90,6 +90,10 @@ impl Core {
             tracing::info!("no LLM configured: answers quote the knowledge base (extractive mode)");
         }
         let registry = Registry::default();
+        registry.register(
+            crate::channels::web::CHANNEL,
+            Arc::new(crate::channels::web::WebDelivery::new(store.clone())),
+        );
         // Validated with the settings; an error here cannot happen.
         let hours = settings
             .handoff

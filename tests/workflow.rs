@@ -972,3 +972,101 @@ async fn two_processes_on_one_postgres_database_send_a_survey_once() {
     .await
     .expect("drop database");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_widget_customer_and_agent() {
+    let scratch = Scratch::new();
+    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let client = reqwest::Client::new();
+    let session = "widget-session-1";
+    let post = |path: &str, body: serde_json::Value| {
+        let request = client.post(format!("{}{path}", app.base)).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let page = client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("/api/chat/messages"));
+
+    let (status, body) = post(
+        "/api/chat/messages",
+        serde_json::json!({"session": session, "text": "how do I get a refund", "id": "1"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["reply"]["mode"], "extractive");
+    assert_eq!(body["reply"]["sources"][0]["slug"], "billing/refunds");
+    // A retried POST with the same id is not answered twice.
+    let (_, again) = post(
+        "/api/chat/messages",
+        serde_json::json!({"session": session, "text": "how do I get a refund", "id": "1"}),
+    )
+    .await;
+    assert!(again["reply"].is_null(), "{again}");
+    let (status, body) = post(
+        "/api/chat/messages",
+        serde_json::json!({"session": "bad id!", "text": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    let (_, body) = post(
+        "/api/chat/messages",
+        serde_json::json!({"session": session, "text": "/human", "id": "2"}),
+    )
+    .await;
+    assert_eq!(body["reply"]["handoff"], true);
+    let (_, queue) = api(
+        reqwest::Method::GET,
+        format!("{}/api/agent/queue", app.base),
+        ALICE,
+        None,
+    )
+    .await;
+    let id = queue[0]["id"].as_str().unwrap().to_string();
+    let (status, _) = api(
+        reqwest::Method::POST,
+        format!("{}/api/agent/conversations/{id}/reply", app.base),
+        ALICE,
+        Some(serde_json::json!({"text": "Hi, Alice here"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let updates: serde_json::Value = client
+        .get(format!("{}/api/chat/updates?session={session}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        updates["messages"][0]["text"],
+        "alice (support): Hi, Alice here"
+    );
+    let cursor = updates["cursor"].as_str().unwrap().to_string();
+    let later: serde_json::Value = client
+        .get(format!(
+            "{}/api/chat/updates?session={session}&after={cursor}",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["messages"].as_array().unwrap().len(), 0);
+    app.shutdown().await;
+}

@@ -2,3 +2,4 @@
 //! and renders [`crate::assistant::Reply`]s back.
 
 pub mod console;
+pub mod web;

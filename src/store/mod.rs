@@ -8,6 +8,7 @@
 mod csat;
 mod desk;
 mod model;
+mod web;
 
 use std::str::FromStr;
 use std::sync::Once;

@@ -13,6 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::assistant::Assistant;
 
 mod agent;
+mod chat;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -31,6 +32,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/api/agent", agent::routes())
+        .merge(chat::routes())
         .with_state(state)
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
