@@ -210,6 +210,25 @@ impl App {
                 ),
             );
         }
+        {
+            // Messages stored just before a crash are answered once the
+            // channels have had a moment to connect.
+            let assistant = core.assistant.clone();
+            let registry = core.registry.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(3)) => {
+                        match assistant.answer_pending(&registry, 3_600_000).await {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!("answered {n} message(s) left unanswered by the last run"),
+                            Err(e) => tracing::warn!("answering pending messages: {e}"),
+                        }
+                    }
+                }
+            });
+        }
         let state = Arc::new(web::AppState {
             assistant: core.assistant.clone(),
             desk: core.desk.clone(),

@@ -1070,3 +1070,58 @@ async fn web_widget_customer_and_agent() {
     assert_eq!(later["messages"].as_array().unwrap().len(), 0);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn message_stored_before_a_crash_is_answered_after_restart() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    // The previous process stored the message and died before answering.
+    let customer = core
+        .store
+        .upsert_customer("test", "crash", None)
+        .await
+        .unwrap();
+    let conversation = core
+        .store
+        .open_conversation(&customer, "thread-crash")
+        .await
+        .unwrap();
+    let stored = switchboard::store::NewMessage {
+        conversation_id: &conversation.id,
+        text: "how do I get a refund",
+        channel: "test",
+        platform_message_id: Some("update:77"),
+        ..Default::default()
+    };
+    core.store.insert_message(&stored).await.unwrap().unwrap();
+    assert_eq!(
+        core.assistant
+            .answer_pending(&core.registry, 3_600_000)
+            .await
+            .unwrap(),
+        1
+    );
+    let texts = channel.texts();
+    assert_eq!(texts.len(), 1);
+    assert!(
+        texts[0].contains("Refunds reach your card") && texts[0].contains("Refunds"),
+        "{texts:?}"
+    );
+    // Answered once: a second pass and a platform retry do nothing.
+    assert_eq!(
+        core.assistant
+            .answer_pending(&core.registry, 3_600_000)
+            .await
+            .unwrap(),
+        0
+    );
+    let retry = Turn {
+        platform_message_id: Some("update:77".into()),
+        ..turn("crash", "how do I get a refund")
+    };
+    assert_eq!(
+        core.assistant.handle(retry, None).await.unwrap().action,
+        Action::Duplicate
+    );
+}

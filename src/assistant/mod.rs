@@ -534,6 +534,76 @@ impl Assistant {
         self.decide(&customer, conversation, &turn, deltas).await
     }
 
+    /// Answers customer messages that were stored but never answered (the
+    /// process stopped in between), on the customer's channel. Messages older
+    /// than `max_age_ms` are left alone: a late answer to an old question
+    /// would confuse more than help. Returns how many were answered.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn answer_pending(
+        &self,
+        registry: &crate::delivery::Registry,
+        max_age_ms: i64,
+    ) -> Result<usize, Error> {
+        let store = &self.inner.store;
+        let mut answered = 0;
+        for (conversation, message) in store.unanswered(store.now() - max_age_ms).await? {
+            if !registry.can_deliver(&conversation.channel) {
+                continue;
+            }
+            let customer = store.customer(&conversation.customer_id).await?;
+            let turn = Turn {
+                channel: conversation.channel.clone(),
+                customer_id: customer.external_id.clone(),
+                customer_name: customer.display_name.clone(),
+                thread: conversation.thread_key.clone(),
+                platform_message_id: None,
+                text: message.text.clone(),
+            };
+            let reply = self
+                .decide(&customer, conversation.clone(), &turn, None)
+                .await?;
+            if reply.is_silent() {
+                continue;
+            }
+            let mut text = reply.answer.clone();
+            for s in &reply.sources {
+                text.push_str(&format!(
+                    "\n• {}{}",
+                    s.title,
+                    s.url
+                        .as_deref()
+                        .map(|u| format!(" — {u}"))
+                        .unwrap_or_default()
+                ));
+            }
+            let target = crate::delivery::Target {
+                channel: conversation.channel.clone(),
+                customer_id: customer.external_id.clone(),
+                thread: conversation.thread_key.clone(),
+            };
+            let outgoing = crate::delivery::Outgoing {
+                text,
+                buttons: reply.buttons(),
+            };
+            if let Err(e) = registry.deliver(&target, &outgoing).await {
+                let next = store.now() + 5_000;
+                store
+                    .enqueue_outbox(
+                        &target,
+                        &outgoing,
+                        Some(&conversation.id),
+                        &e.to_string(),
+                        next,
+                    )
+                    .await?;
+            }
+            answered += 1;
+        }
+        Ok(answered)
+    }
+
     /// Handles a button press; `turn.text` is the button's data and
     /// `turn.platform_message_id` should identify the press (callback id) so
     /// a repeated delivery is ignored.

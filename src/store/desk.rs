@@ -243,4 +243,32 @@ impl Store {
         .await?;
         Ok(result.rows_affected() == 1)
     }
+
+    /// Bot conversations whose last customer message (after `since`) has
+    /// no bot reply yet: stored, but the process stopped before answering.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn unanswered(&self, since: Millis) -> Result<Vec<(Conversation, Message)>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM conversations WHERE status = 'bot' AND last_customer_at >= $1 \
+               AND (last_bot_at IS NULL OR last_bot_at < last_customer_at) ORDER BY last_customer_at",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let conversation = Conversation::from_row(row)?;
+            let last = self.recent_messages(&conversation.id, 1).await?;
+            if let Some(message) = last
+                .into_iter()
+                .next()
+                .filter(|m| m.role == super::Role::Customer)
+            {
+                out.push((conversation, message));
+            }
+        }
+        Ok(out)
+    }
 }
