@@ -395,11 +395,17 @@ impl SearchIndex {
         on_progress: &dyn Fn(usize, usize),
     ) -> Result<SyncReport, Error> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut manifest = self
-            .manifest
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone_map();
+        // Another process (`kb add` beside `run`) may have committed since
+        // this one last looked: start from the index's own latest manifest.
+        let on_disk = read_manifest(&self.index);
+        let mut manifest = if on_disk.version == SCHEMA_VERSION {
+            on_disk.hashes
+        } else {
+            self.manifest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone_map()
+        };
         let mut report = SyncReport::default();
         let wanted: HashSet<&str> = articles.iter().map(|(a, _)| a.slug.as_str()).collect();
         let stale: Vec<String> = manifest
@@ -413,12 +419,14 @@ impl SearchIndex {
             .collect();
         report.unchanged = articles.len() - changed.len();
         if stale.is_empty() && changed.is_empty() {
+            // Pick up commits other processes made.
+            self.reader.reload()?;
             return Ok(report);
         }
         let threads = if changed.len() > 500 { 2 } else { 1 };
         let mut writer = self
             .index
-            .writer_with_num_threads::<TantivyDocument>(threads, 20_000_000 * threads)?;
+            .writer_with_num_threads_retrying(threads, 20_000_000 * threads)?;
         for slug in &stale {
             writer.delete_term(Term::from_field_text(self.fields.slug, slug));
             manifest.remove(slug);
@@ -426,8 +434,9 @@ impl SearchIndex {
         }
         let total = changed.len();
         for (done, (article, hash)) in changed.into_iter().enumerate() {
+            // Deleting first also removes any stray copy of the article.
+            writer.delete_term(Term::from_field_text(self.fields.slug, &article.slug));
             if manifest.contains_key(&article.slug) {
-                writer.delete_term(Term::from_field_text(self.fields.slug, &article.slug));
                 report.updated += 1;
             } else {
                 report.added += 1;
@@ -469,9 +478,7 @@ impl SearchIndex {
     /// [`Error::Index`] when tantivy cannot write.
     pub fn clear(&self) -> Result<(), Error> {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut writer = self
-            .index
-            .writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
+        let mut writer = self.index.writer_with_num_threads_retrying(1, 15_000_000)?;
         writer.delete_all_documents()?;
         let empty = Manifest {
             version: SCHEMA_VERSION,
@@ -598,6 +605,35 @@ impl SearchIndex {
 impl Manifest {
     fn clone_map(&self) -> BTreeMap<String, String> {
         self.hashes.clone()
+    }
+}
+
+/// Opening a writer while another process (e.g. `kb add` beside a running
+/// `run`) holds the index lock: wait for it rather than fail.
+trait WriterRetry {
+    fn writer_with_num_threads_retrying(
+        &self,
+        threads: usize,
+        memory: usize,
+    ) -> tantivy::Result<tantivy::IndexWriter<TantivyDocument>>;
+}
+
+impl WriterRetry for Index {
+    fn writer_with_num_threads_retrying(
+        &self,
+        threads: usize,
+        memory: usize,
+    ) -> tantivy::Result<tantivy::IndexWriter<TantivyDocument>> {
+        let mut attempts = 0;
+        loop {
+            match self.writer_with_num_threads::<TantivyDocument>(threads, memory) {
+                Err(tantivy::TantivyError::LockFailure(..)) if attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 }
 
