@@ -922,17 +922,12 @@ impl Assistant {
             handoff_detail: detail,
             ..Change::default()
         };
-        let conversation = match store
-            .transition(&conversation.id, Transition::HandOff, "bot", &change)
-            .await
+        let conversation = match self
+            .move_conversation(conversation, Transition::HandOff, "bot", &change)
+            .await?
         {
             Ok(c) => c,
-            // Someone else moved it first (an agent took it): stay silent.
-            Err(store::Error::Conflict(_) | store::Error::Illegal(_)) => {
-                let fresh = store.conversation(&conversation.id).await?;
-                return Ok(self.silent(&fresh, Action::ToAgent));
-            }
-            Err(e) => return Err(e.into()),
+            Err(silent) => return Ok(silent),
         };
         metrics::counter!("switchboard_handoffs_total", "reason" => reason.as_str()).increment(1);
         let position = store.queue_position(&conversation.id).await?;
@@ -1041,22 +1036,40 @@ impl Assistant {
         }))
     }
 
-    async fn withdraw(&self, conversation: &Conversation, turn: &Turn) -> Result<Reply, Error> {
+    /// Applies a transition; when someone else moved the conversation first
+    /// (an agent took it), returns the silent reply to give instead.
+    async fn move_conversation(
+        &self,
+        conversation: &Conversation,
+        transition: Transition,
+        actor: &str,
+        change: &Change<'_>,
+    ) -> Result<Result<Conversation, Reply>, Error> {
         let store = &self.inner.store;
+        match store
+            .transition(&conversation.id, transition, actor, change)
+            .await
+        {
+            Ok(c) => Ok(Ok(c)),
+            Err(store::Error::Conflict(_) | store::Error::Illegal(_)) => {
+                let fresh = store.conversation(&conversation.id).await?;
+                Ok(Err(self.silent(&fresh, Action::ToAgent)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn withdraw(&self, conversation: &Conversation, turn: &Turn) -> Result<Reply, Error> {
         let change = Change {
             event_detail: Some("customer withdrew the request"),
             ..Change::default()
         };
-        let back = match store
-            .transition(&conversation.id, Transition::Withdraw, "customer", &change)
-            .await
+        let back = match self
+            .move_conversation(conversation, Transition::Withdraw, "customer", &change)
+            .await?
         {
             Ok(c) => c,
-            Err(store::Error::Conflict(_) | store::Error::Illegal(_)) => {
-                let fresh = store.conversation(&conversation.id).await?;
-                return Ok(self.silent(&fresh, Action::ToAgent));
-            }
-            Err(e) => return Err(e.into()),
+            Err(silent) => return Ok(silent),
         };
         if let Some(desk) = &self.inner.desk {
             desk.poke();
