@@ -1,0 +1,148 @@
+//! A local OpenAI-compatible server (axum) that the real async-openai client
+//! talks to over HTTP. Each test scripts what it answers and reads back the
+//! request bodies it received.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+
+/// One scripted answer to a chat-completions request.
+#[derive(Clone, Debug)]
+pub enum Script {
+    /// SSE-streamed chunks, then a usage chunk and `[DONE]`.
+    Stream(Vec<String>),
+    /// A non-streamed JSON completion (sent even if the client asked to stream).
+    Plain(String),
+    /// HTTP 500 with an OpenAI error body.
+    ServerError,
+    /// HTTP 429 with `Retry-After: N` seconds.
+    RateLimited(u64),
+    /// These chunks, then silence for this long before the rest.
+    Stall(Vec<String>, Duration),
+    /// A stream whose second event is not JSON.
+    Malformed,
+}
+
+/// What the fake has seen and will say.
+#[derive(Default)]
+pub struct Fake {
+    scripts: Mutex<VecDeque<Script>>,
+    /// Request bodies received, in order.
+    pub requests: Mutex<Vec<serde_json::Value>>,
+}
+
+impl Fake {
+    /// Queues answers; when the queue is empty the last one repeats.
+    pub fn script(&self, scripts: impl IntoIterator<Item = Script>) {
+        self.scripts.lock().unwrap().extend(scripts);
+    }
+
+    /// Bodies received so far.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    fn next(&self) -> Script {
+        let mut scripts = self.scripts.lock().unwrap();
+        if scripts.len() > 1 {
+            scripts.pop_front().unwrap()
+        } else {
+            scripts.front().cloned().unwrap_or(Script::ServerError)
+        }
+    }
+}
+
+/// Starts the fake on 127.0.0.1:0; returns it and its `/v1` base URL.
+pub async fn start() -> (Arc<Fake>, String) {
+    let fake = Arc::new(Fake::default());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (fake, format!("http://{addr}/v1"))
+}
+
+fn chunk(content: &str) -> String {
+    let json = serde_json::json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "fake-model",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": content}, "finish_reason": null}],
+    });
+    format!("data: {json}\n\n")
+}
+
+fn usage_chunk() -> String {
+    let json = serde_json::json!({
+        "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": "fake-model",
+        "choices": [], "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+    });
+    format!("data: {json}\n\n")
+}
+
+fn sse(events: Vec<(String, Option<Duration>)>) -> Response {
+    let stream = futures::stream::unfold(events.into_iter(), |mut events| async move {
+        let (event, delay) = events.next()?;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        Some((Ok::<Bytes, Infallible>(Bytes::from(event)), events))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    fake.requests.lock().unwrap().push(json);
+    match fake.next() {
+        Script::Stream(chunks) => {
+            let mut events: Vec<(String, Option<Duration>)> = chunks.iter().map(|c| (chunk(c), None)).collect();
+            events.push((usage_chunk(), None));
+            events.push(("data: [DONE]\n\n".into(), None));
+            sse(events)
+        }
+        Script::Plain(text) => {
+            let json = serde_json::json!({
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": "fake-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 42, "completion_tokens": 7, "total_tokens": 49},
+            });
+            (StatusCode::OK, axum::Json(json)).into_response()
+        }
+        Script::ServerError => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({"error": {"message": "The server had an error", "type": "server_error", "param": null, "code": null}})),
+        )
+            .into_response(),
+        Script::RateLimited(secs) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            axum::Json(serde_json::json!({"error": {"message": "Rate limit reached", "type": "rate_limit_error", "param": null, "code": "rate_limit_exceeded"}})),
+        )
+            .into_response(),
+        Script::Stall(chunks, pause) => {
+            let mut events: Vec<(String, Option<Duration>)> = chunks.iter().map(|c| (chunk(c), None)).collect();
+            events.push((chunk(" and the rest"), Some(pause)));
+            events.push(("data: [DONE]\n\n".into(), None));
+            sse(events)
+        }
+        Script::Malformed => sse(vec![
+            (chunk("Partial "), None),
+            ("data: {this is not json\n\n".into(), None),
+            ("data: [DONE]\n\n".into(), None),
+        ]),
+    }
+}
