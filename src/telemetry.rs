@@ -14,6 +14,7 @@ where
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(sink)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -252,7 +252,10 @@ fn split_front_matter<'a>(
         match serde_yaml::from_str::<FrontMatter>(yaml) {
             Ok(f) => Some(f),
             Err(e) => {
-                let line = e.location().map(|l| l.line() + 1).unwrap_or(1);
+                // The parser may notice a problem on the line after it (an
+                // unclosed bracket); keep the line inside the front matter.
+                let last = yaml.lines().count().max(1) + 1;
+                let line = e.location().map(|l| (l.line() + 1).min(last)).unwrap_or(1);
                 let what = e.to_string();
                 let what = what.split(" at line ").next().unwrap_or(&what).to_string();
                 problems.push(Problem {

@@ -1,0 +1,318 @@
+//! The `switchboard` binary as users run it: the contract's commands, their
+//! output shapes, exit codes and one-line errors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = dir.path().join("kb");
+        std::fs::create_dir_all(kb.join("billing")).unwrap();
+        std::fs::write(
+            kb.join("billing/refunds.md"),
+            "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing within 14 days.\n",
+        )
+        .unwrap();
+        let d = Dir { dir };
+        d.config("");
+        d
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn config(&self, extra: &str) -> PathBuf {
+        let path = self.path().join("config.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\n[prompts]\npath = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\n{extra}",
+                self.path().join("sb.db").display(),
+                self.path().join("kb").display(),
+                self.path().join("index").display(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_stdin(args, None)
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("OPENAI_API_KEY")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        } else {
+            drop(child.stdin.take());
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn ask_json_has_the_contract_keys() {
+    let d = Dir::new();
+    let out = d.run(&["ask", "how do I get a refund", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let mut keys: Vec<&str> = json
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        vec!["answer", "conversation_id", "handoff", "mode", "sources"]
+    );
+    assert_eq!(json["mode"], "extractive");
+    assert_eq!(json["handoff"], false);
+    let source = &json["sources"][0];
+    assert_eq!(source["slug"], "billing/refunds");
+    assert_eq!(source["title"], "Refunds");
+    assert_eq!(source["url"], "https://help.example/refunds");
+    assert!(source["score"].is_f64());
+
+    let gap = d.run(&["ask", "who won the football world cup in 1954", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&gap)).unwrap();
+    assert_eq!(json["mode"], "handoff");
+    assert_eq!(json["handoff"], true);
+}
+
+#[test]
+fn chat_answers_each_piped_line_and_exits() {
+    let d = Dir::new();
+    let out = d.run_with_stdin(&["chat"], Some("how do I get a refund\n\n/help\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("To get a refund"), "{text}");
+    assert!(text.contains("Sources:"), "{text}");
+    assert!(text.contains("/human"), "the /help answer: {text}");
+    assert!(!text.contains("you>"), "no prompt when piped");
+}
+
+#[test]
+fn kb_commands() {
+    let d = Dir::new();
+    let out = d.run(&["kb", "search", "refund", "--json", "--limit", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hits: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let hit = hits[0].as_object().unwrap();
+    let mut keys: Vec<&str> = hit.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec!["heading", "score", "slug", "snippet", "title"]);
+
+    let out = d.run(&["kb", "list", "--json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list[0]["slug"], "billing/refunds");
+
+    assert!(d.run(&["kb", "check"]).status.success());
+    std::fs::write(
+        d.path().join("kb/broken.md"),
+        "---\ntags: [unclosed\n---\n# Broken\ntext\n",
+    )
+    .unwrap();
+    let out = d.run(&["kb", "check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = stdout(&out);
+    assert!(report.contains("broken.md:2:"), "{report}");
+    std::fs::remove_file(d.path().join("kb/broken.md")).unwrap();
+
+    let new = d.path().join("gift.md");
+    std::fs::write(&new, "# Gift cards\n\nGift cards never expire.\n").unwrap();
+    assert!(
+        d.run(&["kb", "add", new.to_str().unwrap(), "--slug", "billing/gift"])
+            .status
+            .success()
+    );
+    assert!(stdout(&d.run(&["kb", "search", "gift"])).contains("billing/gift"));
+    assert!(d.run(&["kb", "rm", "billing/gift"]).status.success());
+    let missing = d.run(&["kb", "rm", "billing/gift"]);
+    assert!(!missing.status.success());
+    assert_eq!(stderr(&missing).lines().count(), 1, "{}", stderr(&missing));
+    assert!(d.run(&["kb", "index"]).status.success());
+}
+
+#[test]
+fn config_errors_are_one_line_naming_the_key() {
+    let d = Dir::new();
+    d.config("[llm]\nmodle = \"x\"\n");
+    let out = d.run(&["ask", "hi"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("llm.modle"), "{err}");
+
+    d.config("[llm]\nbase_url = \"not a url\"\n");
+    let err = stderr(&d.run(&["ask", "hi"]));
+    assert!(
+        err.contains("llm.base_url") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+
+    std::fs::remove_dir_all(d.path().join("kb")).unwrap();
+    d.config("");
+    let err = stderr(&d.run(&["ask", "hi"]));
+    assert!(
+        err.contains("knowledge_base.path") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+
+    let err = stderr(&d.run(&["--config", "/nonexistent.toml", "ask", "hi"]));
+    assert!(err.contains("/nonexistent.toml"), "{err}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let d = Dir::new();
+    let out = Command::new(BIN)
+        .args(["ask", "hi"])
+        .current_dir(d.path())
+        .env("SWITCHBOARD_DATABASE__URL", "mysql://nope")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("database.url"), "{}", stderr(&out));
+}
+
+#[test]
+fn report_export_and_migrate() {
+    let d = Dir::new();
+    assert!(d.run(&["migrate"]).status.success());
+    d.run(&["ask", "how do I get a refund"]);
+    let out = d.run(&["report", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    for key in [
+        "conversations",
+        "messages",
+        "bot_resolved",
+        "escalated",
+        "escalation_rate",
+        "containment_rate",
+        "first_response_secs_p50",
+        "first_response_secs_p90",
+        "resolution_secs_p50",
+        "first_contact_resolution_rate",
+        "csat_responses",
+        "csat_score",
+        "csat_average",
+        "nps",
+        "ces_average",
+    ] {
+        assert!(report.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(report["conversations"], 1);
+    assert!(stdout(&d.run(&["report"])).contains("Conversations"));
+    assert!(d.run(&["report", "--since", "24h"]).status.success());
+    let bad = d.run(&["report", "--since", "yesterday"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--since"));
+
+    let csv = stdout(&d.run(&["export", "--format", "csv"]));
+    assert!(
+        csv.starts_with("conversation_id,channel,customer,status"),
+        "{csv}"
+    );
+    let rows = csv::Reader::from_reader(csv.as_bytes()).records().count();
+    assert_eq!(rows, 2, "question + answer");
+    let jsonl = stdout(&d.run(&["export"]));
+    let record: serde_json::Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(record["messages"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn run_serves_health_and_metrics_and_stops_on_sigterm() {
+    let d = Dir::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // Listen on a port chosen here, so the test knows where to connect.
+    let cfg = std::fs::read_to_string(d.path().join("config.toml"))
+        .unwrap()
+        .replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+    std::fs::write(d.path().join("config.toml"), cfg).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .current_dir(d.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<String> {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    let mut health = None;
+    for _ in 0..100 {
+        health = get("/healthz");
+        if health.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let health = health.expect("run never served /healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = get("/metrics").unwrap();
+    assert!(metrics.contains("switchboard_kb_articles 1"), "{metrics}");
+    // SIGTERM stops it cleanly.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit {status:?}");
+}

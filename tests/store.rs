@@ -1,0 +1,443 @@
+//! The same store tests on SQLite and, when `SWITCHBOARD_TEST_POSTGRES_URL`
+//! is set, on PostgreSQL (a fresh database per test, dropped afterwards).
+
+use std::sync::Arc;
+
+use switchboard::clock::{ManualClock, SharedClock};
+use switchboard::conversation::{Status, Transition};
+use switchboard::delivery::{Outgoing, Target};
+use switchboard::export::{self, Format};
+use switchboard::report;
+use switchboard::store::{Change, Error, NewMessage, Role, SourceRef, Store};
+
+const START: i64 = 1_795_000_000_000;
+
+/// A store on a fresh database; drops a PostgreSQL database on `finish`.
+struct Db {
+    store: Store,
+    clock: Arc<ManualClock>,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Db {
+    async fn finish(self) {
+        self.store.close().await;
+        if let Some((admin_url, name)) = self.pg {
+            use sqlx::Connection;
+            let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+async fn sqlite() -> Db {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START);
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let store = Store::connect(&url, 4, clock.clone() as SharedClock)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Db {
+        store,
+        clock,
+        _dir: Some(dir),
+        pg: None,
+    }
+}
+
+async fn postgres() -> Option<Db> {
+    let base = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").ok()?;
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("sb_store_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(&base)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (server, _) = base
+        .rsplit_once('/')
+        .expect("URL ends with a database name");
+    let clock = ManualClock::new(START);
+    let store = Store::connect(&format!("{server}/{name}"), 4, clock.clone() as SharedClock)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    Some(Db {
+        store,
+        clock,
+        _dir: None,
+        pg: Some((base, name)),
+    })
+}
+
+/// Runs a test body on SQLite and, if configured, on PostgreSQL.
+macro_rules! on_every_backend {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let db = super::sqlite().await;
+                ($body)(&db).await;
+                db.finish().await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = super::postgres().await else {
+                    eprintln!("skipped: SWITCHBOARD_TEST_POSTGRES_URL is not set");
+                    return;
+                };
+                ($body)(&db).await;
+                db.finish().await;
+            }
+        }
+    };
+}
+
+fn source() -> Vec<SourceRef> {
+    vec![SourceRef {
+        slug: "billing/refunds".into(),
+        title: "Refunds".into(),
+        url: Some("https://help.example/refunds".into()),
+        score: 3.5,
+    }]
+}
+
+on_every_backend!(messages_are_logged_once, |db: &Db| {
+    let store = db.store.clone();
+    async move {
+        let alice = store
+            .upsert_customer("telegram", "42", Some("Alice"))
+            .await
+            .unwrap();
+        let again = store.upsert_customer("telegram", "42", None).await.unwrap();
+        assert_eq!(alice.id, again.id);
+        assert_eq!(again.display_name.as_deref(), Some("Alice"));
+        let other = store.upsert_customer("discord", "42", None).await.unwrap();
+        assert_ne!(alice.id, other.id, "identity is per channel");
+
+        let c = store.open_conversation(&alice, "chat-1").await.unwrap();
+        assert_eq!(c.status, Status::Bot);
+        assert_eq!(
+            store.open_conversation(&alice, "chat-1").await.unwrap().id,
+            c.id
+        );
+        let inbound = NewMessage {
+            conversation_id: &c.id,
+            role: Role::Customer,
+            text: "it's \"quoted\" -- and '; DROP TABLE messages; --",
+            channel: "telegram",
+            platform_message_id: Some("update:1"),
+            ..NewMessage::default()
+        };
+        assert!(store.insert_message(&inbound).await.unwrap().is_some());
+        assert!(
+            store.insert_message(&inbound).await.unwrap().is_none(),
+            "a platform retry is ignored"
+        );
+        let sources = source();
+        let answer = NewMessage {
+            conversation_id: &c.id,
+            role: Role::Bot,
+            text: "Refunds take 5 days [1].",
+            mode: Some("llm"),
+            sources: &sources,
+            model: Some("gpt-test"),
+            prompt_tokens: Some(100),
+            completion_tokens: Some(20),
+            latency_ms: Some(850),
+            channel: "telegram",
+            ..NewMessage::default()
+        };
+        let id = store.insert_message(&answer).await.unwrap().unwrap();
+        let messages = store.messages(&c.id).await.unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].text, inbound.text);
+        assert_eq!(messages[1].sources, sources);
+        assert_eq!(messages[1].prompt_tokens, Some(100));
+        assert_eq!((messages[0].seq, messages[1].seq), (1, 2));
+        assert!(store.set_feedback(&id, -1).await.unwrap());
+        assert!(
+            !store.set_feedback(&id, 1).await.unwrap(),
+            "first click counts"
+        );
+        assert_eq!(
+            store.recent_messages(&c.id, 1).await.unwrap()[0].feedback,
+            Some(-1)
+        );
+        let c = store.conversation(&c.id).await.unwrap();
+        assert!(c.first_bot_response_at.is_some() && c.last_customer_at.is_some());
+    }
+});
+
+on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
+    let store = db.store.clone();
+    async move {
+        let customer = store.upsert_customer("web", "s1", None).await.unwrap();
+        let c = store.open_conversation(&customer, "s1").await.unwrap();
+        let illegal = store
+            .transition(&c.id, Transition::Claim, "alice", &Change::default())
+            .await;
+        assert!(matches!(illegal, Err(Error::Illegal(_))), "{illegal:?}");
+        let handoff = Change {
+            handoff_reason: Some("customer_request"),
+            ..Change::default()
+        };
+        let c = store
+            .transition(&c.id, Transition::HandOff, "bot", &handoff)
+            .await
+            .unwrap();
+        assert_eq!(c.status, Status::WaitingForAgent);
+        assert_eq!(store.queue_position(&c.id).await.unwrap(), Some(1));
+        // Two claims at once: exactly one wins.
+        let alice = Change {
+            assign: Some(Some("alice")),
+            ..Change::default()
+        };
+        let bob = Change {
+            assign: Some(Some("bob")),
+            ..Change::default()
+        };
+        let (a, b) = tokio::join!(
+            store.transition(&c.id, Transition::Claim, "alice", &alice),
+            store.transition(&c.id, Transition::Claim, "bob", &bob),
+        );
+        assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} {b:?}");
+        let loser = if a.is_ok() { b } else { a };
+        assert!(matches!(
+            loser,
+            Err(Error::Conflict(_)) | Err(Error::Illegal(_))
+        ));
+        let resolve = Change {
+            resolution: Some("agent"),
+            ..Change::default()
+        };
+        let c = store
+            .transition(&c.id, Transition::Resolve, "alice", &resolve)
+            .await
+            .unwrap();
+        assert_eq!(c.status, Status::Resolved);
+        assert!(c.resolved_at.is_some());
+        // A resolved conversation is never reopened: a new one starts.
+        let next = store.open_conversation(&customer, "s1").await.unwrap();
+        assert_ne!(next.id, c.id);
+        assert_eq!(next.previous_id.as_deref(), Some(c.id.as_str()));
+        let kinds: Vec<String> = store
+            .events(&c.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(kinds, vec!["handoff", "claim", "resolve"]);
+    }
+});
+
+on_every_backend!(outbox_keeps_undelivered_messages, |db: &Db| {
+    let store = db.store.clone();
+    let clock = db.clock.clone();
+    async move {
+        let target = Target {
+            channel: "telegram".into(),
+            customer_id: "42".into(),
+            thread: "42".into(),
+        };
+        let id = store
+            .enqueue_outbox(
+                &target,
+                &Outgoing::text("hello"),
+                None,
+                "HTTP 500",
+                START + 1_000,
+            )
+            .await
+            .unwrap();
+        let channels = vec!["telegram".to_string()];
+        assert!(
+            store
+                .claim_outbox(&channels, 10, 60_000)
+                .await
+                .unwrap()
+                .is_empty(),
+            "not due yet"
+        );
+        clock.advance(1_000);
+        let claimed = store.claim_outbox(&channels, 10, 60_000).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].message.text, "hello");
+        assert!(
+            store
+                .claim_outbox(&channels, 10, 60_000)
+                .await
+                .unwrap()
+                .is_empty(),
+            "leased"
+        );
+        assert!(
+            store
+                .claim_outbox(&["discord".to_string()], 10, 60_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store
+            .settle_outbox(&id, Err(("HTTP 502", Some(START + 5_000))))
+            .await
+            .unwrap();
+        clock.advance(4_000);
+        let again = store.claim_outbox(&channels, 10, 60_000).await.unwrap();
+        assert_eq!(again[0].attempts, 2);
+        store.settle_outbox(&id, Ok(())).await.unwrap();
+        clock.advance(100_000);
+        assert!(
+            store
+                .claim_outbox(&channels, 10, 60_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+});
+
+on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
+    let store = db.store.clone();
+    let clock = db.clock.clone();
+    async move {
+        // One bot-resolved conversation, one escalated and resolved by alice.
+        let a = store
+            .upsert_customer("web", "a", Some("A, \"quoted\""))
+            .await
+            .unwrap();
+        let c1 = store.open_conversation(&a, "a").await.unwrap();
+        let msg = |conversation_id: &str, role: Role, text: &'static str| NewMessage {
+            conversation_id: Box::leak(conversation_id.to_string().into_boxed_str()),
+            role,
+            text,
+            mode: (role == Role::Bot).then_some("extractive"),
+            channel: "web",
+            ..NewMessage::default()
+        };
+        store
+            .insert_message(&msg(&c1.id, Role::Customer, "refund?"))
+            .await
+            .unwrap();
+        clock.advance(2_000);
+        store
+            .insert_message(&msg(&c1.id, Role::Bot, "Here is how"))
+            .await
+            .unwrap();
+        let resolve = |how: &'static str| Change {
+            resolution: Some(how),
+            ..Change::default()
+        };
+        store
+            .transition(
+                &c1.id,
+                Transition::Resolve,
+                "customer",
+                &resolve("customer"),
+            )
+            .await
+            .unwrap();
+
+        let b = store.upsert_customer("web", "b", None).await.unwrap();
+        let c2 = store.open_conversation(&b, "b").await.unwrap();
+        store
+            .insert_message(&msg(&c2.id, Role::Customer, "human"))
+            .await
+            .unwrap();
+        let handoff = Change {
+            handoff_reason: Some("customer_request"),
+            ..Change::default()
+        };
+        store
+            .transition(&c2.id, Transition::HandOff, "bot", &handoff)
+            .await
+            .unwrap();
+        clock.advance(60_000);
+        let claim = Change {
+            assign: Some(Some("alice")),
+            ..Change::default()
+        };
+        store
+            .transition(&c2.id, Transition::Claim, "alice", &claim)
+            .await
+            .unwrap();
+        store
+            .insert_message(&NewMessage {
+                author: Some("alice"),
+                ..msg(&c2.id, Role::Agent, "Hi")
+            })
+            .await
+            .unwrap();
+        clock.advance(240_000);
+        store
+            .transition(&c2.id, Transition::Resolve, "alice", &resolve("agent"))
+            .await
+            .unwrap();
+        clock.advance(8 * 86_400_000);
+
+        let r = report::build(&store, &report::Filter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.conversations, r.messages, r.bot_resolved, r.escalated),
+            (2, 4, 1, 1)
+        );
+        assert_eq!(r.escalation_rate, Some(0.5));
+        assert_eq!(r.containment_rate, Some(0.5));
+        assert_eq!(
+            r.first_response_secs_p50,
+            Some(60.0),
+            "measured from the hand-off"
+        );
+        assert_eq!(r.resolution_secs_p50, Some(300.0));
+        assert_eq!(r.bot_first_response_secs_p50, Some(2.0));
+        assert_eq!(r.first_contact_resolution_rate, Some(1.0));
+        assert_eq!(r.handoff_reasons.get("customer_request"), Some(&1));
+        assert_eq!(r.csat_score, None);
+        let only_alice = report::build(
+            &store,
+            &report::Filter {
+                agent: Some("alice".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(only_alice.conversations, 1);
+
+        let mut jsonl = Vec::new();
+        assert_eq!(
+            export::write(&store, None, Format::Jsonl, &mut jsonl)
+                .await
+                .unwrap(),
+            2
+        );
+        let lines: Vec<serde_json::Value> = String::from_utf8(jsonl)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines[1]["messages"].as_array().unwrap().len(), 2);
+        assert_eq!(lines[1]["events"][0]["kind"], "handoff");
+        let mut csv = Vec::new();
+        export::write(&store, None, Format::Csv, &mut csv)
+            .await
+            .unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(&rows[0][2], "A, \"quoted\"", "CSV quoting round-trips");
+    }
+});
