@@ -229,6 +229,30 @@ pub enum Pressed {
     Unknown,
 }
 
+/// A stored customer message, ready to be answered
+/// ([`Assistant::receive`] → [`Assistant::answer`]).
+#[derive(Debug)]
+pub struct Received(Step);
+
+#[derive(Debug)]
+enum Step {
+    /// Nothing left to decide (a duplicate, a survey answer).
+    Done(Reply),
+    /// Stored; the decision is still to be made.
+    Stored {
+        customer: Customer,
+        conversation: Conversation,
+        turn: Turn,
+    },
+}
+
+impl Received {
+    /// Whether the message was a platform retry of one already stored.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(&self.0, Step::Done(reply) if reply.action == Action::Duplicate)
+    }
+}
+
 /// Retrieved passages and how sure retrieval is that they answer.
 #[derive(Debug, Clone)]
 pub struct Retrieval {
@@ -458,8 +482,9 @@ impl Assistant {
         !retrieval.hits.is_empty() && retrieval.confidence >= self.inner.settings.min_confidence
     }
 
-    /// Handles one customer message. Streamed answer text, when the model
-    /// is used, is sent to `deltas` as it arrives.
+    /// Handles one customer message: [`Assistant::receive`] then
+    /// [`Assistant::answer`]. Streamed answer text, when the model is used,
+    /// is sent to `deltas` as it arrives.
     ///
     /// # Errors
     /// When the message cannot be stored (the caller must then not confirm
@@ -469,6 +494,19 @@ impl Assistant {
         turn: Turn,
         deltas: Option<mpsc::UnboundedSender<String>>,
     ) -> Result<Reply, Error> {
+        let received = self.receive(turn).await?;
+        self.answer(received, deltas).await
+    }
+
+    /// Stores a customer message (the first step of [`Assistant::handle`]).
+    /// Once this returns, the message is safe: a channel may confirm it to
+    /// the platform and answer later with [`Assistant::answer`]. A message
+    /// left unanswered by a crash is answered by
+    /// [`Assistant::answer_pending`] after the restart.
+    ///
+    /// # Errors
+    /// When the message cannot be stored.
+    pub async fn receive(&self, turn: Turn) -> Result<Received, Error> {
         let store = &self.inner.store;
         metrics::counter!("switchboard_messages_total", "channel" => turn.channel.clone())
             .increment(1);
@@ -480,12 +518,11 @@ impl Assistant {
             )
             .await?;
         if let Some(reply) = self.survey_answer(&customer, &turn).await? {
-            return Ok(reply);
+            return Ok(Received(Step::Done(reply)));
         }
         let conversation = store.open_conversation(&customer, &turn.thread).await?;
         let limit = self.inner.settings.max_message_chars;
-        let length = turn.text.chars().count();
-        let stored_text: String = if length > limit {
+        let stored_text: String = if turn.text.chars().count() > limit {
             turn.text.chars().take(limit).chain("…".chars()).collect()
         } else {
             turn.text.clone()
@@ -499,8 +536,34 @@ impl Assistant {
             ..NewMessage::default()
         };
         if store.insert_message(&inbound).await?.is_none() {
-            return Ok(self.silent(&conversation, Action::Duplicate));
+            return Ok(Received(Step::Done(
+                self.silent(&conversation, Action::Duplicate),
+            )));
         }
+        Ok(Received(Step::Stored {
+            customer,
+            conversation,
+            turn,
+        }))
+    }
+
+    /// Answers a message stored by [`Assistant::receive`].
+    ///
+    /// # Errors
+    /// When the log or the index fails.
+    pub async fn answer(
+        &self,
+        received: Received,
+        deltas: Option<mpsc::UnboundedSender<String>>,
+    ) -> Result<Reply, Error> {
+        let (customer, conversation, turn) = match received.0 {
+            Step::Done(reply) => return Ok(reply),
+            Step::Stored {
+                customer,
+                conversation,
+                turn,
+            } => (customer, conversation, turn),
+        };
         if !conversation.status.bot_may_answer() {
             match parse_command(&turn.text) {
                 Some(Command::Cancel) if conversation.status == Status::WaitingForAgent => {
@@ -514,6 +577,8 @@ impl Assistant {
             }
             return Ok(self.silent(&conversation, Action::ToAgent));
         }
+        let limit = self.inner.settings.max_message_chars;
+        let length = turn.text.chars().count();
         if length > limit {
             let text = self.render(
                 "too_long.md",
