@@ -239,11 +239,14 @@ enum Step {
     /// Nothing left to decide (a duplicate, a survey answer).
     Done(Reply),
     /// Stored; the decision is still to be made.
-    Stored {
-        customer: Customer,
-        conversation: Conversation,
-        turn: Turn,
-    },
+    Stored(Box<Stored>),
+}
+
+#[derive(Debug)]
+struct Stored {
+    customer: Customer,
+    conversation: Conversation,
+    turn: Turn,
 }
 
 impl Received {
@@ -540,11 +543,11 @@ impl Assistant {
                 self.silent(&conversation, Action::Duplicate),
             )));
         }
-        Ok(Received(Step::Stored {
+        Ok(Received(Step::Stored(Box::new(Stored {
             customer,
             conversation,
             turn,
-        }))
+        }))))
     }
 
     /// Answers a message stored by [`Assistant::receive`].
@@ -558,11 +561,14 @@ impl Assistant {
     ) -> Result<Reply, Error> {
         let (customer, conversation, turn) = match received.0 {
             Step::Done(reply) => return Ok(reply),
-            Step::Stored {
-                customer,
-                conversation,
-                turn,
-            } => (customer, conversation, turn),
+            Step::Stored(stored) => {
+                let Stored {
+                    customer,
+                    conversation,
+                    turn,
+                } = *stored;
+                (customer, conversation, turn)
+            }
         };
         if !conversation.status.bot_may_answer() {
             match parse_command(&turn.text) {
