@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::agents::Agents;
 use crate::assistant::{self, Assistant, Prompts};
+use crate::channels::telegram::{self, Telegram};
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::csat::Surveys;
@@ -38,6 +39,12 @@ pub enum Error {
     /// The HTTP listener.
     #[error("web.listen {0}: {1}; is another process using the port?")]
     Bind(String, #[source] std::io::Error),
+    /// The Telegram channel could not start.
+    #[error("telegram: {0}")]
+    Telegram(#[from] telegram::Error),
+    /// Settings that do not fit together.
+    #[error("{0}")]
+    Config(String),
     /// Serving failed.
     #[error("HTTP server: {0}")]
     Serve(#[source] std::io::Error),
@@ -143,6 +150,7 @@ impl Core {
 pub struct App {
     core: Core,
     listener: Option<TcpListener>,
+    telegram: Option<Telegram>,
 }
 
 impl App {
@@ -153,7 +161,28 @@ impl App {
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, Error> {
         let listen = settings.web.listen.clone();
         let enabled = settings.web.enabled;
+        let telegram_settings = settings.telegram.clone();
         let core = Core::build(settings, clock, &|_, _| {}).await?;
+        let telegram = if telegram_settings.enabled {
+            let telegram = Telegram::connect(
+                &telegram_settings,
+                core.assistant.clone(),
+                core.desk.clone(),
+                core.store.clone(),
+            )
+            .await?;
+            if let Some(url) = &telegram_settings.webhook_url {
+                if !enabled {
+                    return Err(Error::Config(
+                        "telegram.webhook_url needs the HTTP server: set web.enabled = true".into(),
+                    ));
+                }
+                telegram.set_webhook(url).await?;
+            }
+            Some(telegram)
+        } else {
+            None
+        };
         let listener = if enabled {
             Some(
                 TcpListener::bind(&listen)
@@ -163,7 +192,11 @@ impl App {
         } else {
             None
         };
-        Ok(Self { core, listener })
+        Ok(Self {
+            core,
+            listener,
+            telegram,
+        })
     }
 
     /// The bound address, if the web server is enabled.
@@ -186,6 +219,7 @@ impl App {
     ) -> Result<(), Error> {
         let core = self.core;
         let _watch = start_hot_reload(&core);
+        let mut telegram_webhook = None;
         let stop = tokio_util::sync::CancellationToken::new();
         let mut tasks = tokio::task::JoinSet::new();
         {
@@ -209,6 +243,14 @@ impl App {
                     async move { stop.cancelled().await },
                 ),
             );
+        }
+        if let Some(telegram) = self.telegram {
+            if core.settings.telegram.webhook_url.is_some() {
+                telegram_webhook = Some(telegram);
+            } else {
+                let stop = stop.clone();
+                tasks.spawn(telegram.run_polling(async move { stop.cancelled().await }));
+            }
         }
         {
             // Messages stored just before a crash are answered once the
@@ -239,7 +281,11 @@ impl App {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!("serving HTTP on http://{addr}");
                 }
-                axum::serve(listener, web::router(state))
+                let mut router = web::router(state);
+                if let Some(telegram) = &telegram_webhook {
+                    router = router.merge(telegram::webhook_routes(telegram.clone()));
+                }
+                axum::serve(listener, router)
                     .with_graceful_shutdown(shutdown)
                     .await
                     .map_err(Error::Serve)?;

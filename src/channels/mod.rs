@@ -2,4 +2,5 @@
 //! and renders [`crate::assistant::Reply`]s back.
 
 pub mod console;
+pub mod telegram;
 pub mod web;

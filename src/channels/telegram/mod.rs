@@ -1,0 +1,1082 @@
+//! The Telegram channel (teloxide, Bot API over HTTPS).
+//!
+//! Customers write in private chats, or in groups by mentioning the bot,
+//! replying to it, or with `/ask`. Each update is stored by the core before
+//! it is confirmed to Telegram (the polling offset only moves past an update
+//! once [`Assistant::receive`] returned; in webhook mode the HTTP 200 waits
+//! for it), and answered afterwards, streamed into a message that is edited
+//! at most about once a second. Agents work hand-offs in the agents' group
+//! (`telegram.agents_chat_id`): one card per conversation, a forum topic per
+//! conversation when the group is a forum, otherwise replies to the card.
+
+pub mod render;
+pub mod text;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use teloxide::ApiError;
+use teloxide::RequestError;
+use teloxide::payloads::{
+    AnswerCallbackQuerySetters, EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters,
+    SetWebhookSetters,
+};
+use teloxide::prelude::Requester;
+use teloxide::requests::Request;
+use teloxide::types::{
+    AllowedUpdate, BotCommand, CallbackQuery, ChatAction, ChatId, InlineKeyboardButton,
+    InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, MessageId, ParseMode, ReplyParameters,
+    ThreadId, Update, UpdateKind,
+};
+use tokio::sync::mpsc;
+
+use crate::assistant::{Assistant, Pressed, Reply, Turn};
+use crate::config::TelegramSettings;
+use crate::delivery::{self, Button, Deliver, Outgoing, Target};
+use crate::desk::{self, Card, Desk, StaffDesk};
+use crate::store::Store;
+
+/// Channel name in the log.
+pub const CHANNEL: &str = "telegram";
+/// Path of the webhook endpoint on the HTTP server.
+pub const WEBHOOK_PATH: &str = "/telegram/webhook";
+/// Minimum time between two edits of a streamed answer.
+const EDIT_EVERY: Duration = Duration::from_millis(1000);
+/// Long-polling timeout; below teloxide's 17 s client timeout.
+const POLL_SECS: u32 = 10;
+
+/// A start-up failure, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No token.
+    #[error(
+        "telegram.enabled is true but TELEGRAM_BOT_TOKEN is not set; create a bot with @BotFather and export its token"
+    )]
+    NoToken,
+    /// `telegram.api_url` is not a URL.
+    #[error("telegram.api_url: {0}")]
+    BadUrl(String),
+    /// Telegram refused the token.
+    #[error("Telegram refused the bot token (getMe: {0}); check TELEGRAM_BOT_TOKEN")]
+    BadToken(String),
+    /// The Bot API cannot be reached.
+    #[error("cannot reach the Telegram Bot API at {0}: {1}")]
+    Unreachable(String, String),
+}
+
+/// The running channel. Cheap to clone.
+#[derive(Clone)]
+pub struct Telegram {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bot: teloxide::Bot,
+    assistant: Assistant,
+    desk: Desk,
+    store: Store,
+    username: String,
+    bot_id: u64,
+    agents_chat: Option<ChatId>,
+    webhook_secret: Option<String>,
+    /// Answers in one chat are sent in order.
+    chat_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Telegram {
+    /// Connects: checks the token with `getMe`, registers the commands,
+    /// and plugs the channel into the core (delivery, staff desk).
+    ///
+    /// # Errors
+    /// [`Error`] naming what is wrong.
+    pub async fn connect(
+        settings: &TelegramSettings,
+        assistant: Assistant,
+        desk: Desk,
+        store: Store,
+    ) -> Result<Self, Error> {
+        let token = settings.token.as_ref().ok_or(Error::NoToken)?;
+        let api = url::Url::parse(&settings.api_url).map_err(|e| Error::BadUrl(e.to_string()))?;
+        let bot = teloxide::Bot::new(token.expose()).set_api_url(api);
+        let me = match bot.get_me().send().await {
+            Ok(me) => me,
+            Err(RequestError::Api(e)) => return Err(Error::BadToken(e.to_string())),
+            Err(e) => return Err(Error::Unreachable(settings.api_url.clone(), e.to_string())),
+        };
+        let commands: Vec<BotCommand> = text::COMMANDS
+            .iter()
+            .map(|(c, d)| BotCommand::new(*c, *d))
+            .collect();
+        if let Err(e) = retrying(|| bot.set_my_commands(commands.clone()).send()).await {
+            tracing::warn!("telegram: setMyCommands failed: {e}");
+        }
+        let webhook_secret = settings.webhook_url.as_ref().map(|_| {
+            settings
+                .webhook_secret
+                .as_ref()
+                .map(|s| s.expose().to_string())
+                .unwrap_or_else(|| crate::store::new_id().replace('-', ""))
+        });
+        let telegram = Self {
+            inner: Arc::new(Inner {
+                bot,
+                assistant,
+                desk: desk.clone(),
+                store,
+                username: me.user.username.clone().unwrap_or_default(),
+                bot_id: me.user.id.0,
+                agents_chat: settings.agents_chat_id.map(ChatId),
+                webhook_secret,
+                chat_locks: Mutex::new(HashMap::new()),
+            }),
+        };
+        desk.registry()
+            .register(CHANNEL, Arc::new(telegram.clone()));
+        if telegram.inner.agents_chat.is_some() {
+            desk.add_staff_desk(Arc::new(StaffDeskImpl {
+                telegram: telegram.clone(),
+                forum: AtomicBool::new(true),
+            }));
+        }
+        tracing::info!(bot = %telegram.inner.username, "telegram connected");
+        Ok(telegram)
+    }
+
+    /// Long polling until `shutdown`.
+    pub async fn run_polling(self, shutdown: impl Future<Output = ()>) {
+        let bot = &self.inner.bot;
+        if let Err(e) = bot.delete_webhook().send().await {
+            tracing::warn!("telegram: deleteWebhook failed: {e}");
+        }
+        tokio::pin!(shutdown);
+        let mut offset: i32 = 0;
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let request = bot
+                .get_updates()
+                .offset(offset)
+                .timeout(POLL_SECS)
+                .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+            let updates = tokio::select! {
+                () = &mut shutdown => return,
+                result = request.send() => result,
+            };
+            let updates = match updates {
+                Ok(u) => {
+                    backoff = Duration::from_millis(500);
+                    u
+                }
+                Err(RequestError::RetryAfter(secs)) => {
+                    tokio::time::sleep(secs.duration()).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("telegram: getUpdates failed, retrying in {backoff:?}: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            for update in updates {
+                let id = update.id.0 as i32;
+                match self.accept(update).await {
+                    // Stored: confirm it with the next offset.
+                    Ok(()) => offset = id + 1,
+                    Err(e) => {
+                        // Not stored: do not confirm; Telegram sends it again.
+                        tracing::error!("telegram: update {id} not stored, will retry: {e}");
+                        tokio::time::sleep(backoff).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers the webhook with Telegram.
+    ///
+    /// # Errors
+    /// When Telegram refuses it.
+    pub async fn set_webhook(&self, url: &str) -> Result<(), Error> {
+        let url = url::Url::parse(url).map_err(|e| Error::BadUrl(e.to_string()))?;
+        let mut request = self.inner.bot.set_webhook(url);
+        if let Some(secret) = &self.inner.webhook_secret {
+            request = request.secret_token(secret.clone());
+        }
+        request
+            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery])
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable("setWebhook".into(), e.to_string()))?;
+        Ok(())
+    }
+
+    /// The secret Telegram echoes in `X-Telegram-Bot-Api-Secret-Token`.
+    pub fn webhook_secret(&self) -> Option<&str> {
+        self.inner.webhook_secret.as_deref()
+    }
+
+    /// Stores what must be stored and schedules the answer. Returns `Err`
+    /// only when the update could not be stored (it must not be confirmed).
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn accept(&self, update: Update) -> Result<(), crate::assistant::Error> {
+        let update_id = update.id.0;
+        match update.kind {
+            UpdateKind::Message(message) => self.accept_message(update_id, message).await,
+            UpdateKind::CallbackQuery(query) => {
+                let this = self.clone();
+                tokio::spawn(async move { this.callback(query).await });
+                Ok(())
+            }
+            // Edits, channel posts and the rest change nothing already answered.
+            _ => Ok(()),
+        }
+    }
+
+    async fn accept_message(
+        &self,
+        update_id: u32,
+        message: Message,
+    ) -> Result<(), crate::assistant::Error> {
+        let Some(from) = message.from.clone() else {
+            return Ok(()); // channel posts, anonymous admins
+        };
+        if from.is_bot || message.sender_chat.is_some() {
+            return Ok(());
+        }
+        if Some(message.chat.id) == self.inner.agents_chat {
+            let this = self.clone();
+            tokio::spawn(async move { this.agent_message(message).await });
+            return Ok(());
+        }
+        let private = message.chat.is_private();
+        let Some(raw) = message.text() else {
+            if private
+                && (message.photo().is_some()
+                    || message.sticker().is_some()
+                    || message.voice().is_some()
+                    || message.document().is_some()
+                    || message.video().is_some())
+            {
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let place = Place::of(&message, false);
+                    this.send_text(&place, text::TEXT_ONLY, Vec::new()).await;
+                });
+            }
+            return Ok(());
+        };
+        let Some(text) = self.addressed_text(&message, raw, private) else {
+            return Ok(()); // group chatter
+        };
+        let place = Place::of(&message, !private);
+        let turn = Turn {
+            channel: CHANNEL.into(),
+            customer_id: from.id.0.to_string(),
+            customer_name: Some(from.full_name()),
+            thread: place.key(),
+            platform_message_id: Some(format!("update:{update_id}")),
+            text,
+        };
+        let received = self.inner.assistant.receive(turn).await?;
+        if received.is_duplicate() {
+            return Ok(());
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let lock = this.chat_lock(&place.key());
+            let _guard = lock.lock().await;
+            this.answer(place, received).await;
+        });
+        Ok(())
+    }
+
+    /// The text to answer in a group (mention removed), or `None` when the
+    /// bot is not addressed. In private chats every text is addressed.
+    fn addressed_text(&self, message: &Message, text: &str, private: bool) -> Option<String> {
+        if private {
+            return Some(text.to_string());
+        }
+        let mention = format!("@{}", self.inner.username);
+        let lower = text.to_lowercase();
+        let replied_to_bot = message
+            .reply_to_message()
+            .and_then(|m| m.from.as_ref())
+            .is_some_and(|u| u.id.0 == self.inner.bot_id);
+        let command = lower.starts_with('/') && {
+            let name = lower[1..].split_whitespace().next().unwrap_or("");
+            let (cmd, bot) = name.split_once('@').unwrap_or((name, ""));
+            (bot.is_empty() && cmd == "ask")
+                || (!self.inner.username.is_empty() && bot == self.inner.username.to_lowercase())
+        };
+        let mentioned = !self.inner.username.is_empty() && lower.contains(&mention.to_lowercase());
+        if !(replied_to_bot || command || mentioned) {
+            return None;
+        }
+        let cleaned = if mentioned && !command {
+            let at = lower.find(&mention.to_lowercase()).unwrap_or(0);
+            format!("{}{}", &text[..at], &text[at + mention.len()..])
+                .trim()
+                .to_string()
+        } else {
+            text.to_string()
+        };
+        (!cleaned.is_empty()).then_some(cleaned)
+    }
+
+    fn chat_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .chat_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if locks.len() > 10_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Answers a stored message: typing, then the streamed answer, then the
+    /// final text with sources and buttons.
+    async fn answer(&self, place: Place, received: crate::assistant::Received) {
+        let bot = &self.inner.bot;
+        let _ = bot
+            .send_chat_action(place.chat, ChatAction::Typing)
+            .send()
+            .await;
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let assistant = self.inner.assistant.clone();
+        let work = tokio::spawn(async move { assistant.answer(received, Some(tx)).await });
+        let mut stream = Streamer::new(self.clone(), place.clone());
+        while let Some(piece) = rx.recv().await {
+            stream.push(&piece).await;
+        }
+        match work.await {
+            Ok(Ok(reply)) => stream.finish(&reply).await,
+            Ok(Err(e)) => tracing::error!("telegram: answering failed: {e}"),
+            Err(e) => tracing::error!("telegram: answer task failed: {e}"),
+        }
+    }
+
+    async fn callback(&self, query: CallbackQuery) {
+        let bot = &self.inner.bot;
+        let data = query.data.clone().unwrap_or_default();
+        let message = match &query.message {
+            Some(MaybeInaccessibleMessage::Regular(m)) => Some(m.as_ref().clone()),
+            _ => None,
+        };
+        let mut ack: Option<String> = None;
+        if message
+            .as_ref()
+            .is_some_and(|m| Some(m.chat.id) == self.inner.agents_chat)
+        {
+            ack = Some(self.staff_button(&query, &data).await);
+        } else if let Some(message) = message {
+            let place = Place::of(&message, !message.chat.is_private());
+            let turn = Turn {
+                channel: CHANNEL.into(),
+                customer_id: query.from.id.0.to_string(),
+                customer_name: Some(query.from.full_name()),
+                thread: place.key(),
+                platform_message_id: Some(format!("callback:{}", query.id.0)),
+                text: data,
+            };
+            match self.inner.assistant.press(turn).await {
+                Ok(Pressed::Reply(reply)) => {
+                    let _ = bot.answer_callback_query(query.id.clone()).send().await;
+                    if !reply.is_silent() {
+                        let mut stream = Streamer::new(self.clone(), place);
+                        stream.finish(&reply).await;
+                    }
+                    return;
+                }
+                Ok(Pressed::Message(m)) => {
+                    let _ = bot.answer_callback_query(query.id.clone()).send().await;
+                    self.send_text(&place, &m.text, m.buttons).await;
+                    return;
+                }
+                Ok(Pressed::Feedback(_)) => ack = Some(text::FEEDBACK_THANKS.into()),
+                Ok(Pressed::Unknown) => {}
+                Err(e) => tracing::error!("telegram: button press failed: {e}"),
+            }
+        }
+        let mut answer = bot.answer_callback_query(query.id.clone());
+        if let Some(text) = ack {
+            answer = answer.text(text);
+        }
+        if let Err(e) = answer.send().await {
+            tracing::warn!("telegram: answerCallbackQuery failed: {e}");
+        }
+    }
+
+    /// A Claim / Resolve / Give back button on a card.
+    async fn staff_button(&self, query: &CallbackQuery, data: &str) -> String {
+        let Some((action, conversation)) = Desk::parse_button(data) else {
+            return String::new();
+        };
+        let agent = self
+            .inner
+            .desk
+            .agents()
+            .by_telegram(query.from.id.0 as i64)
+            .cloned();
+        let who = format!("telegram:{}", query.from.id.0);
+        match self
+            .inner
+            .desk
+            .act(agent.as_ref(), &who, conversation, action)
+            .await
+        {
+            Ok(c) => format!("Done: the conversation is now {}", c.status),
+            Err(desk::Error::Unauthorized(_)) => text::NOT_AN_AGENT.to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// An agent writing in the agents' group.
+    async fn agent_message(&self, message: Message) {
+        let Some(text) = message.text().map(str::to_string) else {
+            return;
+        };
+        let Some(from) = message.from.clone() else {
+            return;
+        };
+        let conversation = self.conversation_of_staff_message(&message).await;
+        let place = Place::of(&message, true);
+        let Some(conversation) = conversation else {
+            if message.reply_to_message().is_some() || message.thread_id.is_some() {
+                self.send_text(&place, text::WHICH_CONVERSATION, Vec::new())
+                    .await;
+            }
+            return;
+        };
+        let action = match Desk::parse_command(&text) {
+            Ok(a) => a,
+            Err(help) => {
+                self.send_text(&place, &help, Vec::new()).await;
+                return;
+            }
+        };
+        let agent = self
+            .inner
+            .desk
+            .agents()
+            .by_telegram(from.id.0 as i64)
+            .cloned();
+        let who = format!("telegram:{}", from.id.0);
+        match self
+            .inner
+            .desk
+            .act(agent.as_ref(), &who, &conversation, action)
+            .await
+        {
+            Ok(_) => {}
+            Err(desk::Error::Unauthorized(_)) => {
+                self.send_text(&place, text::NOT_AN_AGENT, Vec::new()).await;
+            }
+            Err(e) => {
+                self.send_text(&place, &e.to_string(), Vec::new()).await;
+            }
+        }
+    }
+
+    async fn conversation_of_staff_message(&self, message: &Message) -> Option<String> {
+        if message.is_topic_message
+            && let Some(thread) = message.thread_id
+        {
+            let key = format!("topic:{}", thread.0.0);
+            if let Ok(Some(c)) = self
+                .inner
+                .store
+                .conversation_by_staff_thread(CHANNEL, &key)
+                .await
+            {
+                return Some(c.id);
+            }
+        }
+        let replied = message.reply_to_message()?;
+        let text = replied.text().unwrap_or_default();
+        conversation_id_in(text)
+    }
+
+    /// Sends plain text (escaped) with buttons; retries, then the outbox.
+    async fn send_text(
+        &self,
+        place: &Place,
+        text: &str,
+        buttons: Vec<Vec<Button>>,
+    ) -> Option<MessageId> {
+        let parts: Vec<String> = render::split(text)
+            .iter()
+            .map(|p| render::escape(p))
+            .collect();
+        self.send_parts(place, &parts, buttons).await
+    }
+
+    async fn send_parts(
+        &self,
+        place: &Place,
+        parts: &[String],
+        buttons: Vec<Vec<Button>>,
+    ) -> Option<MessageId> {
+        let mut last = None;
+        for (i, part) in parts.iter().enumerate() {
+            let keyboard = (i + 1 == parts.len()).then(|| keyboard(&buttons)).flatten();
+            match self.send_html(place, part, keyboard).await {
+                Ok(id) => last = Some(id),
+                Err(e) => {
+                    self.give_up(place, &parts[i..], &buttons, &e).await;
+                    return last;
+                }
+            }
+        }
+        last
+    }
+
+    async fn send_html(
+        &self,
+        place: &Place,
+        html: &str,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) -> Result<MessageId, RequestError> {
+        let bot = &self.inner.bot;
+        let sent = retrying(|| {
+            let mut request = bot
+                .send_message(place.chat, html.to_string())
+                .parse_mode(ParseMode::Html)
+                .link_preview_options(teloxide::types::LinkPreviewOptions {
+                    is_disabled: true,
+                    url: None,
+                    prefer_small_media: false,
+                    prefer_large_media: false,
+                    show_above_text: false,
+                });
+            if let Some(thread) = place.thread {
+                request = request.message_thread_id(thread);
+            }
+            if let Some(reply_to) = place.reply_to {
+                request = request
+                    .reply_parameters(ReplyParameters::new(reply_to).allow_sending_without_reply());
+            }
+            if let Some(k) = keyboard.clone() {
+                request = request.reply_markup(k);
+            }
+            request.send()
+        })
+        .await?;
+        Ok(sent.id)
+    }
+
+    async fn edit_html(
+        &self,
+        place: &Place,
+        id: MessageId,
+        html: &str,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) -> Result<(), RequestError> {
+        let bot = &self.inner.bot;
+        let result = retrying(|| {
+            let mut request = bot
+                .edit_message_text(place.chat, id, html.to_string())
+                .parse_mode(ParseMode::Html);
+            if let Some(k) = keyboard.clone() {
+                request = request.reply_markup(k);
+            }
+            request.send()
+        })
+        .await;
+        match result {
+            Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A send that finally failed: mark a blocked customer, else keep it
+    /// in the outbox to be retried.
+    async fn give_up(
+        &self,
+        place: &Place,
+        parts: &[String],
+        buttons: &[Vec<Button>],
+        error: &RequestError,
+    ) {
+        let store = &self.inner.store;
+        if is_unreachable(error) {
+            if let Ok(Some(c)) = self.customer_of(place).await {
+                let _ = store.set_unreachable(&c, true).await;
+            }
+            tracing::warn!(
+                chat = place.chat.0,
+                "telegram: customer unreachable: {error}"
+            );
+            return;
+        }
+        tracing::warn!(
+            chat = place.chat.0,
+            "telegram: send failed, queued for retry: {error}"
+        );
+        let target = Target {
+            channel: CHANNEL.into(),
+            customer_id: place.chat.0.to_string(),
+            thread: place.key(),
+        };
+        // The outbox holds plain text; the parts are HTML, so unescape.
+        let text = parts
+            .iter()
+            .map(|p| unescape(p))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let message = Outgoing {
+            text,
+            buttons: buttons.to_vec(),
+        };
+        let next = store.now() + 5_000;
+        if let Err(e) = store
+            .enqueue_outbox(&target, &message, None, &error.to_string(), next)
+            .await
+        {
+            tracing::error!("telegram: could not queue a failed send: {e}");
+        }
+    }
+
+    async fn customer_of(&self, place: &Place) -> Result<Option<String>, crate::store::Error> {
+        // In private chats the chat id is the user id.
+        if place.chat.0 > 0 {
+            let c = self
+                .inner
+                .store
+                .upsert_customer(CHANNEL, &place.chat.0.to_string(), None)
+                .await?;
+            return Ok(Some(c.id));
+        }
+        Ok(None)
+    }
+}
+
+/// Where a message goes: chat, forum topic, and the message it replies to.
+#[derive(Debug, Clone)]
+struct Place {
+    chat: ChatId,
+    thread: Option<ThreadId>,
+    reply_to: Option<MessageId>,
+}
+
+impl Place {
+    fn of(message: &Message, reply: bool) -> Self {
+        Self {
+            chat: message.chat.id,
+            thread: message.thread_id.filter(|_| message.is_topic_message),
+            reply_to: reply.then_some(message.id),
+        }
+    }
+
+    /// The conversation place key: `chat` or `chat:topic`.
+    fn key(&self) -> String {
+        match self.thread {
+            Some(t) => format!("{}:{}", self.chat.0, t.0.0),
+            None => self.chat.0.to_string(),
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        let (chat, thread) = match key.split_once(':') {
+            Some((c, t)) => (c, Some(t)),
+            None => (key, None),
+        };
+        Some(Self {
+            chat: ChatId(chat.parse().ok()?),
+            thread: match thread {
+                Some(t) => Some(ThreadId(MessageId(t.parse().ok()?))),
+                None => None,
+            },
+            reply_to: None,
+        })
+    }
+}
+
+/// A streamed answer: one message, edited as text arrives.
+struct Streamer {
+    telegram: Telegram,
+    place: Place,
+    sent: Option<MessageId>,
+    text: String,
+    last_edit: Instant,
+    failed: bool,
+}
+
+impl Streamer {
+    fn new(telegram: Telegram, place: Place) -> Self {
+        Self {
+            telegram,
+            place,
+            sent: None,
+            text: String::new(),
+            last_edit: Instant::now(),
+            failed: false,
+        }
+    }
+
+    async fn push(&mut self, piece: &str) {
+        self.text.push_str(piece);
+        if self.failed || self.text.chars().count() > render::LIMIT - 200 {
+            return; // the final message will carry it
+        }
+        let html = render::escape(&self.text);
+        match self.sent {
+            None => match self.telegram.send_html(&self.place, &html, None).await {
+                Ok(id) => {
+                    self.sent = Some(id);
+                    self.last_edit = Instant::now();
+                }
+                Err(_) => self.failed = true,
+            },
+            Some(id) if self.last_edit.elapsed() >= EDIT_EVERY => {
+                if self
+                    .telegram
+                    .edit_html(&self.place, id, &html, None)
+                    .await
+                    .is_err()
+                {
+                    self.failed = true;
+                }
+                self.last_edit = Instant::now();
+            }
+            Some(_) => {}
+        }
+    }
+
+    async fn finish(&mut self, reply: &Reply) {
+        if reply.is_silent() {
+            return;
+        }
+        let parts = render::with_sources(&reply.answer, &reply.sources);
+        let buttons = reply.buttons();
+        match self.sent {
+            Some(id) => {
+                // Keep to the edit rate even for the last edit.
+                let since = self.last_edit.elapsed();
+                if since < EDIT_EVERY {
+                    tokio::time::sleep(EDIT_EVERY - since).await;
+                }
+                let keyboard = if parts.len() == 1 {
+                    keyboard(&buttons)
+                } else {
+                    None
+                };
+                if let Err(e) = self
+                    .telegram
+                    .edit_html(&self.place, id, &parts[0], keyboard)
+                    .await
+                {
+                    self.telegram
+                        .give_up(&self.place, &parts, &buttons, &e)
+                        .await;
+                    return;
+                }
+                if parts.len() > 1 {
+                    self.telegram
+                        .send_parts(&self.place, &parts[1..], buttons)
+                        .await;
+                }
+            }
+            None => {
+                self.telegram.send_parts(&self.place, &parts, buttons).await;
+            }
+        }
+    }
+}
+
+fn keyboard(buttons: &[Vec<Button>]) -> Option<InlineKeyboardMarkup> {
+    if buttons.is_empty() {
+        return None;
+    }
+    Some(InlineKeyboardMarkup::new(buttons.iter().map(|row| {
+        row.iter()
+            .map(|b| InlineKeyboardButton::callback(b.label.clone(), b.data.clone()))
+            .collect::<Vec<_>>()
+    })))
+}
+
+fn unescape(html: &str) -> String {
+    html.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// A conversation id (UUID) in a staff message's text.
+fn conversation_id_in(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .find(|w| w.len() == 36 && uuid::Uuid::parse_str(w).is_ok())
+        .map(str::to_string)
+}
+
+fn is_unreachable(error: &RequestError) -> bool {
+    matches!(
+        error,
+        RequestError::Api(
+            ApiError::BotBlocked
+                | ApiError::UserDeactivated
+                | ApiError::BotKicked
+                | ApiError::BotKickedFromSupergroup
+                | ApiError::ChatNotFound
+        )
+    )
+}
+
+fn is_transient(error: &RequestError) -> bool {
+    match error {
+        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => true,
+        RequestError::Api(ApiError::Unknown(text)) => {
+            let t = text.to_lowercase();
+            t.contains("internal")
+                || t.contains("bad gateway")
+                || t.contains("unavailable")
+                || t.contains("timeout")
+                || t.contains("too many")
+        }
+        _ => false,
+    }
+}
+
+/// Runs a request, honouring `retry_after` on 429 and backing off on 5xx
+/// and network errors (three retries). teloxide itself already waits 10 s
+/// before it reports a 5xx answer.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, RequestError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, RequestError>>,
+{
+    let mut backoff = Duration::from_millis(300);
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(RequestError::RetryAfter(secs)) if tries < 3 => {
+                tokio::time::sleep(secs.duration().min(Duration::from_secs(60))).await;
+            }
+            Err(e) if tries < 3 && is_transient(&e) => {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            other => return other,
+        }
+        tries += 1;
+    }
+}
+
+#[async_trait::async_trait]
+impl Deliver for Telegram {
+    async fn deliver(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+    ) -> Result<Option<String>, delivery::Error> {
+        let place = Place::from_key(&target.thread).ok_or_else(|| {
+            delivery::Error::Permanent(format!("not a Telegram chat: {}", target.thread))
+        })?;
+        let parts: Vec<String> = render::split(&message.text)
+            .iter()
+            .map(|p| render::escape(p))
+            .collect();
+        let mut last = None;
+        for (i, part) in parts.iter().enumerate() {
+            let keyboard = (i + 1 == parts.len())
+                .then(|| keyboard(&message.buttons))
+                .flatten();
+            match self.send_html(&place, part, keyboard).await {
+                Ok(id) => last = Some(id.0.to_string()),
+                Err(e) if is_unreachable(&e) => {
+                    return Err(delivery::Error::Unreachable(e.to_string()));
+                }
+                Err(e @ RequestError::Api(_)) if !is_transient(&e) => {
+                    return Err(delivery::Error::Permanent(e.to_string()));
+                }
+                Err(e) => return Err(delivery::Error::Temporary(e.to_string())),
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// The agents' group as a staff desk.
+struct StaffDeskImpl {
+    telegram: Telegram,
+    /// Whether the group takes forum topics; learnt on the first card.
+    forum: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl StaffDesk for StaffDeskImpl {
+    fn name(&self) -> &str {
+        CHANNEL
+    }
+
+    async fn post_card(&self, card: &Card) -> Result<String, delivery::Error> {
+        let chat = self
+            .telegram
+            .inner
+            .agents_chat
+            .ok_or_else(|| delivery::Error::Permanent("no agents chat".into()))?;
+        let bot = &self.telegram.inner.bot;
+        let mut place = Place {
+            chat,
+            thread: None,
+            reply_to: None,
+        };
+        if self.forum.load(Ordering::Relaxed) {
+            let who = card
+                .customer
+                .display_name
+                .clone()
+                .unwrap_or_else(|| card.customer.external_id.clone());
+            let name: String = format!("{who} · {}", card.reason)
+                .chars()
+                .take(120)
+                .collect();
+            match bot.create_forum_topic(chat, name).send().await {
+                Ok(topic) => place.thread = Some(topic.thread_id),
+                Err(RequestError::Api(e)) => {
+                    tracing::info!(
+                        "telegram: agents chat has no topics ({e}); using replies to cards"
+                    );
+                    self.forum.store(false, Ordering::Relaxed);
+                }
+                Err(e) => return Err(delivery::Error::Temporary(e.to_string())),
+            }
+        }
+        let html = render::escape(&card.text());
+        let id = self
+            .telegram
+            .send_html(&place, &html, keyboard(&card.buttons))
+            .await
+            .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+        Ok(match place.thread {
+            Some(t) => format!("topic:{}", t.0.0),
+            None => format!("msg:{}", id.0),
+        })
+    }
+
+    async fn post(
+        &self,
+        thread_ref: &str,
+        card: &Card,
+        body: &str,
+        notice: bool,
+    ) -> Result<(), delivery::Error> {
+        let chat = self
+            .telegram
+            .inner
+            .agents_chat
+            .ok_or_else(|| delivery::Error::Permanent("no agents chat".into()))?;
+        let place = match thread_ref.split_once(':') {
+            Some(("topic", t)) => Place {
+                chat,
+                thread: t.parse().ok().map(|t| ThreadId(MessageId(t))),
+                reply_to: None,
+            },
+            Some(("msg", m)) => Place {
+                chat,
+                thread: None,
+                reply_to: m.parse().ok().map(MessageId),
+            },
+            _ => {
+                return Err(delivery::Error::Permanent(format!(
+                    "bad thread reference {thread_ref}"
+                )));
+            }
+        };
+        let prefix = if notice {
+            text::NOTICE_PREFIX
+        } else {
+            text::CUSTOMER_PREFIX
+        };
+        // The id lets agents answer by replying to any message of the thread.
+        let text = format!("{prefix}{body}\n\n#{}", card.conversation.id);
+        let parts: Vec<String> = render::split(&text)
+            .iter()
+            .map(|p| render::escape(p))
+            .collect();
+        for part in parts {
+            self.telegram
+                .send_html(&place, &part, None)
+                .await
+                .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The webhook endpoint, for the HTTP server.
+pub fn webhook_routes(telegram: Telegram) -> axum::Router {
+    use axum::http::{HeaderMap, StatusCode};
+    axum::Router::new().route(
+        WEBHOOK_PATH,
+        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+            let telegram = telegram.clone();
+            async move {
+                let given = headers
+                    .get("x-telegram-bot-api-secret-token")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let expected = telegram.webhook_secret().unwrap_or_default();
+                if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+                    tracing::warn!("telegram webhook: refused a request with a wrong secret token");
+                    return StatusCode::UNAUTHORIZED;
+                }
+                let update: Update = match serde_json::from_slice(&body) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::warn!("telegram webhook: unreadable update: {e}");
+                        return StatusCode::BAD_REQUEST;
+                    }
+                };
+                match telegram.accept(update).await {
+                    Ok(()) => StatusCode::OK,
+                    // Not stored: Telegram will deliver it again.
+                    Err(e) => {
+                        tracing::error!("telegram webhook: update not stored: {e}");
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    }
+                }
+            }
+        }),
+    )
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_keys_round_trip() {
+        let p = Place {
+            chat: ChatId(-100123),
+            thread: Some(ThreadId(MessageId(7))),
+            reply_to: None,
+        };
+        assert_eq!(p.key(), "-100123:7");
+        let back = Place::from_key("-100123:7").unwrap();
+        assert_eq!((back.chat, back.thread), (p.chat, p.thread));
+        assert_eq!(Place::from_key("42").unwrap().thread, None);
+        assert!(Place::from_key("abc").is_none());
+    }
+
+    #[test]
+    fn finds_conversation_ids() {
+        let id = "01a20e06-2208-7394-84ff-41c0ed4a1207";
+        assert_eq!(
+            conversation_id_in(&format!("👤 Customer: hi\n\n#{id}")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(conversation_id_in("no id here"), None);
+    }
+}

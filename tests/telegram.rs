@@ -1,0 +1,469 @@
+//! The Telegram channel end to end: the real teloxide client against a local
+//! Bot API server, asserting on the exact calls it received.
+
+mod openai_fake;
+mod telegram_fake;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use switchboard::app::App;
+use switchboard::channels::telegram::text;
+use switchboard::clock::system;
+use switchboard::config::Settings;
+use telegram_fake::{
+    Failure, callback_update, group_chat, message, message_update, private_chat, user,
+};
+
+const CUSTOMER: i64 = 5001;
+const AGENTS: i64 = -100_777;
+const ALICE: i64 = 7001;
+
+struct Running {
+    _dir: tempfile::TempDir,
+    fake: Arc<telegram_fake::Fake>,
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    core: switchboard::app::Core,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+const ARTICLE: &str = "---\ntitle: Refunds & <Returns>\nurl: https://help.example/refunds?a=1&b=2\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing. Special: _*[]()~`>#+-=|{}.!<& done.\n";
+
+async fn start(extra: &str, llm: Option<String>) -> Running {
+    let (fake, api) = telegram_fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    std::fs::create_dir_all(&kb).unwrap();
+    std::fs::write(kb.join("refunds.md"), ARTICLE).unwrap();
+    let llm = llm
+        .map(|base| format!("[llm]\nbase_url = \"{base}\"\ntimeout_secs = 5\n"))
+        .unwrap_or_default();
+    let toml = format!(
+        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = false\n[prompts]\npath = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\n[telegram]\nenabled = true\napi_url = \"{api}\"\ntoken = \"{}\"\n{extra}\n{llm}\n[[agents]]\nname = \"alice\"\ntelegram_id = {ALICE}\n",
+        dir.path().join("t.db").display(),
+        kb.display(),
+        dir.path().join("index").display(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+        telegram_fake::TOKEN,
+    );
+    let app = App::build(Settings::from_toml_str(&toml).unwrap(), system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let core = app.core().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        _dir: dir,
+        fake,
+        base,
+        stop,
+        task,
+        core,
+    }
+}
+
+fn from_customer(update_id: i64, message_id: i64, text: &str) -> serde_json::Value {
+    message_update(
+        update_id,
+        message(
+            message_id,
+            private_chat(CUSTOMER),
+            user(CUSTOMER, "Ann"),
+            text,
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_commands_and_answers_a_private_question_with_a_streamed_edited_answer() {
+    let (llm, llm_url) = openai_fake::start().await;
+    let answer = [
+        "To get a refund, ",
+        "open Settings → Billing ",
+        "(see _*[]()~`>#+-=|{}.!<& too) [1].",
+    ];
+    llm.script([openai_fake::Script::Stream(
+        answer.iter().map(|s| s.to_string()).collect(),
+    )]);
+    let t = start("", Some(llm_url)).await;
+    let commands = t.fake.calls_of("setmycommands");
+    let names: Vec<&str> = commands[0]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["start", "help", "ask", "human", "new"]);
+
+    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    t.fake
+        .wait_until("the final edit with sources", |f| {
+            f.calls_of("editmessagetext")
+                .iter()
+                .any(|c| c["text"].as_str().unwrap_or("").contains("Sources:"))
+        })
+        .await;
+    let actions = t.fake.calls_of("sendchataction");
+    assert_eq!(actions[0]["action"], "typing");
+    let sent = t.fake.calls_of("sendmessage");
+    assert_eq!(sent.len(), 1, "one message, then edits: {sent:#?}");
+    assert_eq!(sent[0]["parse_mode"], "HTML");
+    let final_edit = t.fake.calls_of("editmessagetext").last().unwrap().clone();
+    let text = final_edit["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(
+            "To get a refund, open Settings → Billing (see _*[]()~`&gt;#+-=|{}.!&lt;&amp; too) [1]."
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "<a href=\"https://help.example/refunds?a=1&amp;b=2\">Refunds &amp; &lt;Returns&gt;</a>"
+        ),
+        "{text}"
+    );
+    let keyboard = &final_edit["reply_markup"]["inline_keyboard"];
+    assert_eq!(keyboard[0][0]["callback_data"], "solved:yes");
+    assert!(
+        keyboard[1][0]["callback_data"]
+            .as_str()
+            .unwrap()
+            .starts_with("fb:up:")
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_answer_mentions_and_ignore_chatter() {
+    let t = start("", None).await;
+    let group = group_chat(-100_500, false);
+    t.fake.push(message_update(
+        1,
+        message(1, group.clone(), user(8001, "Bob"), "anyone up for lunch?"),
+    ));
+    t.fake.push(message_update(
+        2,
+        message(
+            2,
+            group.clone(),
+            user(8001, "Bob"),
+            &format!("@{} how do I get a refund", telegram_fake::BOT_USERNAME),
+        ),
+    ));
+    t.fake.push(message_update(
+        3,
+        message(3, group, user(8002, "Cy"), "/ask refund please"),
+    ));
+    t.fake
+        .wait_until("two answers", |f| f.calls_of("sendmessage").len() >= 2)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = t.fake.calls_of("sendmessage");
+    assert_eq!(sent.len(), 2, "chatter is ignored: {sent:#?}");
+    let replied_to: Vec<i64> = sent
+        .iter()
+        .map(|s| s["reply_parameters"]["message_id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        replied_to.contains(&2) && replied_to.contains(&3),
+        "{replied_to:?}"
+    );
+    assert!(
+        sent.iter()
+            .all(|s| s["text"].as_str().unwrap().contains("To get a refund"))
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_photo_and_duplicate_updates() {
+    let t = start("", None).await;
+    t.fake.push(from_customer(1, 10, "/start"));
+    t.fake.push(from_customer(1, 10, "/start")); // the same update again
+    t.fake.push(from_customer(2, 11, "/frobnicate"));
+    let mut photo = message(12, private_chat(CUSTOMER), user(CUSTOMER, "Ann"), "");
+    photo.as_object_mut().unwrap().remove("text");
+    photo["photo"] =
+        json!([{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1, "file_size": 10}]);
+    t.fake.push(message_update(3, photo));
+    t.fake.push(from_customer(4, 13, "/human"));
+    t.fake
+        .wait_until("four replies", |f| f.texts_to(CUSTOMER).len() >= 4)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let texts = t.fake.texts_to(CUSTOMER);
+    assert_eq!(texts.len(), 4, "{texts:#?}");
+    assert!(
+        texts
+            .iter()
+            .filter(|t| t.contains("support assistant"))
+            .count()
+            == 1,
+        "welcome once"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("Unknown command /frobnicate"))
+    );
+    assert!(texts.iter().any(|t| t == text::TEXT_ONLY));
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("connecting you with a person"))
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried() {
+    let t = start("", None).await;
+    t.fake.fail("sendmessage", Failure::TooMany(1), 1);
+    t.fake.fail("sendmessage", Failure::ServerError, 1);
+    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    // teloxide waits 10 s after a 5xx before it reports it.
+    t.fake
+        .wait_up_to(30, "the answer after retries", |f| {
+            f.texts_to(CUSTOMER).len() >= 3
+        })
+        .await;
+    // 429, 500, then success: the same message three times, delivered once.
+    let texts = t.fake.texts_to(CUSTOMER);
+    assert_eq!(texts.len(), 3);
+    assert!(texts.iter().all(|x| x == &texts[0]));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_answer_is_split_under_the_limit() {
+    let (llm, llm_url) = openai_fake::start().await;
+    let long: Vec<String> = (0..100)
+        .map(|i| {
+            format!(
+                "Paragraph {i} about refunds & <details>: {}\n\n",
+                "x".repeat(90)
+            )
+        })
+        .collect();
+    llm.script([openai_fake::Script::Stream(long)]);
+    let t = start("", Some(llm_url)).await;
+    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    t.fake
+        .wait_until("the sources at the end", |f| {
+            f.texts_to(CUSTOMER).iter().any(|x| x.contains("Sources:"))
+        })
+        .await;
+    let sent = t.fake.calls_of("sendmessage");
+    assert!(
+        sent.len() >= 3,
+        "10,000 characters need three messages: {}",
+        sent.len()
+    );
+    for text in t.fake.texts_to(CUSTOMER) {
+        assert!(text.chars().count() <= 4096);
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_mode_checks_the_secret() {
+    let t = start(
+        "webhook_url = \"https://bot.example/telegram/webhook\"\nwebhook_secret = \"s3cret\"",
+        None,
+    )
+    .await;
+    let set = t.fake.calls_of("setwebhook");
+    assert_eq!(set[0]["secret_token"], "s3cret");
+    let client = reqwest::Client::new();
+    let url = format!("{}/telegram/webhook", t.base);
+    let wrong = client
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", "nope")
+        .json(&from_customer(1, 10, "how do I get a refund"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client
+        .post(&url)
+        .header("X-Telegram-Bot-Api-Secret-Token", "s3cret")
+        .json(&from_customer(2, 11, "how do I get a refund"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    t.fake
+        .wait_until("the answer", |f| !f.texts_to(CUSTOMER).is_empty())
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        t.fake.texts_to(CUSTOMER).len(),
+        1,
+        "only the update with the right secret"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_on_telegram_and_agent_in_the_agents_group() {
+    let t = start(&format!("agents_chat_id = {AGENTS}"), None).await;
+    t.fake.push(from_customer(1, 10, "/human"));
+    t.fake
+        .wait_until("the hand-off card", |f| {
+            f.texts_to(AGENTS).iter().any(|x| x.contains("Hand-off"))
+        })
+        .await;
+    let topic = t.fake.calls_of("createforumtopic");
+    assert_eq!(topic[0]["chat_id"], AGENTS);
+    let card = t
+        .fake
+        .calls_of("sendmessage")
+        .into_iter()
+        .find(|c| c["chat_id"] == AGENTS)
+        .unwrap();
+    assert_eq!(card["message_thread_id"], 77);
+    assert!(card["text"].as_str().unwrap().contains("customer_request"));
+    let claim = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Someone who is not an agent presses Claim: refused.
+    let card_message = |id: i64| {
+        let mut m = message(
+            id,
+            group_chat(AGENTS, true),
+            telegram_fake::bot_user(),
+            "card",
+        );
+        m["message_thread_id"] = json!(77);
+        m["is_topic_message"] = json!(true);
+        m
+    };
+    t.fake.push(callback_update(
+        2,
+        "cb-1",
+        user(6666, "Eve"),
+        card_message(2000),
+        &claim,
+    ));
+    t.fake
+        .wait_until("the refusal", |f| {
+            f.calls_of("answercallbackquery")
+                .iter()
+                .any(|c| c["text"] == text::NOT_AN_AGENT)
+        })
+        .await;
+    // Alice claims and answers in the topic.
+    t.fake.push(callback_update(
+        3,
+        "cb-2",
+        user(ALICE, "Alice"),
+        card_message(2000),
+        &claim,
+    ));
+    t.fake
+        .wait_until("the claim", |f| {
+            f.calls_of("answercallbackquery")
+                .iter()
+                .any(|c| c["callback_query_id"] == "cb-2")
+        })
+        .await;
+    let mut reply = message(
+        2001,
+        group_chat(AGENTS, true),
+        user(ALICE, "Alice"),
+        "Hello Ann, I am on it",
+    );
+    reply["message_thread_id"] = json!(77);
+    reply["is_topic_message"] = json!(true);
+    t.fake.push(message_update(4, reply));
+    t.fake
+        .wait_until("the agent's reply at the customer", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|x| x.contains("alice (support): Hello Ann, I am on it"))
+        })
+        .await;
+    // The customer's next message reaches the topic, not the bot.
+    t.fake
+        .push(from_customer(5, 14, "thanks, my invoice number is 42"));
+    t.fake
+        .wait_until("the forwarded message", |f| {
+            f.texts_to(AGENTS)
+                .iter()
+                .any(|x| x.contains("invoice number is 42"))
+        })
+        .await;
+    assert!(
+        !t.fake
+            .texts_to(CUSTOMER)
+            .iter()
+            .any(|x| x.contains("help centre")),
+        "the bot stayed silent"
+    );
+    // A note stays internal.
+    let mut note = message(
+        2002,
+        group_chat(AGENTS, true),
+        user(ALICE, "Alice"),
+        "/note VIP customer",
+    );
+    note["message_thread_id"] = json!(77);
+    note["is_topic_message"] = json!(true);
+    t.fake.push(message_update(6, note));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!t.fake.texts_to(CUSTOMER).iter().any(|x| x.contains("VIP")));
+    let queue = t.core.desk.queue().await.unwrap();
+    assert_eq!(
+        queue[0].conversation.assigned_agent.as_deref(),
+        Some("alice")
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_token_is_one_clear_error() {
+    let (_fake, api) = telegram_fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("kb")).unwrap();
+    let toml = format!(
+        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\n[prompts]\npath = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\n[telegram]\nenabled = true\napi_url = \"{api}\"\ntoken = \"000:WRONG\"\n",
+        dir.path().join("t.db").display(),
+        dir.path().join("kb").display(),
+        dir.path().join("index").display(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+    );
+    let err = App::build(Settings::from_toml_str(&toml).unwrap(), system())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("refused the bot token") && !err.contains('\n'),
+        "{err}"
+    );
+    let unreachable = toml.replace(&api, "http://127.0.0.1:9");
+    let err = App::build(Settings::from_toml_str(&unreachable).unwrap(), system())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("cannot reach the Telegram Bot API"), "{err}");
+}
