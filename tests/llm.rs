@@ -303,3 +303,48 @@ async fn question_cannot_break_out_of_its_tag() {
     assert_eq!(user.matches("</question>").count(), 1, "{user}");
     assert_eq!(user.matches("<question>").count(), 1, "{user}");
 }
+
+#[tokio::test]
+async fn after_a_give_back_the_bot_starts_a_fresh_context() {
+    let s = setup_with(
+        vec![Script::Stream(vec!["Open Settings [1].".into()])],
+        1,
+        "[[agents]]\nname = \"alice\"",
+    )
+    .await;
+    ask(&s, "how do I get a refund").await;
+    let (handed, _) = ask(&s, "/human").await;
+    let desk = &s.core.desk;
+    let alice = desk.agents().by_name("alice").unwrap().clone();
+    use switchboard::desk::AgentAction;
+    desk.act(
+        Some(&alice),
+        "alice",
+        &handed.conversation_id,
+        AgentAction::Reply("Done, refunded.".into()),
+    )
+    .await
+    .unwrap();
+    desk.act(
+        Some(&alice),
+        "alice",
+        &handed.conversation_id,
+        AgentAction::GiveBack,
+    )
+    .await
+    .unwrap();
+    let (after, _) = ask(&s, "how do I reset a forgotten password").await;
+    assert_eq!(after.mode, Mode::Llm);
+    assert_eq!(after.conversation_id, handed.conversation_id);
+    let last = s.fake.requests().last().unwrap().clone();
+    let messages = last["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        vec!["system", "user"],
+        "nothing from before the give-back: {messages:#?}"
+    );
+}

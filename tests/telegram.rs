@@ -467,3 +467,120 @@ async fn a_bad_token_is_one_clear_error() {
         .to_string();
     assert!(err.contains("cannot reach the Telegram Bot API"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report() {
+    let t = start(
+        &format!("agents_chat_id = {AGENTS}\n[csat]\ndelay_secs = 0\n"),
+        None,
+    )
+    .await;
+    t.fake.push(from_customer(1, 10, "/human"));
+    t.fake
+        .wait_until("the card", |f| {
+            f.texts_to(AGENTS).iter().any(|x| x.contains("Hand-off"))
+        })
+        .await;
+    let card = t
+        .fake
+        .calls_of("sendmessage")
+        .into_iter()
+        .find(|c| c["chat_id"] == AGENTS)
+        .unwrap();
+    let resolve = card["reply_markup"]["inline_keyboard"][0][1]["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut card_message = message(
+        2000,
+        group_chat(AGENTS, true),
+        telegram_fake::bot_user(),
+        "card",
+    );
+    card_message["message_thread_id"] = json!(77);
+    card_message["is_topic_message"] = json!(true);
+    t.fake.push(callback_update(
+        2,
+        "cb-resolve",
+        user(ALICE, "Alice"),
+        card_message,
+        &resolve,
+    ));
+
+    // The survey reaches the customer on Telegram with 1–5 buttons.
+    t.fake
+        .wait_until("the CSAT question", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|x| x.contains("How satisfied"))
+        })
+        .await;
+    let survey = t
+        .fake
+        .calls_of("sendmessage")
+        .into_iter()
+        .find(|c| c["text"].as_str().unwrap_or("").contains("How satisfied"))
+        .unwrap();
+    let row = survey["reply_markup"]["inline_keyboard"][0]
+        .as_array()
+        .unwrap()
+        .clone();
+    let labels: Vec<&str> = row.iter().map(|b| b["text"].as_str().unwrap()).collect();
+    assert_eq!(labels, vec!["1", "2", "3", "4", "5"]);
+    let four = row[3]["callback_data"].as_str().unwrap().to_string();
+    let survey_message = message(
+        3000,
+        private_chat(CUSTOMER),
+        telegram_fake::bot_user(),
+        "How satisfied…",
+    );
+    t.fake.push(callback_update(
+        3,
+        "cb-4",
+        user(CUSTOMER, "Ann"),
+        survey_message.clone(),
+        &four,
+    ));
+    t.fake
+        .wait_until("the CES question", |f| {
+            f.texts_to(CUSTOMER).iter().any(|x| x.contains("How easy"))
+        })
+        .await;
+    // A second click on 4 changes nothing and gets no new question.
+    t.fake.push(callback_update(
+        4,
+        "cb-4-again",
+        user(CUSTOMER, "Ann"),
+        survey_message,
+        &four,
+    ));
+    t.fake
+        .wait_until("the second click answered", |f| {
+            f.calls_of("answercallbackquery")
+                .iter()
+                .any(|c| c["callback_query_id"] == "cb-4-again")
+        })
+        .await;
+    assert_eq!(
+        t.fake
+            .texts_to(CUSTOMER)
+            .iter()
+            .filter(|x| x.contains("How easy"))
+            .count(),
+        1
+    );
+    let id = t.core.store.conversations_since(None).await.unwrap()[0]
+        .id
+        .clone();
+    let survey = t.core.store.survey(&id).await.unwrap().unwrap();
+    assert_eq!(
+        (survey.csat, survey.agent.as_deref()),
+        (Some(4), Some("alice"))
+    );
+    let report = switchboard::report::build(&t.core.store, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(report.csat_responses, 1);
+    assert_eq!(report.csat_score, Some(100.0));
+    t.stop().await;
+}

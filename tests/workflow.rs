@@ -1125,3 +1125,63 @@ async fn message_stored_before_a_crash_is_answered_after_restart() {
         Action::Duplicate
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_while_waiting_and_canned_replies() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let id = {
+        let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
+            .await
+            .unwrap();
+        let r = core
+            .assistant
+            .handle(turn("w1", "talk to a human"), None)
+            .await
+            .unwrap();
+        core.store.close().await;
+        r.conversation_id
+    };
+    let app = start(scratch.settings(""), clock.clone()).await;
+    let channel = Arc::new(Recorder::default());
+    app.core.registry.register("test", channel.clone());
+    let (_, queue) = api(
+        reqwest::Method::GET,
+        format!("{}/api/agent/queue", app.base),
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(queue[0]["id"], id.as_str());
+    assert_eq!(queue[0]["position"], 1);
+    let (status, body) = api(
+        reqwest::Method::POST,
+        format!("{}/api/agent/conversations/{id}/canned", app.base),
+        ALICE,
+        Some(serde_json::json!({"name": "greeting"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["status"], "with_agent",
+        "a reply claims a waiting conversation"
+    );
+    let texts = channel.texts();
+    assert!(
+        texts[0].starts_with("alice (support): Hi, this is alice"),
+        "{texts:?}"
+    );
+    let (status, body) = api(
+        reqwest::Method::POST,
+        format!("{}/api/agent/conversations/{id}/canned", app.base),
+        ALICE,
+        Some(serde_json::json!({"name": "nope"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("greeting"),
+        "{body}"
+    );
+    app.shutdown().await;
+}
