@@ -594,18 +594,19 @@ impl Desk {
             .await
         {
             Ok(c) => Ok(c),
-            Err(store::Error::Conflict(_)) => {
+            // Someone else moved it first (between our read and the
+            // guarded update, or before the store's own read).
+            Err(e @ (store::Error::Conflict(_) | store::Error::Illegal(_))) => {
                 let now = store.conversation(&conversation.id).await?;
-                match (transition, now.assigned_agent) {
-                    (Transition::Claim, Some(owner)) => Err(Error::Taken(owner)),
-                    _ => Err(Error::WrongState(
-                        now.status,
-                        "it changed meanwhile; reload and try again",
-                    )),
+                match (transition, now.status, now.assigned_agent) {
+                    (Transition::Claim, Status::WithAgent, Some(owner)) => Err(Error::Taken(owner)),
+                    (_, status, _) if matches!(e, store::Error::Conflict(_)) => Err(
+                        Error::WrongState(status, "it changed meanwhile; reload and try again"),
+                    ),
+                    (_, status, _) => {
+                        Err(Error::WrongState(status, "that action does not apply now"))
+                    }
                 }
-            }
-            Err(store::Error::Illegal(e)) => {
-                Err(Error::WrongState(e.from, "that action does not apply now"))
             }
             Err(e) => Err(e.into()),
         }

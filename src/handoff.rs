@@ -96,6 +96,18 @@ const REQUEST_PHRASES: &[&str] = &[
     "contact support",
     "escalate",
     "manager",
+    "speak to",
+    "speak with",
+    "speak directly",
+    "talk to",
+    "talk with",
+    "transfer me",
+    "connect me",
+    "put me through",
+    "chat with someone",
+    "chat with somebody",
+    "somebody",
+    "someone there",
 ];
 
 /// Wording that says the bot is failing the customer.
@@ -369,6 +381,9 @@ mod tests {
             "I want a live agent",
             "let me talk to someone",
             "get me a representative",
+            "could you transfer me to the spa team please",
+            "Can I speak directly with the reception?",
+            "please connect me to billing",
         ] {
             assert!(asks_for_person(text), "{text}");
         }
@@ -377,6 +392,7 @@ mod tests {
             "humanity",
             "what is the agenda view",
             "how do I change my password",
+            "how do I connect my calendar",
         ] {
             assert!(!asks_for_person(text), "{text}");
         }

@@ -17,6 +17,7 @@
 //!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
 //! - [`handoff`]: why and when a person takes over.
 //! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
+//! - [`eval`]: retrieval and hand-off quality on a labelled question set.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
 //! - [`channels`]: console (and later Telegram, Discord, web chat).
 //! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
@@ -32,6 +33,7 @@ pub mod conversation;
 pub mod csat;
 pub mod delivery;
 pub mod desk;
+pub mod eval;
 pub mod export;
 pub mod handoff;
 pub mod kb;

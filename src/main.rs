@@ -81,6 +81,17 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Measure retrieval and hand-off decisions on a JSON Lines question set.
+    Eval {
+        /// Cases: {"q": "…", "gold": ["slug"], "kind": "in_scope|out_of_scope|handoff"} per line.
+        file: PathBuf,
+        /// Evaluate against this folder of articles instead of knowledge_base.path.
+        #[arg(long)]
+        kb: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -269,6 +280,33 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             export::write(&core.store, since, format, &mut out).await?;
             out.flush()?;
         }
+        Command::Eval { file, kb, json } => {
+            let cases = switchboard::eval::load(&file)?;
+            let mut settings = settings;
+            // Nothing is logged: an in-memory database.
+            settings.database.url = "sqlite::memory:".into();
+            let scratch = tempfile_dir()?;
+            if let Some(kb) = kb {
+                settings.knowledge_base.path = kb;
+                settings.knowledge_base.index_path = scratch.join("index");
+            }
+            let core = core(settings).await?;
+            let bar = if std::io::stderr().is_terminal() {
+                ProgressBar::new(cases.len() as u64)
+            } else {
+                ProgressBar::hidden()
+            };
+            let report = switchboard::eval::run(&core.assistant, &cases, &|done, _| {
+                bar.set_position(done as u64)
+            })?;
+            bar.finish_and_clear();
+            let _ = std::fs::remove_dir_all(&scratch);
+            if json {
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                write!(stdout, "{}", switchboard::eval::render(&report))?;
+            }
+        }
         Command::Migrate => {
             let store =
                 switchboard::store::Store::connect(&settings.database.url, 1, clock::system())
@@ -278,6 +316,13 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A scratch folder for an index that is thrown away afterwards.
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("switchboard-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
 }
 
 fn since_millis(since: Option<&str>, core: &Core) -> Result<Option<i64>> {

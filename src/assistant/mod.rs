@@ -256,6 +256,19 @@ impl Received {
     }
 }
 
+/// The stateless decision for a question ([`Assistant::assess`]).
+#[derive(Debug, Clone)]
+pub enum Assessment {
+    /// A person must take over.
+    HandOff(Reason, Option<String>),
+    /// A canned reply (the template's name): greetings, thanks.
+    Reply(&'static str),
+    /// The knowledge base covers it.
+    Answer(Retrieval),
+    /// The knowledge base does not cover it: say so, offer a person.
+    NotCovered(Retrieval),
+}
+
 /// Retrieved passages and how sure retrieval is that they answer.
 #[derive(Debug, Clone)]
 pub struct Retrieval {
@@ -478,6 +491,54 @@ impl Assistant {
             .record(started.elapsed().as_secs_f64());
         let confidence = hits.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
         Ok(Retrieval { hits, confidence })
+    }
+
+    /// The stateless part of the decision for a question: a request for a
+    /// person, upset wording, an admin keyword, small talk, or retrieval and
+    /// whether it covers the question. Customers' messages and `switchboard
+    /// eval` both go through this.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub fn assess(&self, question: &str) -> Result<Assessment, Error> {
+        let normal = handoff::normalise(question);
+        if let Some(keyword) = self.inner.rules.keyword_in(question) {
+            return Ok(Assessment::HandOff(
+                Reason::Rule,
+                Some(format!("keyword `{keyword}`")),
+            ));
+        }
+        if handoff::asks_for_person(question) {
+            return Ok(Assessment::HandOff(Reason::CustomerRequest, None));
+        }
+        if handoff::is_upset(question) {
+            return Ok(Assessment::HandOff(
+                Reason::Frustration,
+                Some("negative wording".into()),
+            ));
+        }
+        if GREETINGS.contains(&normal.as_str()) {
+            return Ok(Assessment::Reply("welcome.md"));
+        }
+        if THANKS.contains(&normal.as_str()) {
+            return Ok(Assessment::Reply("thanks.md"));
+        }
+        let retrieval = self.retrieve(question)?;
+        if let Some(tag) = retrieval
+            .hits
+            .first()
+            .and_then(|h| self.inner.rules.tag_in(&h.tags))
+        {
+            return Ok(Assessment::HandOff(
+                Reason::Rule,
+                Some(format!("article tag `{tag}`")),
+            ));
+        }
+        Ok(if self.covers(&retrieval) {
+            Assessment::Answer(retrieval)
+        } else {
+            Assessment::NotCovered(retrieval)
+        })
     }
 
     /// Whether retrieval is confident enough to answer.
@@ -773,12 +834,6 @@ impl Assistant {
         if rules.is_vip(&turn.channel, &turn.customer_id) {
             return self.hand_off(&conversation, turn, Reason::Vip, None).await;
         }
-        if let Some(keyword) = rules.keyword_in(question) {
-            let detail = format!("keyword `{keyword}`");
-            return self
-                .hand_off(&conversation, turn, Reason::Rule, Some(&detail))
-                .await;
-        }
         let history = self.history(&conversation).await?;
         let last_bot = history.iter().rev().find(|m| m.role == Role::Bot);
         let offer_pending =
@@ -815,58 +870,43 @@ impl Assistant {
                 )
                 .await;
         }
-        if handoff::asks_for_person(question) {
-            return self
-                .hand_off(&conversation, turn, Reason::CustomerRequest, None)
-                .await;
-        }
-        if handoff::is_upset(question) {
-            return self
-                .hand_off(
-                    &conversation,
-                    turn,
-                    Reason::Frustration,
-                    Some("negative wording"),
-                )
-                .await;
-        }
         if let Some(detail) = stuck(&history, &normal) {
             return self
                 .hand_off(&conversation, turn, Reason::Frustration, Some(detail))
                 .await;
         }
-        if GREETINGS.contains(&normal.as_str()) {
-            return self.info(&conversation, turn, "welcome.md").await;
-        }
-        if THANKS.contains(&normal.as_str()) {
-            return self.info(&conversation, turn, "thanks.md").await;
-        }
-
-        let mut retrieval = self.retrieve(question)?;
-        if !self.covers(&retrieval) {
-            // A follow-up ("and how long does that take?") often only makes
-            // sense with the previous question.
-            let previous = history
-                .iter()
-                .rev()
-                .filter(|m| m.role == Role::Customer)
-                .nth(1);
-            if let Some(previous) = previous {
-                let combined = self.retrieve(&format!("{} {question}", previous.text))?;
-                if self.covers(&combined) {
-                    retrieval = combined;
+        let retrieval = match self.assess(question)? {
+            Assessment::HandOff(reason, detail) => {
+                return self
+                    .hand_off(&conversation, turn, reason, detail.as_deref())
+                    .await;
+            }
+            Assessment::Reply(template) => return self.info(&conversation, turn, template).await,
+            Assessment::Answer(retrieval) => retrieval,
+            Assessment::NotCovered(_) => {
+                // A follow-up ("and how long does that take?") often only
+                // makes sense with the previous question.
+                let previous = history
+                    .iter()
+                    .rev()
+                    .filter(|m| m.role == Role::Customer)
+                    .nth(1);
+                match previous {
+                    Some(previous) => {
+                        match self.assess(&format!("{} {question}", previous.text))? {
+                            Assessment::Answer(combined) => combined,
+                            Assessment::HandOff(reason, detail) => {
+                                return self
+                                    .hand_off(&conversation, turn, reason, detail.as_deref())
+                                    .await;
+                            }
+                            _ => return self.offer_human(&conversation, turn).await,
+                        }
+                    }
+                    None => return self.offer_human(&conversation, turn).await,
                 }
             }
-        }
-        if let Some(tag) = retrieval.hits.first().and_then(|h| rules.tag_in(&h.tags)) {
-            let detail = format!("article tag `{tag}`");
-            return self
-                .hand_off(&conversation, turn, Reason::Rule, Some(&detail))
-                .await;
-        }
-        if !self.covers(&retrieval) {
-            return self.offer_human(&conversation, turn).await;
-        }
+        };
         let sources = self.group_sources(&retrieval.hits);
         if let Some(model) = self.inner.model.clone() {
             let started = Instant::now();

@@ -547,6 +547,8 @@ impl SearchIndex {
         let total_weight: f32 = weights.iter().sum();
         let mut analyzer = self.analyzer.clone();
         let mut hits = Vec::with_capacity(top.len());
+        let mut article_terms: std::collections::HashMap<String, HashSet<String>> =
+            std::collections::HashMap::new();
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
             let get = |field: Field| {
@@ -570,10 +572,15 @@ impl SearchIndex {
             )
             .into_iter()
             .collect();
+            // Terms found anywhere in the article's retrieved passages count:
+            // a question's words are often spread over sections.
+            let slug = get(f.slug);
+            let seen = article_terms.entry(slug).or_default();
+            seen.extend(present);
             let covered: f32 = query_terms
                 .iter()
                 .zip(&weights)
-                .filter(|(t, _)| present.contains(*t))
+                .filter(|(t, _)| seen.contains(*t))
                 .map(|(_, w)| w)
                 .sum();
             let url = get(f.url);
