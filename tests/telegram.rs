@@ -572,15 +572,122 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
     let id = t.core.store.conversations_since(None).await.unwrap()[0]
         .id
         .clone();
+    // CES 6 and NPS 9 by button, then a typed comment.
+    let press = |update: i64, cb: &str, data: String| {
+        let m = message(3001, private_chat(CUSTOMER), telegram_fake::bot_user(), "q");
+        callback_update(update, cb, user(CUSTOMER, "Ann"), m, &data)
+    };
+    t.fake.push(press(5, "cb-ces", format!("ces:6:{id}")));
+    t.fake
+        .wait_until("the NPS question", |f| {
+            f.texts_to(CUSTOMER).iter().any(|x| x.contains("recommend"))
+        })
+        .await;
+    t.fake.push(press(6, "cb-nps", format!("nps:9:{id}")));
+    t.fake
+        .wait_until("the comment invitation", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|x| x.contains("anything you'd like to add"))
+        })
+        .await;
+    t.fake.push(from_customer(7, 15, "Quick & friendly <3"));
+    t.fake
+        .wait_until("the thanks", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|x| x.contains("Thank you for your feedback"))
+        })
+        .await;
     let survey = t.core.store.survey(&id).await.unwrap().unwrap();
     assert_eq!(
         (survey.csat, survey.agent.as_deref()),
         (Some(4), Some("alice"))
     );
+    assert_eq!((survey.ces, survey.nps), (Some(6), Some(9)));
+    assert_eq!(survey.comment.as_deref(), Some("Quick & friendly <3"));
     let report = switchboard::report::build(&t.core.store, &Default::default())
         .await
         .unwrap();
     assert_eq!(report.csat_responses, 1);
     assert_eq!(report.csat_score, Some(100.0));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_surveys_button_opts_out_for_good() {
+    let t = start(
+        &format!("agents_chat_id = {AGENTS}\n[csat]\ndelay_secs = 0\n"),
+        None,
+    )
+    .await;
+    let alice = t.core.desk.agents().by_name("alice").unwrap().clone();
+    let mut cards = 0;
+    for update in [1, 3] {
+        t.fake.push(from_customer(update, update * 10, "/human"));
+        cards += 1;
+        t.fake
+            .wait_until("a card", |f| f.calls_of("createforumtopic").len() >= cards)
+            .await;
+        let open = t.core.desk.queue().await.unwrap();
+        t.core
+            .desk
+            .act(
+                Some(&alice),
+                "alice",
+                &open[0].conversation.id,
+                switchboard::desk::AgentAction::Resolve,
+            )
+            .await
+            .unwrap();
+        if update == 1 {
+            t.fake
+                .wait_until("the first survey", |f| {
+                    f.texts_to(CUSTOMER)
+                        .iter()
+                        .any(|x| x.contains("How satisfied"))
+                })
+                .await;
+            let survey = t
+                .fake
+                .calls_of("sendmessage")
+                .into_iter()
+                .find(|c| c["text"].as_str().unwrap_or("").contains("How satisfied"))
+                .unwrap();
+            let stop = survey["reply_markup"]["inline_keyboard"][1][0]["callback_data"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(stop.starts_with("nosurvey:"));
+            let m = message(
+                3000,
+                private_chat(CUSTOMER),
+                telegram_fake::bot_user(),
+                "How satisfied…",
+            );
+            t.fake.push(callback_update(
+                2,
+                "cb-stop",
+                user(CUSTOMER, "Ann"),
+                m,
+                &stop,
+            ));
+            t.fake
+                .wait_until("the confirmation", |f| {
+                    f.texts_to(CUSTOMER)
+                        .iter()
+                        .any(|x| x.contains("won't send you any more surveys"))
+                })
+                .await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await; // more than one survey tick
+    let surveys = t
+        .fake
+        .texts_to(CUSTOMER)
+        .iter()
+        .filter(|x| x.contains("How satisfied"))
+        .count();
+    assert_eq!(surveys, 1, "no survey after opting out");
     t.stop().await;
 }
