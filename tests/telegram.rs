@@ -622,10 +622,9 @@ async fn stop_surveys_button_opts_out_for_good() {
     )
     .await;
     let alice = t.core.desk.agents().by_name("alice").unwrap().clone();
-    let mut cards = 0;
-    for update in [1, 3] {
+    for (index, update) in [1, 3].into_iter().enumerate() {
+        let cards = index + 1;
         t.fake.push(from_customer(update, update * 10, "/human"));
-        cards += 1;
         t.fake
             .wait_until("a card", |f| f.calls_of("createforumtopic").len() >= cards)
             .await;
