@@ -265,14 +265,14 @@ fn main() {
         .register("en_stem", switchboard::kb::analyzer());
     let reader = index.reader().unwrap();
     for q in queries.iter().take(200) {
-        kb.search(q, 12).unwrap();
+        kb.retrieve(q, 12).unwrap();
         raw_search(&index, &reader, q);
     }
     let mut ours = Vec::with_capacity(queries.len());
     let mut raw = Vec::with_capacity(queries.len());
     for q in &queries {
         let t = Instant::now();
-        std::hint::black_box(kb.search(q, 12).unwrap());
+        std::hint::black_box(kb.retrieve(q, 12).unwrap());
         ours.push(t.elapsed());
         let t = Instant::now();
         std::hint::black_box(raw_search(&index, &reader, q));

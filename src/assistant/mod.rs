@@ -486,7 +486,7 @@ impl Assistant {
     /// On an index failure.
     pub fn retrieve(&self, question: &str) -> Result<Retrieval, Error> {
         let started = Instant::now();
-        let hits = self.inner.kb.search(question, RETRIEVE_LIMIT)?;
+        let hits = self.inner.kb.retrieve(question, RETRIEVE_LIMIT)?;
         metrics::histogram!("switchboard_retrieval_latency_seconds")
             .record(started.elapsed().as_secs_f64());
         let confidence = hits.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
@@ -916,18 +916,22 @@ impl Assistant {
             metrics::histogram!("switchboard_llm_latency_seconds").record(latency.as_secs_f64());
             match outcome {
                 Ok((text, usage)) if is_no_answer(&text) => {
-                    self.inner
-                        .store
-                        .note_llm_result(&conversation.id, false)
-                        .await?;
+                    if conversation.llm_failures > 0 {
+                        self.inner
+                            .store
+                            .note_llm_result(&conversation.id, false)
+                            .await?;
+                    }
                     tracing::debug!(usage.completion, "model says the sources do not answer");
                     return self.offer_human(&conversation, turn).await;
                 }
                 Ok((text, usage)) => {
-                    self.inner
-                        .store
-                        .note_llm_result(&conversation.id, false)
-                        .await?;
+                    if conversation.llm_failures > 0 {
+                        self.inner
+                            .store
+                            .note_llm_result(&conversation.id, false)
+                            .await?;
+                    }
                     let cited = cited_sources(&text, &sources);
                     let generated = Generated {
                         model: model.name().to_string(),

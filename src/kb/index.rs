@@ -28,7 +28,7 @@ use super::article::Article;
 
 /// Bump when the schema or analyzer changes: an index of another version is
 /// rebuilt from scratch.
-const SCHEMA_VERSION: u32 = 3;
+const SCHEMA_VERSION: u32 = 4;
 /// Name under which the analyzer is registered.
 const ANALYZER: &str = "en_stem";
 /// Terms taken from one query; the rest of a 10 kB paste is ignored.
@@ -95,6 +95,9 @@ struct Fields {
     markdown: Field,
     url: Field,
     tags_raw: Field,
+    /// The passage's analyzed terms (with its article's title and tags),
+    /// stored so that coverage needs no re-analysis at query time.
+    terms: Field,
 }
 
 /// The passage index.
@@ -126,6 +129,7 @@ fn schema() -> (Schema, Fields) {
         markdown: builder.add_text_field("markdown", STORED),
         url: builder.add_text_field("url", STORED),
         tags_raw: builder.add_text_field("tags_raw", STORED),
+        terms: builder.add_text_field("terms", STORED),
     };
     (builder.build(), fields)
 }
@@ -433,6 +437,7 @@ impl SearchIndex {
             report.removed += 1;
         }
         let total = changed.len();
+        let mut analyzer = self.analyzer.clone();
         for (done, (article, hash)) in changed.into_iter().enumerate() {
             // Deleting first also removes any stray copy of the article.
             writer.delete_term(Term::from_field_text(self.fields.slug, &article.slug));
@@ -452,6 +457,11 @@ impl SearchIndex {
                     f.markdown => passage.markdown.as_str(),
                     f.url => article.url.clone().unwrap_or_default(),
                     f.tags_raw => article.tags.join(","),
+                    f.terms => terms(
+                        &mut analyzer,
+                        &format!("{}\n{}\n{}\n{}", article.title, passage.heading, passage.text, article.tags.join(" ")),
+                    )
+                    .join(" "),
                 ))?;
             }
             manifest.insert(article.slug.clone(), hash.to_string());
@@ -511,6 +521,23 @@ impl SearchIndex {
     /// # Errors
     /// [`Error::Index`] on a tantivy failure (not on any query text).
     pub fn search(&self, text: &str, limit: usize) -> Result<Vec<Hit>, Error> {
+        self.search_with(text, limit, true)
+    }
+
+    /// [`SearchIndex::search`] without snippets (what answering needs; faster).
+    ///
+    /// # Errors
+    /// As [`SearchIndex::search`].
+    pub fn retrieve(&self, text: &str, limit: usize) -> Result<Vec<Hit>, Error> {
+        self.search_with(text, limit, false)
+    }
+
+    fn search_with(
+        &self,
+        text: &str,
+        limit: usize,
+        with_snippets: bool,
+    ) -> Result<Vec<Hit>, Error> {
         let mut query_terms = self.analyze(text);
         query_terms.truncate(MAX_QUERY_TERMS);
         if query_terms.is_empty() || limit == 0 {
@@ -542,10 +569,14 @@ impl SearchIndex {
         }
         let query = BooleanQuery::new(clauses);
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
-        let mut snippets = SnippetGenerator::create(&searcher, &query, f.body)?;
-        snippets.set_max_num_chars(180);
+        let snippets = if with_snippets {
+            let mut generator = SnippetGenerator::create(&searcher, &query, f.body)?;
+            generator.set_max_num_chars(180);
+            Some(generator)
+        } else {
+            None
+        };
         let total_weight: f32 = weights.iter().sum();
-        let mut analyzer = self.analyzer.clone();
         let mut hits = Vec::with_capacity(top.len());
         let mut article_terms: std::collections::HashMap<String, HashSet<String>> =
             std::collections::HashMap::new();
@@ -560,18 +591,19 @@ impl SearchIndex {
             let title = get(f.title);
             let heading = get(f.heading);
             let body = get(f.body);
-            let snippet = snippets.snippet_from_doc(&doc);
-            let snippet = if snippet.fragment().trim().is_empty() {
-                body.chars().take(180).collect::<String>()
-            } else {
-                snippet.fragment().to_string()
+            let snippet = match &snippets {
+                Some(generator) => {
+                    let snippet = generator.snippet_from_doc(&doc);
+                    if snippet.fragment().trim().is_empty() {
+                        body.chars().take(180).collect::<String>()
+                    } else {
+                        snippet.fragment().to_string()
+                    }
+                }
+                None => String::new(),
             };
-            let present: HashSet<String> = terms(
-                &mut analyzer,
-                &format!("{title}\n{heading}\n{body}\n{}", get(f.tags)),
-            )
-            .into_iter()
-            .collect();
+            let stored_terms = get(f.terms);
+            let present = stored_terms.split(' ').map(str::to_string);
             // Terms found anywhere in the article's retrieved passages count:
             // a question's words are often spread over sections.
             let slug = get(f.slug);

@@ -168,6 +168,20 @@ impl KnowledgeBase {
         Ok(hits)
     }
 
+    /// Ranked passages without snippets (what answering uses).
+    ///
+    /// # Errors
+    /// Only on an index failure.
+    pub fn retrieve(&self, query: &str, limit: usize) -> Result<Vec<Hit>, Error> {
+        let mut hits = self.index.retrieve(query, limit)?;
+        for hit in &mut hits {
+            if hit.url.is_none() && !self.base_url.is_empty() {
+                hit.url = Some(format!("{}/{}", self.base_url, hit.slug));
+            }
+        }
+        Ok(hits)
+    }
+
     /// The analyzed terms of `text` (what search matches on).
     pub fn analyze(&self, text: &str) -> Vec<String> {
         self.index.analyze(text)

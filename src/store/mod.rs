@@ -191,23 +191,19 @@ impl Store {
         display_name: Option<&str>,
     ) -> Result<Customer, Error> {
         let now = self.now();
-        sqlx::query(
+        let row = sqlx::query(
             "INSERT INTO customers (id, channel, external_id, display_name, created_at) \
              VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (channel, external_id) DO UPDATE SET display_name = COALESCE(EXCLUDED.display_name, customers.display_name)",
+             ON CONFLICT (channel, external_id) DO UPDATE SET display_name = COALESCE(EXCLUDED.display_name, customers.display_name) \
+             RETURNING *",
         )
         .bind(new_id())
         .bind(channel)
         .bind(external_id)
         .bind(display_name)
         .bind(now)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        let row = sqlx::query("SELECT * FROM customers WHERE channel = $1 AND external_id = $2")
-            .bind(channel)
-            .bind(external_id)
-            .fetch_one(&self.pool)
-            .await?;
         Customer::from_row(&row)
     }
 
@@ -393,14 +389,20 @@ impl Store {
         if result.rows_affected() == 0 {
             return Ok(None);
         }
+        // One statement per role keeps the conversation's timestamps in step.
         let touch = match message.role {
             Role::Customer => Some(
                 "UPDATE conversations SET last_customer_at = $1, updated_at = $1 WHERE id = $2",
             ),
-            Role::Bot => {
-                Some("UPDATE conversations SET last_bot_at = $1, updated_at = $1 WHERE id = $2")
-            }
-            _ => None,
+            Role::Bot => Some(
+                "UPDATE conversations SET last_bot_at = $1, updated_at = $1, \
+                 first_bot_response_at = COALESCE(first_bot_response_at, $1) WHERE id = $2",
+            ),
+            Role::Agent => Some(
+                "UPDATE conversations SET updated_at = $1, \
+                 first_human_response_at = COALESCE(first_human_response_at, $1) WHERE id = $2",
+            ),
+            Role::Note | Role::System => None,
         };
         if let Some(sql) = touch {
             sqlx::query(sql)
@@ -408,23 +410,6 @@ impl Store {
                 .bind(message.conversation_id)
                 .execute(&self.pool)
                 .await?;
-        }
-        if message.role == Role::Bot {
-            sqlx::query("UPDATE conversations SET first_bot_response_at = $1 WHERE id = $2 AND first_bot_response_at IS NULL")
-                .bind(now)
-                .bind(message.conversation_id)
-                .execute(&self.pool)
-                .await?;
-        }
-        if message.role == Role::Agent {
-            sqlx::query(
-                "UPDATE conversations SET first_human_response_at = $1, updated_at = $1 \
-                 WHERE id = $2 AND first_human_response_at IS NULL",
-            )
-            .bind(now)
-            .bind(message.conversation_id)
-            .execute(&self.pool)
-            .await?;
         }
         Ok(Some(id))
     }
