@@ -281,7 +281,7 @@ fn main() {
     let (o50, o99) = (percentile(&mut ours, 0.5), percentile(&mut ours, 0.99));
     let (r50, r99) = (percentile(&mut raw, 0.5), percentile(&mut raw, 0.99));
     println!(
-        "retrieval (KnowledgeBase::search, top 12): p50 {}  p99 {}",
+        "retrieval (KnowledgeBase::retrieve, top 12, with coverage): p50 {}  p99 {}",
         ms(o50),
         ms(o99)
     );
