@@ -26,7 +26,7 @@ pub const NPS: &str = "nps:";
 /// Opt-out button prefix.
 pub const STOP: &str = "nosurvey:";
 /// How long after a question a typed answer still counts.
-const TYPED_WINDOW_MS: Millis = 24 * 3600 * 1000;
+pub const TYPED_WINDOW_MS: Millis = 24 * 3600 * 1000;
 /// How long after the comment invitation a message counts as the comment.
 const COMMENT_WINDOW_MS: Millis = 15 * 60 * 1000;
 /// Surveys resolved before this much ago are never scheduled (e.g. the

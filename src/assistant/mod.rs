@@ -1122,6 +1122,14 @@ impl Assistant {
         let Some(surveys) = &self.inner.surveys else {
             return Ok(None);
         };
+        // Only customers recently sent a survey can be answering one.
+        let now = self.inner.store.now();
+        if customer
+            .surveyed_at
+            .is_none_or(|t| now - t > crate::csat::TYPED_WINDOW_MS)
+        {
+            return Ok(None);
+        }
         let Some((survey, next)) = surveys
             .typed(&customer.id, &turn.thread, &turn.text)
             .await?
@@ -1282,11 +1290,6 @@ impl Assistant {
         generated: Option<&Generated>,
     ) -> Result<Reply, Error> {
         let store = &self.inner.store;
-        let status = store.status(&conversation.id).await?;
-        if !status.bot_may_answer() {
-            let fresh = store.conversation(&conversation.id).await?;
-            return Ok(self.silent(&fresh, Action::ToAgent));
-        }
         let message = NewMessage {
             conversation_id: &conversation.id,
             role: Role::Bot,
@@ -1300,7 +1303,13 @@ impl Assistant {
             channel: &turn.channel,
             ..NewMessage::default()
         };
-        let message_id = store.insert_message(&message).await?;
+        // Stored only if the conversation is still with the bot, in the
+        // same statement: no answer slips out after a hand-off.
+        let Some(message_id) = store.insert_if_with_bot(&message).await? else {
+            let fresh = store.conversation(&conversation.id).await?;
+            return Ok(self.silent(&fresh, Action::ToAgent));
+        };
+        let message_id = Some(message_id);
         if action == Action::Answer || action == Action::OfferHuman {
             metrics::counter!("switchboard_answers_total", "mode" => mode.as_str()).increment(1);
         }

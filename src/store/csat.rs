@@ -211,6 +211,13 @@ impl Store {
         .bind(conversation_id)
         .execute(&self.pool)
         .await?;
+        sqlx::query(
+            "UPDATE customers SET surveyed_at = $1 WHERE id = (SELECT customer_id FROM surveys WHERE conversation_id = $2)",
+        )
+        .bind(now)
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -353,6 +353,27 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub async fn insert_message(&self, message: &NewMessage<'_>) -> Result<Option<String>, Error> {
+        self.insert_message_when(message, None).await
+    }
+
+    /// Stores a bot message only if the conversation is still with the bot,
+    /// checked in the same statement; `None` when it is not (someone took
+    /// the conversation while the answer was being made).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn insert_if_with_bot(
+        &self,
+        message: &NewMessage<'_>,
+    ) -> Result<Option<String>, Error> {
+        self.insert_message_when(message, Some(Status::Bot)).await
+    }
+
+    async fn insert_message_when(
+        &self,
+        message: &NewMessage<'_>,
+        status: Option<Status>,
+    ) -> Result<Option<String>, Error> {
         let id = new_id();
         let now = self.now();
         let sources = if message.sources.is_empty() {
@@ -363,55 +384,42 @@ impl Store {
                     .map_err(|e| Error::Corrupt(e.to_string()))?,
             )
         };
-        let result = sqlx::query(
+        // The conversation's timestamps follow in the same statement
+        // (trigger `messages_touch`).
+        let sql = if status.is_some() {
+            "INSERT INTO messages (id, conversation_id, seq, role, author, text, mode, sources, model, \
+               prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at) \
+             SELECT $1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), \
+               $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+             WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $2 AND status = $15) \
+             ON CONFLICT (channel, platform_message_id) DO NOTHING"
+        } else {
             "INSERT INTO messages (id, conversation_id, seq, role, author, text, mode, sources, model, \
                prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at) \
              VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), \
                $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (channel, platform_message_id) DO NOTHING",
-        )
-        .bind(&id)
-        .bind(message.conversation_id)
-        .bind(message.role.as_str())
-        .bind(message.author)
-        .bind(message.text)
-        .bind(message.mode)
-        .bind(sources)
-        .bind(message.model)
-        .bind(message.prompt_tokens)
-        .bind(message.completion_tokens)
-        .bind(message.latency_ms)
-        .bind(message.channel)
-        .bind(message.platform_message_id)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        if result.rows_affected() == 0 {
-            return Ok(None);
-        }
-        // One statement per role keeps the conversation's timestamps in step.
-        let touch = match message.role {
-            Role::Customer => Some(
-                "UPDATE conversations SET last_customer_at = $1, updated_at = $1 WHERE id = $2",
-            ),
-            Role::Bot => Some(
-                "UPDATE conversations SET last_bot_at = $1, updated_at = $1, \
-                 first_bot_response_at = COALESCE(first_bot_response_at, $1) WHERE id = $2",
-            ),
-            Role::Agent => Some(
-                "UPDATE conversations SET updated_at = $1, \
-                 first_human_response_at = COALESCE(first_human_response_at, $1) WHERE id = $2",
-            ),
-            Role::Note | Role::System => None,
+             ON CONFLICT (channel, platform_message_id) DO NOTHING"
         };
-        if let Some(sql) = touch {
-            sqlx::query(sql)
-                .bind(now)
-                .bind(message.conversation_id)
-                .execute(&self.pool)
-                .await?;
+        let mut query = sqlx::query(sql)
+            .bind(&id)
+            .bind(message.conversation_id)
+            .bind(message.role.as_str())
+            .bind(message.author)
+            .bind(message.text)
+            .bind(message.mode)
+            .bind(sources)
+            .bind(message.model)
+            .bind(message.prompt_tokens)
+            .bind(message.completion_tokens)
+            .bind(message.latency_ms)
+            .bind(message.channel)
+            .bind(message.platform_message_id)
+            .bind(now);
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
         }
-        Ok(Some(id))
+        let result = query.execute(&self.pool).await?;
+        Ok((result.rows_affected() == 1).then_some(id))
     }
 
     /// The last `limit` messages of a conversation, oldest first.

@@ -26,6 +26,8 @@ pub struct Customer {
     pub surveys_opt_out: bool,
     /// First seen.
     pub created_at: Millis,
+    /// Last sent a survey.
+    pub surveyed_at: Option<Millis>,
 }
 
 impl Customer {
@@ -38,6 +40,7 @@ impl Customer {
             unreachable: get::<i64>(row, "unreachable")? != 0,
             surveys_opt_out: get::<i64>(row, "surveys_opt_out")? != 0,
             created_at: get(row, "created_at")?,
+            surveyed_at: get(row, "surveyed_at")?,
         })
     }
 }
