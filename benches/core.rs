@@ -10,7 +10,9 @@
 //! 4. resident memory of `switchboard run`, idle, with the bundled knowledge
 //!    base.
 //!
-//! Set `BENCH_ARTICLES` to change the size of the generated knowledge base.
+//! Set `BENCH_ARTICLES` to change the size of the generated knowledge base
+//! and `BENCH_CONCURRENCY` the number of conversations answered at once in
+//! the pipeline (default 8).
 
 use std::io::Write;
 use std::path::Path;
@@ -324,7 +326,7 @@ fn main() {
             "how much does the team plan cost",
         ];
         let total = 5_000;
-        let concurrency = 8;
+        let concurrency: usize = std::env::var("BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
         let started = Instant::now();
         let mut tasks = Vec::new();
         for worker in 0..concurrency {
