@@ -56,6 +56,16 @@ pub struct IllegalTransition {
 impl Status {
     /// The state after `transition`.
     ///
+    /// ```
+    /// use switchboard::conversation::{Status, Transition};
+    ///
+    /// let waiting = Status::Bot.apply(Transition::HandOff).unwrap();
+    /// assert_eq!(waiting, Status::WaitingForAgent);
+    /// assert_eq!(waiting.apply(Transition::Claim), Ok(Status::WithAgent));
+    /// // A resolved conversation is never reopened.
+    /// assert!(Status::Resolved.apply(Transition::GiveBack).is_err());
+    /// ```
+    ///
     /// # Errors
     /// [`IllegalTransition`] for any pair not in the state machine.
     pub fn apply(self, transition: Transition) -> Result<Status, IllegalTransition> {
