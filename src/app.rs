@@ -80,13 +80,12 @@ impl Core {
         clock: SharedClock,
         on_progress: &dyn Fn(usize, usize),
     ) -> Result<Self, Error> {
-        let store = Store::connect(
+        let store = Store::open(
             &settings.database.url,
             settings.database.max_connections,
             clock,
         )
         .await?;
-        store.migrate().await?;
         let kb = Arc::new(KnowledgeBase::open(&settings.knowledge_base, on_progress)?);
         let prompts = Prompts::load(&settings.prompts.path)?;
         let model: Option<Arc<dyn ChatModel>> = settings.llm.endpoint().map(|endpoint| {

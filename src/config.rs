@@ -191,6 +191,11 @@ pub struct AssistantSettings {
     /// informative terms found in the best passage, weighted by rarity) the
     /// bot says the knowledge base does not cover the question.
     pub min_confidence: f32,
+    /// A best passage scoring at least this (BM25) counts as covering the
+    /// question even below `min_confidence`: long questions with many
+    /// words the articles never use still find their article. 0 turns the
+    /// second test off.
+    pub min_score: f32,
     /// Passages given to the model.
     pub max_passages: usize,
     /// Earlier turns (customer + bot messages) kept as context.
@@ -204,7 +209,8 @@ pub struct AssistantSettings {
 impl Default for AssistantSettings {
     fn default() -> Self {
         Self {
-            min_confidence: 0.45,
+            min_confidence: 0.55,
+            min_score: 20.0,
             max_passages: 4,
             history_messages: 6,
             max_message_chars: 4000,
@@ -489,6 +495,12 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&self.assistant.min_confidence) {
             return bad("assistant.min_confidence", "must be between 0 and 1".into());
+        }
+        if !self.assistant.min_score.is_finite() || self.assistant.min_score < 0.0 {
+            return bad(
+                "assistant.min_score",
+                "must be a number of 0 or more (0 turns the score test off)".into(),
+            );
         }
         if self.assistant.max_message_chars == 0 {
             return bad("assistant.max_message_chars", "must be at least 1".into());

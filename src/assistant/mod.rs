@@ -543,7 +543,11 @@ impl Assistant {
 
     /// Whether retrieval is confident enough to answer.
     pub fn covers(&self, retrieval: &Retrieval) -> bool {
-        !retrieval.hits.is_empty() && retrieval.confidence >= self.inner.settings.min_confidence
+        let settings = &self.inner.settings;
+        retrieval.hits.first().is_some_and(|best| {
+            retrieval.confidence >= settings.min_confidence
+                || (settings.min_score > 0.0 && best.score >= settings.min_score)
+        })
     }
 
     /// Handles one customer message: [`Assistant::receive`] then

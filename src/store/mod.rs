@@ -143,6 +143,31 @@ impl Store {
         })
     }
 
+    /// Connects and brings the schema up to date: the way the bot opens its
+    /// database.
+    ///
+    /// Migrations run on a connection of their own that is closed before the
+    /// working pool opens. A connection that has prepared statements against
+    /// the old schema (`RETURNING *` on a table a migration just widened)
+    /// would otherwise read rows with the wrong number of columns.
+    ///
+    /// # Errors
+    /// As [`Store::connect`] and [`Store::migrate`].
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        clock: SharedClock,
+    ) -> Result<Self, Error> {
+        let first = Self::connect(url, 1, clock.clone()).await?;
+        first.migrate().await?;
+        if url.contains(":memory:") {
+            // Each in-memory connection is its own database: keep this one.
+            return Ok(first);
+        }
+        first.pool.close().await;
+        Self::connect(url, max_connections, clock).await
+    }
+
     /// Applies the migrations of this backend.
     ///
     /// # Errors
