@@ -1,0 +1,84 @@
+//! End to end with a real model: the bundled knowledge base, the real
+//! async-openai client, and llama.cpp's own OpenAI-compatible server
+//! serving SmolLM2-135M (`scripts/local-llm.sh start`).
+//!
+//! Runs when `SWITCHBOARD_TEST_LLM_URL` names that server (CI starts it and
+//! sets it); otherwise it says so and passes without checking anything.
+
+use switchboard::app::Core;
+use switchboard::assistant::{Action, Mode, Turn};
+use switchboard::clock::system;
+use switchboard::config::Settings;
+use switchboard::store::Role;
+
+#[tokio::test]
+async fn a_real_local_model_streams_a_cited_answer() {
+    let Ok(base) = std::env::var("SWITCHBOARD_TEST_LLM_URL") else {
+        eprintln!("SWITCHBOARD_TEST_LLM_URL is not set: skipping (run scripts/local-llm.sh start)");
+        return;
+    };
+    let model = std::env::var("SWITCHBOARD_TEST_LLM_MODEL").unwrap_or_else(|_| "smollm2".into());
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let toml = format!(
+        r#"
+[database]
+url = "sqlite://{db}"
+[knowledge_base]
+path = "{root}/knowledge-base"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{root}/prompts"
+[llm]
+base_url = "{base}"
+api_key = "local"
+model = "{model}"
+timeout_secs = 120
+temperature = 0.0
+max_tokens = 120
+"#,
+        db = dir.path().join("t.db").display(),
+        index = dir.path().join("index").display(),
+    );
+    let settings = Settings::from_toml_str(&toml).unwrap();
+    let core = Core::build(settings, system(), &|_, _| {}).await.unwrap();
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let turn = Turn {
+        channel: "test".into(),
+        customer_id: "c1".into(),
+        customer_name: None,
+        thread: "t1".into(),
+        platform_message_id: None,
+        text: "How do I export my notes?".into(),
+    };
+    let reply = core.assistant.handle(turn, Some(tx)).await.unwrap();
+    let mut pieces = Vec::new();
+    while let Ok(piece) = rx.try_recv() {
+        pieces.push(piece);
+    }
+
+    assert_eq!(reply.action, Action::Answer, "{reply:?}");
+    assert_eq!(reply.mode, Mode::Llm, "generated, not quoted: {reply:?}");
+    assert!(
+        pieces.len() > 1,
+        "the answer arrived as a stream of pieces: {pieces:?}"
+    );
+    assert_eq!(pieces.concat().trim(), reply.answer.trim());
+    assert!(!reply.answer.trim().is_empty());
+    assert!(
+        reply
+            .sources
+            .iter()
+            .any(|s| s.slug == "account/export-data"),
+        "the export article is among the sources: {:?}",
+        reply.sources
+    );
+
+    let messages = core.store.messages(&reply.conversation_id).await.unwrap();
+    let bot = messages.iter().find(|m| m.role == Role::Bot).unwrap();
+    assert_eq!(bot.mode.as_deref(), Some("llm"));
+    assert_eq!(bot.model.as_deref(), Some(model.as_str()));
+    assert!(bot.completion_tokens.unwrap_or(0) > 0, "usage was recorded");
+}
