@@ -11,7 +11,9 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::agents::Agents;
+use crate::assistant::semantic::Semantic;
 use crate::assistant::{self, Assistant, Prompts};
+use crate::channels::discord::{self, Discord};
 use crate::channels::telegram::{self, Telegram};
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -42,6 +44,9 @@ pub enum Error {
     /// The Telegram channel could not start.
     #[error("telegram: {0}")]
     Telegram(#[from] telegram::Error),
+    /// The Discord channel could not start.
+    #[error("discord: {0}")]
+    Discord(#[from] discord::Error),
     /// Settings that do not fit together.
     #[error("{0}")]
     Config(String),
@@ -126,13 +131,39 @@ impl Core {
             kb.clone(),
             store.clone(),
             prompts,
-            model,
+            model.clone(),
             settings.assistant.clone(),
             Duration::from_secs(settings.llm.timeout_secs),
             Rules::new(&settings.handoff),
         )
         .with_desk(desk.clone())
         .with_surveys(surveys.clone());
+        let assistant = match (&model, &settings.llm.embedding_model) {
+            (Some(model), Some(name)) => {
+                let semantic = Semantic::open(
+                    model.clone(),
+                    name,
+                    Some(&settings.knowledge_base.index_path),
+                );
+                match semantic.sync(&kb).await {
+                    Ok(n) => tracing::info!(
+                        embedded = n,
+                        passages = semantic.len(),
+                        model = %name,
+                        "hybrid retrieval: BM25 + embeddings"
+                    ),
+                    Err(e) => tracing::warn!(
+                        "embeddings unavailable, BM25 only until the next knowledge-base change: {e}"
+                    ),
+                }
+                assistant.with_semantic(semantic)
+            }
+            (None, Some(_)) => {
+                tracing::warn!("llm.embedding_model is set but no LLM endpoint is: BM25 only");
+                assistant
+            }
+            _ => assistant,
+        };
         Ok(Self {
             settings: Arc::new(settings),
             store,
@@ -150,6 +181,7 @@ pub struct App {
     core: Core,
     listener: Option<TcpListener>,
     telegram: Option<Telegram>,
+    discord: Option<Discord>,
 }
 
 impl App {
@@ -161,6 +193,7 @@ impl App {
         let listen = settings.web.listen.clone();
         let enabled = settings.web.enabled;
         let telegram_settings = settings.telegram.clone();
+        let discord_settings = settings.discord.clone();
         let core = Core::build(settings, clock, &|_, _| {}).await?;
         let telegram = if telegram_settings.enabled {
             let telegram = Telegram::connect(
@@ -182,6 +215,19 @@ impl App {
         } else {
             None
         };
+        let discord = if discord_settings.enabled {
+            Some(
+                Discord::connect(
+                    &discord_settings,
+                    core.assistant.clone(),
+                    core.desk.clone(),
+                    core.store.clone(),
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
         let listener = if enabled {
             Some(
                 TcpListener::bind(&listen)
@@ -195,6 +241,7 @@ impl App {
             core,
             listener,
             telegram,
+            discord,
         })
     }
 
@@ -251,6 +298,14 @@ impl App {
                 tasks.spawn(telegram.run_polling(async move { stop.cancelled().await }));
             }
         }
+        if let Some(discord) = self.discord {
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                if let Err(e) = discord.run(async move { stop.cancelled().await }).await {
+                    tracing::error!("discord stopped: {e}");
+                }
+            });
+        }
         {
             // Messages stored just before a crash are answered once the
             // channels have had a moment to connect.
@@ -306,6 +361,8 @@ fn start_hot_reload(core: &Core) -> Vec<kb::watch::Watch> {
         return guards;
     }
     let kb = core.kb.clone();
+    let semantic = core.assistant.semantic().cloned();
+    let runtime = tokio::runtime::Handle::current();
     match kb::watch::watch(
         &[kb.root().to_path_buf()],
         Duration::from_millis(250),
@@ -316,7 +373,16 @@ fn start_hot_reload(core: &Core) -> Vec<kb::watch::Watch> {
                     updated = r.updated,
                     removed = r.removed,
                     "knowledge base reloaded"
-                )
+                );
+                if let Some(semantic) = semantic.clone() {
+                    let kb = kb.clone();
+                    runtime.spawn(async move {
+                        match semantic.sync(&kb).await {
+                            Ok(n) => tracing::info!(embedded = n, "passage vectors updated"),
+                            Err(e) => tracing::warn!("passage vectors not updated: {e}"),
+                        }
+                    });
+                }
             }
             Ok(_) => {}
             Err(e) => tracing::error!("knowledge base reload failed: {e}"),

@@ -196,6 +196,10 @@ pub struct AssistantSettings {
     /// words the articles never use still find their article. 0 turns the
     /// second test off.
     pub min_score: f32,
+    /// With embeddings on (`llm.embedding_model`): a nearest passage at
+    /// least this similar (cosine) counts as covering the question; 0.1
+    /// less is enough when BM25 and the embeddings agree on the article.
+    pub min_similarity: f32,
     /// Passages given to the model.
     pub max_passages: usize,
     /// Earlier turns (customer + bot messages) kept as context.
@@ -211,6 +215,7 @@ impl Default for AssistantSettings {
         Self {
             min_confidence: 0.55,
             min_score: 20.0,
+            min_similarity: 0.5,
             max_passages: 4,
             history_messages: 6,
             max_message_chars: 4000,
@@ -500,6 +505,12 @@ impl Settings {
             return bad(
                 "assistant.min_score",
                 "must be a number of 0 or more (0 turns the score test off)".into(),
+            );
+        }
+        if !(-1.0..=1.0).contains(&self.assistant.min_similarity) {
+            return bad(
+                "assistant.min_similarity",
+                "must be a cosine similarity between -1 and 1".into(),
             );
         }
         if self.assistant.max_message_chars == 0 {

@@ -136,7 +136,7 @@ fn ranked_articles(assessment: &Assessment) -> Vec<String> {
 ///
 /// # Errors
 /// On an index failure.
-pub fn run(
+pub async fn run(
     assistant: &Assistant,
     cases: &[Case],
     on_progress: &dyn Fn(usize, usize),
@@ -150,7 +150,7 @@ pub fn run(
     let mut latencies = Vec::with_capacity(cases.len());
     for (i, case) in cases.iter().enumerate() {
         let started = Instant::now();
-        let assessment = assistant.assess(&case.q).map_err(Box::new)?;
+        let assessment = assistant.assess(&case.q).await.map_err(Box::new)?;
         latencies.push(started.elapsed());
         let refused = matches!(
             assessment,

@@ -298,7 +298,8 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             };
             let report = switchboard::eval::run(&core.assistant, &cases, &|done, _| {
                 bar.set_position(done as u64)
-            })?;
+            })
+            .await?;
             bar.finish_and_clear();
             let _ = std::fs::remove_dir_all(&scratch);
             if json {

@@ -10,7 +10,9 @@
 //! answer as it is written; the returned [`Reply`] is always the final word.
 
 pub mod prompts;
+pub mod semantic;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,11 +33,17 @@ use crate::llm::{self, ChatMessage, ChatModel, Delta, Speaker, Usage};
 use crate::store::{
     self, Change, Conversation, Customer, Message, NewMessage, Role, SourceRef, Store,
 };
+use semantic::Semantic;
 
 /// What the model answers when the sources do not cover the question.
 pub const NO_ANSWER_TOKEN: &str = "NO_ANSWER";
 /// Passages retrieved before they are grouped and trimmed.
 const RETRIEVE_LIMIT: usize = 12;
+/// When both rankings put the same article first, the similarity needed
+/// to answer is this much lower.
+const AGREEMENT_BONUS: f32 = 0.1;
+/// Reciprocal-rank fusion constant (the usual 60).
+const RRF_K: f32 = 60.0;
 /// Longest quote in an extractive answer.
 const MAX_QUOTE_CHARS: usize = 900;
 /// The same question this many times in a row means the customer is stuck.
@@ -276,6 +284,12 @@ pub struct Retrieval {
     pub hits: Vec<Hit>,
     /// 0–1: the share of the question's information the best passage holds.
     pub confidence: f32,
+    /// The best BM25 score.
+    pub best_score: f32,
+    /// Cosine similarity of the nearest passage, with embeddings on.
+    pub similarity: Option<f32>,
+    /// Whether BM25 and the embeddings put the same article first.
+    pub agree: bool,
 }
 
 /// One article given to the model, with its passages.
@@ -384,6 +398,7 @@ struct Inner {
     rules: Rules,
     desk: Option<Desk>,
     surveys: Option<Surveys>,
+    semantic: Option<Semantic>,
 }
 
 impl Assistant {
@@ -408,6 +423,7 @@ impl Assistant {
                 rules,
                 desk: None,
                 surveys: None,
+                semantic: None,
             }),
         }
     }
@@ -433,6 +449,21 @@ impl Assistant {
             }
         }
         self
+    }
+
+    /// Adds dense retrieval: answers then fuse BM25 with passage
+    /// embeddings. Call before the assistant is shared.
+    pub fn with_semantic(mut self, semantic: Semantic) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.semantic = Some(semantic),
+            None => tracing::error!("with_semantic called on a shared assistant; not connected"),
+        }
+        self
+    }
+
+    /// The dense index, if embeddings are configured.
+    pub fn semantic(&self) -> Option<&Semantic> {
+        self.inner.semantic.as_ref()
     }
 
     /// The survey service, if connected.
@@ -484,13 +515,34 @@ impl Assistant {
     ///
     /// # Errors
     /// On an index failure.
-    pub fn retrieve(&self, question: &str) -> Result<Retrieval, Error> {
+    pub async fn retrieve(&self, question: &str) -> Result<Retrieval, Error> {
         let started = Instant::now();
-        let hits = self.inner.kb.retrieve(question, RETRIEVE_LIMIT)?;
+        let kb = &self.inner.kb;
+        let mut hits = kb.retrieve(question, RETRIEVE_LIMIT)?;
+        let best_score = hits.first().map_or(0.0, |h| h.score);
+        let confidence = hits.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
+        let mut similarity = None;
+        let mut agree = false;
+        if let Some(semantic) = &self.inner.semantic {
+            match semantic.nearest(question, RETRIEVE_LIMIT).await {
+                Ok(near) if !near.is_empty() => {
+                    similarity = Some(near[0].similarity);
+                    agree = hits.first().is_some_and(|h| h.slug == near[0].slug);
+                    hits = fuse_hits(kb, hits, &near);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("dense retrieval skipped, BM25 only: {e}"),
+            }
+        }
         metrics::histogram!("switchboard_retrieval_latency_seconds")
             .record(started.elapsed().as_secs_f64());
-        let confidence = hits.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
-        Ok(Retrieval { hits, confidence })
+        Ok(Retrieval {
+            hits,
+            confidence,
+            best_score,
+            similarity,
+            agree,
+        })
     }
 
     /// The stateless part of the decision for a question: a request for a
@@ -500,7 +552,7 @@ impl Assistant {
     ///
     /// # Errors
     /// On an index failure.
-    pub fn assess(&self, question: &str) -> Result<Assessment, Error> {
+    pub async fn assess(&self, question: &str) -> Result<Assessment, Error> {
         let normal = handoff::normalise(question);
         if let Some(keyword) = self.inner.rules.keyword_in(question) {
             return Ok(Assessment::HandOff(
@@ -523,7 +575,7 @@ impl Assistant {
         if THANKS.contains(&normal.as_str()) {
             return Ok(Assessment::Reply("thanks.md"));
         }
-        let retrieval = self.retrieve(question)?;
+        let retrieval = self.retrieve(question).await?;
         if let Some(tag) = retrieval
             .hits
             .first()
@@ -544,10 +596,16 @@ impl Assistant {
     /// Whether retrieval is confident enough to answer.
     pub fn covers(&self, retrieval: &Retrieval) -> bool {
         let settings = &self.inner.settings;
-        retrieval.hits.first().is_some_and(|best| {
-            retrieval.confidence >= settings.min_confidence
-                || (settings.min_score > 0.0 && best.score >= settings.min_score)
-        })
+        if retrieval.hits.is_empty() {
+            return false;
+        }
+        let dense = retrieval.similarity.is_some_and(|s| {
+            s >= settings.min_similarity
+                || (retrieval.agree && s >= settings.min_similarity - AGREEMENT_BONUS)
+        });
+        retrieval.confidence >= settings.min_confidence
+            || (settings.min_score > 0.0 && retrieval.best_score >= settings.min_score)
+            || dense
     }
 
     /// Handles one customer message: [`Assistant::receive`] then
@@ -879,7 +937,7 @@ impl Assistant {
                 .hand_off(&conversation, turn, Reason::Frustration, Some(detail))
                 .await;
         }
-        let retrieval = match self.assess(question)? {
+        let retrieval = match self.assess(question).await? {
             Assessment::HandOff(reason, detail) => {
                 return self
                     .hand_off(&conversation, turn, reason, detail.as_deref())
@@ -897,7 +955,10 @@ impl Assistant {
                     .nth(1);
                 match previous {
                     Some(previous) => {
-                        match self.assess(&format!("{} {question}", previous.text))? {
+                        match self
+                            .assess(&format!("{} {question}", previous.text))
+                            .await?
+                        {
                             Assessment::Answer(combined) => combined,
                             Assessment::HandOff(reason, detail) => {
                                 return self
@@ -1555,6 +1616,42 @@ fn stuck(history: &[Message], normal: &str) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// BM25 hits and dense neighbours fused by reciprocal rank. Passages only
+/// the embeddings found are taken from the knowledge base (BM25 score 0).
+fn fuse_hits(kb: &KnowledgeBase, hits: Vec<Hit>, near: &[semantic::Near]) -> Vec<Hit> {
+    let key = |slug: &str, heading: &str| (slug.to_string(), heading.to_string());
+    let bm25: Vec<(String, String)> = hits.iter().map(|h| key(&h.slug, &h.heading)).collect();
+    let dense: Vec<(String, String)> = near.iter().map(|n| key(&n.slug, &n.heading)).collect();
+    let mut by_key: HashMap<(String, String), Hit> = hits
+        .into_iter()
+        .map(|h| (key(&h.slug, &h.heading), h))
+        .collect();
+    semantic::fuse(&[bm25, dense], RRF_K)
+        .into_iter()
+        .filter_map(|(k, _)| match by_key.remove(&k) {
+            Some(hit) => Some(hit),
+            None => dense_hit(kb, &k.0, &k.1),
+        })
+        .take(RETRIEVE_LIMIT)
+        .collect()
+}
+
+fn dense_hit(kb: &KnowledgeBase, slug: &str, heading: &str) -> Option<Hit> {
+    let article = kb.article(slug)?;
+    let passage = article.passages.iter().find(|p| p.heading == heading)?;
+    Some(Hit {
+        slug: article.slug.clone(),
+        title: article.title.clone(),
+        heading: passage.heading.clone(),
+        snippet: passage.text.chars().take(200).collect(),
+        score: 0.0,
+        markdown: passage.markdown.clone(),
+        url: kb.link(&article.slug, article.url.as_deref()),
+        tags: article.tags.clone(),
+        coverage: 0.0,
+    })
 }
 
 #[cfg(test)]

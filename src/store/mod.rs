@@ -153,11 +153,7 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::connect`] and [`Store::migrate`].
-    pub async fn open(
-        url: &str,
-        max_connections: u32,
-        clock: SharedClock,
-    ) -> Result<Self, Error> {
+    pub async fn open(url: &str, max_connections: u32, clock: SharedClock) -> Result<Self, Error> {
         let first = Self::connect(url, 1, clock.clone()).await?;
         first.migrate().await?;
         if url.contains(":memory:") {

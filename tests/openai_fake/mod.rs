@@ -38,6 +38,10 @@ pub struct Fake {
     scripts: Mutex<VecDeque<Script>>,
     /// Request bodies received, in order.
     pub requests: Mutex<Vec<serde_json::Value>>,
+    /// Every text sent to `/v1/embeddings`, in order.
+    pub embedded: Mutex<Vec<String>>,
+    /// While set, `/v1/embeddings` answers 500.
+    pub embeddings_down: std::sync::atomic::AtomicBool,
 }
 
 impl Fake {
@@ -66,6 +70,7 @@ pub async fn start() -> (Arc<Fake>, String) {
     let fake = Arc::new(Fake::default());
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
         .with_state(fake.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -146,4 +151,69 @@ async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
             ("data: [DONE]\n\n".into(), None),
         ]),
     }
+}
+
+/// Dimensions of the fake's embeddings.
+pub const DIM: usize = 64;
+
+/// A small, deterministic "embedding": words of four letters or more,
+/// lower-cased, a plural `s` dropped, a few synonyms folded together
+/// (what a real model learns), hashed into [`DIM`] buckets.
+pub fn embed(text: &str) -> Vec<f32> {
+    let mut v = vec![0f32; DIM];
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .filter(|w| w.chars().count() >= 4)
+    {
+        let word = word.strip_suffix('s').unwrap_or(&word).to_string();
+        let word = match word.as_str() {
+            "reimbursed" | "reimbursement" | "moneyback" => "refund".to_string(),
+            _ => word,
+        };
+        let bucket = word.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) % DIM as u64;
+        v[bucket as usize] += 1.0;
+    }
+    v
+}
+
+async fn embeddings(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    if fake
+        .embeddings_down
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(serde_json::json!({"error": {"message": "embeddings are down", "type": "server_error", "param": null, "code": null}})),
+        )
+            .into_response();
+    }
+    let inputs: Vec<String> = match &json["input"] {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or_default().to_string())
+            .collect(),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(serde_json::json!({"error": {"message": "input must be a string or an array of strings", "type": "invalid_request_error", "param": "input", "code": null}})),
+            )
+                .into_response();
+        }
+    };
+    fake.embedded.lock().unwrap().extend(inputs.iter().cloned());
+    let data: Vec<serde_json::Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| serde_json::json!({"object": "embedding", "index": i, "embedding": embed(text)}))
+        .collect();
+    let json = serde_json::json!({
+        "object": "list", "data": data, "model": json["model"],
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+    });
+    (StatusCode::OK, axum::Json(json)).into_response()
 }

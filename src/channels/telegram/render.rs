@@ -77,14 +77,7 @@ pub fn split(text: &str) -> Vec<String> {
             fit = i + c.len_utf8();
         }
         let head = &rest[..fit];
-        let cut = ["\n\n", "\n", ". ", " "]
-            .iter()
-            .find_map(|sep| {
-                head.rfind(sep)
-                    .filter(|&at| at > fit / 2)
-                    .map(|at| at + sep.len())
-            })
-            .unwrap_or(fit);
+        let cut = super::super::cut_point(head);
         pieces.push(rest[..cut].trim_end().to_string());
         rest = rest[cut..].trim_start();
     }

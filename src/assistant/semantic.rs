@@ -1,0 +1,420 @@
+//! Dense retrieval beside BM25: passage embeddings from the same
+//! OpenAI-compatible endpoint (`/v1/embeddings`, `llm.embedding_model`),
+//! kept in a file beside the tantivy index and searched by cosine
+//! similarity. Only passages whose text changed are embedded again, so a
+//! restart or a one-article edit costs one small request, not a re-embed
+//! of the whole knowledge base.
+//!
+//! Everything here is optional: when the endpoint fails, retrieval is
+//! BM25 alone, as without an embedding model.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::kb::KnowledgeBase;
+use crate::llm::ChatModel;
+
+/// Passages per embedding request.
+const BATCH: usize = 64;
+/// Characters of a passage that are embedded (small embedding models read
+/// a few hundred tokens at most).
+const MAX_CHARS: usize = 2000;
+/// File name inside the index folder.
+pub const FILE: &str = "vectors.bin";
+
+/// A failure of the dense side; callers fall back to BM25.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The endpoint failed.
+    #[error("embedding request failed: {0}")]
+    Model(#[from] crate::llm::Error),
+    /// The endpoint answered with the wrong number or size of vectors.
+    #[error("embedding endpoint returned {0}")]
+    Shape(String),
+    /// The vectors file could not be written.
+    #[error("cannot write {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+}
+
+/// One passage's vector, for ranking.
+struct Entry {
+    slug: String,
+    heading: String,
+    vector: Arc<[f32]>,
+}
+
+#[derive(Default)]
+struct State {
+    dim: usize,
+    /// Unit vectors by passage hash (what the file holds).
+    by_hash: HashMap<[u8; 32], Arc<[f32]>>,
+    /// The current passages, in knowledge-base order.
+    entries: Vec<Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    model: String,
+    dim: usize,
+    count: usize,
+}
+
+/// The dense index. Cheap to clone.
+#[derive(Clone)]
+pub struct Semantic {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    model: Arc<dyn ChatModel>,
+    model_name: String,
+    path: Option<PathBuf>,
+    state: RwLock<State>,
+    /// One sync at a time.
+    syncing: tokio::sync::Mutex<()>,
+}
+
+/// A passage found by similarity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Near {
+    /// Article slug.
+    pub slug: String,
+    /// Passage heading.
+    pub heading: String,
+    /// Cosine similarity to the question (-1–1).
+    pub similarity: f32,
+}
+
+impl Semantic {
+    /// A dense index embedding with `model_name` through `model`, kept in
+    /// `dir/vectors.bin` (`None`: in memory only). Loads what the file
+    /// holds; [`Semantic::sync`] embeds what is missing.
+    pub fn open(model: Arc<dyn ChatModel>, model_name: &str, dir: Option<&Path>) -> Self {
+        let path = dir.map(|d| d.join(FILE));
+        let state = path
+            .as_deref()
+            .and_then(|p| match load(p, model_name) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("{}: unreadable, embedding again: {e}", p.display());
+                    None
+                }
+            })
+            .unwrap_or_default();
+        Self {
+            inner: Arc::new(Inner {
+                model,
+                model_name: model_name.to_string(),
+                path,
+                state: RwLock::new(state),
+                syncing: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// Embeds the passages that have no vector yet and drops the vectors of
+    /// passages that are gone. Returns how many passages were embedded.
+    ///
+    /// # Errors
+    /// When the endpoint fails; what was embedded before the failure is
+    /// kept.
+    pub async fn sync(&self, kb: &KnowledgeBase) -> Result<usize, Error> {
+        let _one = self.inner.syncing.lock().await;
+        let mut wanted: Vec<(String, String, [u8; 32], String)> = Vec::new();
+        for article in kb.articles() {
+            for passage in &article.passages {
+                let text = passage_text(&article.title, &passage.heading, &passage.text);
+                let hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+                wanted.push((article.slug.clone(), passage.heading.clone(), hash, text));
+            }
+        }
+        let missing: Vec<(usize, String)> = {
+            let state = self.read();
+            let mut seen = std::collections::HashSet::new();
+            wanted
+                .iter()
+                .enumerate()
+                .filter(|(_, (_, _, h, _))| !state.by_hash.contains_key(h) && seen.insert(*h))
+                .map(|(i, (_, _, _, t))| (i, t.clone()))
+                .collect()
+        };
+        let mut embedded = 0;
+        let mut result = Ok(());
+        for chunk in missing.chunks(BATCH) {
+            let texts: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
+            match self.embed(&texts).await {
+                Ok(vectors) => {
+                    let mut state = self.write();
+                    for ((i, _), v) in chunk.iter().zip(vectors) {
+                        if state.dim == 0 {
+                            state.dim = v.len();
+                        }
+                        state.by_hash.insert(wanted[*i].2, v);
+                    }
+                    embedded += chunk.len();
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        {
+            let mut state = self.write();
+            let keep: std::collections::HashSet<[u8; 32]> =
+                wanted.iter().map(|(_, _, h, _)| *h).collect();
+            if result.is_ok() {
+                state.by_hash.retain(|h, _| keep.contains(h));
+            }
+            let entries = wanted
+                .iter()
+                .filter_map(|(slug, heading, hash, _)| {
+                    state.by_hash.get(hash).map(|v| Entry {
+                        slug: slug.clone(),
+                        heading: heading.clone(),
+                        vector: v.clone(),
+                    })
+                })
+                .collect();
+            state.entries = entries;
+        }
+        if embedded > 0 {
+            self.save()?;
+        }
+        result.map(|()| embedded)
+    }
+
+    /// Passages with a vector.
+    pub fn len(&self) -> usize {
+        self.read().entries.len()
+    }
+
+    /// Whether no passage has a vector yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `limit` passages most similar to `question`.
+    ///
+    /// # Errors
+    /// When the endpoint fails.
+    pub async fn nearest(&self, question: &str, limit: usize) -> Result<Vec<Near>, Error> {
+        if self.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .embed(&[question.chars().take(MAX_CHARS).collect()])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Shape("no vector for the question".into()))?;
+        let state = self.read();
+        if query.len() != state.dim {
+            return Err(Error::Shape(format!(
+                "a {}-dimensional question vector for {}-dimensional passages",
+                query.len(),
+                state.dim
+            )));
+        }
+        let mut scored: Vec<(f32, usize)> = state
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (dot(&query, &e.vector), i))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        Ok(scored
+            .into_iter()
+            .take(limit)
+            .map(|(similarity, i)| Near {
+                slug: state.entries[i].slug.clone(),
+                heading: state.entries[i].heading.clone(),
+                similarity,
+            })
+            .collect())
+    }
+
+    /// Unit vectors for `texts`.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Arc<[f32]>>, Error> {
+        let vectors = self.inner.model.embed(texts).await?;
+        if vectors.len() != texts.len() {
+            return Err(Error::Shape(format!(
+                "{} vectors for {} inputs",
+                vectors.len(),
+                texts.len()
+            )));
+        }
+        let dim = self.read().dim;
+        vectors
+            .into_iter()
+            .map(|mut v| {
+                if v.is_empty() || (dim != 0 && v.len() != dim) {
+                    return Err(Error::Shape(format!(
+                        "a {}-dimensional vector where {dim} were expected",
+                        v.len()
+                    )));
+                }
+                normalise(&mut v);
+                Ok(Arc::from(v))
+            })
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.inner.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.inner.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the vectors file (a JSON header line, then for each vector
+    /// its 32-byte passage hash and `dim` little-endian f32s), atomically.
+    fn save(&self) -> Result<(), Error> {
+        let Some(path) = &self.inner.path else {
+            return Ok(());
+        };
+        let io = |e| Error::Io(path.clone(), e);
+        let tmp = path.with_extension("bin.tmp");
+        {
+            let state = self.read();
+            let file = std::fs::File::create(&tmp).map_err(io)?;
+            let mut out = BufWriter::new(file);
+            let header = Header {
+                model: self.inner.model_name.clone(),
+                dim: state.dim,
+                count: state.by_hash.len(),
+            };
+            let line = serde_json::to_string(&header).unwrap_or_default();
+            writeln!(out, "{line}").map_err(io)?;
+            for (hash, vector) in &state.by_hash {
+                out.write_all(hash).map_err(io)?;
+                for x in vector.iter() {
+                    out.write_all(&x.to_le_bytes()).map_err(io)?;
+                }
+            }
+            out.flush().map_err(io)?;
+        }
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+/// What is embedded for a passage: its article title and heading give the
+/// context a bare section lacks.
+fn passage_text(title: &str, heading: &str, text: &str) -> String {
+    let mut s = if heading == title || heading.is_empty() {
+        format!("{title}\n{text}")
+    } else {
+        format!("{title}: {heading}\n{text}")
+    };
+    if s.len() > MAX_CHARS {
+        let cut = s.char_indices().nth(MAX_CHARS).map_or(s.len(), |(i, _)| i);
+        s.truncate(cut);
+    }
+    s
+}
+
+/// Reads a vectors file written for `model`; `None` when there is none or
+/// it was made with another model.
+fn load(path: &Path, model: &str) -> std::io::Result<Option<State>> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut input = BufReader::new(file);
+    let mut line = String::new();
+    input.read_line(&mut line)?;
+    let header: Header = serde_json::from_str(line.trim())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    if header.model != model {
+        tracing::info!(
+            "passage vectors were made with `{}`; embedding again with `{model}`",
+            header.model
+        );
+        return Ok(None);
+    }
+    let mut state = State {
+        dim: header.dim,
+        ..State::default()
+    };
+    let mut hash = [0u8; 32];
+    let mut bytes = vec![0u8; header.dim * 4];
+    for _ in 0..header.count {
+        input.read_exact(&mut hash)?;
+        input.read_exact(&mut bytes)?;
+        let vector: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        state.by_hash.insert(hash, Arc::from(vector));
+    }
+    Ok(Some(state))
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        for x in v.iter_mut() {
+            *x /= norm;
+        }
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Reciprocal-rank fusion of two rankings of passage keys: each key scores
+/// `Σ 1 / (k + rank)` over the lists it is in (rank from 1).
+pub fn fuse<K: Clone + Eq + std::hash::Hash>(lists: &[Vec<K>], k: f32) -> Vec<(K, f32)> {
+    let mut scores: HashMap<K, f32> = HashMap::new();
+    let mut order: Vec<K> = Vec::new();
+    for list in lists {
+        for (rank, key) in list.iter().enumerate() {
+            let entry = scores.entry(key.clone()).or_insert_with(|| {
+                order.push(key.clone());
+                0.0
+            });
+            *entry += 1.0 / (k + rank as f32 + 1.0);
+        }
+    }
+    let mut fused: Vec<(K, f32)> = order
+        .into_iter()
+        .map(|key| {
+            let s = scores[&key];
+            (key, s)
+        })
+        .collect();
+    // Stable: ties keep the first list's order.
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1));
+    fused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_rewards_agreement() {
+        let bm25 = vec!["a", "b", "c"];
+        let dense = vec!["c", "a", "d"];
+        let fused: Vec<&str> = fuse(&[bm25, dense], 60.0)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(fused, vec!["a", "c", "b", "d"]);
+    }
+
+    #[test]
+    fn passage_text_is_bounded_and_keeps_context() {
+        let t = passage_text("Refunds", "How long", &"x".repeat(5000));
+        assert!(t.starts_with("Refunds: How long\n"));
+        assert_eq!(t.chars().count(), MAX_CHARS);
+        assert_eq!(passage_text("A", "A", "body"), "A\nbody");
+    }
+}

@@ -1,0 +1,1452 @@
+//! The Discord channel (serenity: REST + gateway websocket).
+//!
+//! Customers write in DMs, mention the bot (or reply to it) in server
+//! channels, use the `/ask`, `/human` and `/new` slash commands, or post in
+//! a help channel (`discord.help_channel_ids`): every new message there gets
+//! a thread of its own, every new post in a help forum is answered in its
+//! thread. Each message is stored by the core before it is answered and
+//! de-duplicated by its Discord id, so a gateway resume that re-delivers
+//! events never answers twice. Answers are streamed into one message edited
+//! at most about once a second; mentions in answers never ping.
+//!
+//! Agents work hand-offs in `discord.agents_channel_id`: a card per
+//! conversation with a thread under it, where whatever an agent writes goes
+//! to the customer on the customer's own channel.
+
+pub mod render;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serenity::all::{
+    ButtonStyle, ChannelId, Client, ClientBuilder, Command, CommandDataOptionValue,
+    CommandInteraction, CommandOptionType, ComponentInteraction, Context, CreateActionRow,
+    CreateAllowedMentions, CreateButton, CreateCommand, CreateCommandOption,
+    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
+    CreateMessage, CreateThread, EditInteractionResponse, EditMessage, EventHandler,
+    GatewayIntents, GuildChannel, GuildId, Http, HttpBuilder, Interaction, Message, MessageId,
+    Ready, UserId,
+};
+use serenity::http::HttpError;
+use tokio::sync::mpsc;
+
+use crate::assistant::{Assistant, Pressed, Reply, Turn};
+use crate::config::DiscordSettings;
+use crate::delivery::{self, Button, Deliver, Outgoing, Target};
+use crate::desk::{self, Card, Desk, StaffDesk};
+use crate::store::Store;
+
+/// Channel name in the log.
+pub const CHANNEL: &str = "discord";
+/// Minimum time between two edits of a streamed answer.
+const EDIT_EVERY: Duration = Duration::from_millis(1000);
+/// Discord shows "typing…" for 10 s; renewed while the answer is awaited.
+const TYPING_EVERY: Duration = Duration::from_secs(8);
+
+/// Reply to attachments without text.
+pub const TEXT_ONLY: &str = "Sorry, I can read text only for now. Please type your question.";
+/// Answer to a 👍/👎 press.
+pub const FEEDBACK_THANKS: &str = "Thanks for the feedback!";
+/// Shown to someone who is not a configured agent.
+pub const NOT_AN_AGENT: &str = "Only configured agents can do that here. An admin can add your Discord user id as `discord_id` under [[agents]], or give you a role listed in discord.agent_role_ids.";
+/// Shown in the agents' channel when a message cannot be tied to a conversation.
+pub const WHICH_CONVERSATION: &str =
+    "Which conversation? Write in the thread under a hand-off card to answer the customer.";
+/// Prefix of a customer's message forwarded to agents.
+pub const CUSTOMER_PREFIX: &str = "👤 Customer: ";
+/// Prefix of a status notice in a staff thread.
+pub const NOTICE_PREFIX: &str = "ℹ️ ";
+/// `/ask` without a question.
+pub const ASK_WHAT: &str = "What is your question? Use `/ask question: …`.";
+
+/// The slash commands registered at start.
+pub const COMMANDS: &[(&str, &str)] = &[
+    ("ask", "Ask a question"),
+    ("human", "Talk to a person"),
+    ("new", "Start a fresh conversation"),
+];
+
+/// A start-up failure, in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No token.
+    #[error(
+        "discord.enabled is true but DISCORD_TOKEN is not set; create a bot in the Discord developer portal and export its token"
+    )]
+    NoToken,
+    /// Discord refused the token.
+    #[error("Discord refused the bot token ({0}); check DISCORD_TOKEN")]
+    BadToken(String),
+    /// The API cannot be reached.
+    #[error("cannot reach the Discord API at {0}: {1}")]
+    Unreachable(String, String),
+    /// The gateway stopped for good (e.g. intents not enabled in the portal).
+    #[error("Discord gateway: {0}")]
+    Gateway(String),
+}
+
+/// The running channel. Cheap to clone.
+#[derive(Clone)]
+pub struct Discord {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: Arc<Http>,
+    token: crate::config::Secret,
+    api_url: String,
+    assistant: Assistant,
+    desk: Desk,
+    store: Store,
+    bot_id: UserId,
+    help_channels: HashSet<ChannelId>,
+    agents_channel: Option<ChannelId>,
+    guild_id: Option<GuildId>,
+    /// Threads known to belong to a help channel (customer threads) or to
+    /// the agents' channel (staff threads), learnt from THREAD_CREATE, from
+    /// the threads the bot opens and from the cache.
+    threads: Mutex<HashMap<ChannelId, ChannelId>>,
+    /// Answers in one place are sent in order.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Discord {
+    /// Connects over REST: checks the token and the gateway, registers the
+    /// slash commands and plugs the channel into the core (delivery, staff
+    /// desk). [`Discord::run`] then opens the gateway.
+    ///
+    /// # Errors
+    /// [`Error`] naming what is wrong.
+    pub async fn connect(
+        settings: &DiscordSettings,
+        assistant: Assistant,
+        desk: Desk,
+        store: Store,
+    ) -> Result<Self, Error> {
+        let token = settings.token.as_ref().ok_or(Error::NoToken)?;
+        let http = http_client(token.expose(), &settings.api_url);
+        let me = match http.get_current_user().await {
+            Ok(me) => me,
+            Err(e) if status(&e).is_some_and(|s| s == 401 || s == 403) => {
+                return Err(Error::BadToken(e.to_string()));
+            }
+            Err(e) => return Err(Error::Unreachable(settings.api_url.clone(), e.to_string())),
+        };
+        if let Err(e) = http.get_gateway().await {
+            return Err(Error::Unreachable(
+                format!("{}/api/v10/gateway", settings.api_url),
+                e.to_string(),
+            ));
+        }
+        match http.get_current_application_info().await {
+            Ok(app) => http.set_application_id(app.id),
+            // Bots' application id is their user id.
+            Err(_) => http.set_application_id(me.id.get().into()),
+        }
+        let discord = Self {
+            inner: Arc::new(Inner {
+                http: Arc::new(http),
+                token: token.clone(),
+                api_url: settings.api_url.clone(),
+                assistant,
+                desk: desk.clone(),
+                store,
+                bot_id: me.id,
+                help_channels: settings
+                    .help_channel_ids
+                    .iter()
+                    .map(|&id| ChannelId::new(id))
+                    .collect(),
+                agents_channel: settings.agents_channel_id.map(ChannelId::new),
+                guild_id: settings.guild_id.map(GuildId::new),
+                threads: Mutex::new(HashMap::new()),
+                locks: Mutex::new(HashMap::new()),
+            }),
+        };
+        discord.register_commands().await;
+        desk.registry().register(CHANNEL, Arc::new(discord.clone()));
+        if discord.inner.agents_channel.is_some() {
+            desk.add_staff_desk(Arc::new(StaffDeskImpl {
+                discord: discord.clone(),
+            }));
+        }
+        tracing::info!(bot = %me.name, "discord connected");
+        Ok(discord)
+    }
+
+    /// The gateway intents needed: guild and DM messages, and message
+    /// content only where the bot must read messages that do not mention
+    /// it (help channels, the agents' channel).
+    pub fn intents(&self) -> GatewayIntents {
+        let mut intents = GatewayIntents::GUILDS
+            | GatewayIntents::GUILD_MESSAGES
+            | GatewayIntents::DIRECT_MESSAGES;
+        if !self.inner.help_channels.is_empty() || self.inner.agents_channel.is_some() {
+            intents |= GatewayIntents::MESSAGE_CONTENT;
+        }
+        intents
+    }
+
+    async fn register_commands(&self) {
+        let commands: Vec<CreateCommand> = COMMANDS
+            .iter()
+            .map(|(name, description)| {
+                let command = CreateCommand::new(*name).description(*description);
+                if *name == "ask" {
+                    command.add_option(
+                        CreateCommandOption::new(
+                            CommandOptionType::String,
+                            "question",
+                            "Your question",
+                        )
+                        .required(true),
+                    )
+                } else {
+                    command
+                }
+            })
+            .collect();
+        let http = &self.inner.http;
+        let result = match self.inner.guild_id {
+            Some(guild) => retrying(|| guild.set_commands(http, commands.clone()))
+                .await
+                .map(|_| ()),
+            None => retrying(|| Command::set_global_commands(http, commands.clone()))
+                .await
+                .map(|_| ()),
+        };
+        if let Err(e) = result {
+            tracing::warn!("discord: registering slash commands failed: {e}");
+        }
+    }
+
+    /// Runs the gateway until `shutdown`. serenity reconnects (and resumes)
+    /// by itself after a drop.
+    ///
+    /// # Errors
+    /// When the gateway refuses the session for good (bad token, intents
+    /// not enabled in the developer portal).
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let intents = self.intents();
+        // The gateway client gets an HTTP client of its own, set up alike.
+        let http = http_client(self.inner.token.expose(), &self.inner.api_url);
+        if let Some(id) = self.inner.http.application_id() {
+            http.set_application_id(id);
+        }
+        let mut client: Client = ClientBuilder::new_with_http(http, intents)
+            .event_handler(Handler {
+                discord: self.clone(),
+            })
+            .await
+            .map_err(|e| Error::Gateway(e.to_string()))?;
+        let shards = client.shard_manager.clone();
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = &mut shutdown => {
+                shards.shutdown_all().await;
+                Ok(())
+            }
+            result = client.start() => result.map_err(|e| Error::Gateway(gateway_hint(&e))),
+        }
+    }
+
+    /// A MESSAGE_CREATE. Stores what must be stored, then answers in the
+    /// background. Returns `Err` only when the message could not be stored.
+    ///
+    /// # Errors
+    /// When the store fails.
+    pub async fn on_message(
+        &self,
+        ctx: Option<&Context>,
+        message: Message,
+    ) -> Result<(), crate::assistant::Error> {
+        if message.author.bot
+            || message.webhook_id.is_some()
+            || message.author.id == self.inner.bot_id
+        {
+            return Ok(());
+        }
+        let kind = self.place_kind(ctx, &message);
+        if kind == PlaceKind::Staff {
+            let this = self.clone();
+            tokio::spawn(async move { this.agent_message(message).await });
+            return Ok(());
+        }
+        let addressed = self.addressed_text(&message, kind);
+        let Some(text) = addressed else {
+            if message.content.trim().is_empty()
+                && !message.attachments.is_empty()
+                && kind != PlaceKind::Elsewhere
+            {
+                let this = self.clone();
+                let place = Place::reply_to(&message, kind);
+                tokio::spawn(async move { this.send_text(&place, TEXT_ONLY, Vec::new()).await });
+            }
+            return Ok(());
+        };
+        let mut place = Place::reply_to(&message, kind);
+        if kind == PlaceKind::HelpChannel {
+            // One thread per question keeps conversations apart.
+            place = self.open_thread(&message, &text).await.unwrap_or(place);
+        }
+        let turn = Turn {
+            channel: CHANNEL.into(),
+            customer_id: message.author.id.get().to_string(),
+            customer_name: Some(display_name(&message.author)),
+            thread: place.key(),
+            platform_message_id: Some(format!("msg:{}", message.id.get())),
+            text,
+        };
+        let received = self.inner.assistant.receive(turn).await?;
+        if received.is_duplicate() {
+            return Ok(());
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let lock = this.lock(&place.key());
+            let _guard = lock.lock().await;
+            this.answer(Surface::Channel(place), received).await;
+        });
+        Ok(())
+    }
+
+    /// Where a message was written.
+    fn place_kind(&self, ctx: Option<&Context>, message: &Message) -> PlaceKind {
+        if message.guild_id.is_none() {
+            return PlaceKind::Dm;
+        }
+        let channel = message.channel_id;
+        if self.inner.help_channels.contains(&channel) {
+            return PlaceKind::HelpChannel;
+        }
+        if Some(channel) == self.inner.agents_channel {
+            return PlaceKind::Staff;
+        }
+        let parent = self.thread_parent(ctx, message.guild_id, channel);
+        match parent {
+            Some(p) if Some(p) == self.inner.agents_channel => PlaceKind::Staff,
+            Some(p) if self.inner.help_channels.contains(&p) => PlaceKind::HelpThread,
+            _ => PlaceKind::Elsewhere,
+        }
+    }
+
+    fn thread_parent(
+        &self,
+        ctx: Option<&Context>,
+        guild: Option<GuildId>,
+        channel: ChannelId,
+    ) -> Option<ChannelId> {
+        if let Some(p) = self.threads().get(&channel) {
+            return Some(*p);
+        }
+        let parent = ctx.zip(guild).and_then(|(ctx, guild)| {
+            let guild = ctx.cache.guild(guild)?;
+            guild
+                .threads
+                .iter()
+                .find(|t| t.id == channel)
+                .and_then(|t| t.parent_id)
+        })?;
+        self.threads().insert(channel, parent);
+        Some(parent)
+    }
+
+    fn threads(&self) -> std::sync::MutexGuard<'_, HashMap<ChannelId, ChannelId>> {
+        self.inner.threads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A THREAD_CREATE: remembers threads of help channels and forums (a
+    /// forum post arrives as a new thread, then its first message) and of
+    /// the agents' channel.
+    pub fn on_thread(&self, thread: &GuildChannel) {
+        if let Some(parent) = thread.parent_id
+            && (self.inner.help_channels.contains(&parent)
+                || Some(parent) == self.inner.agents_channel)
+        {
+            self.threads().insert(thread.id, parent);
+        }
+    }
+
+    /// The text to answer, or `None` when the bot is not addressed. In DMs,
+    /// help channels and help threads every text is addressed; elsewhere
+    /// only a mention of the bot or a reply to it.
+    fn addressed_text(&self, message: &Message, kind: PlaceKind) -> Option<String> {
+        let text = message.content.trim();
+        let bot = self.inner.bot_id;
+        let mentioned = message.mentions_user_id(bot);
+        let replied = message
+            .referenced_message
+            .as_ref()
+            .is_some_and(|m| m.author.id == bot);
+        if kind == PlaceKind::Elsewhere && !(mentioned || replied) {
+            return None;
+        }
+        let cleaned = text
+            .replace(&format!("<@{bot}>"), "")
+            .replace(&format!("<@!{bot}>"), "")
+            .trim()
+            .to_string();
+        (!cleaned.is_empty()).then_some(cleaned)
+    }
+
+    /// Opens a thread on a help-channel message.
+    async fn open_thread(&self, message: &Message, text: &str) -> Option<Place> {
+        let name: String = text.chars().take(90).collect();
+        let name = if name.trim().is_empty() {
+            "Question".to_string()
+        } else {
+            name
+        };
+        let http = &self.inner.http;
+        let builder = CreateThread::new(name)
+            .auto_archive_duration(serenity::all::AutoArchiveDuration::OneDay);
+        match retrying(|| {
+            message
+                .channel_id
+                .create_thread_from_message(http, message.id, builder.clone())
+        })
+        .await
+        {
+            Ok(thread) => {
+                self.threads().insert(thread.id, message.channel_id);
+                Some(Place {
+                    channel: thread.id,
+                    kind: PlaceKind::HelpThread,
+                    reply_to: None,
+                    customer: Some(message.author.id),
+                })
+            }
+            Err(e) => {
+                tracing::warn!("discord: could not open a thread, answering in the channel: {e}");
+                None
+            }
+        }
+    }
+
+    fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.len() > 10_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Answers a stored message: typing, then the streamed answer, then the
+    /// final text with sources and buttons.
+    async fn answer(&self, surface: Surface, received: crate::assistant::Received) {
+        let typing = match &surface {
+            Surface::Channel(place) => {
+                let http = Arc::clone(&self.inner.http);
+                let channel = place.channel;
+                Some(tokio::spawn(async move {
+                    loop {
+                        let _ = channel.broadcast_typing(&http).await;
+                        tokio::time::sleep(TYPING_EVERY).await;
+                    }
+                }))
+            }
+            Surface::Interaction(_) => None,
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+        let assistant = self.inner.assistant.clone();
+        let work = tokio::spawn(async move { assistant.answer(received, Some(tx)).await });
+        let mut stream = Streamer::new(self.clone(), surface);
+        while let Some(piece) = rx.recv().await {
+            if let Some(t) = &typing {
+                t.abort();
+            }
+            stream.push(&piece).await;
+        }
+        if let Some(t) = typing {
+            t.abort();
+        }
+        match work.await {
+            Ok(Ok(reply)) => stream.finish(&reply).await,
+            Ok(Err(e)) => tracing::error!("discord: answering failed: {e}"),
+            Err(e) => tracing::error!("discord: answer task failed: {e}"),
+        }
+    }
+
+    /// An INTERACTION_CREATE: slash commands and button clicks. Every
+    /// interaction is acknowledged at once, well inside Discord's 3 s.
+    pub async fn on_interaction(&self, interaction: Interaction) {
+        match interaction {
+            Interaction::Command(command) => self.on_command(command).await,
+            Interaction::Component(component) => self.on_component(component).await,
+            _ => {}
+        }
+    }
+
+    async fn on_command(&self, command: CommandInteraction) {
+        let http = &self.inner.http;
+        // Deferred: "thinking…" until the answer edits the response.
+        if let Err(e) = command
+            .create_response(
+                http,
+                CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new()),
+            )
+            .await
+        {
+            tracing::warn!("discord: could not acknowledge /{}: {e}", command.data.name);
+            return;
+        }
+        let text = match command.data.name.as_str() {
+            "ask" => {
+                let question = command
+                    .data
+                    .options
+                    .iter()
+                    .find(|o| o.name == "question")
+                    .and_then(|o| match &o.value {
+                        CommandDataOptionValue::String(s) => Some(s.trim().to_string()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                if question.is_empty() {
+                    let surface = Surface::Interaction(Box::new(command));
+                    let mut stream = Streamer::new(self.clone(), surface);
+                    stream.send_all(&[ASK_WHAT.to_string()], Vec::new()).await;
+                    return;
+                }
+                question
+            }
+            "human" => "/human".to_string(),
+            "new" => "/new".to_string(),
+            other => format!("/{other}"),
+        };
+        let (place, turn) = self.interaction_turn(
+            command.guild_id,
+            command.channel_id,
+            &command.user,
+            command.id.get(),
+            text,
+        );
+        let received = match self.inner.assistant.receive(turn).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("discord: /{} not stored: {e}", command.data.name);
+                let mut stream =
+                    Streamer::new(self.clone(), Surface::Interaction(Box::new(command)));
+                stream
+                    .send_all(
+                        &["Sorry, something went wrong on our side. Please try again in a moment."
+                            .to_string()],
+                        Vec::new(),
+                    )
+                    .await;
+                return;
+            }
+        };
+        if received.is_duplicate() {
+            return;
+        }
+        let lock = self.lock(&place.key());
+        let _guard = lock.lock().await;
+        self.answer(Surface::Interaction(Box::new(command)), received)
+            .await;
+    }
+
+    /// Where an interaction's answer goes and the customer turn it makes.
+    fn interaction_turn(
+        &self,
+        guild: Option<GuildId>,
+        channel: ChannelId,
+        user: &serenity::all::User,
+        id: u64,
+        text: String,
+    ) -> (Place, Turn) {
+        let kind = if guild.is_none() {
+            PlaceKind::Dm
+        } else {
+            match self.threads().get(&channel) {
+                Some(p) if self.inner.help_channels.contains(p) => PlaceKind::HelpThread,
+                _ => PlaceKind::Elsewhere,
+            }
+        };
+        let place = Place {
+            channel,
+            kind,
+            reply_to: None,
+            customer: Some(user.id),
+        };
+        let turn = Turn {
+            channel: CHANNEL.into(),
+            customer_id: user.id.get().to_string(),
+            customer_name: Some(display_name(user)),
+            thread: place.key(),
+            platform_message_id: Some(format!("interaction:{id}")),
+            text,
+        };
+        (place, turn)
+    }
+
+    async fn on_component(&self, component: ComponentInteraction) {
+        let http = &self.inner.http;
+        let data = component.data.custom_id.clone();
+        if let Some((action, conversation)) = Desk::parse_button(&data) {
+            let roles = member_roles(component.member.as_ref().map(|m| &m.roles[..]));
+            let agent = self.inner.desk.agents().by_discord(
+                component.user.id.get(),
+                &roles,
+                &display_name(&component.user),
+            );
+            let who = format!("discord:{}", component.user.id.get());
+            let text = match self
+                .inner
+                .desk
+                .act(agent.as_ref(), &who, conversation, action)
+                .await
+            {
+                Ok(c) => format!("Done: the conversation is now {}", c.status),
+                Err(desk::Error::Unauthorized(_)) => NOT_AN_AGENT.to_string(),
+                Err(e) => e.to_string(),
+            };
+            ephemeral(http, &component, &text).await;
+            return;
+        }
+        let (place, turn) = self.interaction_turn(
+            component.guild_id,
+            component.channel_id,
+            &component.user,
+            component.id.get(),
+            data,
+        );
+        match self.inner.assistant.press(turn).await {
+            Ok(Pressed::Reply(reply)) => {
+                acknowledge(http, &component).await;
+                if !reply.is_silent() {
+                    let mut stream = Streamer::new(self.clone(), Surface::Channel(place));
+                    stream.finish(&reply).await;
+                }
+            }
+            Ok(Pressed::Message(m)) => {
+                acknowledge(http, &component).await;
+                self.send_text(&place, &m.text, m.buttons).await;
+            }
+            Ok(Pressed::Feedback(_)) => ephemeral(http, &component, FEEDBACK_THANKS).await,
+            Ok(Pressed::Unknown) => acknowledge(http, &component).await,
+            Err(e) => {
+                tracing::error!("discord: button press failed: {e}");
+                acknowledge(http, &component).await;
+            }
+        }
+    }
+
+    /// An agent writing in the agents' channel or a staff thread.
+    async fn agent_message(&self, message: Message) {
+        let text = message.content.trim().to_string();
+        if text.is_empty() {
+            return;
+        }
+        let conversation = self.conversation_of_staff_message(&message).await;
+        let place = Place {
+            channel: message.channel_id,
+            kind: PlaceKind::Staff,
+            reply_to: Some(message.id),
+            customer: None,
+        };
+        let Some(conversation) = conversation else {
+            if message.channel_id != self.inner.agents_channel.unwrap_or(message.channel_id)
+                || message.referenced_message.is_some()
+            {
+                self.send_text(&place, WHICH_CONVERSATION, Vec::new()).await;
+            }
+            return;
+        };
+        let action = match Desk::parse_command(&text) {
+            Ok(a) => a,
+            Err(help) => {
+                self.send_text(&place, &help, Vec::new()).await;
+                return;
+            }
+        };
+        let roles = member_roles(message.member.as_ref().map(|m| &m.roles[..]));
+        let agent = self.inner.desk.agents().by_discord(
+            message.author.id.get(),
+            &roles,
+            &display_name(&message.author),
+        );
+        let who = format!("discord:{}", message.author.id.get());
+        match self
+            .inner
+            .desk
+            .act(agent.as_ref(), &who, &conversation, action)
+            .await
+        {
+            Ok(_) => {}
+            Err(desk::Error::Unauthorized(_)) => {
+                self.send_text(&place, NOT_AN_AGENT, Vec::new()).await;
+            }
+            Err(e) => self.send_text(&place, &e.to_string(), Vec::new()).await,
+        }
+    }
+
+    async fn conversation_of_staff_message(&self, message: &Message) -> Option<String> {
+        let key = format!("thread:{}", message.channel_id.get());
+        if let Ok(Some(c)) = self
+            .inner
+            .store
+            .conversation_by_staff_thread(CHANNEL, &key)
+            .await
+        {
+            return Some(c.id);
+        }
+        let replied = message.referenced_message.as_ref()?;
+        conversation_id_in(&replied.content)
+    }
+
+    /// Sends text with buttons; retries, then the outbox.
+    async fn send_text(&self, place: &Place, text: &str, buttons: Vec<Vec<Button>>) {
+        let parts = render::split(text);
+        let mut stream = Streamer::new(self.clone(), Surface::Channel(place.clone()));
+        stream.send_all(&parts, buttons).await;
+    }
+
+    async fn post(
+        &self,
+        place: &Place,
+        content: &str,
+        buttons: &[Vec<Button>],
+    ) -> Result<MessageId, serenity::Error> {
+        let http = &self.inner.http;
+        let sent = retrying(|| {
+            let mut builder = CreateMessage::new()
+                .content(content)
+                .allowed_mentions(place.mentions())
+                .components(components(buttons));
+            if let Some(id) = place.reply_to {
+                builder = builder.reference_message((place.channel, id));
+            }
+            place.channel.send_message(http, builder)
+        })
+        .await?;
+        Ok(sent.id)
+    }
+
+    async fn edit(
+        &self,
+        place: &Place,
+        id: MessageId,
+        content: &str,
+        buttons: &[Vec<Button>],
+    ) -> Result<(), serenity::Error> {
+        let http = &self.inner.http;
+        retrying(|| {
+            place.channel.edit_message(
+                http,
+                id,
+                EditMessage::new()
+                    .content(content)
+                    .allowed_mentions(place.mentions())
+                    .components(components(buttons)),
+            )
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// A send that finally failed: mark a customer who cannot be written
+    /// to, else keep the text in the outbox to be retried.
+    async fn give_up(
+        &self,
+        place: &Place,
+        parts: &[String],
+        buttons: &[Vec<Button>],
+        error: &serenity::Error,
+    ) {
+        let store = &self.inner.store;
+        if is_unreachable(error) {
+            if let Some(user) = place.customer
+                && let Ok(c) = store
+                    .upsert_customer(CHANNEL, &user.get().to_string(), None)
+                    .await
+            {
+                let _ = store.set_unreachable(&c.id, true).await;
+            }
+            tracing::warn!(
+                channel = place.channel.get(),
+                "discord: customer unreachable: {error}"
+            );
+            return;
+        }
+        let Some(customer) = place.customer else {
+            tracing::warn!(
+                channel = place.channel.get(),
+                "discord: send failed: {error}"
+            );
+            return;
+        };
+        tracing::warn!(
+            channel = place.channel.get(),
+            "discord: send failed, queued for retry: {error}"
+        );
+        let target = Target {
+            channel: CHANNEL.into(),
+            customer_id: customer.get().to_string(),
+            thread: place.key(),
+        };
+        let message = Outgoing {
+            text: parts.join("\n"),
+            buttons: buttons.to_vec(),
+        };
+        let next = store.now() + 5_000;
+        if let Err(e) = store
+            .enqueue_outbox(&target, &message, None, &error.to_string(), next)
+            .await
+        {
+            tracing::error!("discord: could not queue a failed send: {e}");
+        }
+    }
+}
+
+/// Where a message was written, which decides how it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlaceKind {
+    /// A direct message.
+    Dm,
+    /// A help channel: each new message opens a thread.
+    HelpChannel,
+    /// A thread under a help channel or forum (a post).
+    HelpThread,
+    /// The agents' channel or one of its threads.
+    Staff,
+    /// Any other server channel: answered when mentioned or replied to.
+    Elsewhere,
+}
+
+/// Where an answer goes.
+#[derive(Debug, Clone)]
+struct Place {
+    channel: ChannelId,
+    kind: PlaceKind,
+    reply_to: Option<MessageId>,
+    /// The customer, when known: the only user an answer may mention.
+    customer: Option<UserId>,
+}
+
+impl Place {
+    fn reply_to(message: &Message, kind: PlaceKind) -> Self {
+        Self {
+            channel: message.channel_id,
+            kind,
+            // In DMs and threads the answer follows the question anyway.
+            reply_to: (kind == PlaceKind::Elsewhere).then_some(message.id),
+            customer: Some(message.author.id),
+        }
+    }
+
+    /// The conversation's place key: `dm:ID`, `thread:ID` or `ch:ID`.
+    fn key(&self) -> String {
+        let id = self.channel.get();
+        match self.kind {
+            PlaceKind::Dm => format!("dm:{id}"),
+            PlaceKind::HelpChannel | PlaceKind::HelpThread => format!("thread:{id}"),
+            PlaceKind::Staff | PlaceKind::Elsewhere => format!("ch:{id}"),
+        }
+    }
+
+    fn from_key(key: &str, customer: Option<UserId>) -> Option<Self> {
+        let (kind, id) = key.split_once(':')?;
+        let kind = match kind {
+            "dm" => PlaceKind::Dm,
+            "thread" => PlaceKind::HelpThread,
+            "ch" => PlaceKind::Elsewhere,
+            _ => return None,
+        };
+        let id: u64 = id.parse().ok().filter(|&id| id != 0)?;
+        Some(Self {
+            channel: ChannelId::new(id),
+            kind,
+            reply_to: None,
+            customer,
+        })
+    }
+
+    /// Answers never ping anyone: no `@everyone`, roles or users, and a
+    /// reply does not ping its author.
+    fn mentions(&self) -> CreateAllowedMentions {
+        CreateAllowedMentions::new().replied_user(false)
+    }
+}
+
+/// Where a streamed answer is written: a channel, or the response to a
+/// slash command.
+enum Surface {
+    Channel(Place),
+    Interaction(Box<CommandInteraction>),
+}
+
+/// A message of a streamed answer.
+#[derive(Debug, Clone, Copy)]
+enum Sent {
+    Message(MessageId),
+    /// The command's original (deferred) response.
+    Original,
+}
+
+/// A streamed answer: one message, edited as text arrives.
+struct Streamer {
+    discord: Discord,
+    surface: Surface,
+    sent: Option<Sent>,
+    text: String,
+    last_edit: Instant,
+    failed: bool,
+}
+
+impl Streamer {
+    fn new(discord: Discord, surface: Surface) -> Self {
+        Self {
+            discord,
+            surface,
+            sent: None,
+            text: String::new(),
+            last_edit: Instant::now(),
+            failed: false,
+        }
+    }
+
+    async fn push(&mut self, piece: &str) {
+        self.text.push_str(piece);
+        if self.failed || self.text.chars().count() > render::LIMIT - 100 {
+            return; // the final messages will carry it
+        }
+        let text = self.text.clone();
+        match self.sent {
+            None => match self.send(&text, &[]).await {
+                Ok(sent) => {
+                    self.sent = Some(sent);
+                    self.last_edit = Instant::now();
+                }
+                Err(_) => self.failed = true,
+            },
+            Some(sent) if self.last_edit.elapsed() >= EDIT_EVERY => {
+                if self.edit(sent, &text, &[]).await.is_err() {
+                    self.failed = true;
+                }
+                self.last_edit = Instant::now();
+            }
+            Some(_) => {}
+        }
+    }
+
+    async fn finish(&mut self, reply: &Reply) {
+        if reply.is_silent() {
+            // Nothing to say (an agent has it); a deferred command still
+            // needs its "thinking…" replaced.
+            if matches!(self.surface, Surface::Interaction(_)) && self.sent.is_none() {
+                let _ = self.send("…", &[]).await;
+            }
+            return;
+        }
+        let parts = render::with_sources(&reply.answer, &reply.sources);
+        self.send_all(&parts, reply.buttons()).await;
+    }
+
+    /// Writes the final parts: the first into the streamed message (or a
+    /// new one), the rest after it; buttons go under the last part.
+    async fn send_all(&mut self, parts: &[String], buttons: Vec<Vec<Button>>) {
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let row: &[Vec<Button>] = if last { &buttons } else { &[] };
+            let result = match (i, self.sent) {
+                (0, Some(sent)) => {
+                    // Keep to the edit rate even for the last edit.
+                    let since = self.last_edit.elapsed();
+                    if since < EDIT_EVERY {
+                        tokio::time::sleep(EDIT_EVERY - since).await;
+                    }
+                    self.edit(sent, part, row).await.map(|()| sent)
+                }
+                _ => self.send(part, row).await,
+            };
+            match result {
+                Ok(sent) => self.sent = Some(sent),
+                Err(e) => {
+                    if let Surface::Channel(place) = &self.surface {
+                        self.discord.give_up(place, &parts[i..], &buttons, &e).await;
+                    } else {
+                        tracing::warn!("discord: could not answer a slash command: {e}");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn send(&self, text: &str, buttons: &[Vec<Button>]) -> Result<Sent, serenity::Error> {
+        match &self.surface {
+            Surface::Channel(place) => self
+                .discord
+                .post(place, text, buttons)
+                .await
+                .map(Sent::Message),
+            Surface::Interaction(command) => {
+                let http = &self.discord.inner.http;
+                if self.sent.is_none() {
+                    retrying(|| {
+                        command.edit_response(
+                            http,
+                            EditInteractionResponse::new()
+                                .content(text)
+                                .allowed_mentions(CreateAllowedMentions::new())
+                                .components(components(buttons)),
+                        )
+                    })
+                    .await
+                    .map(|_| Sent::Original)
+                } else {
+                    retrying(|| {
+                        command.create_followup(
+                            http,
+                            CreateInteractionResponseFollowup::new()
+                                .content(text)
+                                .allowed_mentions(CreateAllowedMentions::new())
+                                .components(components(buttons)),
+                        )
+                    })
+                    .await
+                    .map(|m| Sent::Message(m.id))
+                }
+            }
+        }
+    }
+
+    async fn edit(
+        &self,
+        sent: Sent,
+        text: &str,
+        buttons: &[Vec<Button>],
+    ) -> Result<(), serenity::Error> {
+        match (&self.surface, sent) {
+            (Surface::Channel(place), Sent::Message(id)) => {
+                self.discord.edit(place, id, text, buttons).await
+            }
+            (Surface::Interaction(command), Sent::Original) => {
+                let http = &self.discord.inner.http;
+                retrying(|| {
+                    command.edit_response(
+                        http,
+                        EditInteractionResponse::new()
+                            .content(text)
+                            .allowed_mentions(CreateAllowedMentions::new())
+                            .components(components(buttons)),
+                    )
+                })
+                .await
+                .map(|_| ())
+            }
+            (Surface::Interaction(command), Sent::Message(id)) => {
+                let http = &self.discord.inner.http;
+                retrying(|| {
+                    command.edit_followup(
+                        http,
+                        id,
+                        CreateInteractionResponseFollowup::new()
+                            .content(text)
+                            .allowed_mentions(CreateAllowedMentions::new())
+                            .components(components(buttons)),
+                    )
+                })
+                .await
+                .map(|_| ())
+            }
+            (Surface::Channel(_), Sent::Original) => Ok(()),
+        }
+    }
+}
+
+/// Buttons as action rows (Discord allows 5 buttons a row, 5 rows).
+fn components(buttons: &[Vec<Button>]) -> Vec<CreateActionRow> {
+    buttons
+        .iter()
+        .flat_map(|row| row.chunks(5))
+        .take(5)
+        .map(|row| {
+            CreateActionRow::Buttons(
+                row.iter()
+                    .map(|b| {
+                        let label: String = b.label.chars().take(80).collect();
+                        CreateButton::new(b.data.chars().take(100).collect::<String>())
+                            .label(label)
+                            .style(ButtonStyle::Secondary)
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Acknowledges a click without a visible answer (DEFERRED_UPDATE_MESSAGE).
+async fn acknowledge(http: &Http, component: &ComponentInteraction) {
+    if let Err(e) = component
+        .create_response(http, CreateInteractionResponse::Acknowledge)
+        .await
+    {
+        tracing::warn!("discord: could not acknowledge a click: {e}");
+    }
+}
+
+/// Answers a click with a message only the clicker sees.
+async fn ephemeral(http: &Http, component: &ComponentInteraction, text: &str) {
+    let message = CreateInteractionResponseMessage::new()
+        .content(text)
+        .ephemeral(true)
+        .allowed_mentions(CreateAllowedMentions::new());
+    if let Err(e) = component
+        .create_response(http, CreateInteractionResponse::Message(message))
+        .await
+    {
+        tracing::warn!("discord: could not answer a click: {e}");
+    }
+}
+
+fn member_roles(roles: Option<&[serenity::all::RoleId]>) -> Vec<u64> {
+    roles.unwrap_or_default().iter().map(|r| r.get()).collect()
+}
+
+fn display_name(user: &serenity::all::User) -> String {
+    user.global_name
+        .clone()
+        .unwrap_or_else(|| user.name.clone())
+}
+
+/// A conversation id (UUID) in a staff message's text.
+fn conversation_id_in(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .find(|w| w.len() == 36 && uuid::Uuid::parse_str(w).is_ok())
+        .map(str::to_string)
+}
+
+/// The HTTP client. With the default `api_url` serenity's own rate limiter
+/// is used (it reads `retry_after` and waits exactly); any other
+/// `api_url` is treated as a proxy (a local test server, or an HTTP proxy
+/// such as twilight-http-proxy that owns rate limits), and [`retrying`]
+/// backs off on 429.
+fn http_client(token: &str, api_url: &str) -> Http {
+    let api_url = api_url.trim_end_matches('/');
+    if api_url == "https://discord.com" {
+        HttpBuilder::new(token).build()
+    } else {
+        HttpBuilder::new(token)
+            .proxy(api_url)
+            .ratelimiter_disabled(true)
+            .build()
+    }
+}
+
+fn status(error: &serenity::Error) -> Option<u16> {
+    match error {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => Some(r.status_code.as_u16()),
+        _ => None,
+    }
+}
+
+fn is_transient(error: &serenity::Error) -> bool {
+    match error {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            let s = r.status_code.as_u16();
+            s == 429 || s >= 500
+        }
+        serenity::Error::Http(HttpError::Request(_)) | serenity::Error::Io(_) => true,
+        _ => false,
+    }
+}
+
+/// 403 "Cannot send messages to this user" (50007) and "Unknown channel"
+/// mean the customer cannot be reached there any more.
+fn is_unreachable(error: &serenity::Error) -> bool {
+    matches!(
+        error,
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r))
+            if r.error.code == 50007 || r.error.code == 10003
+    )
+}
+
+/// Runs a request, retrying 429s and 5xx with back-off (four tries in
+/// all). serenity's rate limiter, when on, has already waited out any
+/// `retry_after` before a 429 reaches here.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, serenity::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, serenity::Error>>,
+{
+    let mut backoff = Duration::from_millis(250);
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(e) if tries < 3 && is_transient(&e) => {
+                let wait = if status(&e) == Some(429) {
+                    backoff.max(Duration::from_millis(1000))
+                } else {
+                    backoff
+                };
+                tracing::debug!("discord: retrying in {wait:?}: {e}");
+                tokio::time::sleep(wait).await;
+                backoff *= 2;
+            }
+            other => return other,
+        }
+        tries += 1;
+    }
+}
+
+/// A clearer line for gateway close codes admins can fix.
+fn gateway_hint(error: &serenity::Error) -> String {
+    let text = error.to_string();
+    if text.contains("intents") || text.contains("4014") {
+        format!(
+            "{text}: enable the Message Content intent for the bot in the Discord developer portal (Bot → Privileged Gateway Intents), or remove discord.help_channel_ids and discord.agents_channel_id"
+        )
+    } else if text.contains("authentication") || text.contains("4004") {
+        format!("{text}: check DISCORD_TOKEN")
+    } else {
+        text
+    }
+}
+
+/// serenity's event handler: forwards to [`Discord`].
+struct Handler {
+    discord: Discord,
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _ctx: Context, ready: Ready) {
+        tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "discord gateway ready");
+    }
+
+    async fn message(&self, ctx: Context, message: Message) {
+        let id = message.id;
+        // serenity gives no way to refuse an event, so a message that
+        // cannot be stored is retried here before it is given up.
+        let mut backoff = Duration::from_millis(200);
+        for _ in 0..5 {
+            match self.discord.on_message(Some(&ctx), message.clone()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::error!("discord: message {id} not stored, retrying: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+            }
+        }
+        tracing::error!("discord: message {id} could not be stored and was dropped");
+    }
+
+    async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
+        self.discord.on_thread(&thread);
+    }
+
+    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
+        self.discord.on_interaction(interaction).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl Deliver for Discord {
+    async fn deliver(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+    ) -> Result<Option<String>, delivery::Error> {
+        let customer = target
+            .customer_id
+            .parse::<u64>()
+            .ok()
+            .filter(|&id| id != 0)
+            .map(UserId::new);
+        let place = Place::from_key(&target.thread, customer).ok_or_else(|| {
+            delivery::Error::Permanent(format!("not a Discord place: {}", target.thread))
+        })?;
+        let parts = render::split(&message.text);
+        let mut last = None;
+        for (i, part) in parts.iter().enumerate() {
+            let buttons: &[Vec<Button>] = if i + 1 == parts.len() {
+                &message.buttons
+            } else {
+                &[]
+            };
+            // In a shared channel, name the customer (without pinging).
+            let text = match (i, place.kind, customer) {
+                (0, PlaceKind::Elsewhere, Some(user)) => format!("<@{user}> {part}"),
+                _ => part.clone(),
+            };
+            match self.post(&place, &text, buttons).await {
+                Ok(id) => last = Some(id.get().to_string()),
+                Err(e) if is_unreachable(&e) => {
+                    return Err(delivery::Error::Unreachable(e.to_string()));
+                }
+                Err(e) if is_transient(&e) => {
+                    return Err(delivery::Error::Temporary(e.to_string()));
+                }
+                Err(e) if status(&e).is_some() => {
+                    return Err(delivery::Error::Permanent(e.to_string()));
+                }
+                Err(e) => return Err(delivery::Error::Temporary(e.to_string())),
+            }
+        }
+        Ok(last)
+    }
+}
+
+/// The agents' channel as a staff desk: a card per conversation with a
+/// thread under it.
+struct StaffDeskImpl {
+    discord: Discord,
+}
+
+impl StaffDeskImpl {
+    fn channel(&self) -> Result<ChannelId, delivery::Error> {
+        self.discord
+            .inner
+            .agents_channel
+            .ok_or_else(|| delivery::Error::Permanent("no agents channel".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl StaffDesk for StaffDeskImpl {
+    fn name(&self) -> &str {
+        CHANNEL
+    }
+
+    async fn post_card(&self, card: &Card) -> Result<String, delivery::Error> {
+        let channel = self.channel()?;
+        let place = Place {
+            channel,
+            kind: PlaceKind::Staff,
+            reply_to: None,
+            customer: None,
+        };
+        let text: String = render::split(&card.text()).join("\n");
+        let text: String = text.chars().take(render::LIMIT).collect();
+        let id = self
+            .discord
+            .post(&place, &text, &card.buttons)
+            .await
+            .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+        let who = card
+            .customer
+            .display_name
+            .clone()
+            .unwrap_or_else(|| card.customer.external_id.clone());
+        let name: String = format!("{who} · {}", card.reason)
+            .chars()
+            .take(90)
+            .collect();
+        let http = &self.discord.inner.http;
+        match retrying(|| {
+            channel.create_thread_from_message(http, id, CreateThread::new(name.clone()))
+        })
+        .await
+        {
+            Ok(thread) => {
+                self.discord.threads().insert(thread.id, channel);
+                Ok(format!("thread:{}", thread.id.get()))
+            }
+            Err(e) => {
+                tracing::info!("discord: no thread under the card ({e}); agents reply to the card");
+                Ok(format!("msg:{}", id.get()))
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        thread_ref: &str,
+        card: &Card,
+        body: &str,
+        notice: bool,
+    ) -> Result<(), delivery::Error> {
+        let channel = self.channel()?;
+        let place = match thread_ref.split_once(':') {
+            Some(("thread", t)) => Place {
+                channel: t
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&t| t != 0)
+                    .map(ChannelId::new)
+                    .ok_or_else(|| {
+                        delivery::Error::Permanent(format!("bad thread {thread_ref}"))
+                    })?,
+                kind: PlaceKind::Staff,
+                reply_to: None,
+                customer: None,
+            },
+            Some(("msg", m)) => Place {
+                channel,
+                kind: PlaceKind::Staff,
+                reply_to: m
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&m| m != 0)
+                    .map(MessageId::new),
+                customer: None,
+            },
+            _ => {
+                return Err(delivery::Error::Permanent(format!(
+                    "bad thread reference {thread_ref}"
+                )));
+            }
+        };
+        let prefix = if notice {
+            NOTICE_PREFIX
+        } else {
+            CUSTOMER_PREFIX
+        };
+        // The id lets agents answer by replying to any message of the card.
+        let text = format!("{prefix}{body}\n\n#{}", card.conversation.id);
+        for part in render::split(&text) {
+            self.discord
+                .post(&place, &part, &[])
+                .await
+                .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn place_keys_round_trip() {
+        for key in ["dm:42", "thread:7", "ch:9"] {
+            assert_eq!(Place::from_key(key, None).unwrap().key(), key);
+        }
+        assert!(Place::from_key("dm:0", None).is_none());
+        assert!(Place::from_key("x:1", None).is_none());
+        assert!(Place::from_key("dm:abc", None).is_none());
+    }
+
+    #[test]
+    fn buttons_fit_discord_limits() {
+        let row: Vec<Button> = (0..7)
+            .map(|i| Button {
+                label: "l".repeat(100),
+                data: format!("{i}{}", "d".repeat(150)),
+            })
+            .collect();
+        let rows = components(&[row]);
+        assert_eq!(rows.len(), 2);
+        let json = serde_json::to_value(&rows).unwrap();
+        for row in json.as_array().unwrap() {
+            for b in row["components"].as_array().unwrap() {
+                assert!(b["label"].as_str().unwrap().chars().count() <= 80);
+                assert!(b["custom_id"].as_str().unwrap().chars().count() <= 100);
+            }
+        }
+    }
+
+    #[test]
+    fn answers_never_ping() {
+        let place = Place::from_key("ch:1", Some(UserId::new(5))).unwrap();
+        let json = serde_json::to_value(place.mentions()).unwrap();
+        assert_eq!(json["parse"], serde_json::json!([]));
+        assert_eq!(json["replied_user"], serde_json::json!(false));
+    }
+}

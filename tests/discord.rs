@@ -1,0 +1,766 @@
+//! The Discord channel end to end: the real serenity client (REST and the
+//! gateway websocket) against a local Discord, asserting on what the fake
+//! received and on the messages as a Discord user would see them.
+
+mod discord_fake;
+mod openai_fake;
+
+use std::time::Duration;
+
+use discord_fake::{FakeDiscord, MessageOpts};
+use serde_json::json;
+use switchboard::app::App;
+use switchboard::channels::discord::{self, render::LIMIT};
+use switchboard::clock::system;
+use switchboard::config::Settings;
+
+const GUILD: u64 = 1;
+const GENERAL: u64 = 100;
+const HELP: u64 = 200;
+const FORUM: u64 = 201;
+const AGENTS: u64 = 300;
+const DM: u64 = 9001;
+const CUSTOMER: u64 = 5001;
+const OTHER: u64 = 5002;
+const ALICE: u64 = 7001;
+const WAIT: Duration = Duration::from_secs(15);
+
+const ARTICLE: &str = "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge. Refunds reach your card in 5–10 business days.\n";
+
+struct Running {
+    _dir: tempfile::TempDir,
+    fake: FakeDiscord,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    core: switchboard::app::Core,
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+
+    /// Messages the bot posted in a channel, oldest first.
+    fn posted(&self, channel: u64) -> Vec<discord_fake::FakeMessage> {
+        self.fake
+            .channel_messages(channel)
+            .into_iter()
+            .filter(|m| !m.deleted)
+            .collect()
+    }
+
+    async fn wait_posted(&self, channel: u64, n: usize) -> Vec<discord_fake::FakeMessage> {
+        let what = format!("{n} bot message(s) in channel {channel}");
+        self.fake
+            .wait_until(&what, |f| f.channel_messages(channel).len() >= n, WAIT)
+            .await;
+        self.posted(channel)
+    }
+}
+
+async fn start(llm: Option<String>) -> Running {
+    let fake = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    std::fs::create_dir_all(&kb).unwrap();
+    std::fs::write(kb.join("refunds.md"), ARTICLE).unwrap();
+    let llm = llm
+        .map(|base| format!("[llm]\nbase_url = \"{base}\"\ntimeout_secs = 5\n"))
+        .unwrap_or_default();
+    let toml = format!(
+        r#"
+[database]
+url = "sqlite://{db}"
+[knowledge_base]
+path = "{kb}"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{prompts}"
+[web]
+enabled = false
+[discord]
+enabled = true
+api_url = "{api}"
+token = "{token}"
+guild_id = {GUILD}
+help_channel_ids = [{HELP}, {FORUM}]
+agents_channel_id = {AGENTS}
+{llm}
+[[agents]]
+name = "alice"
+discord_id = {ALICE}
+"#,
+        db = dir.path().join("t.db").display(),
+        kb = kb.display(),
+        index = dir.path().join("index").display(),
+        prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+        api = fake.url,
+        token = discord_fake::TOKEN,
+    );
+    let app = App::build(Settings::from_toml_str(&toml).unwrap(), system())
+        .await
+        .unwrap();
+    let core = app.core().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    fake.wait_ready(WAIT).await;
+    Running {
+        _dir: dir,
+        fake,
+        stop,
+        task,
+        core,
+    }
+}
+
+/// Every message and edit the bot sent carried empty `allowed_mentions`.
+fn assert_never_pings(fake: &FakeDiscord) {
+    for r in fake.requests() {
+        let sends = (r.method == "POST" && r.path.ends_with("/messages"))
+            || (r.method == "PATCH" && r.path.contains("/messages/"))
+            || (r.method == "POST" && r.path.starts_with("/webhooks/"));
+        if sends && r.status < 300 {
+            assert_eq!(
+                r.body["allowed_mentions"]["parse"],
+                json!([]),
+                "{} {} pings: {:#}",
+                r.method,
+                r.path,
+                r.body
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dm_question_gets_a_streamed_edited_answer_with_sources() {
+    let (llm, llm_url) = openai_fake::start().await;
+    llm.script([openai_fake::Script::Stall(
+        vec![
+            "To get a refund, ".into(),
+            "open Settings → Billing ".into(),
+        ],
+        Duration::from_millis(1500),
+    )]);
+    let t = start(Some(llm_url)).await;
+
+    // Slash commands were registered for the guild.
+    let put = t
+        .fake
+        .wait_for(|r| r.is("PUT", "/guilds/1/commands"), WAIT)
+        .await;
+    let names: Vec<&str> = put
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["ask", "human", "new"]);
+    // Message content is asked for because help channels are configured.
+    let intents = t.fake.intents().unwrap();
+    assert_ne!(intents & (1 << 15), 0, "MESSAGE_CONTENT");
+    assert_ne!(intents & (1 << 12), 0, "DIRECT_MESSAGES");
+
+    t.fake
+        .dispatch_message(10, DM, None, CUSTOMER, "how do I get a refund")
+        .await;
+    t.fake
+        .wait_until(
+            "the final edit with sources",
+            |f| {
+                f.channel_messages(DM)
+                    .iter()
+                    .any(|m| m.content.contains("**Sources:**"))
+            },
+            WAIT,
+        )
+        .await;
+    assert!(t.fake.typing_count(DM) >= 1, "typing… while waiting");
+    let posted = t.posted(DM);
+    assert_eq!(posted.len(), 1, "one message, then edits: {posted:#?}");
+    let answer = &posted[0];
+    assert_eq!(answer.original_content, "To get a refund, ");
+    assert!(!answer.edits.is_empty());
+    assert!(
+        answer
+            .content
+            .starts_with("To get a refund, open Settings → Billing"),
+        "{}",
+        answer.content
+    );
+    assert!(
+        answer
+            .content
+            .contains("[1] [Refunds](<https://help.example/refunds>)"),
+        "{}",
+        answer.content
+    );
+    assert!(
+        answer.custom_ids().len() >= 2,
+        "feedback buttons: {answer:?}"
+    );
+    assert_never_pings(&t.fake);
+    t.fake.assert_no_unknown_routes();
+
+    // Stored as a conversation on the discord channel.
+    let conversations = t.core.store.conversations_since(None).await.unwrap();
+    assert_eq!(conversations.len(), 1);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_mentions_and_replies_but_not_chatter() {
+    let t = start(None).await;
+    t.fake
+        .dispatch_message(
+            20,
+            GENERAL,
+            Some(GUILD),
+            CUSTOMER,
+            "anyone here got a refund once?",
+        )
+        .await;
+    let mention = t.fake.message_with(
+        21,
+        GENERAL,
+        Some(GUILD),
+        CUSTOMER,
+        "how do I get a refund",
+        MessageOpts {
+            mention_bot: true,
+            ..Default::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", mention).await;
+    let posted = t.wait_posted(GENERAL, 1).await;
+    assert_eq!(posted.len(), 1, "the chatter got nothing: {posted:#?}");
+    assert!(posted[0].content.contains("Settings → Billing → Refund"));
+    assert_eq!(posted[0].message_reference["message_id"], "21");
+
+    // A reply to the bot's answer continues without a mention.
+    let reply = t.fake.message_with(
+        22,
+        GENERAL,
+        Some(GUILD),
+        CUSTOMER,
+        "thanks, and how long does the refund take to reach my card",
+        MessageOpts {
+            reply_to: Some(posted[0].id),
+            ..Default::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", reply).await;
+    let posted = t.wait_posted(GENERAL, 2).await;
+    assert_eq!(posted[1].message_reference["message_id"], "22");
+
+    // Other bots, webhooks and attachments without text.
+    let from_bot = t.fake.message_with(
+        23,
+        GENERAL,
+        Some(GUILD),
+        OTHER,
+        "refund refund",
+        MessageOpts {
+            mention_bot: true,
+            author_bot: true,
+            ..Default::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", from_bot).await;
+    let from_webhook = t.fake.message_with(
+        25,
+        GENERAL,
+        Some(GUILD),
+        OTHER,
+        "refund refund",
+        MessageOpts {
+            mention_bot: true,
+            webhook_id: Some(777),
+            ..Default::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", from_webhook).await;
+    let picture = t.fake.message_with(
+        24,
+        DM,
+        None,
+        CUSTOMER,
+        "",
+        MessageOpts {
+            attachments: vec![("screen.png".into(), "image/png".into())],
+            ..Default::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", picture).await;
+    let dm = t.wait_posted(DM, 1).await;
+    assert_eq!(dm[0].content, discord::TEXT_ONLY);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(t.posted(GENERAL).len(), 2, "the bot's message was ignored");
+    assert_never_pings(&t.fake);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_channel_messages_get_a_thread_and_forum_posts_an_answer() {
+    let t = start(None).await;
+    t.fake
+        .dispatch_message(30, HELP, Some(GUILD), CUSTOMER, "how do I get a refund")
+        .await;
+    let created = t
+        .fake
+        .wait_for(|r| r.is("POST", "/channels/200/messages/30/threads"), WAIT)
+        .await;
+    assert!(created.body["name"].as_str().unwrap().contains("refund"));
+    t.fake
+        .wait_until(
+            "an answer in the new thread",
+            |f| {
+                f.all_messages()
+                    .iter()
+                    .any(|m| m.channel_id != HELP && m.content.contains("Refund"))
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        t.posted(HELP).is_empty(),
+        "nothing in the help channel itself"
+    );
+    let thread = t
+        .fake
+        .all_messages()
+        .iter()
+        .find(|m| m.content.contains("Refund"))
+        .unwrap()
+        .channel_id;
+
+    // A follow-up in that thread is answered there, without a mention.
+    t.fake
+        .dispatch_message(
+            31,
+            thread,
+            Some(GUILD),
+            CUSTOMER,
+            "how long do refunds take",
+        )
+        .await;
+    t.wait_posted(thread, 2).await;
+
+    // A new forum post is answered in its own thread (the post's id).
+    t.fake
+        .dispatch_forum_post(
+            4000,
+            FORUM,
+            GUILD,
+            OTHER,
+            "Refund?",
+            "how do I get a refund",
+        )
+        .await;
+    let posted = t.wait_posted(4000, 1).await;
+    assert!(posted[0].content.contains("Settings → Billing → Refund"));
+    assert!(
+        t.fake.requests_to("POST", "/channels/201/").is_empty(),
+        "no thread is opened for a forum post: it is one"
+    );
+    t.fake.assert_no_unknown_routes();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_command_is_deferred_then_answered_and_buttons_are_acknowledged() {
+    let t = start(None).await;
+    let ask = t.fake.command_interaction(
+        50,
+        GENERAL,
+        Some(GUILD),
+        CUSTOMER,
+        "ask",
+        &[("question", "how do I get a refund")],
+    );
+    t.fake.dispatch("INTERACTION_CREATE", ask).await;
+    t.fake
+        .wait_until(
+            "the edited /ask response",
+            |f| {
+                f.original_response(50)
+                    .is_some_and(|m| m.content.contains("Refund"))
+            },
+            WAIT,
+        )
+        .await;
+    assert_eq!(
+        t.fake.interaction_callback_types(50),
+        vec![5],
+        "deferred once"
+    );
+    let response = t.fake.original_response(50).unwrap();
+    assert!(response.content.contains("**Sources:**"));
+    let buttons = response.custom_ids();
+    assert!(!buttons.is_empty(), "{response:?}");
+
+    // 👍 on the answer: acknowledged with a private thanks.
+    let thumbs = buttons
+        .iter()
+        .find(|id| id.starts_with("fb:up:"))
+        .unwrap_or(&buttons[buttons.len() - 1])
+        .clone();
+    let click =
+        t.fake
+            .component_interaction(51, GENERAL, Some(GUILD), CUSTOMER, response.id, &thumbs);
+    t.fake.dispatch("INTERACTION_CREATE", click).await;
+    t.fake
+        .wait_until(
+            "the click acknowledged",
+            |f| !f.interaction_callback_types(51).is_empty(),
+            WAIT,
+        )
+        .await;
+    let callback = &t.fake.interaction_callbacks(51)[0];
+    assert!(
+        callback["type"] == 4 || callback["type"] == 6,
+        "{callback:#}"
+    );
+
+    // An unknown (old) button is still acknowledged.
+    let old = t.fake.component_interaction(
+        52,
+        GENERAL,
+        Some(GUILD),
+        CUSTOMER,
+        response.id,
+        "something-old",
+    );
+    t.fake.dispatch("INTERACTION_CREATE", old).await;
+    t.fake
+        .wait_until(
+            "the old click acknowledged",
+            |f| f.interaction_callback_types(52) == vec![6],
+            WAIT,
+        )
+        .await;
+    t.fake.assert_no_unknown_routes();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_message_create_is_answered_once() {
+    let t = start(None).await;
+    let m = t
+        .fake
+        .message(60, DM, None, CUSTOMER, "how do I get a refund");
+    t.fake.dispatch("MESSAGE_CREATE", m.clone()).await;
+    t.fake.dispatch("MESSAGE_CREATE", m).await;
+    t.wait_posted(DM, 1).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(t.posted(DM).len(), 1);
+    let messages = t
+        .core
+        .store
+        .messages_since(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.role == switchboard::store::Role::Customer)
+        .count();
+    assert_eq!(messages, 1, "stored once");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_and_server_errors_are_retried() {
+    let t = start(None).await;
+    t.fake
+        .fail_next(&format!("/channels/{DM}/messages"), 429, 1);
+    t.fake
+        .fail_next(&format!("/channels/{DM}/messages"), 500, 1);
+    t.fake
+        .dispatch_message(70, DM, None, CUSTOMER, "how do I get a refund")
+        .await;
+    let posted = t.wait_posted(DM, 1).await;
+    assert!(posted[0].content.contains("Refund"));
+    let attempts: Vec<u16> = t
+        .fake
+        .requests_to("POST", &format!("/channels/{DM}/messages"))
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(attempts, vec![429, 500, 200]);
+
+    // A send that keeps failing is kept in the outbox and delivered later.
+    t.fake
+        .fail_next(&format!("/channels/{DM}/messages"), 502, 4);
+    t.fake
+        .dispatch_message(71, DM, None, CUSTOMER, "how long does a refund take")
+        .await;
+    t.fake
+        .wait_until(
+            "the answer delivered from the outbox",
+            |f| f.channel_messages(DM).len() >= 2,
+            Duration::from_secs(30),
+        )
+        .await;
+    let statuses: Vec<u16> = t
+        .fake
+        .requests_to("POST", &format!("/channels/{DM}/messages"))
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(&statuses[3..], &[502, 502, 502, 502, 200]);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_answer_is_split_and_everyone_never_pings() {
+    let (llm, llm_url) = openai_fake::start().await;
+    let paragraph = "To get a refund, open Settings → Billing → Refund and follow the steps. @everyone should read this. ";
+    let long: String = (0..50)
+        .map(|i| format!("{paragraph}{i}.\n\n"))
+        .collect::<String>();
+    assert!(long.chars().count() > 5000);
+    let mut chunks: Vec<String> = long.split_inclusive("\n\n").map(String::from).collect();
+    chunks.push("[1]".into());
+    llm.script([openai_fake::Script::Stream(chunks)]);
+    let t = start(Some(llm_url)).await;
+    t.fake
+        .dispatch_message(80, DM, None, CUSTOMER, "how do I get a refund")
+        .await;
+    t.fake
+        .wait_until(
+            "the sources at the end",
+            |f| {
+                f.channel_messages(DM)
+                    .iter()
+                    .any(|m| m.content.contains("**Sources:**"))
+            },
+            WAIT,
+        )
+        .await;
+    let posted = t.posted(DM);
+    assert!(posted.len() >= 3, "{} parts", posted.len());
+    for m in &posted {
+        assert!(m.content.chars().count() <= LIMIT);
+    }
+    let all: String = posted
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(all.matches("@everyone").count(), 50, "nothing lost");
+    assert!(posted.last().unwrap().content.contains("**Sources:**"));
+    assert_never_pings(&t.fake);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_gateway_reconnect_nothing_is_lost_or_answered_twice() {
+    let t = start(None).await;
+    t.fake
+        .dispatch_message(90, DM, None, CUSTOMER, "how do I get a refund")
+        .await;
+    t.wait_posted(DM, 1).await;
+    t.fake.request_reconnect().await;
+    // Sent while the bot reconnects: held and replayed on RESUME.
+    t.fake
+        .dispatch_message(91, DM, None, CUSTOMER, "how long does a refund take")
+        .await;
+    t.fake.wait_resumed(1, WAIT).await;
+    t.wait_posted(DM, 2).await;
+    // Discord may deliver an event again after a resume.
+    let again = t
+        .fake
+        .message(91, DM, None, CUSTOMER, "how long does a refund take");
+    t.fake.dispatch("MESSAGE_CREATE", again).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(t.posted(DM).len(), 2);
+    assert_eq!(t.fake.identify_count(), 1, "resumed, not re-identified");
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_hand_off_goes_to_a_staff_thread_and_the_agent_reply_reaches_the_dm() {
+    let t = start(None).await;
+    let human = t
+        .fake
+        .command_interaction(100, DM, None, CUSTOMER, "human", &[]);
+    t.fake.dispatch("INTERACTION_CREATE", human).await;
+    // The card in the agents' channel, with a thread under it.
+    let cards = t.wait_posted(AGENTS, 1).await;
+    assert!(
+        cards[0]
+            .custom_ids()
+            .iter()
+            .any(|id| id.starts_with("desk:claim:")),
+        "{:?}",
+        cards[0].custom_ids()
+    );
+    let created = t
+        .fake
+        .wait_for(
+            |r| {
+                r.is(
+                    "POST",
+                    &format!("/channels/{AGENTS}/messages/{}/threads", cards[0].id),
+                )
+            },
+            WAIT,
+        )
+        .await;
+    assert_eq!(created.status, 200);
+    // The customer was told someone is coming (the deferred response edited).
+    t.fake
+        .wait_until(
+            "the /human response",
+            |f| {
+                f.original_response(100)
+                    .is_some_and(|m| !m.loading() && !m.content.is_empty())
+            },
+            WAIT,
+        )
+        .await;
+
+    // Alice claims with the button and answers in the thread.
+    let claim = cards[0]
+        .custom_ids()
+        .into_iter()
+        .find(|id| id.starts_with("desk:claim:"))
+        .unwrap();
+    let click = t
+        .fake
+        .component_interaction(101, AGENTS, Some(GUILD), ALICE, cards[0].id, &claim);
+    t.fake.dispatch("INTERACTION_CREATE", click).await;
+    t.fake
+        .wait_until(
+            "the claim acknowledged",
+            |f| !f.interaction_callback_types(101).is_empty(),
+            WAIT,
+        )
+        .await;
+    let ack = &t.fake.interaction_callbacks(101)[0];
+    assert!(
+        ack["data"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Done"),
+        "{ack:#}"
+    );
+    let thread = t
+        .fake
+        .all_messages()
+        .iter()
+        .filter(|m| m.channel_id != AGENTS && m.channel_id != DM)
+        .map(|m| m.channel_id)
+        .next();
+    let thread = match thread {
+        Some(t) => t,
+        None => {
+            // The thread exists even if nothing was posted in it yet.
+            let threads = t.fake.requests_to("POST", "/threads");
+            assert!(!threads.is_empty());
+            t.fake
+                .wait_until(
+                    "a post in the staff thread",
+                    |f| {
+                        f.all_messages()
+                            .iter()
+                            .any(|m| m.channel_id != AGENTS && m.channel_id != DM)
+                    },
+                    WAIT,
+                )
+                .await;
+            t.fake
+                .all_messages()
+                .iter()
+                .find(|m| m.channel_id != AGENTS && m.channel_id != DM)
+                .unwrap()
+                .channel_id
+        }
+    };
+    let before = t.posted(DM).len();
+    t.fake
+        .dispatch_message(
+            102,
+            thread,
+            Some(GUILD),
+            ALICE,
+            "Hi, I'm Alice. I've refunded you.",
+        )
+        .await;
+    t.fake
+        .wait_until(
+            "the agent's reply in the customer's DM",
+            |f| {
+                f.channel_messages(DM)
+                    .iter()
+                    .any(|m| m.content.contains("I've refunded you"))
+            },
+            WAIT,
+        )
+        .await;
+    assert!(t.posted(DM).len() > before);
+
+    // Someone who is not an agent is refused in the thread.
+    t.fake
+        .dispatch_message(103, thread, Some(GUILD), OTHER, "let me answer too")
+        .await;
+    t.fake
+        .wait_until(
+            "the refusal",
+            |f| {
+                f.channel_messages(thread)
+                    .iter()
+                    .any(|m| m.content == discord::NOT_AN_AGENT)
+            },
+            WAIT,
+        )
+        .await;
+    assert!(
+        !t.posted(DM)
+            .iter()
+            .any(|m| m.content.contains("let me answer too"))
+    );
+    t.fake.assert_no_unknown_routes();
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_stops_the_start_with_one_line() {
+    let fake = FakeDiscord::start().await;
+    fake.fail_next_with(
+        "/users/@me",
+        401,
+        1,
+        json!({"message": "401: Unauthorized", "code": 0}),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = false\n[web]\nenabled = false\n[discord]\nenabled = true\napi_url = \"{}\"\ntoken = \"bad\"\n",
+        dir.path().join("t.db").display(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/knowledge-base"),
+        dir.path().join("index").display(),
+        fake.url,
+    );
+    let error = match App::build(Settings::from_toml_str(&toml).unwrap(), system()).await {
+        Ok(_) => panic!("a refused token must stop the start"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("DISCORD_TOKEN"), "{error}");
+    assert!(!error.contains('\n'), "one line: {error}");
+
+    // Nothing listening at all.
+    let toml = toml.replace(&fake.url, "http://127.0.0.1:9");
+    let error = match App::build(Settings::from_toml_str(&toml).unwrap(), system()).await {
+        Ok(_) => panic!("an unreachable API must stop the start"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("cannot reach the Discord API"), "{error}");
+}

@@ -1,0 +1,171 @@
+//! Hybrid retrieval: passage embeddings through the real async-openai
+//! client against a local `/v1/embeddings`, fused with BM25.
+
+mod openai_fake;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use switchboard::app::Core;
+use switchboard::assistant::Assessment;
+use switchboard::clock::system;
+use switchboard::config::Settings;
+
+const REFUNDS: &str = "---\ntitle: Refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge.\n\n## How long refunds take\nRefunds reach your card in 5–10 business days.\n";
+const PASSWORD: &str = "# Reset your password\n\n## Forgot password\nTo reset a forgotten password, click \"Forgot password\" on the sign-in page.\n";
+
+fn write_kb(dir: &Path) {
+    let kb = dir.join("kb");
+    std::fs::create_dir_all(kb.join("billing")).unwrap();
+    std::fs::write(kb.join("billing/refunds.md"), REFUNDS).unwrap();
+    std::fs::write(kb.join("password.md"), PASSWORD).unwrap();
+}
+
+async fn core(dir: &Path, base: &str, embeddings: bool) -> Core {
+    let embedding = if embeddings {
+        "embedding_model = \"fake-embed\"\n"
+    } else {
+        ""
+    };
+    let toml = format!(
+        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = false\n[prompts]\npath = \"{}\"\n[llm]\nbase_url = \"{base}\"\nmodel = \"gpt-test\"\ntimeout_secs = 2\n{embedding}",
+        dir.join("t.db").display(),
+        dir.join("kb").display(),
+        dir.join("index").display(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+    );
+    Core::build(
+        Settings::from_toml_str(&toml).unwrap(),
+        system(),
+        &|_, _| {},
+    )
+    .await
+    .unwrap()
+}
+
+fn top_slug(a: &Assessment) -> Option<&str> {
+    match a {
+        Assessment::Answer(r) => r.hits.first().map(|h| h.slug.as_str()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn embeddings_find_the_article_that_shares_no_word_with_the_question() {
+    let (_fake, base) = openai_fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_kb(dir.path());
+    let question = "Could I be reimbursed?";
+
+    let plain = core(dir.path(), &base, false).await;
+    let without = plain.assistant.assess(question).await.unwrap();
+    assert!(
+        matches!(without, Assessment::NotCovered(_)),
+        "BM25 alone has nothing: {without:?}"
+    );
+    drop(plain);
+
+    let hybrid = core(dir.path(), &base, true).await;
+    let with = hybrid.assistant.assess(question).await.unwrap();
+    assert_eq!(top_slug(&with), Some("billing/refunds"), "{with:?}");
+    if let Assessment::Answer(r) = &with {
+        assert!(r.similarity.unwrap() >= 0.5);
+        assert_eq!(r.hits[0].heading, "How to get a refund");
+    }
+    // A question about something else entirely is still not covered.
+    let other = hybrid
+        .assistant
+        .assess("What is the weather on Mars today?")
+        .await
+        .unwrap();
+    assert!(matches!(other, Assessment::NotCovered(_)), "{other:?}");
+}
+
+#[tokio::test]
+async fn vectors_are_kept_and_only_changed_passages_are_embedded_again() {
+    let (fake, base) = openai_fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_kb(dir.path());
+    let embedded = || fake.embedded.lock().unwrap().len();
+
+    let first = core(dir.path(), &base, true).await;
+    let passages = first.assistant.semantic().unwrap().len();
+    assert_eq!(passages, 3, "every passage has a vector");
+    assert_eq!(embedded(), 3);
+    drop(first);
+
+    // A restart reads the vectors from the index folder.
+    let second = core(dir.path(), &base, true).await;
+    assert_eq!(embedded(), 3, "nothing embedded again");
+    assert_eq!(second.assistant.semantic().unwrap().len(), 3);
+
+    // One section edited: one passage embedded.
+    std::fs::write(
+        dir.path().join("kb/billing/refunds.md"),
+        REFUNDS.replace("5–10 business days", "3 business days"),
+    )
+    .unwrap();
+    second.kb.reload().unwrap();
+    let n = second
+        .assistant
+        .semantic()
+        .unwrap()
+        .sync(&second.kb)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(embedded(), 4);
+    assert!(
+        fake.embedded.lock().unwrap()[3].contains("3 business days"),
+        "the edited passage"
+    );
+
+    // An article removed: its vectors go.
+    std::fs::remove_file(dir.path().join("kb/password.md")).unwrap();
+    second.kb.reload().unwrap();
+    second
+        .assistant
+        .semantic()
+        .unwrap()
+        .sync(&second.kb)
+        .await
+        .unwrap();
+    assert_eq!(second.assistant.semantic().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_embedding_outage_falls_back_to_bm25() {
+    let (fake, base) = openai_fake::start().await;
+    fake.embeddings_down.store(true, Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    write_kb(dir.path());
+    // Starts even though nothing can be embedded.
+    let core = core(dir.path(), &base, true).await;
+    assert!(core.assistant.semantic().unwrap().is_empty());
+    let a = core
+        .assistant
+        .assess("how do I get a refund")
+        .await
+        .unwrap();
+    assert_eq!(top_slug(&a), Some("billing/refunds"), "{a:?}");
+
+    // Back up: the next sync embeds everything, and questions use it.
+    fake.embeddings_down.store(false, Ordering::SeqCst);
+    core.assistant
+        .semantic()
+        .unwrap()
+        .sync(&core.kb)
+        .await
+        .unwrap();
+    fake.embeddings_down.store(true, Ordering::SeqCst);
+    let a = core
+        .assistant
+        .assess("how do I get a refund")
+        .await
+        .unwrap();
+    assert_eq!(
+        top_slug(&a),
+        Some("billing/refunds"),
+        "question embedding down: BM25 still answers"
+    );
+}
