@@ -111,6 +111,25 @@ pub struct Report {
     pub latency_p50_ms: f64,
     /// Decision latency, 99th percentile, milliseconds.
     pub latency_p99_ms: f64,
+    /// With `--answers`: generated answers to the in-scope cases the bot
+    /// answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Answers>,
+}
+
+/// How generated answers cite (`--answers`).
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct Answers {
+    /// Answers generated.
+    pub generated: usize,
+    /// Of those, answers citing a gold article.
+    pub cite_gold: usize,
+    /// Share of generated answers citing a gold article.
+    pub cite_gold_rate: Option<f64>,
+    /// Times the model said the sources do not answer.
+    pub declined: usize,
+    /// Times the model failed (timeout, error).
+    pub failed: usize,
 }
 
 fn ratio(n: usize, d: usize) -> Option<f64> {
@@ -139,8 +158,10 @@ fn ranked_articles(assessment: &Assessment) -> Vec<String> {
 pub async fn run(
     assistant: &Assistant,
     cases: &[Case],
+    answers: bool,
     on_progress: &dyn Fn(usize, usize),
 ) -> Result<Report, Error> {
+    let mut drafts = answers.then(Answers::default);
     let mut report = Report {
         cases: cases.len(),
         ..Report::default()
@@ -174,6 +195,21 @@ pub async fn run(
                 if refused {
                     refused_wrong += 1;
                 }
+                if let (Some(drafts), Assessment::Answer(retrieval)) = (&mut drafts, &assessment) {
+                    match assistant.draft(&case.q, retrieval).await {
+                        Ok(d) if d.declined => drafts.declined += 1,
+                        Ok(d) => {
+                            drafts.generated += 1;
+                            if d.sources.iter().any(|s| case.gold.contains(&s.slug)) {
+                                drafts.cite_gold += 1;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("eval: no answer generated for {:?}: {e}", case.q);
+                            drafts.failed += 1;
+                        }
+                    }
+                }
             }
             Kind::OutOfScope | Kind::Handoff => {
                 report.should_refuse += 1;
@@ -205,6 +241,10 @@ pub async fn run(
     };
     report.latency_p50_ms = at(0.5).as_secs_f64() * 1000.0;
     report.latency_p99_ms = at(0.99).as_secs_f64() * 1000.0;
+    report.answers = drafts.map(|mut d| {
+        d.cite_gold_rate = ratio(d.cite_gold, d.generated);
+        d
+    });
     Ok(report)
 }
 
@@ -235,5 +275,16 @@ pub fn render(r: &Report) -> String {
         f(r.handoff_recall),
         r.latency_p50_ms,
         r.latency_p99_ms,
-    )
+    ) + &r.answers.as_ref().map_or(String::new(), |a| {
+        format!(
+            "answers generated          {}\n\
+             citing a gold article      {} ({})\n\
+             model declined / failed    {} / {}\n",
+            a.generated,
+            a.cite_gold,
+            f(a.cite_gold_rate),
+            a.declined,
+            a.failed
+        )
+    })
 }

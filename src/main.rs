@@ -91,6 +91,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Also generate answers with the configured LLM and count those
+        /// citing a gold article.
+        #[arg(long)]
+        answers: bool,
     },
 }
 
@@ -280,7 +284,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             export::write(&core.store, since, format, &mut out).await?;
             out.flush()?;
         }
-        Command::Eval { file, kb, json } => {
+        Command::Eval {
+            file,
+            kb,
+            json,
+            answers,
+        } => {
             let cases = switchboard::eval::load(&file)?;
             let mut settings = settings;
             // Nothing is logged: an in-memory database.
@@ -296,7 +305,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 ProgressBar::hidden()
             };
-            let report = switchboard::eval::run(&core.assistant, &cases, &|done, _| {
+            if answers && !core.assistant.has_model() {
+                anyhow::bail!(
+                    "--answers needs an LLM: set llm.base_url (or SWITCHBOARD_LLM__BASE_URL) and, for hosted APIs, OPENAI_API_KEY"
+                );
+            }
+            let report = switchboard::eval::run(&core.assistant, &cases, answers, &|done, _| {
                 bar.set_position(done as u64)
             })
             .await?;

@@ -425,11 +425,28 @@ async fn ask_command_is_deferred_then_answered_and_buttons_are_acknowledged() {
             WAIT,
         )
         .await;
-    let callback = &t.fake.interaction_callbacks(51)[0];
-    assert!(
-        callback["type"] == 4 || callback["type"] == 6,
-        "{callback:#}"
-    );
+    assert_eq!(t.fake.interaction_callback_types(51), vec![6]);
+    t.fake
+        .wait_until(
+            "a private thanks",
+            |f| {
+                f.followups(51)
+                    .iter()
+                    .any(|m| m.ephemeral() && m.content == discord::FEEDBACK_THANKS)
+            },
+            WAIT,
+        )
+        .await;
+    let feedback = t
+        .core
+        .store
+        .messages_since(None)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.feedback)
+        .collect::<Vec<_>>();
+    assert_eq!(feedback, vec![1], "the thumbs-up is stored on the answer");
 
     // An unknown (old) button is still acknowledged.
     let old = t.fake.component_interaction(
@@ -645,14 +662,21 @@ async fn human_hand_off_goes_to_a_staff_thread_and_the_agent_reply_reaches_the_d
             WAIT,
         )
         .await;
-    let ack = &t.fake.interaction_callbacks(101)[0];
-    assert!(
-        ack["data"]["content"]
-            .as_str()
-            .unwrap_or("")
-            .contains("Done"),
-        "{ack:#}"
+    assert_eq!(
+        t.fake.interaction_callbacks(101)[0]["data"]["flags"],
+        64,
+        "a private thinking message"
     );
+    t.fake
+        .wait_until(
+            "the outcome of the claim",
+            |f| {
+                f.original_response(101)
+                    .is_some_and(|m| m.content.contains("Done"))
+            },
+            WAIT,
+        )
+        .await;
     let thread = t
         .fake
         .all_messages()

@@ -348,3 +348,48 @@ async fn after_a_give_back_the_bot_starts_a_fresh_context() {
         "nothing from before the give-back: {messages:#?}"
     );
 }
+
+#[tokio::test]
+async fn eval_answers_counts_generated_answers_citing_a_gold_article() {
+    let s = setup(vec![
+        Script::Stream(ANSWER.iter().map(|c| c.to_string()).collect()),
+        Script::Stream(vec!["NO_ANSWER".into()]),
+    ])
+    .await;
+    let cases: Vec<switchboard::eval::Case> = [
+        r#"{"q": "how do I get a refund", "gold": ["billing/refunds"], "kind": "in_scope"}"#,
+        r#"{"q": "I forgot my password, how do I reset it", "gold": ["password"], "kind": "in_scope"}"#,
+        r#"{"q": "what is the weather on Mars", "gold": [], "kind": "out_of_scope"}"#,
+    ]
+    .iter()
+    .map(|l| serde_json::from_str(l).unwrap())
+    .collect();
+    let report = switchboard::eval::run(&s.core.assistant, &cases, true, &|_, _| {})
+        .await
+        .unwrap();
+    let answers = report.answers.unwrap();
+    assert_eq!(
+        (
+            answers.generated,
+            answers.cite_gold,
+            answers.declined,
+            answers.failed
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(answers.cite_gold_rate, Some(1.0));
+    assert_eq!(
+        s.fake.requests().len(),
+        2,
+        "the out-of-scope case is not drafted"
+    );
+    // Nothing was logged as a conversation.
+    assert!(
+        s.core
+            .store
+            .conversations_since(None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -66,6 +66,22 @@ pub enum Error {
     /// The survey service failed.
     #[error(transparent)]
     Survey(#[from] crate::csat::Error),
+    /// No model is configured, or it failed (only from [`Assistant::draft`];
+    /// customers' answers fall back instead).
+    #[error("language model: {0}")]
+    Model(String),
+}
+
+/// An answer generated for a question without a conversation
+/// ([`Assistant::draft`], used by `switchboard eval --answers`).
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// The model's text.
+    pub text: String,
+    /// The sources it cites (all it was given when it cites none).
+    pub sources: Vec<SourceRef>,
+    /// The model said the sources do not answer the question.
+    pub declined: bool,
 }
 
 /// A customer's message, as a channel hands it over.
@@ -1457,6 +1473,39 @@ impl Assistant {
         }
         messages.push(ChatMessage::new(Speaker::User, user));
         Ok(messages)
+    }
+
+    /// Generates an answer to `question` from `retrieval` with the same
+    /// prompts customers get, but without a conversation: nothing is
+    /// stored and there is no history.
+    ///
+    /// # Errors
+    /// [`Error::Model`] without a model or when it fails.
+    pub async fn draft(&self, question: &str, retrieval: &Retrieval) -> Result<Draft, Error> {
+        let model = self
+            .inner
+            .model
+            .as_ref()
+            .ok_or_else(|| Error::Model("no LLM is configured (llm.base_url)".into()))?;
+        let sources = self.group_sources(&retrieval.hits);
+        let messages = self.build_prompt(question, &sources, &[])?;
+        let (text, _) = self
+            .generate(model.as_ref(), &messages, None)
+            .await
+            .map_err(|e| Error::Model(e.to_string()))?;
+        if is_no_answer(&text) {
+            return Ok(Draft {
+                text,
+                sources: Vec::new(),
+                declined: true,
+            });
+        }
+        let sources = cited_sources(&text, &sources);
+        Ok(Draft {
+            text,
+            sources,
+            declined: false,
+        })
     }
 
     /// Runs the model, forwarding text to `deltas` except while it could

@@ -582,10 +582,20 @@ impl Discord {
         (place, turn)
     }
 
+    /// A button click. It is acknowledged before anything else runs (the
+    /// work behind it may take longer than Discord's 3 s): agents get a
+    /// private "thinking…" that becomes the outcome, customers' clicks a
+    /// silent acknowledgement followed by the answer.
     async fn on_component(&self, component: ComponentInteraction) {
         let http = &self.inner.http;
         let data = component.data.custom_id.clone();
         if let Some((action, conversation)) = Desk::parse_button(&data) {
+            let thinking = CreateInteractionResponse::Defer(
+                CreateInteractionResponseMessage::new().ephemeral(true),
+            );
+            if let Err(e) = component.create_response(http, thinking).await {
+                tracing::warn!("discord: could not acknowledge a click: {e}");
+            }
             let roles = member_roles(component.member.as_ref().map(|m| &m.roles[..]));
             let agent = self.inner.desk.agents().by_discord(
                 component.user.id.get(),
@@ -603,8 +613,19 @@ impl Discord {
                 Err(desk::Error::Unauthorized(_)) => NOT_AN_AGENT.to_string(),
                 Err(e) => e.to_string(),
             };
-            ephemeral(http, &component, &text).await;
+            let edit = EditInteractionResponse::new()
+                .content(text)
+                .allowed_mentions(CreateAllowedMentions::new());
+            if let Err(e) = retrying(|| component.edit_response(http, edit.clone())).await {
+                tracing::warn!("discord: could not answer a click: {e}");
+            }
             return;
+        }
+        if let Err(e) = component
+            .create_response(http, CreateInteractionResponse::Acknowledge)
+            .await
+        {
+            tracing::warn!("discord: could not acknowledge a click: {e}");
         }
         let (place, turn) = self.interaction_turn(
             component.guild_id,
@@ -615,22 +636,23 @@ impl Discord {
         );
         match self.inner.assistant.press(turn).await {
             Ok(Pressed::Reply(reply)) => {
-                acknowledge(http, &component).await;
                 if !reply.is_silent() {
                     let mut stream = Streamer::new(self.clone(), Surface::Channel(place));
                     stream.finish(&reply).await;
                 }
             }
-            Ok(Pressed::Message(m)) => {
-                acknowledge(http, &component).await;
-                self.send_text(&place, &m.text, m.buttons).await;
+            Ok(Pressed::Message(m)) => self.send_text(&place, &m.text, m.buttons).await,
+            Ok(Pressed::Feedback(_)) => {
+                let thanks = CreateInteractionResponseFollowup::new()
+                    .content(FEEDBACK_THANKS)
+                    .ephemeral(true)
+                    .allowed_mentions(CreateAllowedMentions::new());
+                if let Err(e) = component.create_followup(http, thanks).await {
+                    tracing::warn!("discord: could not thank for feedback: {e}");
+                }
             }
-            Ok(Pressed::Feedback(_)) => ephemeral(http, &component, FEEDBACK_THANKS).await,
-            Ok(Pressed::Unknown) => acknowledge(http, &component).await,
-            Err(e) => {
-                tracing::error!("discord: button press failed: {e}");
-                acknowledge(http, &component).await;
-            }
+            Ok(Pressed::Unknown) => {}
+            Err(e) => tracing::error!("discord: button press failed: {e}"),
         }
     }
 
@@ -1077,30 +1099,6 @@ fn components(buttons: &[Vec<Button>]) -> Vec<CreateActionRow> {
             )
         })
         .collect()
-}
-
-/// Acknowledges a click without a visible answer (DEFERRED_UPDATE_MESSAGE).
-async fn acknowledge(http: &Http, component: &ComponentInteraction) {
-    if let Err(e) = component
-        .create_response(http, CreateInteractionResponse::Acknowledge)
-        .await
-    {
-        tracing::warn!("discord: could not acknowledge a click: {e}");
-    }
-}
-
-/// Answers a click with a message only the clicker sees.
-async fn ephemeral(http: &Http, component: &ComponentInteraction, text: &str) {
-    let message = CreateInteractionResponseMessage::new()
-        .content(text)
-        .ephemeral(true)
-        .allowed_mentions(CreateAllowedMentions::new());
-    if let Err(e) = component
-        .create_response(http, CreateInteractionResponse::Message(message))
-        .await
-    {
-        tracing::warn!("discord: could not answer a click: {e}");
-    }
 }
 
 fn member_roles(roles: Option<&[serenity::all::RoleId]>) -> Vec<u64> {
