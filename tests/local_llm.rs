@@ -82,3 +82,67 @@ max_tokens = 120
     assert_eq!(bot.model.as_deref(), Some(model.as_str()));
     assert!(bot.completion_tokens.unwrap_or(0) > 0, "usage was recorded");
 }
+
+/// Hybrid retrieval with a real embedding model (all-MiniLM-L6-v2 served by
+/// `scripts/local-embed.sh`): every passage of the bundled knowledge base
+/// gets a vector, and a question in other words than the article's finds it.
+/// Runs when `SWITCHBOARD_TEST_EMBED_URL` names that server.
+#[tokio::test]
+async fn a_real_embedding_model_finds_a_paraphrased_question() {
+    let Ok(base) = std::env::var("SWITCHBOARD_TEST_EMBED_URL") else {
+        eprintln!(
+            "SWITCHBOARD_TEST_EMBED_URL is not set: skipping (run scripts/local-embed.sh start)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let toml = format!(
+        r#"
+[database]
+url = "sqlite://{db}"
+[knowledge_base]
+path = "{root}/knowledge-base"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{root}/prompts"
+[llm]
+base_url = "{base}"
+api_key = "local"
+model = "smollm2"
+embedding_model = "minilm"
+timeout_secs = 120
+"#,
+        db = dir.path().join("t.db").display(),
+        index = dir.path().join("index").display(),
+    );
+    let settings = Settings::from_toml_str(&toml).unwrap();
+    let core = Core::build(settings, system(), &|_, _| {}).await.unwrap();
+    let semantic = core.assistant.semantic().expect("embeddings are on");
+    assert_eq!(
+        semantic.len() as u64,
+        core.kb.passages(),
+        "every passage has a vector"
+    );
+    let retrieval = core
+        .assistant
+        .retrieve("the app shuts itself down as soon as I launch it")
+        .await
+        .unwrap();
+    assert!(
+        retrieval.similarity.unwrap_or(0.0) >= 0.4,
+        "{:?}",
+        retrieval.similarity
+    );
+    let top: Vec<&str> = retrieval
+        .hits
+        .iter()
+        .take(3)
+        .map(|h| h.slug.as_str())
+        .collect();
+    assert!(
+        top.contains(&"troubleshooting/app-crashes-on-start"),
+        "{top:?}"
+    );
+}
