@@ -40,19 +40,19 @@ pub enum Error {
     Prompts(#[from] assistant::prompts::Error),
     /// The HTTP listener.
     #[error("web.listen {0}: {1}; is another process using the port?")]
-    Bind(String, #[source] std::io::Error),
+    Bind(String, std::io::Error),
     /// The Telegram channel could not start.
-    #[error("telegram: {0}")]
+    #[error(transparent)]
     Telegram(#[from] telegram::Error),
     /// The Discord channel could not start.
-    #[error("discord: {0}")]
+    #[error(transparent)]
     Discord(#[from] discord::Error),
     /// Settings that do not fit together.
     #[error("{0}")]
     Config(String),
     /// Serving failed.
     #[error("HTTP server: {0}")]
-    Serve(#[source] std::io::Error),
+    Serve(std::io::Error),
 }
 
 /// The channel-independent core: log, knowledge base, prompts, assistant.

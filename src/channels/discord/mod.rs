@@ -80,7 +80,7 @@ pub enum Error {
     #[error("Discord refused the bot token ({0}); check DISCORD_TOKEN")]
     BadToken(String),
     /// The API cannot be reached.
-    #[error("cannot reach the Discord API at {0}: {1}")]
+    #[error("cannot reach the Discord API at {0}: {1}; check discord.api_url and the network")]
     Unreachable(String, String),
     /// The gateway stopped for good (e.g. intents not enabled in the portal).
     #[error("Discord gateway: {0}")]
