@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard::app::Core;
+use switchboard::assistant::semantic::Semantic;
 use switchboard::clock::system;
 use switchboard::config::{KnowledgeBaseSettings, Settings};
 use switchboard::kb::KnowledgeBase;
@@ -217,6 +218,34 @@ impl ChatModel for InstantModel {
     }
 }
 
+/// An in-process "embedding model": 384 pseudo-random dimensions seeded
+/// by the text, so the dense side is measured without a network.
+struct HashEmbedder;
+
+#[async_trait::async_trait]
+impl ChatModel for HashEmbedder {
+    fn name(&self) -> &str {
+        "hash"
+    }
+    async fn stream(&self, _messages: &[ChatMessage]) -> Result<DeltaStream, Error> {
+        Err(Error::Request("embeddings only".into()))
+    }
+    async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, Error> {
+        Ok(inputs
+            .iter()
+            .map(|text| {
+                let mut rng = Rng(text
+                    .bytes()
+                    .fold(7u64, |h, b| h.wrapping_mul(31) ^ u64::from(b))
+                    | 1);
+                (0..384)
+                    .map(|_| (rng.next() % 1000) as f32 / 1000.0 - 0.5)
+                    .collect()
+            })
+            .collect())
+    }
+}
+
 fn main() {
     let articles: usize = std::env::var("BENCH_ARTICLES")
         .ok()
@@ -297,6 +326,36 @@ fn main() {
         o50.as_secs_f64() / r50.as_secs_f64(),
         o99.as_secs_f64() / r99.as_secs_f64()
     );
+
+    // 2b. Dense retrieval: vectors for every passage, exact cosine search.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let semantic = Semantic::open(Arc::new(HashEmbedder), "bench-384", Some(dir.path()));
+    let started = Instant::now();
+    let embedded = runtime.block_on(semantic.sync(&kb)).unwrap();
+    println!(
+        "dense index: {embedded} passage vectors (384-d, in-process embedder) stored in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let started = Instant::now();
+    let semantic = Semantic::open(Arc::new(HashEmbedder), "bench-384", Some(dir.path()));
+    let again = runtime.block_on(semantic.sync(&kb)).unwrap();
+    println!(
+        "dense index reopened: {again} re-embedded, loaded in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+    let mut dense = Vec::with_capacity(500);
+    for q in queries.iter().take(500) {
+        let t = Instant::now();
+        std::hint::black_box(runtime.block_on(semantic.nearest(q, 12)).unwrap());
+        dense.push(t.elapsed());
+    }
+    println!(
+        "dense nearest 12 of {} passages: p50 {}  p99 {}",
+        semantic.len(),
+        ms(percentile(&mut dense, 0.5)),
+        ms(percentile(&mut dense, 0.99))
+    );
+    drop(runtime);
     drop(kb);
 
     // 3. Pipeline on SQLite with the bundled knowledge base.
