@@ -362,8 +362,9 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let repo = env!("CARGO_MANIFEST_DIR");
+        let connections: u32 = std::env::var("BENCH_DB_CONNECTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
         let toml = format!(
-            "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{repo}/knowledge-base\"\nindex_path = \"{}\"\nwatch = false\n[prompts]\npath = \"{repo}/prompts\"\n",
+            "[database]\nurl = \"sqlite://{}\"\nmax_connections = {connections}\n[knowledge_base]\npath = \"{repo}/knowledge-base\"\nindex_path = \"{}\"\nwatch = false\n[prompts]\npath = \"{repo}/prompts\"\n",
             dir.path().join("bench.db").display(),
             dir.path().join("sample-index").display(),
         );
@@ -410,7 +411,7 @@ fn main() {
         }
         let elapsed = started.elapsed();
         println!(
-            "pipeline (store + retrieval + prompt + instant model, SQLite, {concurrency} concurrent): {total} messages in {:.2} s = {:.0} messages/s",
+            "pipeline (store + retrieval + prompt + instant model, SQLite, {concurrency} concurrent, {connections} connections): {total} messages in {:.2} s = {:.0} messages/s",
             elapsed.as_secs_f64(),
             total as f64 / elapsed.as_secs_f64()
         );

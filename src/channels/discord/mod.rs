@@ -18,7 +18,7 @@ pub mod render;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serenity::all::{
     ButtonStyle, ChannelId, Client, ClientBuilder, Command, CommandDataOptionValue,
@@ -32,6 +32,7 @@ use serenity::all::{
 use serenity::http::HttpError;
 use tokio::sync::mpsc;
 
+use super::stream::{Sink, Streamer};
 use crate::assistant::{Assistant, Pressed, Reply, Turn};
 use crate::config::DiscordSettings;
 use crate::delivery::{self, Button, Deliver, Outgoing, Target};
@@ -40,8 +41,6 @@ use crate::store::Store;
 
 /// Channel name in the log.
 pub const CHANNEL: &str = "discord";
-/// Minimum time between two edits of a streamed answer.
-const EDIT_EVERY: Duration = Duration::from_millis(1000);
 /// Discord shows "typing…" for 10 s; renewed while the answer is awaited.
 const TYPING_EVERY: Duration = Duration::from_secs(8);
 
@@ -452,7 +451,7 @@ impl Discord {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let assistant = self.inner.assistant.clone();
         let work = tokio::spawn(async move { assistant.answer(received, Some(tx)).await });
-        let mut stream = Streamer::new(self.clone(), surface);
+        let mut stream = Answer::stream(self.clone(), surface);
         while let Some(piece) = rx.recv().await {
             if let Some(t) = &typing {
                 t.abort();
@@ -463,7 +462,7 @@ impl Discord {
             t.abort();
         }
         match work.await {
-            Ok(Ok(reply)) => stream.finish(&reply).await,
+            Ok(Ok(reply)) => finish(&mut stream, &reply).await,
             Ok(Err(e)) => tracing::error!("discord: answering failed: {e}"),
             Err(e) => tracing::error!("discord: answer task failed: {e}"),
         }
@@ -506,8 +505,8 @@ impl Discord {
                     .unwrap_or_default();
                 if question.is_empty() {
                     let surface = Surface::Interaction(Box::new(command));
-                    let mut stream = Streamer::new(self.clone(), surface);
-                    stream.send_all(&[ASK_WHAT.to_string()], Vec::new()).await;
+                    let mut stream = Answer::stream(self.clone(), surface);
+                    stream.finish(&[ASK_WHAT.to_string()], &[]).await;
                     return;
                 }
                 question
@@ -528,12 +527,12 @@ impl Discord {
             Err(e) => {
                 tracing::error!("discord: /{} not stored: {e}", command.data.name);
                 let mut stream =
-                    Streamer::new(self.clone(), Surface::Interaction(Box::new(command)));
+                    Answer::stream(self.clone(), Surface::Interaction(Box::new(command)));
                 stream
-                    .send_all(
+                    .finish(
                         &["Sorry, something went wrong on our side. Please try again in a moment."
                             .to_string()],
-                        Vec::new(),
+                        &[],
                     )
                     .await;
                 return;
@@ -637,8 +636,8 @@ impl Discord {
         match self.inner.assistant.press(turn).await {
             Ok(Pressed::Reply(reply)) => {
                 if !reply.is_silent() {
-                    let mut stream = Streamer::new(self.clone(), Surface::Channel(place));
-                    stream.finish(&reply).await;
+                    let mut stream = Answer::stream(self.clone(), Surface::Channel(place));
+                    finish(&mut stream, &reply).await;
                 }
             }
             Ok(Pressed::Message(m)) => self.send_text(&place, &m.text, m.buttons).await,
@@ -722,8 +721,8 @@ impl Discord {
     /// Sends text with buttons; retries, then the outbox.
     async fn send_text(&self, place: &Place, text: &str, buttons: Vec<Vec<Button>>) {
         let parts = render::split(text);
-        let mut stream = Streamer::new(self.clone(), Surface::Channel(place.clone()));
-        stream.send_all(&parts, buttons).await;
+        let mut stream = Answer::stream(self.clone(), Surface::Channel(place.clone()));
+        stream.finish(&parts, &buttons).await;
     }
 
     async fn post(
@@ -908,136 +907,75 @@ enum Sent {
     Original,
 }
 
-/// A streamed answer: one message, edited as text arrives.
-struct Streamer {
+/// A Discord channel or command response as the sink of a streamed answer.
+struct Answer {
     discord: Discord,
     surface: Surface,
-    sent: Option<Sent>,
-    text: String,
-    last_edit: Instant,
-    failed: bool,
+    /// Whether the command's original response has been written.
+    responded: bool,
 }
 
-impl Streamer {
-    fn new(discord: Discord, surface: Surface) -> Self {
-        Self {
+impl Answer {
+    fn stream(discord: Discord, surface: Surface) -> Streamer<Answer> {
+        Streamer::new(Self {
             discord,
             surface,
-            sent: None,
-            text: String::new(),
-            last_edit: Instant::now(),
-            failed: false,
+            responded: false,
+        })
+    }
+}
+
+/// The final messages of a reply: answer, sources, buttons. A silent reply
+/// (an agent has the conversation) still replaces a command's "thinking…".
+async fn finish(stream: &mut Streamer<Answer>, reply: &Reply) {
+    if reply.is_silent() {
+        let command = matches!(stream.sink().surface, Surface::Interaction(_));
+        if command && !stream.has_sent() {
+            stream.finish(&["…".to_string()], &[]).await;
         }
+        return;
+    }
+    let parts = render::with_sources(&reply.answer, &reply.sources);
+    stream.finish(&parts, &reply.buttons()).await;
+}
+
+#[async_trait::async_trait]
+impl Sink for Answer {
+    type Id = Sent;
+    type Error = serenity::Error;
+
+    fn partial_limit(&self) -> usize {
+        render::LIMIT - 100
     }
 
-    async fn push(&mut self, piece: &str) {
-        self.text.push_str(piece);
-        if self.failed || self.text.chars().count() > render::LIMIT - 100 {
-            return; // the final messages will carry it
-        }
-        let text = self.text.clone();
-        match self.sent {
-            None => match self.send(&text, &[]).await {
-                Ok(sent) => {
-                    self.sent = Some(sent);
-                    self.last_edit = Instant::now();
-                }
-                Err(_) => self.failed = true,
-            },
-            Some(sent) if self.last_edit.elapsed() >= EDIT_EVERY => {
-                if self.edit(sent, &text, &[]).await.is_err() {
-                    self.failed = true;
-                }
-                self.last_edit = Instant::now();
+    fn render_partial(&self, text: &str) -> String {
+        text.to_string()
+    }
+
+    async fn send(&mut self, text: &str, buttons: &[Vec<Button>]) -> Result<Sent, serenity::Error> {
+        let command = match &self.surface {
+            Surface::Channel(place) => {
+                return self
+                    .discord
+                    .post(place, text, buttons)
+                    .await
+                    .map(Sent::Message);
             }
-            Some(_) => {}
-        }
-    }
-
-    async fn finish(&mut self, reply: &Reply) {
-        if reply.is_silent() {
-            // Nothing to say (an agent has it); a deferred command still
-            // needs its "thinking…" replaced.
-            if matches!(self.surface, Surface::Interaction(_)) && self.sent.is_none() {
-                let _ = self.send("…", &[]).await;
-            }
-            return;
-        }
-        let parts = render::with_sources(&reply.answer, &reply.sources);
-        self.send_all(&parts, reply.buttons()).await;
-    }
-
-    /// Writes the final parts: the first into the streamed message (or a
-    /// new one), the rest after it; buttons go under the last part.
-    async fn send_all(&mut self, parts: &[String], buttons: Vec<Vec<Button>>) {
-        for (i, part) in parts.iter().enumerate() {
-            let last = i + 1 == parts.len();
-            let row: &[Vec<Button>] = if last { &buttons } else { &[] };
-            let result = match (i, self.sent) {
-                (0, Some(sent)) => {
-                    // Keep to the edit rate even for the last edit.
-                    let since = self.last_edit.elapsed();
-                    if since < EDIT_EVERY {
-                        tokio::time::sleep(EDIT_EVERY - since).await;
-                    }
-                    self.edit(sent, part, row).await.map(|()| sent)
-                }
-                _ => self.send(part, row).await,
-            };
-            match result {
-                Ok(sent) => self.sent = Some(sent),
-                Err(e) => {
-                    if let Surface::Channel(place) = &self.surface {
-                        self.discord.give_up(place, &parts[i..], &buttons, &e).await;
-                    } else {
-                        tracing::warn!("discord: could not answer a slash command: {e}");
-                    }
-                    return;
-                }
-            }
-        }
-    }
-
-    async fn send(&self, text: &str, buttons: &[Vec<Button>]) -> Result<Sent, serenity::Error> {
-        match &self.surface {
-            Surface::Channel(place) => self
-                .discord
-                .post(place, text, buttons)
+            Surface::Interaction(command) => command,
+        };
+        let http = &self.discord.inner.http;
+        if self.responded {
+            return retrying(|| command.create_followup(http, followup(text, buttons)))
                 .await
-                .map(Sent::Message),
-            Surface::Interaction(command) => {
-                let http = &self.discord.inner.http;
-                if self.sent.is_none() {
-                    retrying(|| {
-                        command.edit_response(
-                            http,
-                            EditInteractionResponse::new()
-                                .content(text)
-                                .allowed_mentions(CreateAllowedMentions::new())
-                                .components(components(buttons)),
-                        )
-                    })
-                    .await
-                    .map(|_| Sent::Original)
-                } else {
-                    retrying(|| {
-                        command.create_followup(
-                            http,
-                            CreateInteractionResponseFollowup::new()
-                                .content(text)
-                                .allowed_mentions(CreateAllowedMentions::new())
-                                .components(components(buttons)),
-                        )
-                    })
-                    .await
-                    .map(|m| Sent::Message(m.id))
-                }
-            }
+                .map(|m| Sent::Message(m.id));
         }
+        retrying(|| command.edit_response(http, original(text, buttons))).await?;
+        self.responded = true;
+        Ok(Sent::Original)
     }
 
     async fn edit(
-        &self,
+        &mut self,
         sent: Sent,
         text: &str,
         buttons: &[Vec<Button>],
@@ -1048,36 +986,44 @@ impl Streamer {
             }
             (Surface::Interaction(command), Sent::Original) => {
                 let http = &self.discord.inner.http;
-                retrying(|| {
-                    command.edit_response(
-                        http,
-                        EditInteractionResponse::new()
-                            .content(text)
-                            .allowed_mentions(CreateAllowedMentions::new())
-                            .components(components(buttons)),
-                    )
-                })
-                .await
-                .map(|_| ())
+                retrying(|| command.edit_response(http, original(text, buttons)))
+                    .await
+                    .map(|_| ())
             }
             (Surface::Interaction(command), Sent::Message(id)) => {
                 let http = &self.discord.inner.http;
-                retrying(|| {
-                    command.edit_followup(
-                        http,
-                        id,
-                        CreateInteractionResponseFollowup::new()
-                            .content(text)
-                            .allowed_mentions(CreateAllowedMentions::new())
-                            .components(components(buttons)),
-                    )
-                })
-                .await
-                .map(|_| ())
+                retrying(|| command.edit_followup(http, id, followup(text, buttons)))
+                    .await
+                    .map(|_| ())
             }
             (Surface::Channel(_), Sent::Original) => Ok(()),
         }
     }
+
+    async fn give_up(&mut self, rest: &[String], buttons: &[Vec<Button>], error: &serenity::Error) {
+        match &self.surface {
+            Surface::Channel(place) => self.discord.give_up(place, rest, buttons, error).await,
+            Surface::Interaction(_) => {
+                tracing::warn!("discord: could not answer a slash command: {error}");
+            }
+        }
+    }
+}
+
+/// A command's original response: text and buttons, no pings.
+fn original(text: &str, buttons: &[Vec<Button>]) -> EditInteractionResponse {
+    EditInteractionResponse::new()
+        .content(text)
+        .allowed_mentions(CreateAllowedMentions::new())
+        .components(components(buttons))
+}
+
+/// A command's follow-up message: text and buttons, no pings.
+fn followup(text: &str, buttons: &[Vec<Button>]) -> CreateInteractionResponseFollowup {
+    CreateInteractionResponseFollowup::new()
+        .content(text)
+        .allowed_mentions(CreateAllowedMentions::new())
+        .components(components(buttons))
 }
 
 /// Buttons as action rows (Discord allows 5 buttons a row, 5 rows).

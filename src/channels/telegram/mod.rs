@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use teloxide::ApiError;
 use teloxide::RequestError;
@@ -33,6 +33,7 @@ use teloxide::types::{
 };
 use tokio::sync::mpsc;
 
+use super::stream::{Sink, Streamer};
 use crate::assistant::{Assistant, Pressed, Reply, Turn};
 use crate::config::TelegramSettings;
 use crate::delivery::{self, Button, Deliver, Outgoing, Target};
@@ -43,8 +44,6 @@ use crate::store::Store;
 pub const CHANNEL: &str = "telegram";
 /// Path of the webhook endpoint on the HTTP server.
 pub const WEBHOOK_PATH: &str = "/telegram/webhook";
-/// Minimum time between two edits of a streamed answer.
-const EDIT_EVERY: Duration = Duration::from_millis(1000);
 /// Long-polling timeout; below teloxide's 17 s client timeout.
 const POLL_SECS: u32 = 10;
 
@@ -352,12 +351,12 @@ impl Telegram {
         let (tx, mut rx) = mpsc::unbounded_channel::<String>();
         let assistant = self.inner.assistant.clone();
         let work = tokio::spawn(async move { assistant.answer(received, Some(tx)).await });
-        let mut stream = Streamer::new(self.clone(), place.clone());
+        let mut stream = self.streamer(&place);
         while let Some(piece) = rx.recv().await {
             stream.push(&piece).await;
         }
         match work.await {
-            Ok(Ok(reply)) => stream.finish(&reply).await,
+            Ok(Ok(reply)) => finish(&mut stream, &reply).await,
             Ok(Err(e)) => tracing::error!("telegram: answering failed: {e}"),
             Err(e) => tracing::error!("telegram: answer task failed: {e}"),
         }
@@ -389,10 +388,7 @@ impl Telegram {
             match self.inner.assistant.press(turn).await {
                 Ok(Pressed::Reply(reply)) => {
                     let _ = bot.answer_callback_query(query.id.clone()).send().await;
-                    if !reply.is_silent() {
-                        let mut stream = Streamer::new(self.clone(), place);
-                        stream.finish(&reply).await;
-                    }
+                    finish(&mut self.streamer(&place), &reply).await;
                     return;
                 }
                 Ok(Pressed::Message(m)) => {
@@ -505,12 +501,7 @@ impl Telegram {
     }
 
     /// Sends plain text (escaped) with buttons; retries, then the outbox.
-    async fn send_text(
-        &self,
-        place: &Place,
-        text: &str,
-        buttons: Vec<Vec<Button>>,
-    ) -> Option<MessageId> {
+    async fn send_text(&self, place: &Place, text: &str, buttons: Vec<Vec<Button>>) {
         let parts: Vec<String> = render::split(text)
             .iter()
             .map(|p| render::escape(p))
@@ -518,24 +509,15 @@ impl Telegram {
         self.send_parts(place, &parts, buttons).await
     }
 
-    async fn send_parts(
-        &self,
-        place: &Place,
-        parts: &[String],
-        buttons: Vec<Vec<Button>>,
-    ) -> Option<MessageId> {
-        let mut last = None;
-        for (i, part) in parts.iter().enumerate() {
-            let keyboard = (i + 1 == parts.len()).then(|| keyboard(&buttons)).flatten();
-            match self.send_html(place, part, keyboard).await {
-                Ok(id) => last = Some(id),
-                Err(e) => {
-                    self.give_up(place, &parts[i..], &buttons, &e).await;
-                    return last;
-                }
-            }
-        }
-        last
+    async fn send_parts(&self, place: &Place, parts: &[String], buttons: Vec<Vec<Button>>) {
+        self.streamer(place).finish(parts, &buttons).await;
+    }
+
+    fn streamer(&self, place: &Place) -> Streamer<ChatSink> {
+        Streamer::new(ChatSink {
+            telegram: self.clone(),
+            place: place.clone(),
+        })
     }
 
     async fn send_html(
@@ -699,95 +681,58 @@ impl Place {
     }
 }
 
-/// A streamed answer: one message, edited as text arrives.
-struct Streamer {
+/// A Telegram chat as the sink of a streamed answer.
+struct ChatSink {
     telegram: Telegram,
     place: Place,
-    sent: Option<MessageId>,
-    text: String,
-    last_edit: Instant,
-    failed: bool,
 }
 
-impl Streamer {
-    fn new(telegram: Telegram, place: Place) -> Self {
-        Self {
-            telegram,
-            place,
-            sent: None,
-            text: String::new(),
-            last_edit: Instant::now(),
-            failed: false,
-        }
+#[async_trait::async_trait]
+impl Sink for ChatSink {
+    type Id = MessageId;
+    type Error = RequestError;
+
+    fn partial_limit(&self) -> usize {
+        render::LIMIT - 200
     }
 
-    async fn push(&mut self, piece: &str) {
-        self.text.push_str(piece);
-        if self.failed || self.text.chars().count() > render::LIMIT - 200 {
-            return; // the final message will carry it
-        }
-        let html = render::escape(&self.text);
-        match self.sent {
-            None => match self.telegram.send_html(&self.place, &html, None).await {
-                Ok(id) => {
-                    self.sent = Some(id);
-                    self.last_edit = Instant::now();
-                }
-                Err(_) => self.failed = true,
-            },
-            Some(id) if self.last_edit.elapsed() >= EDIT_EVERY => {
-                if self
-                    .telegram
-                    .edit_html(&self.place, id, &html, None)
-                    .await
-                    .is_err()
-                {
-                    self.failed = true;
-                }
-                self.last_edit = Instant::now();
-            }
-            Some(_) => {}
-        }
+    fn render_partial(&self, text: &str) -> String {
+        render::escape(text)
     }
 
-    async fn finish(&mut self, reply: &Reply) {
-        if reply.is_silent() {
-            return;
-        }
+    async fn send(
+        &mut self,
+        body: &str,
+        buttons: &[Vec<Button>],
+    ) -> Result<MessageId, RequestError> {
+        self.telegram
+            .send_html(&self.place, body, keyboard(buttons))
+            .await
+    }
+
+    async fn edit(
+        &mut self,
+        id: MessageId,
+        body: &str,
+        buttons: &[Vec<Button>],
+    ) -> Result<(), RequestError> {
+        self.telegram
+            .edit_html(&self.place, id, body, keyboard(buttons))
+            .await
+    }
+
+    async fn give_up(&mut self, rest: &[String], buttons: &[Vec<Button>], error: &RequestError) {
+        self.telegram
+            .give_up(&self.place, rest, buttons, error)
+            .await;
+    }
+}
+
+/// The final messages of a reply: answer, sources, buttons.
+async fn finish(stream: &mut Streamer<ChatSink>, reply: &Reply) {
+    if !reply.is_silent() {
         let parts = render::with_sources(&reply.answer, &reply.sources);
-        let buttons = reply.buttons();
-        match self.sent {
-            Some(id) => {
-                // Keep to the edit rate even for the last edit.
-                let since = self.last_edit.elapsed();
-                if since < EDIT_EVERY {
-                    tokio::time::sleep(EDIT_EVERY - since).await;
-                }
-                let keyboard = if parts.len() == 1 {
-                    keyboard(&buttons)
-                } else {
-                    None
-                };
-                if let Err(e) = self
-                    .telegram
-                    .edit_html(&self.place, id, &parts[0], keyboard)
-                    .await
-                {
-                    self.telegram
-                        .give_up(&self.place, &parts, &buttons, &e)
-                        .await;
-                    return;
-                }
-                if parts.len() > 1 {
-                    self.telegram
-                        .send_parts(&self.place, &parts[1..], buttons)
-                        .await;
-                }
-            }
-            None => {
-                self.telegram.send_parts(&self.place, &parts, buttons).await;
-            }
-        }
+        stream.finish(&parts, &reply.buttons()).await;
     }
 }
 
