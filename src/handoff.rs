@@ -106,6 +106,10 @@ const REQUEST_PHRASES: &[&str] = &[
     "put me through",
     "chat with someone",
     "chat with somebody",
+    "a chat with",
+    "chat with your",
+    "team please",
+    "department please",
     "somebody",
     "someone there",
 ];
@@ -384,6 +388,8 @@ mod tests {
             "could you transfer me to the spa team please",
             "Can I speak directly with the reception?",
             "please connect me to billing",
+            "billing team please",
+            "I'd like to have a chat with one of your engineers",
         ] {
             assert!(asks_for_person(text), "{text}");
         }
@@ -393,6 +399,8 @@ mod tests {
             "what is the agenda view",
             "how do I change my password",
             "how do I connect my calendar",
+            "how do I add a member to my team",
+            "can I chat with my team inside a note",
         ] {
             assert!(!asks_for_person(text), "{text}");
         }
