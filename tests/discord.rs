@@ -599,6 +599,15 @@ async fn after_a_gateway_reconnect_nothing_is_lost_or_answered_twice() {
     t.fake.dispatch("MESSAGE_CREATE", again).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(t.posted(DM).len(), 2);
+
+    // The socket drops without a close frame: serenity resumes again and
+    // a message sent meanwhile is still answered.
+    t.fake.drop_connection().await;
+    t.fake
+        .dispatch_message(92, DM, None, CUSTOMER, "how do I get a refund")
+        .await;
+    t.fake.wait_resumed(2, WAIT).await;
+    t.wait_posted(DM, 3).await;
     assert_eq!(t.fake.identify_count(), 1, "resumed, not re-identified");
     t.stop().await;
 }
