@@ -329,7 +329,12 @@ fn main() {
 
     // 2b. Dense retrieval: vectors for every passage, exact cosine search.
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let semantic = Semantic::open(Arc::new(HashEmbedder), "bench-384", Some(dir.path()));
+    let semantic = Semantic::open(
+        Arc::new(HashEmbedder),
+        "bench-384",
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
     let started = Instant::now();
     let embedded = runtime.block_on(semantic.sync(&kb)).unwrap();
     println!(
@@ -337,7 +342,12 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let started = Instant::now();
-    let semantic = Semantic::open(Arc::new(HashEmbedder), "bench-384", Some(dir.path()));
+    let semantic = Semantic::open(
+        Arc::new(HashEmbedder),
+        "bench-384",
+        Some(dir.path()),
+        Duration::from_secs(60),
+    );
     let again = runtime.block_on(semantic.sync(&kb)).unwrap();
     println!(
         "dense index reopened: {again} re-embedded, loaded in {:.2} s",

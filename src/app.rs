@@ -144,6 +144,7 @@ impl Core {
                     model.clone(),
                     name,
                     Some(&settings.knowledge_base.index_path),
+                    Duration::from_secs(settings.llm.timeout_secs),
                 );
                 match semantic.sync(&kb).await {
                     Ok(n) => tracing::info!(

@@ -169,3 +169,22 @@ async fn an_embedding_outage_falls_back_to_bm25() {
         "question embedding down: BM25 still answers"
     );
 }
+
+#[tokio::test]
+async fn a_stalled_embedding_endpoint_does_not_hold_up_answers() {
+    let (fake, base) = openai_fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_kb(dir.path());
+    let core = core(dir.path(), &base, true).await;
+    fake.embeddings_stall.store(true, Ordering::SeqCst);
+    // llm.timeout_secs is 2; the endpoint would answer after 60 s. The
+    // guard only turns a hang into a failure.
+    let a = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        core.assistant.assess("how do I get a refund"),
+    )
+    .await
+    .expect("retrieval gave up on the embedding endpoint")
+    .unwrap();
+    assert_eq!(top_slug(&a), Some("billing/refunds"), "{a:?}");
+}

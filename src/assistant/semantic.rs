@@ -33,6 +33,9 @@ pub enum Error {
     /// The endpoint failed.
     #[error("embedding request failed: {0}")]
     Model(#[from] crate::llm::Error),
+    /// The endpoint did not answer in time.
+    #[error("embedding request timed out after {0:?}")]
+    Timeout(std::time::Duration),
     /// The endpoint answered with the wrong number or size of vectors.
     #[error("embedding endpoint returned {0}")]
     Shape(String),
@@ -73,6 +76,8 @@ pub struct Semantic {
 struct Inner {
     model: Arc<dyn ChatModel>,
     model_name: String,
+    /// Longest wait for one embedding request.
+    timeout: std::time::Duration,
     path: Option<PathBuf>,
     state: RwLock<State>,
     /// One sync at a time.
@@ -92,9 +97,15 @@ pub struct Near {
 
 impl Semantic {
     /// A dense index embedding with `model_name` through `model`, kept in
-    /// `dir/vectors.bin` (`None`: in memory only). Loads what the file
-    /// holds; [`Semantic::sync`] embeds what is missing.
-    pub fn open(model: Arc<dyn ChatModel>, model_name: &str, dir: Option<&Path>) -> Self {
+    /// `dir/vectors.bin` (`None`: in memory only), waiting at most
+    /// `timeout` for each request. Loads what the file holds;
+    /// [`Semantic::sync`] embeds what is missing.
+    pub fn open(
+        model: Arc<dyn ChatModel>,
+        model_name: &str,
+        dir: Option<&Path>,
+        timeout: std::time::Duration,
+    ) -> Self {
         let path = dir.map(|d| d.join(FILE));
         let state = path
             .as_deref()
@@ -110,6 +121,7 @@ impl Semantic {
             inner: Arc::new(Inner {
                 model,
                 model_name: model_name.to_string(),
+                timeout,
                 path,
                 state: RwLock::new(state),
                 syncing: tokio::sync::Mutex::new(()),
@@ -244,7 +256,10 @@ impl Semantic {
 
     /// Unit vectors for `texts`.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Arc<[f32]>>, Error> {
-        let vectors = self.inner.model.embed(texts).await?;
+        let limit = self.inner.timeout;
+        let vectors = tokio::time::timeout(limit, self.inner.model.embed(texts))
+            .await
+            .map_err(|_| Error::Timeout(limit))??;
         if vectors.len() != texts.len() {
             return Err(Error::Shape(format!(
                 "{} vectors for {} inputs",

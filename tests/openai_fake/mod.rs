@@ -42,6 +42,8 @@ pub struct Fake {
     pub embedded: Mutex<Vec<String>>,
     /// While set, `/v1/embeddings` answers 500.
     pub embeddings_down: std::sync::atomic::AtomicBool,
+    /// While set, `/v1/embeddings` answers only after a minute.
+    pub embeddings_stall: std::sync::atomic::AtomicBool,
 }
 
 impl Fake {
@@ -205,6 +207,12 @@ async fn embeddings(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
                 .into_response();
         }
     };
+    if fake
+        .embeddings_stall
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
     fake.embedded.lock().unwrap().extend(inputs.iter().cloned());
     let data: Vec<serde_json::Value> = inputs
         .iter()
