@@ -123,6 +123,28 @@ impl Registry {
     }
 }
 
+/// A send that a channel gave up on, kept in the outbox: delivered by
+/// [`run_outbox`] in five seconds or later.
+pub async fn queue_failed(
+    store: &crate::store::Store,
+    target: &Target,
+    message: &Outgoing,
+    error: &str,
+) {
+    tracing::warn!(
+        channel = %target.channel,
+        thread = %target.thread,
+        "send failed, queued for retry: {error}"
+    );
+    let next = store.now() + 5_000;
+    if let Err(e) = store
+        .enqueue_outbox(target, message, None, error, next)
+        .await
+    {
+        tracing::error!(channel = %target.channel, "could not queue a failed send: {e}");
+    }
+}
+
 /// Retries the outbox until `shutdown`: every `every`, claims due messages
 /// for the channels this process can deliver and sends them. Success
 /// removes an item; a temporary failure retries with exponential backoff

@@ -370,6 +370,27 @@ impl Desk {
         })
     }
 
+    /// [`Desk::act`] for a staff chat: the outcome as the text to show
+    /// there. `Ok` is the conversation after the action; `Err` is what to
+    /// tell the person, `not_an_agent` when they are not one.
+    ///
+    /// # Errors
+    /// The explanation of a refused or failed action.
+    pub async fn act_in_chat(
+        &self,
+        agent: Option<&Agent>,
+        who: &str,
+        conversation_id: &str,
+        action: AgentAction,
+        not_an_agent: &str,
+    ) -> Result<Conversation, String> {
+        match self.act(agent, who, conversation_id, action).await {
+            Ok(c) => Ok(c),
+            Err(Error::Unauthorized(_)) => Err(not_an_agent.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// Carries out `action` on a conversation for `agent` (`None` when the
     /// person is not an agent: refused, and the refusal is logged).
     ///
@@ -839,5 +860,26 @@ impl Desk {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// The conversation id (`#<uuid>`) that staff posts end with, found in the
+/// text of a staff message an agent replied to.
+pub fn conversation_id_in(text: &str) -> Option<String> {
+    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
+        .find(|w| w.len() == 36 && uuid::Uuid::parse_str(w).is_ok())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn finds_conversation_ids() {
+        let id = "01a20e06-2208-7394-84ff-41c0ed4a1207";
+        assert_eq!(
+            super::conversation_id_in(&format!("👤 Customer: hi\n\n#{id}")).as_deref(),
+            Some(id)
+        );
+        assert_eq!(super::conversation_id_in("no id here"), None);
     }
 }

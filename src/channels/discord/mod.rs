@@ -32,6 +32,7 @@ use serenity::all::{
 use serenity::http::HttpError;
 use tokio::sync::mpsc;
 
+use super::PlaceLocks;
 use super::stream::{Sink, Streamer};
 use crate::assistant::{Assistant, Pressed, Reply, Turn};
 use crate::config::DiscordSettings;
@@ -108,7 +109,7 @@ struct Inner {
     /// the threads the bot opens and from the cache.
     threads: Mutex<HashMap<ChannelId, ChannelId>>,
     /// Answers in one place are sent in order.
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: PlaceLocks,
 }
 
 impl Discord {
@@ -161,7 +162,7 @@ impl Discord {
                 agents_channel: settings.agents_channel_id.map(ChannelId::new),
                 guild_id: settings.guild_id.map(GuildId::new),
                 threads: Mutex::new(HashMap::new()),
-                locks: Mutex::new(HashMap::new()),
+                locks: PlaceLocks::default(),
             }),
         };
         discord.register_commands().await;
@@ -304,7 +305,7 @@ impl Discord {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let lock = this.lock(&place.key());
+            let lock = this.inner.locks.of(&place.key());
             let _guard = lock.lock().await;
             this.answer(Surface::Channel(place), received).await;
         });
@@ -424,14 +425,6 @@ impl Discord {
         }
     }
 
-    fn lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
-        if locks.len() > 10_000 {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        locks.entry(key.to_string()).or_default().clone()
-    }
-
     /// Answers a stored message: typing, then the streamed answer, then the
     /// final text with sources and buttons.
     async fn answer(&self, surface: Surface, received: crate::assistant::Received) {
@@ -541,7 +534,7 @@ impl Discord {
         if received.is_duplicate() {
             return;
         }
-        let lock = self.lock(&place.key());
+        let lock = self.inner.locks.of(&place.key());
         let _guard = lock.lock().await;
         self.answer(Surface::Interaction(Box::new(command)), received)
             .await;
@@ -602,16 +595,15 @@ impl Discord {
                 &display_name(&component.user),
             );
             let who = format!("discord:{}", component.user.id.get());
-            let text = match self
+            let text = self
                 .inner
                 .desk
-                .act(agent.as_ref(), &who, conversation, action)
+                .act_in_chat(agent.as_ref(), &who, conversation, action, NOT_AN_AGENT)
                 .await
-            {
-                Ok(c) => format!("Done: the conversation is now {}", c.status),
-                Err(desk::Error::Unauthorized(_)) => NOT_AN_AGENT.to_string(),
-                Err(e) => e.to_string(),
-            };
+                .map_or_else(
+                    |e| e,
+                    |c| format!("Done: the conversation is now {}", c.status),
+                );
             let edit = EditInteractionResponse::new()
                 .content(text)
                 .allowed_mentions(CreateAllowedMentions::new());
@@ -690,17 +682,13 @@ impl Discord {
             &display_name(&message.author),
         );
         let who = format!("discord:{}", message.author.id.get());
-        match self
+        if let Err(explain) = self
             .inner
             .desk
-            .act(agent.as_ref(), &who, &conversation, action)
+            .act_in_chat(agent.as_ref(), &who, &conversation, action, NOT_AN_AGENT)
             .await
         {
-            Ok(_) => {}
-            Err(desk::Error::Unauthorized(_)) => {
-                self.send_text(&place, NOT_AN_AGENT, Vec::new()).await;
-            }
-            Err(e) => self.send_text(&place, &e.to_string(), Vec::new()).await,
+            self.send_text(&place, &explain, Vec::new()).await;
         }
     }
 
@@ -715,7 +703,7 @@ impl Discord {
             return Some(c.id);
         }
         let replied = message.referenced_message.as_ref()?;
-        conversation_id_in(&replied.content)
+        desk::conversation_id_in(&replied.content)
     }
 
     /// Sends text with buttons; retries, then the outbox.
@@ -799,10 +787,6 @@ impl Discord {
             );
             return;
         };
-        tracing::warn!(
-            channel = place.channel.get(),
-            "discord: send failed, queued for retry: {error}"
-        );
         let target = Target {
             channel: CHANNEL.into(),
             customer_id: customer.get().to_string(),
@@ -812,13 +796,7 @@ impl Discord {
             text: parts.join("\n"),
             buttons: buttons.to_vec(),
         };
-        let next = store.now() + 5_000;
-        if let Err(e) = store
-            .enqueue_outbox(&target, &message, None, &error.to_string(), next)
-            .await
-        {
-            tracing::error!("discord: could not queue a failed send: {e}");
-        }
+        delivery::queue_failed(store, &target, &message, &error.to_string()).await;
     }
 }
 
@@ -1057,13 +1035,6 @@ fn display_name(user: &serenity::all::User) -> String {
         .unwrap_or_else(|| user.name.clone())
 }
 
-/// A conversation id (UUID) in a staff message's text.
-fn conversation_id_in(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
-        .find(|w| w.len() == 36 && uuid::Uuid::parse_str(w).is_ok())
-        .map(str::to_string)
-}
-
 /// The HTTP client. With the default `api_url` serenity's own rate limiter
 /// is used (it reads `retry_after` and waits exactly); any other
 /// `api_url` is treated as a proxy (a local test server, or an HTTP proxy
@@ -1111,30 +1082,25 @@ fn is_unreachable(error: &serenity::Error) -> bool {
 
 /// Runs a request, retrying 429s and 5xx with back-off (four tries in
 /// all). serenity's rate limiter, when on, has already waited out any
-/// `retry_after` before a 429 reaches here.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, serenity::Error>
+/// `retry_after` before a 429 reaches here; without it (a proxy) a 429
+/// waits at least a second.
+async fn retrying<T, F, Fut>(attempt: F) -> Result<T, serenity::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, serenity::Error>>,
 {
-    let mut backoff = Duration::from_millis(250);
-    let mut tries = 0;
-    loop {
-        match attempt().await {
-            Err(e) if tries < 3 && is_transient(&e) => {
-                let wait = if status(&e) == Some(429) {
-                    backoff.max(Duration::from_millis(1000))
-                } else {
-                    backoff
-                };
-                tracing::debug!("discord: retrying in {wait:?}: {e}");
-                tokio::time::sleep(wait).await;
-                backoff *= 2;
-            }
-            other => return other,
-        }
-        tries += 1;
-    }
+    let wait = |e: &serenity::Error, backoff: Duration| {
+        let pause = if status(e) == Some(429) {
+            backoff.max(Duration::from_millis(1000))
+        } else {
+            backoff
+        };
+        is_transient(e).then(|| {
+            tracing::debug!("discord: retrying in {pause:?}: {e}");
+            pause
+        })
+    };
+    super::retrying(Duration::from_millis(250), wait, attempt).await
 }
 
 /// A clearer line for gateway close codes admins can fix.

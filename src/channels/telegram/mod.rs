@@ -12,10 +12,9 @@
 pub mod render;
 pub mod text;
 
-use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use teloxide::ApiError;
@@ -33,6 +32,7 @@ use teloxide::types::{
 };
 use tokio::sync::mpsc;
 
+use super::PlaceLocks;
 use super::stream::{Sink, Streamer};
 use crate::assistant::{Assistant, Pressed, Reply, Turn};
 use crate::config::TelegramSettings;
@@ -82,7 +82,7 @@ struct Inner {
     agents_chat: Option<ChatId>,
     webhook_secret: Option<String>,
     /// Answers in one chat are sent in order.
-    chat_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    chat_locks: PlaceLocks,
 }
 
 impl Telegram {
@@ -129,7 +129,7 @@ impl Telegram {
                 bot_id: me.user.id.0,
                 agents_chat: settings.agents_chat_id.map(ChatId),
                 webhook_secret,
-                chat_locks: Mutex::new(HashMap::new()),
+                chat_locks: PlaceLocks::default(),
             }),
         };
         desk.registry()
@@ -288,7 +288,7 @@ impl Telegram {
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let lock = this.chat_lock(&place.key());
+            let lock = this.inner.chat_locks.of(&place.key());
             let _guard = lock.lock().await;
             this.answer(place, received).await;
         });
@@ -326,18 +326,6 @@ impl Telegram {
             text.to_string()
         };
         (!cleaned.is_empty()).then_some(cleaned)
-    }
-
-    fn chat_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .inner
-            .chat_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if locks.len() > 10_000 {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        locks.entry(key.to_string()).or_default().clone()
     }
 
     /// Answers a stored message: typing, then the streamed answer, then the
@@ -422,16 +410,20 @@ impl Telegram {
             .by_telegram(query.from.id.0 as i64)
             .cloned();
         let who = format!("telegram:{}", query.from.id.0);
-        match self
-            .inner
+        self.inner
             .desk
-            .act(agent.as_ref(), &who, conversation, action)
+            .act_in_chat(
+                agent.as_ref(),
+                &who,
+                conversation,
+                action,
+                text::NOT_AN_AGENT,
+            )
             .await
-        {
-            Ok(c) => format!("Done: the conversation is now {}", c.status),
-            Err(desk::Error::Unauthorized(_)) => text::NOT_AN_AGENT.to_string(),
-            Err(e) => e.to_string(),
-        }
+            .map_or_else(
+                |e| e,
+                |c| format!("Done: the conversation is now {}", c.status),
+            )
     }
 
     /// An agent writing in the agents' group.
@@ -465,19 +457,19 @@ impl Telegram {
             .by_telegram(from.id.0 as i64)
             .cloned();
         let who = format!("telegram:{}", from.id.0);
-        match self
+        if let Err(explain) = self
             .inner
             .desk
-            .act(agent.as_ref(), &who, &conversation, action)
+            .act_in_chat(
+                agent.as_ref(),
+                &who,
+                &conversation,
+                action,
+                text::NOT_AN_AGENT,
+            )
             .await
         {
-            Ok(_) => {}
-            Err(desk::Error::Unauthorized(_)) => {
-                self.send_text(&place, text::NOT_AN_AGENT, Vec::new()).await;
-            }
-            Err(e) => {
-                self.send_text(&place, &e.to_string(), Vec::new()).await;
-            }
+            self.send_text(&place, &explain, Vec::new()).await;
         }
     }
 
@@ -497,7 +489,7 @@ impl Telegram {
         }
         let replied = message.reply_to_message()?;
         let text = replied.text().unwrap_or_default();
-        conversation_id_in(text)
+        desk::conversation_id_in(text)
     }
 
     /// Sends plain text (escaped) with buttons; retries, then the outbox.
@@ -598,10 +590,6 @@ impl Telegram {
             );
             return;
         }
-        tracing::warn!(
-            chat = place.chat.0,
-            "telegram: send failed, queued for retry: {error}"
-        );
         let target = Target {
             channel: CHANNEL.into(),
             customer_id: place.chat.0.to_string(),
@@ -617,13 +605,7 @@ impl Telegram {
             text,
             buttons: buttons.to_vec(),
         };
-        let next = store.now() + 5_000;
-        if let Err(e) = store
-            .enqueue_outbox(&target, &message, None, &error.to_string(), next)
-            .await
-        {
-            tracing::error!("telegram: could not queue a failed send: {e}");
-        }
+        delivery::queue_failed(store, &target, &message, &error.to_string()).await;
     }
 
     async fn customer_of(&self, place: &Place) -> Result<Option<String>, crate::store::Error> {
@@ -754,13 +736,6 @@ fn unescape(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// A conversation id (UUID) in a staff message's text.
-fn conversation_id_in(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
-        .find(|w| w.len() == 36 && uuid::Uuid::parse_str(w).is_ok())
-        .map(str::to_string)
-}
-
 fn is_unreachable(error: &RequestError) -> bool {
     matches!(
         error,
@@ -792,26 +767,17 @@ fn is_transient(error: &RequestError) -> bool {
 /// Runs a request, honouring `retry_after` on 429 and backing off on 5xx
 /// and network errors (three retries). teloxide itself already waits 10 s
 /// before it reports a 5xx answer.
-async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T, RequestError>
+async fn retrying<T, F, Fut>(attempt: F) -> Result<T, RequestError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, RequestError>>,
 {
-    let mut backoff = Duration::from_millis(300);
-    let mut tries = 0;
-    loop {
-        match attempt().await {
-            Err(RequestError::RetryAfter(secs)) if tries < 3 => {
-                tokio::time::sleep(secs.duration().min(Duration::from_secs(60))).await;
-            }
-            Err(e) if tries < 3 && is_transient(&e) => {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            other => return other,
-        }
-        tries += 1;
-    }
+    let wait = |e: &RequestError, backoff: Duration| match e {
+        RequestError::RetryAfter(secs) => Some(secs.duration().min(Duration::from_secs(60))),
+        e if is_transient(e) => Some(backoff),
+        _ => None,
+    };
+    super::retrying(Duration::from_millis(300), wait, attempt).await
 }
 
 #[async_trait::async_trait]
@@ -1013,15 +979,5 @@ mod tests {
         assert_eq!((back.chat, back.thread), (p.chat, p.thread));
         assert_eq!(Place::from_key("42").unwrap().thread, None);
         assert!(Place::from_key("abc").is_none());
-    }
-
-    #[test]
-    fn finds_conversation_ids() {
-        let id = "01a20e06-2208-7394-84ff-41c0ed4a1207";
-        assert_eq!(
-            conversation_id_in(&format!("👤 Customer: hi\n\n#{id}")).as_deref(),
-            Some(id)
-        );
-        assert_eq!(conversation_id_in("no id here"), None);
     }
 }
