@@ -85,26 +85,10 @@ BASE_URL="http://$HOST:$PORT/v1"
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-log() { echo "local-embed: $*" >&2; }
-die() { echo "local-embed: error: $*" >&2; exit 1; }
-
-sha256_of() {
-  if command -v sha256sum >/dev/null 2>&1; then
-    sha256sum "$1" | cut -d' ' -f1
-  else
-    "$VENV_PY" - "$1" <<'EOF'
-import hashlib, sys
-h = hashlib.sha256()
-with open(sys.argv[1], "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-print(h.hexdigest())
-EOF
-  fi
-}
-
-# Size and mtime of a file, used to remember that it was already verified.
-file_stamp() { stat -c '%s %Y' "$1"; }
+TOOL=local-embed
+SERVED_NAME="$MODEL_ID"
+# shellcheck source=lib/local-server.sh
+source "$SCRIPT_DIR/lib/local-server.sh"
 
 # What the stamp file must hold for the model folder to count as verified.
 expected_stamp() {
@@ -115,9 +99,6 @@ expected_stamp() {
     echo "$entry $(file_stamp "$MODEL_DIR/$name")"
   done
 }
-
-# Run pip non-interactively (callers add -q; errors are still printed).
-pip_q() { "$@" --disable-pip-version-check --no-input; }
 
 # ---------------------------------------------------------------------------
 # 1. Virtual environment with numpy, safetensors, tokenizers (idempotent)
@@ -227,26 +208,6 @@ SERVER_ARGS=(--model-dir "$MODEL_DIR" --model-id "$MODEL_ID" --host "$HOST" --po
              --threads "$THREADS")
 if [[ -n "$UPSTREAM" ]]; then SERVER_ARGS+=(--upstream "$UPSTREAM"); fi
 
-# 0 if GET /v1/models answers with HTTP 200 (python, so curl is not required).
-models_ok() {
-  "$VENV_PY" - "$BASE_URL/models" <<'EOF' >/dev/null 2>&1
-import sys, urllib.request
-with urllib.request.urlopen(sys.argv[1], timeout=2) as r:
-    sys.exit(0 if r.status == 200 else 1)
-EOF
-}
-
-# PID of our background server, if it is alive and really is our helper.
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "local_embed_server.py" || return 1
-  echo "$pid"
-}
-
 print_usage_info() {
   cat <<EOF
 local embeddings ready:
@@ -275,99 +236,4 @@ cmd_selftest() {
   "$VENV_PY" "$SERVER_PY" --model-dir "$MODEL_DIR" --threads "$THREADS" --selftest
 }
 
-cmd_serve() {
-  ensure_venv
-  ensure_model
-  if models_ok; then
-    die "something already answers on $BASE_URL (a server from 'start'? run 'scripts/local-embed.sh stop')"
-  fi
-  log "serving $MODEL_ID on $BASE_URL (Ctrl-C to stop)"
-  exec "$VENV_PY" "$SERVER_PY" "${SERVER_ARGS[@]}"
-}
-
-cmd_start() {
-  local pid
-  if pid="$(running_pid)"; then
-    log "already running (pid $pid)"
-    print_usage_info
-    return 0
-  fi
-  ensure_venv
-  ensure_model
-  if models_ok; then
-    die "port $PORT is taken: something not started by this script answers on $BASE_URL"
-  fi
-  mkdir -p "$CACHE_DIR"
-  log "starting $MODEL_ID on $BASE_URL (log: $LOG_FILE)"
-  # setsid + nohup: the server survives the shell (and CI step) that started it.
-  local detach=(nohup)
-  command -v setsid >/dev/null 2>&1 && detach=(setsid nohup)
-  "${detach[@]}" "$VENV_PY" "$SERVER_PY" "${SERVER_ARGS[@]}" > "$LOG_FILE" 2>&1 < /dev/null &
-  pid=$!
-  echo "$pid" > "$PID_FILE"
-
-  local waited=0
-  until models_ok; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -f "$PID_FILE"
-      log "the server exited during startup; last lines of $LOG_FILE:"
-      tail -n 20 "$LOG_FILE" >&2 || true
-      exit 1
-    fi
-    if (( waited >= START_TIMEOUT * 2 )); then
-      log "no answer from $BASE_URL/models after ${START_TIMEOUT}s; last lines of $LOG_FILE:"
-      tail -n 20 "$LOG_FILE" >&2 || true
-      kill "$pid" 2>/dev/null || true
-      rm -f "$PID_FILE"
-      exit 1
-    fi
-    sleep 0.5
-    waited=$((waited + 1))
-  done
-  log "up after ~$((waited / 2))s (pid $pid)"
-  print_usage_info
-}
-
-cmd_stop() {
-  local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "$PID_FILE"
-    log "not running (no live server for port $PORT)"
-    return 0
-  fi
-  log "stopping pid $pid"
-  kill -TERM "$pid" 2>/dev/null || true
-  local i
-  for ((i = 0; i < 50; i++)); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.2
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "still alive after 10s, sending SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$PID_FILE"
-  log "stopped"
-}
-
-cmd_status() {
-  local pid
-  if pid="$(running_pid)"; then
-    log "running (pid $pid) on $BASE_URL"
-    print_usage_info
-  else
-    log "not running"
-    return 1
-  fi
-}
-
-case "${1:-serve}" in
-  serve) cmd_serve ;;
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
-  fetch) cmd_fetch ;;
-  selftest) cmd_selftest ;;
-  -h | --help | help) sed -n '2,/^set -euo pipefail/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' ;;
-  *) die "unknown command '$1' (use serve, start, stop, status, fetch or selftest; --help for details)" ;;
-esac
+dispatch "${1:-serve}" selftest
