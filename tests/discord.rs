@@ -50,6 +50,21 @@ impl Running {
             .collect()
     }
 
+    /// Waits until a bot message in `channel` contains `needle`.
+    async fn wait_text(&self, channel: u64, needle: &str, what: &str) {
+        self.fake
+            .wait_until(
+                what,
+                |f| {
+                    f.channel_messages(channel)
+                        .iter()
+                        .any(|m| m.content.contains(needle))
+                },
+                WAIT,
+            )
+            .await;
+    }
+
     async fn wait_posted(&self, channel: u64, n: usize) -> Vec<discord_fake::FakeMessage> {
         let what = format!("{n} bot message(s) in channel {channel}");
         self.fake
@@ -173,16 +188,7 @@ async fn dm_question_gets_a_streamed_edited_answer_with_sources() {
     t.fake
         .dispatch_message(10, DM, None, CUSTOMER, "how do I get a refund")
         .await;
-    t.fake
-        .wait_until(
-            "the final edit with sources",
-            |f| {
-                f.channel_messages(DM)
-                    .iter()
-                    .any(|m| m.content.contains("**Sources:**"))
-            },
-            WAIT,
-        )
+    t.wait_text(DM, "**Sources:**", "the final edit with sources")
         .await;
     assert!(t.fake.typing_count(DM) >= 1, "typing… while waiting");
     let posted = t.posted(DM);
@@ -551,16 +557,7 @@ async fn a_long_answer_is_split_and_everyone_never_pings() {
     t.fake
         .dispatch_message(80, DM, None, CUSTOMER, "how do I get a refund")
         .await;
-    t.fake
-        .wait_until(
-            "the sources at the end",
-            |f| {
-                f.channel_messages(DM)
-                    .iter()
-                    .any(|m| m.content.contains("**Sources:**"))
-            },
-            WAIT,
-        )
+    t.wait_text(DM, "**Sources:**", "the sources at the end")
         .await;
     let posted = t.posted(DM);
     assert!(posted.len() >= 3, "{} parts", posted.len());
@@ -728,17 +725,12 @@ async fn human_hand_off_goes_to_a_staff_thread_and_the_agent_reply_reaches_the_d
             "Hi, I'm Alice. I've refunded you.",
         )
         .await;
-    t.fake
-        .wait_until(
-            "the agent's reply in the customer's DM",
-            |f| {
-                f.channel_messages(DM)
-                    .iter()
-                    .any(|m| m.content.contains("I've refunded you"))
-            },
-            WAIT,
-        )
-        .await;
+    t.wait_text(
+        DM,
+        "I've refunded you",
+        "the agent's reply in the customer's DM",
+    )
+    .await;
     assert!(t.posted(DM).len() > before);
 
     // Someone who is not an agent is refused in the thread.

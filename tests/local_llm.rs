@@ -11,6 +11,21 @@ use switchboard::clock::system;
 use switchboard::config::Settings;
 use switchboard::store::Role;
 
+/// The bundled knowledge base and prompts with these `[llm]` lines, on a
+/// fresh SQLite file and index.
+async fn bundled_core(llm: &str) -> (tempfile::TempDir, Core) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let toml = format!(
+        "[database]\nurl = \"sqlite://{db}\"\n[knowledge_base]\npath = \"{root}/knowledge-base\"\nindex_path = \"{index}\"\nwatch = false\n[prompts]\npath = \"{root}/prompts\"\n[llm]\napi_key = \"local\"\ntimeout_secs = 120\n{llm}",
+        db = dir.path().join("t.db").display(),
+        index = dir.path().join("index").display(),
+    );
+    let settings = Settings::from_toml_str(&toml).unwrap();
+    let core = Core::build(settings, system(), &|_, _| {}).await.unwrap();
+    (dir, core)
+}
+
 #[tokio::test]
 async fn a_real_local_model_streams_a_cited_answer() {
     let Ok(base) = std::env::var("SWITCHBOARD_TEST_LLM_URL") else {
@@ -18,31 +33,10 @@ async fn a_real_local_model_streams_a_cited_answer() {
         return;
     };
     let model = std::env::var("SWITCHBOARD_TEST_LLM_MODEL").unwrap_or_else(|_| "smollm2".into());
-    let dir = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let toml = format!(
-        r#"
-[database]
-url = "sqlite://{db}"
-[knowledge_base]
-path = "{root}/knowledge-base"
-index_path = "{index}"
-watch = false
-[prompts]
-path = "{root}/prompts"
-[llm]
-base_url = "{base}"
-api_key = "local"
-model = "{model}"
-timeout_secs = 120
-temperature = 0.0
-max_tokens = 120
-"#,
-        db = dir.path().join("t.db").display(),
-        index = dir.path().join("index").display(),
-    );
-    let settings = Settings::from_toml_str(&toml).unwrap();
-    let core = Core::build(settings, system(), &|_, _| {}).await.unwrap();
+    let (_dir, core) = bundled_core(&format!(
+        "base_url = \"{base}\"\nmodel = \"{model}\"\ntemperature = 0.0\nmax_tokens = 120\n"
+    ))
+    .await;
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let turn = Turn {
@@ -95,30 +89,10 @@ async fn a_real_embedding_model_finds_a_paraphrased_question() {
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let toml = format!(
-        r#"
-[database]
-url = "sqlite://{db}"
-[knowledge_base]
-path = "{root}/knowledge-base"
-index_path = "{index}"
-watch = false
-[prompts]
-path = "{root}/prompts"
-[llm]
-base_url = "{base}"
-api_key = "local"
-model = "smollm2"
-embedding_model = "minilm"
-timeout_secs = 120
-"#,
-        db = dir.path().join("t.db").display(),
-        index = dir.path().join("index").display(),
-    );
-    let settings = Settings::from_toml_str(&toml).unwrap();
-    let core = Core::build(settings, system(), &|_, _| {}).await.unwrap();
+    let (_dir, core) = bundled_core(&format!(
+        "base_url = \"{base}\"\nmodel = \"smollm2\"\nembedding_model = \"minilm\"\n"
+    ))
+    .await;
     let semantic = core.assistant.semantic().expect("embeddings are on");
     assert_eq!(
         semantic.len() as u64,
