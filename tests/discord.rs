@@ -378,6 +378,20 @@ async fn help_channel_messages_get_a_thread_and_forum_posts_an_answer() {
         t.fake.requests_to("POST", "/channels/201/").is_empty(),
         "no thread is opened for a forum post: it is one"
     );
+
+    // The post's first message can be handled before its THREAD_CREATE
+    // (serenity runs handlers concurrently): it is answered all the same.
+    let (_thread, first) = t.fake.forum_post(
+        4001,
+        FORUM,
+        GUILD,
+        OTHER,
+        "Refund again",
+        "how do I get a refund",
+    );
+    t.fake.dispatch("MESSAGE_CREATE", first).await;
+    let posted = t.wait_posted(4001, 1).await;
+    assert!(posted[0].content.contains("Settings → Billing → Refund"));
     t.fake.assert_no_unknown_routes();
     t.stop().await;
 }

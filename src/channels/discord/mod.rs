@@ -268,7 +268,7 @@ impl Discord {
         {
             return Ok(());
         }
-        let kind = self.place_kind(ctx, &message);
+        let kind = self.place_kind(ctx, &message).await;
         if kind == PlaceKind::Staff {
             let this = self.clone();
             tokio::spawn(async move { this.agent_message(message).await });
@@ -313,7 +313,7 @@ impl Discord {
     }
 
     /// Where a message was written.
-    fn place_kind(&self, ctx: Option<&Context>, message: &Message) -> PlaceKind {
+    async fn place_kind(&self, ctx: Option<&Context>, message: &Message) -> PlaceKind {
         if message.guild_id.is_none() {
             return PlaceKind::Dm;
         }
@@ -324,12 +324,32 @@ impl Discord {
         if Some(channel) == self.inner.agents_channel {
             return PlaceKind::Staff;
         }
-        let parent = self.thread_parent(ctx, message.guild_id, channel);
+        let mut parent = self.thread_parent(ctx, message.guild_id, channel);
+        if parent.is_none() && message.id.get() == channel.get() {
+            // The first message of a forum post has the post's (thread's)
+            // id. Its THREAD_CREATE may still be in another handler, so ask
+            // Discord which forum it is in; rare, so one REST call is fine.
+            parent = self.fetch_parent(channel).await;
+        }
         match parent {
             Some(p) if Some(p) == self.inner.agents_channel => PlaceKind::Staff,
             Some(p) if self.inner.help_channels.contains(&p) => PlaceKind::HelpThread,
             _ => PlaceKind::Elsewhere,
         }
+    }
+
+    async fn fetch_parent(&self, thread: ChannelId) -> Option<ChannelId> {
+        let channel = retrying(|| self.inner.http.get_channel(thread)).await;
+        let parent = match channel {
+            Ok(serenity::all::Channel::Guild(c)) => c.parent_id?,
+            Ok(_) => return None,
+            Err(e) => {
+                tracing::warn!("discord: cannot look up thread {thread}: {e}");
+                return None;
+            }
+        };
+        self.threads().insert(thread, parent);
+        Some(parent)
     }
 
     fn thread_parent(
