@@ -21,6 +21,8 @@ use crate::csat::Surveys;
 use crate::delivery::{self, Registry};
 use crate::desk::Desk;
 use crate::handoff::{BusinessHours, Rules};
+use crate::health::Health;
+use crate::inbound::Inbound;
 use crate::kb::{self, KnowledgeBase};
 use crate::llm::{ChatModel, OpenAiModel};
 use crate::store::{self, Store};
@@ -72,6 +74,10 @@ pub struct Core {
     pub desk: Desk,
     /// The survey service.
     pub surveys: Surveys,
+    /// Inputs kept before confirming, and dead letters.
+    pub inbound: Inbound,
+    /// Channel states, for `/healthz`.
+    pub health: Health,
 }
 
 impl Core {
@@ -167,6 +173,8 @@ impl Core {
         };
         Ok(Self {
             settings: Arc::new(settings),
+            inbound: Inbound::new(store.clone()),
+            health: Health::default(),
             store,
             kb,
             assistant,
@@ -201,7 +209,7 @@ impl App {
                 &telegram_settings,
                 core.assistant.clone(),
                 core.desk.clone(),
-                core.store.clone(),
+                core.inbound.clone(),
             )
             .await?;
             if let Some(url) = &telegram_settings.webhook_url {
@@ -222,7 +230,7 @@ impl App {
                     &discord_settings,
                     core.assistant.clone(),
                     core.desk.clone(),
-                    core.store.clone(),
+                    core.inbound.clone(),
                 )
                 .await?,
             )
@@ -291,20 +299,49 @@ impl App {
                 ),
             );
         }
+        {
+            let stop = stop.clone();
+            tasks.spawn(
+                core.inbound.clone().run(
+                    Duration::from_secs(5),
+                    async move { stop.cancelled().await },
+                ),
+            );
+        }
         if let Some(telegram) = self.telegram {
             if core.settings.telegram.webhook_url.is_some() {
                 telegram_webhook = Some(telegram);
             } else {
-                let stop = stop.clone();
-                tasks.spawn(telegram.run_polling(async move { stop.cancelled().await }));
+                let (health, stop) = (core.health.clone(), stop.clone());
+                tasks.spawn(async move {
+                    health
+                        .supervise(telegram::CHANNEL, stop, |stop| {
+                            let telegram = telegram.clone();
+                            async move {
+                                telegram
+                                    .run_polling(async move { stop.cancelled().await })
+                                    .await;
+                                Ok(())
+                            }
+                        })
+                        .await
+                });
             }
         }
         if let Some(discord) = self.discord {
-            let stop = stop.clone();
+            let (health, stop) = (core.health.clone(), stop.clone());
             tasks.spawn(async move {
-                if let Err(e) = discord.run(async move { stop.cancelled().await }).await {
-                    tracing::error!("discord stopped: {e}");
-                }
+                health
+                    .supervise(discord::CHANNEL, stop, |stop| {
+                        let discord = discord.clone();
+                        async move {
+                            discord
+                                .run(async move { stop.cancelled().await })
+                                .await
+                                .map_err(|e| e.to_string())
+                        }
+                    })
+                    .await
             });
         }
         {
@@ -329,6 +366,8 @@ impl App {
         let state = Arc::new(web::AppState {
             assistant: core.assistant.clone(),
             desk: core.desk.clone(),
+            health: core.health.clone(),
+            inbound: core.inbound.clone(),
             metrics: crate::telemetry::metrics_handle(),
         });
         match self.listener {

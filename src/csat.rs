@@ -56,6 +56,8 @@ pub struct Tick {
     pub scheduled: u64,
     /// Surveys sent.
     pub sent: usize,
+    /// Surveys that could not be sent and ended as `failed`.
+    pub failed: usize,
 }
 
 /// The survey service. Cheap to clone.
@@ -140,8 +142,21 @@ impl Surveys {
             .schedule_surveys(now - SCHEDULE_LOOKBACK_MS, delay)
             .await?;
         for survey in store.claim_due_surveys(50).await? {
-            if self.send(&survey).await? {
-                tick.sent += 1;
+            // One survey that cannot be sent must not hold up the others
+            // or stay claimed: it ends as `failed`, for the record.
+            match self.send(&survey).await {
+                Ok(true) => tick.sent += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(conversation = %survey.conversation_id, "survey failed: {e}");
+                    tick.failed += 1;
+                    if let Err(e) = store
+                        .release_survey(&survey.conversation_id, Err("failed"))
+                        .await
+                    {
+                        tracing::warn!(conversation = %survey.conversation_id, "survey left claimed: {e}");
+                    }
+                }
             }
         }
         Ok(tick)

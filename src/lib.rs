@@ -16,6 +16,9 @@
 //! - [`agents`], [`desk`]: who may act as an agent, and the agents' side of
 //!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
 //! - [`handoff`]: why and when a person takes over.
+//! - [`inbound`]: the panic boundary for outside input, inputs kept before
+//!   they are confirmed, and dead letters; [`health`]: channel states and the
+//!   supervisor that restarts a stopped channel.
 //! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
 //! - [`eval`]: retrieval and hand-off quality on a labelled question set.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
@@ -36,6 +39,8 @@ pub mod desk;
 pub mod eval;
 pub mod export;
 pub mod handoff;
+pub mod health;
+pub mod inbound;
 pub mod kb;
 pub mod llm;
 pub mod report;

@@ -81,6 +81,20 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Inputs that were quarantined (they panicked or kept failing): list
+    /// them, or hand one back to its channel with --retry.
+    DeadLetters {
+        /// Hand this dead letter back to its channel; a running
+        /// `switchboard run` processes it within seconds.
+        #[arg(long, value_name = "ID")]
+        retry: Option<String>,
+        /// How many to list, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure retrieval and hand-off decisions on a JSON Lines question set.
     Eval {
         /// Cases: {"q": "…", "gold": ["slug"], "kind": "in_scope|out_of_scope|handoff"} per line.
@@ -320,6 +334,57 @@ async fn run(cli: Cli) -> Result<ExitCode> {
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
             } else {
                 write!(stdout, "{}", switchboard::eval::render(&report))?;
+            }
+        }
+        Command::DeadLetters { retry, limit, json } => {
+            let store =
+                switchboard::store::Store::open(&settings.database.url, 1, clock::system()).await?;
+            if let Some(id) = retry {
+                let item = store.retry_dead_letter(&id).await?;
+                writeln!(
+                    stdout,
+                    "dead letter {} ({} {}) handed back to {}; a running `switchboard run` processes it within seconds",
+                    item.id, item.channel, item.kind, item.channel
+                )?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let letters = store.dead_letters(limit).await?;
+            if json {
+                let rows: Vec<serde_json::Value> = letters
+                    .iter()
+                    .map(|l| {
+                        serde_json::json!({
+                            "id": l.id, "channel": l.channel, "kind": l.kind, "key": l.key,
+                            "attempts": l.attempts, "error": l.error, "payload": l.payload,
+                            "created_at": l.created_at, "updated_at": l.updated_at,
+                        })
+                    })
+                    .collect();
+                writeln!(stdout, "{}", serde_json::to_string_pretty(&rows)?)?;
+            } else if letters.is_empty() {
+                writeln!(stdout, "no dead letters")?;
+            } else {
+                for l in &letters {
+                    let when = chrono::DateTime::from_timestamp_millis(l.updated_at)
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default();
+                    let error: String =
+                        l.error.as_deref().unwrap_or("").chars().take(120).collect();
+                    writeln!(
+                        stdout,
+                        "{}  {when}  {} {} {}  attempts {}  {}",
+                        l.id,
+                        l.channel,
+                        l.kind,
+                        l.key,
+                        l.attempts,
+                        error.escape_debug()
+                    )?;
+                }
+                writeln!(
+                    stdout,
+                    "retry one with: switchboard dead-letters --retry ID"
+                )?;
             }
         }
         Command::Migrate => {

@@ -316,3 +316,45 @@ fn run_serves_health_and_metrics_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit {status:?}");
 }
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_handed_back() {
+    let d = Dir::new();
+    let out = d.run(&["dead-letters"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "no dead letters");
+    // A quarantined update, as the Telegram channel stores one.
+    let store = switchboard::store::Store::open(
+        &format!("sqlite://{}", d.path().join("sb.db").display()),
+        1,
+        switchboard::clock::system(),
+    )
+    .await
+    .unwrap();
+    let id = store
+        .dead_letter(
+            "telegram",
+            "update",
+            "update:7",
+            r#"{"update_id":7}"#,
+            "panicked: byte index 1 is not a char boundary",
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    let out = d.run(&["dead-letters"]);
+    let listed = stdout(&out);
+    assert!(listed.contains(&id), "{listed}");
+    assert!(listed.contains("telegram update update:7"), "{listed}");
+    assert!(listed.contains("char boundary"), "{listed}");
+    let out = d.run(&["dead-letters", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows[0]["payload"], r#"{"update_id":7}"#);
+    let out = d.run(&["dead-letters", "--retry", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("handed back to telegram"));
+    assert_eq!(stdout(&d.run(&["dead-letters"])).trim(), "no dead letters");
+    let out = d.run(&["dead-letters", "--retry", &id]);
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}

@@ -690,3 +690,191 @@ async fn stop_surveys_button_opts_out_for_good() {
     assert_eq!(surveys, 1, "no survey after opting out");
     t.stop().await;
 }
+
+/// Renames a table of the running bot's database, so that every statement
+/// touching it fails as a broken database would.
+async fn rename_table(t: &Running, from: &str, to: &str) {
+    // Test-only, with table names from this file.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE {from} RENAME TO {to}"
+    )))
+    .execute(t.core.store.pool())
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_a_case_changing_first_character_does_not_stop_the_channel() {
+    // U+212A (Kelvin) is 3 bytes and lower-cases to the 1-byte 'k': a byte
+    // index found in the lower-cased text used to be cut in the original.
+    let t = start("", None).await;
+    t.fake.push(message_update(
+        1,
+        message(
+            1,
+            group_chat(-100_500, false),
+            user(8001, "Bob"),
+            &format!(
+                "\u{212A}@{} how do I get a refund",
+                telegram_fake::BOT_USERNAME
+            ),
+        ),
+    ));
+    t.fake.push(from_customer(2, 10, "how do I get a refund"));
+    t.fake
+        .wait_until("the answer to the later message", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|t| t.contains("Settings → Billing"))
+        })
+        .await;
+    let health = reqwest::get(format!("{}/healthz", t.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    // A stopped channel is not healthy.
+    t.core.health.set(
+        "telegram",
+        switchboard::health::ChannelState::Down("panicked: poison".into()),
+    );
+    let health = reqwest::get(format!("{}/healthz", t.base)).await.unwrap();
+    assert_eq!(health.status(), 503);
+    assert!(health.text().await.unwrap().contains("telegram is down"));
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_cannot_be_stored_is_quarantined_and_later_updates_go_on() {
+    let t = start("", None).await;
+    // The first message cannot be stored: the messages table is away.
+    rename_table(&t, "messages", "messages_away").await;
+    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    let store = t.core.store.clone();
+    let mut quarantined = Vec::new();
+    for _ in 0..200 {
+        quarantined = store.dead_letters(10).await.unwrap();
+        if !quarantined.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(quarantined.len(), 1, "quarantined after a few attempts");
+    let letter = &quarantined[0];
+    assert_eq!(
+        (
+            letter.channel.as_str(),
+            letter.kind.as_str(),
+            letter.key.as_str()
+        ),
+        ("telegram", "update", "update:1")
+    );
+    assert!(letter.payload.contains("how do I get a refund"));
+    assert!(letter.error.as_deref().unwrap_or("").contains("not stored"));
+    // It was confirmed, and the next update is answered.
+    rename_table(&t, "messages_away", "messages").await;
+    t.fake.push(from_customer(2, 11, "refund please"));
+    t.fake
+        .wait_until("the answer to the next update", |f| {
+            f.texts_to(CUSTOMER).iter().any(|t| t.contains("Billing"))
+        })
+        .await;
+    assert!(!t.fake.unconfirmed().contains(&1));
+    // An operator hands it back; the inbound pass answers it.
+    let answers_before = t.fake.texts_to(CUSTOMER).len();
+    store.retry_dead_letter(&letter.id).await.unwrap();
+    assert_eq!(t.core.inbound.run_once().await.unwrap(), 1);
+    t.fake
+        .wait_until("the answer to the retried update", |f| {
+            f.texts_to(CUSTOMER).len() > answers_before
+        })
+        .await;
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_button_press_is_confirmed_only_once_it_is_kept() {
+    let t = start("", None).await;
+    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    t.fake
+        .wait_until("the answer", |f| {
+            f.texts_to(CUSTOMER).iter().any(|t| t.contains("Billing"))
+        })
+        .await;
+    rename_table(&t, "inbound", "inbound_away").await;
+    t.fake.push(callback_update(
+        2,
+        "cb-kept",
+        user(CUSTOMER, "Ann"),
+        message(
+            11,
+            private_chat(CUSTOMER),
+            telegram_fake::bot_user(),
+            "answer",
+        ),
+        "fb:up:x",
+    ));
+    // Not kept, so not confirmed: Telegram keeps offering it.
+    let polls = t.fake.calls_of("getupdates").len();
+    for _ in 0..200 {
+        if t.fake.calls_of("getupdates").len() >= polls + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(t.fake.unconfirmed().contains(&2));
+    assert!(t.fake.calls_of("answercallbackquery").is_empty());
+    rename_table(&t, "inbound_away", "inbound").await;
+    t.fake
+        .wait_up_to(40, "the press answered once kept", |f| {
+            f.calls_of("answercallbackquery")
+                .iter()
+                .any(|c| c["callback_query_id"] == "cb-kept")
+        })
+        .await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_press_interrupted_by_a_crash_is_processed_after_the_restart() {
+    let t = start("", None).await;
+    // A press kept by a process that died before it processed it (its
+    // lease ran out).
+    let update = callback_update(
+        9,
+        "cb-crash",
+        user(CUSTOMER, "Ann"),
+        message(
+            11,
+            private_chat(CUSTOMER),
+            telegram_fake::bot_user(),
+            "answer",
+        ),
+        "fb:up:x",
+    );
+    let store = t.core.store.clone();
+    let kept = store
+        .keep_inbound("telegram", "update", "update:9", &update.to_string(), -1)
+        .await
+        .unwrap();
+    assert!(kept.is_some());
+    assert_eq!(t.core.inbound.run_once().await.unwrap(), 1);
+    t.fake
+        .wait_until("the press answered", |f| {
+            f.calls_of("answercallbackquery")
+                .iter()
+                .any(|c| c["callback_query_id"] == "cb-crash")
+        })
+        .await;
+    // A platform retry of the same update is not processed twice.
+    t.fake.push(update);
+    t.fake
+        .wait_until("the retry confirmed", |f| f.unconfirmed().is_empty())
+        .await;
+    let presses = t
+        .fake
+        .calls_of("answercallbackquery")
+        .iter()
+        .filter(|c| c["callback_query_id"] == "cb-crash")
+        .count();
+    assert_eq!(presses, 1);
+    t.stop().await;
+}

@@ -1185,3 +1185,56 @@ async fn restart_while_waiting_and_canned_replies() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_survey_that_cannot_be_sent_does_not_hold_up_the_batch() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let broken = resolved_by_agent(&core, "s-broken").await;
+    clock.advance(1_000);
+    let fine = resolved_by_agent(&core, "s-fine").await;
+    assert_eq!(core.surveys.tick().await.unwrap().scheduled, 2);
+    // The first due survey's conversation can no longer be read.
+    sqlx::query("UPDATE conversations SET status = 'garbled' WHERE id = $1")
+        .bind(&broken)
+        .execute(core.store.pool())
+        .await
+        .unwrap();
+    clock.advance(61_000);
+    let tick = core.surveys.tick().await.unwrap();
+    assert_eq!((tick.sent, tick.failed), (1, 1));
+    let asked = |c: &Recorder| {
+        c.texts()
+            .iter()
+            .filter(|t| t.contains("How satisfied"))
+            .count()
+    };
+    assert_eq!(asked(&channel), 1);
+    let state = |s: Option<switchboard::store::Survey>| s.unwrap().state;
+    assert_eq!(state(core.store.survey(&broken).await.unwrap()), "failed");
+    assert_eq!(state(core.store.survey(&fine).await.unwrap()), "sent");
+}
+
+#[tokio::test]
+async fn a_survey_left_sending_by_a_dead_process_is_sent_later() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let id = resolved_by_agent(&core, "s-orphan").await;
+    assert_eq!(core.surveys.tick().await.unwrap().scheduled, 1);
+    clock.advance(61_000);
+    // A process claimed it and died before sending.
+    assert_eq!(core.store.claim_due_surveys(10).await.unwrap().len(), 1);
+    assert_eq!(core.surveys.tick().await.unwrap().sent, 0, "still claimed");
+    clock.advance(switchboard::store::STALE_CLAIM_MS + 1);
+    let tick = core.surveys.tick().await.unwrap();
+    assert_eq!(
+        tick.sent,
+        1,
+        "{tick:?} {:?}",
+        core.store.survey(&id).await.unwrap()
+    );
+    assert!(channel.last().unwrap().text.contains("How satisfied"));
+    assert_eq!(core.store.survey(&id).await.unwrap().unwrap().state, "sent");
+}

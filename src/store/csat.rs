@@ -76,6 +76,10 @@ pub enum Answer {
     Nps(i64),
 }
 
+/// How long a claimed survey may stay `sending` before another pass takes
+/// it over (the process that claimed it died before it finished).
+pub const STALE_CLAIM_MS: Millis = 10 * 60 * 1000;
+
 impl Store {
     /// Schedules a survey for every conversation resolved since `since`
     /// that has none: due `delay` after resolution, or `skipped` for
@@ -107,7 +111,8 @@ impl Store {
 
     /// Claims up to `limit` due surveys for sending: each moves from
     /// `scheduled` to `sending` in one guarded step, so of two processes only
-    /// one gets it (`FOR UPDATE SKIP LOCKED` on PostgreSQL).
+    /// one gets it (`FOR UPDATE SKIP LOCKED` on PostgreSQL). A survey left in
+    /// `sending` for [`STALE_CLAIM_MS`] (its process died) is claimed again.
     ///
     /// # Errors
     /// On a database failure.
@@ -117,10 +122,12 @@ impl Store {
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
                 let rows = sqlx::query(
-                    "SELECT conversation_id FROM surveys WHERE state = 'scheduled' AND due_at <= $1 \
-                     ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+                    "SELECT conversation_id FROM surveys WHERE (state = 'scheduled' AND due_at <= $1) \
+                       OR (state = 'sending' AND claimed_until < $2) \
+                     ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED",
                 )
                 .bind(now)
+                .bind(now - STALE_CLAIM_MS)
                 .bind(limit as i64)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -140,10 +147,12 @@ impl Store {
             }
             Backend::Sqlite => {
                 let rows = sqlx::query(
-                    "SELECT conversation_id FROM surveys WHERE state = 'scheduled' AND due_at <= $1 \
-                     ORDER BY due_at LIMIT $2",
+                    "SELECT conversation_id FROM surveys WHERE (state = 'scheduled' AND due_at <= $1) \
+                       OR (state = 'sending' AND claimed_until < $2) \
+                     ORDER BY due_at LIMIT $3",
                 )
                 .bind(now)
+                .bind(now - STALE_CLAIM_MS)
                 .bind(limit as i64)
                 .fetch_all(&self.pool)
                 .await?;
@@ -152,10 +161,12 @@ impl Store {
                     let id: String = row.try_get("conversation_id")?;
                     let taken = sqlx::query(
                         "UPDATE surveys SET state = 'sending', claimed_until = $1 \
-                         WHERE conversation_id = $2 AND state = 'scheduled'",
+                         WHERE conversation_id = $2 AND (state = 'scheduled' \
+                           OR (state = 'sending' AND claimed_until < $3))",
                     )
                     .bind(now)
                     .bind(&id)
+                    .bind(now - STALE_CLAIM_MS)
                     .execute(&self.pool)
                     .await?;
                     if taken.rows_affected() == 1 {

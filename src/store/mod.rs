@@ -7,6 +7,7 @@
 
 mod csat;
 mod desk;
+mod inbound;
 mod model;
 mod web;
 
@@ -17,8 +18,9 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
-pub use csat::{Answer, Survey};
+pub use csat::{Answer, STALE_CLAIM_MS, Survey};
 pub use desk::StaffThread;
+pub use inbound::{InboundItem, InboundStatus};
 pub use model::*;
 
 use crate::clock::{Millis, SharedClock};

@@ -22,6 +22,10 @@ pub struct AppState {
     pub assistant: Assistant,
     /// The agents' desk (agent API).
     pub desk: crate::desk::Desk,
+    /// Channel states (`/healthz`).
+    pub health: crate::health::Health,
+    /// Dead letters (a request whose handler panicked).
+    pub inbound: crate::inbound::Inbound,
     /// Renders `/metrics`.
     pub metrics: PrometheusHandle,
 }
@@ -34,18 +38,49 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api/agent", agent::routes())
         .merge(chat::routes())
         .with_state(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    // Serving means: the database answers.
-    match state.assistant.store().status("healthz-probe").await {
-        Ok(_) | Err(crate::store::Error::NotFound { .. }) => (StatusCode::OK, "ok\n"),
-        Err(e) => {
-            tracing::error!("health check: {e}");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
-        }
+    // Serving means: the database answers and every enabled channel runs.
+    if let Err(e) = match state.assistant.store().status("healthz-probe").await {
+        Ok(_) | Err(crate::store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    } {
+        tracing::error!("health check: {e}");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable\n".to_string(),
+        );
     }
+    let down = state.health.down();
+    if down.is_empty() {
+        return (StatusCode::OK, "ok\n".to_string());
+    }
+    let lines: String = down
+        .iter()
+        .map(|(channel, why)| format!("channel {channel} is down: {why}\n"))
+        .collect();
+    (StatusCode::SERVICE_UNAVAILABLE, lines)
+}
+
+/// A handler panicked: counted as a dead letter, answered with a 500.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!("an HTTP handler panicked: {message}");
+    metrics::counter!("switchboard_dead_letters_total", "channel" => "http").increment(1);
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(
+            serde_json::json!({"error": "something went wrong on our side; please try again"}),
+        ),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {

@@ -80,6 +80,16 @@ impl Fake {
             .collect()
     }
 
+    /// Updates pushed and not confirmed yet by a `getUpdates` offset.
+    pub fn unconfirmed(&self) -> Vec<i64> {
+        self.updates
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|u| u["update_id"].as_i64().unwrap_or(0))
+            .collect()
+    }
+
     /// Waits (bounded, 10 s) until `check` holds.
     pub async fn wait_until(&self, what: &str, check: impl Fn(&Fake) -> bool) {
         self.wait_up_to(10, what, check).await;

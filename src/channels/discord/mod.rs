@@ -38,7 +38,8 @@ use crate::assistant::{Assistant, Pressed, Reply, Turn};
 use crate::config::DiscordSettings;
 use crate::delivery::{self, Button, Deliver, Outgoing, Target};
 use crate::desk::{self, Card, Desk, StaffDesk};
-use crate::store::Store;
+use crate::inbound::{self, Inbound, Replay, guarded};
+use crate::store::{InboundItem, Store};
 
 /// Channel name in the log.
 pub const CHANNEL: &str = "discord";
@@ -100,6 +101,7 @@ struct Inner {
     assistant: Assistant,
     desk: Desk,
     store: Store,
+    inbound: Inbound,
     bot_id: UserId,
     help_channels: HashSet<ChannelId>,
     agents_channel: Option<ChannelId>,
@@ -123,9 +125,10 @@ impl Discord {
         settings: &DiscordSettings,
         assistant: Assistant,
         desk: Desk,
-        store: Store,
+        inbound: Inbound,
     ) -> Result<Self, Error> {
         let token = settings.token.as_ref().ok_or(Error::NoToken)?;
+        let store = assistant.store().clone();
         let http = http_client(token.expose(), &settings.api_url);
         let me = match http.get_current_user().await {
             Ok(me) => me,
@@ -153,6 +156,7 @@ impl Discord {
                 assistant,
                 desk: desk.clone(),
                 store,
+                inbound: inbound.clone(),
                 bot_id: me.id,
                 help_channels: settings
                     .help_channel_ids
@@ -167,6 +171,7 @@ impl Discord {
         };
         discord.register_commands().await;
         desk.registry().register(CHANNEL, Arc::new(discord.clone()));
+        inbound.register(CHANNEL, Arc::new(discord.clone()));
         if discord.inner.agents_channel.is_some() {
             desk.add_staff_desk(Arc::new(StaffDeskImpl {
                 discord: discord.clone(),
@@ -307,7 +312,12 @@ impl Discord {
         tokio::spawn(async move {
             let lock = this.inner.locks.of(&place.key());
             let _guard = lock.lock().await;
-            this.answer(Surface::Channel(place), received).await;
+            if let Err(panic) = guarded(this.answer(Surface::Channel(place), received)).await {
+                // Stored, so `answer_pending` tries again after a restart.
+                tracing::error!(channel = CHANNEL, "answer {panic}");
+                metrics::counter!("switchboard_answer_panics_total", "channel" => CHANNEL)
+                    .increment(1);
+            }
         });
         Ok(())
     }
@@ -1151,19 +1161,38 @@ impl EventHandler for Handler {
     async fn message(&self, ctx: Context, message: Message) {
         let id = message.id;
         // serenity gives no way to refuse an event, so a message that
-        // cannot be stored is retried here before it is given up.
+        // cannot be stored is retried here, then quarantined; one that
+        // panics is quarantined at once.
         let mut backoff = Duration::from_millis(200);
-        for _ in 0..5 {
-            match self.discord.on_message(Some(&ctx), message.clone()).await {
-                Ok(()) => return,
-                Err(e) => {
+        let mut error = String::new();
+        for attempt in 1..=inbound::MAX_ATTEMPTS {
+            match guarded(self.discord.on_message(Some(&ctx), message.clone())).await {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => {
                     tracing::error!("discord: message {id} not stored, retrying: {e}");
+                    error = format!("not stored after {attempt} attempts: {e}");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
                 }
+                Err(panic) => {
+                    error = panic.to_string();
+                    break;
+                }
             }
         }
-        tracing::error!("discord: message {id} could not be stored and was dropped");
+        let payload = serde_json::to_string(&message).unwrap_or_default();
+        let key = format!("msg:{}", id.get());
+        if let Err(e) = self
+            .discord
+            .inner
+            .inbound
+            .quarantine(CHANNEL, "message", &key, &payload, &error)
+            .await
+        {
+            tracing::error!(
+                "discord: message {id} could not be stored or quarantined and was dropped: {e}"
+            );
+        }
     }
 
     async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
@@ -1171,7 +1200,38 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
-        self.discord.on_interaction(interaction).await;
+        let payload = serde_json::to_string(&interaction).unwrap_or_default();
+        let key = format!("interaction:{}", interaction.id().get());
+        if let Err(panic) = guarded(self.discord.on_interaction(interaction)).await {
+            // An interaction token lives 15 minutes: kept for the record.
+            if let Err(e) = self
+                .discord
+                .inner
+                .inbound
+                .quarantine(CHANNEL, "interaction", &key, &payload, &panic.to_string())
+                .await
+            {
+                tracing::error!("discord: interaction {key} could not be quarantined: {e}");
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for Discord {
+    async fn replay(&self, item: &InboundItem) -> Result<(), String> {
+        match item.kind.as_str() {
+            "message" => {
+                let message: Message = serde_json::from_str(&item.payload)
+                    .map_err(|e| format!("not a Discord message: {e}"))?;
+                self.on_message(None, message)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            other => Err(format!(
+                "a Discord {other} cannot be replayed (its token expires after 15 minutes)"
+            )),
+        }
     }
 }
 

@@ -38,7 +38,8 @@ use crate::assistant::{Assistant, Pressed, Reply, Turn};
 use crate::config::TelegramSettings;
 use crate::delivery::{self, Button, Deliver, Outgoing, Target};
 use crate::desk::{self, Card, Desk, StaffDesk};
-use crate::store::Store;
+use crate::inbound::{self, Inbound, Replay, guarded};
+use crate::store::{InboundItem, Store};
 
 /// Channel name in the log.
 pub const CHANNEL: &str = "telegram";
@@ -77,6 +78,10 @@ struct Inner {
     assistant: Assistant,
     desk: Desk,
     store: Store,
+    inbound: Inbound,
+    /// Failed attempts to store an update, by update id (cleared once it is
+    /// stored or quarantined).
+    failures: std::sync::Mutex<std::collections::HashMap<u32, i64>>,
     username: String,
     bot_id: u64,
     agents_chat: Option<ChatId>,
@@ -95,9 +100,10 @@ impl Telegram {
         settings: &TelegramSettings,
         assistant: Assistant,
         desk: Desk,
-        store: Store,
+        inbound: Inbound,
     ) -> Result<Self, Error> {
         let token = settings.token.as_ref().ok_or(Error::NoToken)?;
+        let store = assistant.store().clone();
         let api = url::Url::parse(&settings.api_url).map_err(|e| Error::BadUrl(e.to_string()))?;
         let bot = teloxide::Bot::new(token.expose()).set_api_url(api);
         let me = match bot.get_me().send().await {
@@ -125,6 +131,8 @@ impl Telegram {
                 assistant,
                 desk: desk.clone(),
                 store,
+                inbound: inbound.clone(),
+                failures: Default::default(),
                 username: me.user.username.clone().unwrap_or_default(),
                 bot_id: me.user.id.0,
                 agents_chat: settings.agents_chat_id.map(ChatId),
@@ -134,6 +142,7 @@ impl Telegram {
         };
         desk.registry()
             .register(CHANNEL, Arc::new(telegram.clone()));
+        inbound.register(CHANNEL, Arc::new(telegram.clone()));
         if telegram.inner.agents_chat.is_some() {
             desk.add_staff_desk(Arc::new(StaffDeskImpl {
                 telegram: telegram.clone(),
@@ -153,6 +162,10 @@ impl Telegram {
         tokio::pin!(shutdown);
         let mut offset: i32 = 0;
         let mut backoff = Duration::from_millis(500);
+        // Waits between attempts to store an update; after
+        // `inbound::MAX_ATTEMPTS` it is quarantined, so this only grows
+        // while the database refuses even that.
+        let mut store_backoff = Duration::from_millis(100);
         loop {
             let request = bot
                 .get_updates()
@@ -182,12 +195,16 @@ impl Telegram {
             for update in updates {
                 let id = update.id.0 as i32;
                 match self.accept(update).await {
-                    // Stored: confirm it with the next offset.
-                    Ok(()) => offset = id + 1,
+                    // Stored (or quarantined): confirm it with the next offset.
+                    Ok(()) => {
+                        offset = id + 1;
+                        store_backoff = Duration::from_millis(100);
+                    }
                     Err(e) => {
                         // Not stored: do not confirm; Telegram sends it again.
                         tracing::error!("telegram: update {id} not stored, will retry: {e}");
-                        tokio::time::sleep(backoff).await;
+                        tokio::time::sleep(store_backoff).await;
+                        store_backoff = (store_backoff * 2).min(Duration::from_secs(30));
                         break;
                     }
                 }
@@ -218,21 +235,107 @@ impl Telegram {
         self.inner.webhook_secret.as_deref()
     }
 
-    /// Stores what must be stored and schedules the answer. Returns `Err`
-    /// only when the update could not be stored (it must not be confirmed).
+    /// Stores what must be stored and schedules the answer, inside a
+    /// boundary: an update that panics, or that could not be stored
+    /// [`inbound::MAX_ATTEMPTS`] times, is quarantined as a dead letter and
+    /// counts as accepted. Returns `Err` only when the update could be
+    /// neither stored nor quarantined (it must not be confirmed).
     ///
     /// # Errors
     /// When the store fails.
     pub async fn accept(&self, update: Update) -> Result<(), crate::assistant::Error> {
         let update_id = update.id.0;
+        let payload = serde_json::to_string(&update).unwrap_or_default();
+        let error = match guarded(self.accept_once(update)).await {
+            Ok(Ok(())) => {
+                self.forget_failures(update_id);
+                return Ok(());
+            }
+            Ok(Err(e)) => {
+                let attempts = {
+                    let mut failures = self
+                        .inner
+                        .failures
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    let n = failures.entry(update_id).or_default();
+                    *n += 1;
+                    *n
+                };
+                if attempts < inbound::MAX_ATTEMPTS {
+                    return Err(e);
+                }
+                format!("not stored after {attempts} attempts: {e}")
+            }
+            Err(panic) => panic.to_string(),
+        };
+        self.inner
+            .inbound
+            .quarantine(
+                CHANNEL,
+                "update",
+                &format!("update:{update_id}"),
+                &payload,
+                &error,
+            )
+            .await?;
+        self.forget_failures(update_id);
+        Ok(())
+    }
+
+    fn forget_failures(&self, update_id: u32) {
+        let mut failures = self
+            .inner
+            .failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        failures.remove(&update_id);
+    }
+
+    /// [`Telegram::accept`] without the boundary. Button presses and staff
+    /// messages are kept before they are confirmed and processed in the
+    /// background; customer messages are stored by the assistant.
+    async fn accept_once(&self, update: Update) -> Result<(), crate::assistant::Error> {
+        let update_id = update.id.0;
+        let staff = matches!(&update.kind, UpdateKind::Message(m)
+            if Some(m.chat.id) == self.inner.agents_chat
+                && m.from.as_ref().is_some_and(|f| !f.is_bot));
+        if staff || matches!(update.kind, UpdateKind::CallbackQuery(_)) {
+            let payload = serde_json::to_string(&update).unwrap_or_default();
+            let Some(id) = self
+                .inner
+                .inbound
+                .keep(CHANNEL, "update", &format!("update:{update_id}"), &payload)
+                .await?
+            else {
+                return Ok(()); // kept before: a retry of the same update
+            };
+            let this = self.clone();
+            tokio::spawn(async move {
+                let span = tracing::info_span!("press", channel = CHANNEL, update = update_id);
+                let _enter = span.enter();
+                this.inner
+                    .inbound
+                    .process(&id, CHANNEL, 0, this.process_kept(update))
+                    .await;
+            });
+            return Ok(());
+        }
         match update.kind {
             UpdateKind::Message(message) => self.accept_message(update_id, message).await,
-            UpdateKind::CallbackQuery(query) => {
-                let this = self.clone();
-                tokio::spawn(async move { this.callback(query).await });
+            // Edits, channel posts and the rest change nothing already answered.
+            _ => Ok(()),
+        }
+    }
+
+    /// Processes a kept update: a button press or a staff message.
+    async fn process_kept(&self, update: Update) -> Result<(), String> {
+        match update.kind {
+            UpdateKind::CallbackQuery(query) => self.callback(query).await,
+            UpdateKind::Message(message) => {
+                self.agent_message(message).await;
                 Ok(())
             }
-            // Edits, channel posts and the rest change nothing already answered.
             _ => Ok(()),
         }
     }
@@ -249,8 +352,8 @@ impl Telegram {
             return Ok(());
         }
         if Some(message.chat.id) == self.inner.agents_chat {
-            let this = self.clone();
-            tokio::spawn(async move { this.agent_message(message).await });
+            // Kept and processed by `accept_once`; reached here only by a
+            // replay of a customer update.
             return Ok(());
         }
         let private = message.chat.is_private();
@@ -290,7 +393,12 @@ impl Telegram {
         tokio::spawn(async move {
             let lock = this.inner.chat_locks.of(&place.key());
             let _guard = lock.lock().await;
-            this.answer(place, received).await;
+            if let Err(panic) = guarded(this.answer(place, received)).await {
+                // Stored, so `answer_pending` tries again after a restart.
+                tracing::error!(channel = CHANNEL, update = update_id, "answer {panic}");
+                metrics::counter!("switchboard_answer_panics_total", "channel" => CHANNEL)
+                    .increment(1);
+            }
         });
         Ok(())
     }
@@ -350,7 +458,7 @@ impl Telegram {
         }
     }
 
-    async fn callback(&self, query: CallbackQuery) {
+    async fn callback(&self, query: CallbackQuery) -> Result<(), String> {
         let bot = &self.inner.bot;
         let data = query.data.clone().unwrap_or_default();
         let message = match &query.message {
@@ -377,16 +485,17 @@ impl Telegram {
                 Ok(Pressed::Reply(reply)) => {
                     let _ = bot.answer_callback_query(query.id.clone()).send().await;
                     finish(&mut self.streamer(&place), &reply).await;
-                    return;
+                    return Ok(());
                 }
                 Ok(Pressed::Message(m)) => {
                     let _ = bot.answer_callback_query(query.id.clone()).send().await;
                     self.send_text(&place, &m.text, m.buttons).await;
-                    return;
+                    return Ok(());
                 }
                 Ok(Pressed::Feedback(_)) => ack = Some(text::FEEDBACK_THANKS.into()),
                 Ok(Pressed::Unknown) => {}
-                Err(e) => tracing::error!("telegram: button press failed: {e}"),
+                // Kept: retried by the inbound pass, then quarantined.
+                Err(e) => return Err(format!("button press failed: {e}")),
             }
         }
         let mut answer = bot.answer_callback_query(query.id.clone());
@@ -396,6 +505,7 @@ impl Telegram {
         if let Err(e) = answer.send().await {
             tracing::warn!("telegram: answerCallbackQuery failed: {e}");
         }
+        Ok(())
     }
 
     /// A Claim / Resolve / Give back button on a card.
@@ -919,6 +1029,27 @@ impl StaffDesk for StaffDeskImpl {
                 .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for Telegram {
+    async fn replay(&self, item: &InboundItem) -> Result<(), String> {
+        let update: Update = serde_json::from_str(&item.payload)
+            .map_err(|e| format!("not a Telegram update: {e}"))?;
+        let kept = matches!(&update.kind, UpdateKind::CallbackQuery(_))
+            || matches!(&update.kind, UpdateKind::Message(m) if Some(m.chat.id) == self.inner.agents_chat);
+        if kept {
+            return self.process_kept(update).await;
+        }
+        let update_id = update.id.0;
+        match update.kind {
+            UpdateKind::Message(message) => self
+                .accept_message(update_id, message)
+                .await
+                .map_err(|e| e.to_string()),
+            _ => Ok(()),
+        }
     }
 }
 
