@@ -166,9 +166,13 @@ on_every_backend!(messages_are_logged_once, |db: &Db| {
         assert_eq!(messages[1].sources, sources);
         assert_eq!(messages[1].prompt_tokens, Some(100));
         assert_eq!((messages[0].seq, messages[1].seq), (1, 2));
-        assert!(store.set_feedback(&id, -1).await.unwrap());
         assert!(
-            !store.set_feedback(&id, 1).await.unwrap(),
+            !store.set_feedback("another-conversation", &id, -1).await.unwrap(),
+            "feedback only on the conversation's own message"
+        );
+        assert!(store.set_feedback(&c.id, &id, -1).await.unwrap());
+        assert!(
+            !store.set_feedback(&c.id, &id, 1).await.unwrap(),
             "first click counts"
         );
         assert_eq!(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use switchboard::app::{App, Core};
 use switchboard::assistant::{Action, Mode, Pressed, Turn};
+use switchboard::button::{ButtonData, SurveyStep};
 use switchboard::channels::console;
 use switchboard::clock::{ManualClock, SharedClock};
 use switchboard::config::Settings;
@@ -426,13 +427,14 @@ async fn knowledge_gap_offer_then_accept_hands_off() {
     assert_eq!(offer.action, Action::OfferHuman);
     assert_eq!(offer.mode, Mode::Handoff);
     assert!(offer.handoff);
-    assert_eq!(
-        offer.buttons()[0][0].data,
-        switchboard::assistant::OFFER_YES
-    );
+    let offer_yes = ButtonData::OfferYes {
+        conversation: offer.conversation_id.clone(),
+        message: offer.message_id.clone().unwrap(),
+    };
+    assert_eq!(offer.buttons()[0][0], offer_yes.button());
     let accepted = a
         .press(Turn {
-            text: switchboard::assistant::OFFER_YES.into(),
+            text: offer_yes.encode(),
             ..turn("c2", "")
         })
         .await
@@ -590,9 +592,16 @@ impl switchboard::desk::StaffDesk for StaffRecorder {
     fn name(&self) -> &str {
         "recorder"
     }
-    async fn post_card(&self, card: &switchboard::desk::Card) -> Result<String, delivery::Error> {
-        self.0.lock().unwrap().push(format!("CARD {}", card.text()));
-        Ok(format!("thread-{}", card.conversation.id))
+    async fn post_card(
+        &self,
+        card: &switchboard::desk::Card,
+    ) -> Result<switchboard::desk::PostedCard, delivery::Error> {
+        let mut posts = self.0.lock().unwrap();
+        posts.push(format!("CARD {}", card.text()));
+        Ok(switchboard::desk::PostedCard {
+            thread_ref: format!("thread-{}", card.conversation.id),
+            posts: vec![format!("msg:{}", posts.len())],
+        })
     }
     async fn post(
         &self,
@@ -600,12 +609,10 @@ impl switchboard::desk::StaffDesk for StaffRecorder {
         _card: &switchboard::desk::Card,
         text: &str,
         notice: bool,
-    ) -> Result<(), delivery::Error> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{} {text}", if notice { "NOTICE" } else { "MSG" }));
-        Ok(())
+    ) -> Result<Vec<String>, delivery::Error> {
+        let mut posts = self.0.lock().unwrap();
+        posts.push(format!("{} {text}", if notice { "NOTICE" } else { "MSG" }));
+        Ok(vec![format!("msg:{}", posts.len())])
     }
 }
 
@@ -736,12 +743,20 @@ async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
     let five = question.buttons[0][4].data.clone();
     assert!(matches!(
         core.assistant.press(press("s1", &five)).await.unwrap(),
-        Pressed::Unknown
+        Pressed::Stale
     ));
     // CES 6, NPS 9, then a typed comment.
+    let survey_press = |step, value| {
+        ButtonData::Survey {
+            conversation: id.clone(),
+            step,
+            value,
+        }
+        .encode()
+    };
     let Pressed::Message(nps) = core
         .assistant
-        .press(press("s1", &format!("ces:6:{id}")))
+        .press(press("s1", &survey_press(SurveyStep::Ces, 6)))
         .await
         .unwrap()
     else {
@@ -750,7 +765,7 @@ async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
     assert!(nps.text.contains("recommend"));
     let Pressed::Message(comment) = core
         .assistant
-        .press(press("s1", &format!("nps:9:{id}")))
+        .press(press("s1", &survey_press(SurveyStep::Nps, 9)))
         .await
         .unwrap()
     else {
@@ -883,9 +898,10 @@ async fn confirmed_answer_and_inactivity_resolve_conversations() {
         .await
         .unwrap();
     assert_eq!(answer.action, Action::Answer);
+    let solved_yes = answer.buttons()[0][0].data.clone();
     let solved = core
         .assistant
-        .press(press("s5", switchboard::assistant::SOLVED_YES))
+        .press(press("s5", &solved_yes))
         .await
         .unwrap();
     assert!(matches!(solved, Pressed::Reply(_)));
