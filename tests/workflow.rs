@@ -1201,3 +1201,115 @@ async fn restart_while_waiting_and_canned_replies() {
     );
     app.shutdown().await;
 }
+
+/// Issue 11, finding 3 on the web API: a button acts only for its own
+/// session and only while it still applies; anything else is refused with
+/// one message and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_buttons_are_bound_to_their_session_and_their_moment() {
+    let scratch = Scratch::new();
+    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let client = reqwest::Client::new();
+    let (ann, eve) = ("session-ann-1", "session-eve-1");
+    let post = |path: &str, body: serde_json::Value| {
+        let request = client.post(format!("{}{path}", app.base)).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let ask = |session: &'static str, text: &'static str| {
+        post(
+            "/api/chat/messages",
+            serde_json::json!({"session": session, "text": text}),
+        )
+    };
+    let press = |session: &'static str, data: String| {
+        post(
+            "/api/chat/press",
+            serde_json::json!({"session": session, "data": data}),
+        )
+    };
+    let button = |reply: &serde_json::Value, row: usize, col: usize| -> String {
+        reply["reply"]["buttons"][row][col]["data"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a button in {reply}"))
+            .to_string()
+    };
+    let refused = |body: &serde_json::Value| {
+        body["reply"].is_null()
+            && body["stale"] == true
+            && body["ack"] == switchboard::button::NO_LONGER_AVAILABLE
+    };
+    let _ = ask(eve, "hello").await;
+
+    let offer = ask(ann, "what size wipers does my car take").await;
+    let (offer_yes, offer_no) = (button(&offer, 0, 0), button(&offer, 0, 1));
+    let conversation = ButtonData::parse(&offer_yes)
+        .unwrap()
+        .conversation()
+        .to_string();
+    let answer = ask(ann, "how do I get a refund").await;
+    let (solved_yes, thumbs_down) = (button(&answer, 0, 0), button(&answer, 1, 1));
+    let status = || async { app.core.store.conversation(&conversation).await.unwrap() };
+
+    // An old "Yes, talk to a person" under a newer answer: refused, the
+    // chat is neither closed as solved nor handed off.
+    let body = press(ann, offer_yes.clone()).await;
+    assert!(refused(&body), "{body}");
+    assert_eq!(status().await.status, Status::Bot);
+
+    // An old "That solved it" under a newer offer: refused, no hand-off.
+    let newer_offer = ask(ann, "do you sell garden furniture").await;
+    let newer_yes = button(&newer_offer, 0, 0);
+    let body = press(ann, solved_yes.clone()).await;
+    assert!(refused(&body), "{body}");
+    assert_eq!(status().await.status, Status::Bot);
+
+    // Another session pressing Ann's buttons changes nothing of hers.
+    for data in [thumbs_down.clone(), newer_yes.clone(), offer_no.clone()] {
+        let body = press(eve, data).await;
+        assert!(refused(&body), "{body}");
+    }
+    let c = status().await;
+    assert_eq!(c.status, Status::Bot);
+    assert!(
+        app.core
+            .store
+            .messages(&conversation)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.feedback.is_none()),
+        "no 👎 set by another session"
+    );
+
+    // Data from before typed buttons (or garbage) is refused, not misread.
+    for data in ["offer:yes", "solved:yes", "fb:down:x", "\u{212A}\0"] {
+        let body = press(ann, data.to_string()).await;
+        assert!(refused(&body), "{data}: {body}");
+    }
+    assert_eq!(status().await.status, Status::Bot);
+
+    // Ann's own current button works, once; then it is superseded.
+    let body = press(ann, newer_yes.clone()).await;
+    assert_eq!(body["reply"]["handoff"], true, "{body}");
+    assert_eq!(status().await.status, Status::WaitingForAgent);
+    let body = press(ann, newer_yes).await;
+    assert!(refused(&body), "{body}");
+    // Feedback on her own earlier answer still counts.
+    let body = press(ann, button(&answer, 1, 0)).await;
+    assert_eq!(body["ack"], "Thanks for the feedback!", "{body}");
+    let feedback: Vec<i64> = app
+        .core
+        .store
+        .messages(&conversation)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.feedback)
+        .collect();
+    assert_eq!(feedback, vec![1]);
+    app.shutdown().await;
+}
