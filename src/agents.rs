@@ -153,7 +153,10 @@ mod tests {
             Some("alice".to_string())
         );
         let bob = agents.by_discord(33, &[99], "bob").unwrap();
-        assert_eq!((bob.name.as_str(), bob.display_name()), ("discord:33", "bob"));
+        assert_eq!(
+            (bob.name.as_str(), bob.display_name()),
+            ("discord:33", "bob")
+        );
         // Renamed to a configured agent's name: still only themselves.
         let renamed = agents.by_discord(33, &[99], "alice").unwrap();
         assert_eq!(renamed.name, "discord:33");

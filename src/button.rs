@@ -322,7 +322,9 @@ impl ButtonData {
                 let mut chars = first.chars();
                 let step = SurveyStep::from_code(chars.next()?)?;
                 let digits = chars.as_str();
-                if digits.is_empty() || digits.len() > 2 || !digits.bytes().all(|b| b.is_ascii_digit())
+                if digits.is_empty()
+                    || digits.len() > 2
+                    || !digits.bytes().all(|b| b.is_ascii_digit())
                 {
                     return None;
                 }

@@ -230,7 +230,10 @@ impl Surveys {
             "ces" => ("ces.md", vec![scale(SurveyStep::Ces, 1..=7)]),
             "nps" => (
                 "nps.md",
-                vec![scale(SurveyStep::Nps, 0..=5), scale(SurveyStep::Nps, 6..=10)],
+                vec![
+                    scale(SurveyStep::Nps, 0..=5),
+                    scale(SurveyStep::Nps, 6..=10),
+                ],
             ),
             _ => ("survey_comment.md", Vec::new()),
         };

@@ -771,7 +771,9 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
     // before her own id.
     t.fake
         .push(from_customer(2, 11, &format!("/human about #{bob} please")));
-    t.fake.wait_until("Ann's card", |f| cards(f).len() == 2).await;
+    t.fake
+        .wait_until("Ann's card", |f| cards(f).len() == 2)
+        .await;
     let ann = t.core.desk.queue().await.unwrap()[1]
         .conversation
         .id
@@ -785,10 +787,15 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         m["reply_to_message"] = to;
         m
     };
-    let bot_post = |id: i64, text: &str| message(id, group.clone(), telegram_fake::bot_user(), text);
+    let bot_post =
+        |id: i64, text: &str| message(id, group.clone(), telegram_fake::bot_user(), text);
     t.fake.push(message_update(
         3,
-        agent_reply(3000, "Hello Ann, Alice here", bot_post(ann_card, &card_text)),
+        agent_reply(
+            3000,
+            "Hello Ann, Alice here",
+            bot_post(ann_card, &card_text),
+        ),
     ));
     t.fake
         .wait_until("the reply at Ann", |f| {
@@ -841,7 +848,10 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .await;
 
     assert!(
-        t.fake.texts_to(OTHER).iter().all(|x| !x.contains("(support)")),
+        t.fake
+            .texts_to(OTHER)
+            .iter()
+            .all(|x| !x.contains("(support)")),
         "nothing reached Bob: {:?}",
         t.fake.texts_to(OTHER)
     );
@@ -888,7 +898,12 @@ async fn foreign_and_stale_presses_change_nothing() {
     t.fake.push(from_other(3, 20, "hello"));
 
     let press = |update: i64, cb: &str, from: i64, data: &str| {
-        let m = message(4000 + update, private_chat(from), telegram_fake::bot_user(), "…");
+        let m = message(
+            4000 + update,
+            private_chat(from),
+            telegram_fake::bot_user(),
+            "…",
+        );
         callback_update(update, cb, user(from, "Someone"), m, data)
     };
     let refused = |cb: &'static str| {
@@ -908,7 +923,8 @@ async fn foreign_and_stale_presses_change_nothing() {
         .wait_until("Bob's offer press refused", refused("cb-bob-offer"))
         .await;
     // Ann's old "That solved it", under the newer offer.
-    t.fake.push(press(6, "cb-old-solved", CUSTOMER, &answer[0][0]));
+    t.fake
+        .push(press(6, "cb-old-solved", CUSTOMER, &answer[0][0]));
     t.fake
         .wait_until("the old button refused", refused("cb-old-solved"))
         .await;
@@ -934,7 +950,8 @@ async fn foreign_and_stale_presses_change_nothing() {
     );
 
     // Ann's own current button still works.
-    t.fake.push(press(8, "cb-ann-offer", CUSTOMER, &offer[0][0]));
+    t.fake
+        .push(press(8, "cb-ann-offer", CUSTOMER, &offer[0][0]));
     t.fake
         .wait_until("Ann handed off", |f| {
             f.texts_to(CUSTOMER)
@@ -943,7 +960,12 @@ async fn foreign_and_stale_presses_change_nothing() {
         })
         .await;
     assert_eq!(
-        t.core.store.conversation(&conversation).await.unwrap().status,
+        t.core
+            .store
+            .conversation(&conversation)
+            .await
+            .unwrap()
+            .status,
         Status::WaitingForAgent
     );
     t.stop().await;

@@ -880,12 +880,15 @@ impl Assistant {
             }
             ButtonData::Feedback { message, up, .. } => {
                 let rated = store.message(&message).await?;
-                if !rated.is_some_and(|m| m.conversation_id == conversation.id && m.role == Role::Bot)
+                if !rated
+                    .is_some_and(|m| m.conversation_id == conversation.id && m.role == Role::Bot)
                 {
                     return Ok(Pressed::Stale);
                 }
                 let value = if up { 1 } else { -1 };
-                let stored = store.set_feedback(&conversation.id, &message, value).await?;
+                let stored = store
+                    .set_feedback(&conversation.id, &message, value)
+                    .await?;
                 Ok(Pressed::Feedback(stored))
             }
             ButtonData::Survey { step, value, .. } => {
