@@ -9,3 +9,12 @@ CREATE TABLE staff_posts (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (desk, post_ref)
 );
+
+-- Cards posted before this table existed, in desks without topics or
+-- threads, were their own thread reference (`msg:<id>`): replies to them
+-- keep working. (Posts forwarded before it were never recorded; agents
+-- reply to the card or write in the topic/thread instead.)
+INSERT INTO staff_posts (desk, post_ref, conversation_id, created_at)
+SELECT desk, thread_ref, conversation_id, updated_at FROM staff_threads
+WHERE thread_ref LIKE 'msg:%'
+ON CONFLICT (desk, post_ref) DO NOTHING;
