@@ -511,6 +511,27 @@ mod tests {
     }
 
     #[test]
+    fn truncated_and_mutated_data_never_panics() {
+        let hostile = [
+            '\u{212A}', 'ß', '\u{0301}', '\u{202E}', '\0', ':', '+', '-', 'Z', '😀',
+        ];
+        let (c, m) = (crate::store::new_id(), crate::store::new_id());
+        for data in every_variant(&c, &m) {
+            let encoded = data.encode();
+            for (i, _) in encoded.char_indices() {
+                let _ = ButtonData::parse(&encoded[..i]);
+                for h in hostile {
+                    let mut mutated = encoded.clone();
+                    mutated.replace_range(i..i + 1, &h.to_string());
+                    let _ = ButtonData::parse(&mutated);
+                    mutated.insert(i, h);
+                    let _ = ButtonData::parse(&mutated);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn legacy_card_buttons_still_name_their_conversation() {
         let id = crate::store::new_id();
         assert_eq!(

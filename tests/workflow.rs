@@ -1313,3 +1313,62 @@ async fn web_buttons_are_bound_to_their_session_and_their_moment() {
     assert_eq!(feedback, vec![1]);
     app.shutdown().await;
 }
+
+/// Issue 11, finding 3 for surveys: a survey button counts only for the
+/// surveyed customer and only for the question still open; another
+/// customer pressing it (a rating, "Stop surveys") changes nothing.
+#[tokio::test]
+async fn survey_buttons_count_only_for_their_customer_and_open_question() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let id = resolved_by_agent(&core, "s6").await;
+    clock.advance(61_000);
+    assert_eq!(core.surveys.tick().await.unwrap().sent, 1);
+    let question = channel.last().unwrap();
+    let one = question.buttons[0][0].data.clone();
+    let stop = question.buttons[1][0].data.clone();
+    core.assistant
+        .handle(turn("s7", "hello"), None)
+        .await
+        .unwrap();
+
+    for data in [&one, &stop] {
+        assert!(matches!(
+            core.assistant.press(press("s7", data)).await.unwrap(),
+            Pressed::Stale
+        ));
+    }
+    // A press from someone the bot never met is refused the same way.
+    assert!(matches!(
+        core.assistant.press(press("stranger", &one)).await.unwrap(),
+        Pressed::Stale
+    ));
+    let survey = core.store.survey(&id).await.unwrap().unwrap();
+    assert_eq!((survey.csat, survey.step.as_deref()), (None, Some("csat")));
+    let s6 = core
+        .store
+        .find_customer("test", "s6")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!s6.surveys_opt_out, "not opted out by another customer");
+
+    // The surveyed customer's answer to a question not yet asked is stale.
+    let ces = ButtonData::Survey {
+        conversation: id.clone(),
+        step: SurveyStep::Ces,
+        value: 7,
+    }
+    .encode();
+    assert!(matches!(
+        core.assistant.press(press("s6", &ces)).await.unwrap(),
+        Pressed::Stale
+    ));
+    assert!(matches!(
+        core.assistant.press(press("s6", &one)).await.unwrap(),
+        Pressed::Message(_)
+    ));
+    let survey = core.store.survey(&id).await.unwrap().unwrap();
+    assert_eq!((survey.csat, survey.ces), (Some(1), None));
+}
