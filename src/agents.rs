@@ -1,9 +1,11 @@
 //! Who may act as an agent or admin, from `[[agents]]` in config.
 //!
 //! An agent is recognised by their Telegram user id, Discord user id (or a
-//! Discord role listed in `discord.agent_role_ids`), or, on the HTTP agent
-//! API, by the bearer token in the environment variable their `token_env`
-//! names. Anyone else is refused.
+//! Discord role listed in `discord.agent_role_ids`, read as role ids from
+//! the member Discord sends, never by name), or, on the HTTP agent API, by
+//! the bearer token in the environment variable their `token_env` names.
+//! Anyone else is refused. Display names never identify anyone: a member
+//! who renames themselves to an agent's name is still who their id says.
 
 use std::sync::Arc;
 
@@ -12,7 +14,8 @@ use crate::config::{AgentSettings, Secret, Settings};
 /// One agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
-    /// Name; also their id in the log.
+    /// Name; also their id in the log and as a conversation's owner.
+    /// Agents recognised by a Discord role are named `discord:<user id>`.
     pub name: String,
     /// Telegram user id.
     pub telegram_id: Option<i64>,
@@ -21,6 +24,16 @@ pub struct Agent {
     /// May run admin actions.
     pub admin: bool,
     token: Option<Secret>,
+    /// What customers see, when it differs from `name`.
+    shown_as: Option<String>,
+}
+
+impl Agent {
+    /// The name customers see ("alice (support): …"): the configured name,
+    /// or a role-based Discord agent's display name.
+    pub fn display_name(&self) -> &str {
+        self.shown_as.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// All configured agents.
@@ -51,6 +64,7 @@ impl Agents {
                     .and_then(|var| std::env::var(var).ok())
                     .filter(|t| !t.is_empty())
                     .map(Secret::new),
+                shown_as: None,
             })
             .collect();
         Self {
@@ -83,8 +97,11 @@ impl Agents {
         self.list.iter().find(|a| a.telegram_id == Some(id))
     }
 
-    /// The agent with this Discord user id. A member holding an agent role
-    /// but not listed by id acts under their Discord name.
+    /// The agent with this Discord user id, or a member holding one of the
+    /// agent roles (`roles` are the member's role ids as Discord sent them).
+    /// A role-based agent is identified by their user id (`discord:<id>`),
+    /// so renaming oneself never makes one someone else; `display_name` is
+    /// only what customers see.
     pub fn by_discord(&self, id: u64, roles: &[u64], display_name: &str) -> Option<Agent> {
         if let Some(a) = self.list.iter().find(|a| a.discord_id == Some(id)) {
             return Some(a.clone());
@@ -93,11 +110,12 @@ impl Agents {
             .iter()
             .any(|r| self.discord_roles.contains(r))
             .then(|| Agent {
-                name: display_name.to_string(),
+                name: format!("discord:{id}"),
                 telegram_id: None,
                 discord_id: Some(id),
                 admin: false,
                 token: None,
+                shown_as: Some(display_name.to_string()),
             })
     }
 }
@@ -134,11 +152,16 @@ mod tests {
             agents.by_discord(22, &[], "x").map(|a| a.name),
             Some("alice".to_string())
         );
+        let bob = agents.by_discord(33, &[99], "bob").unwrap();
         assert_eq!(
-            agents.by_discord(33, &[99], "bob").map(|a| a.name),
-            Some("bob".to_string())
+            (bob.name.as_str(), bob.display_name()),
+            ("discord:33", "bob")
         );
-        assert!(agents.by_discord(33, &[1], "eve").is_none());
+        // Renamed to a configured agent's name: still only themselves.
+        let renamed = agents.by_discord(33, &[99], "alice").unwrap();
+        assert_eq!(renamed.name, "discord:33");
+        assert!(!renamed.admin);
+        assert!(agents.by_discord(33, &[1], "alice").is_none());
         assert!(agents.by_token("").is_none());
     }
 }

@@ -11,20 +11,13 @@
 use std::time::Duration;
 
 use crate::assistant::Prompts;
+use crate::button::{ButtonData, SurveyStep};
 use crate::clock::Millis;
 use crate::config::CsatSettings;
 use crate::conversation::Transition;
 use crate::delivery::{self, Button, Outgoing, Registry, Target};
 use crate::store::{self, Answer, Change, Conversation, Store, Survey};
 
-/// Button data prefixes; the conversation id follows `csat:N:`.
-pub const CSAT: &str = "csat:";
-/// CES answer prefix.
-pub const CES: &str = "ces:";
-/// NPS answer prefix.
-pub const NPS: &str = "nps:";
-/// Opt-out button prefix.
-pub const STOP: &str = "nosurvey:";
 /// How long after a question a typed answer still counts.
 pub const TYPED_WINDOW_MS: Millis = 24 * 3600 * 1000;
 /// How long after the comment invitation a message counts as the comment.
@@ -224,11 +217,15 @@ impl Surveys {
         channel: &str,
     ) -> Result<Outgoing, Error> {
         let typed = channel == "console";
-        let scale = |prefix: &str, range: std::ops::RangeInclusive<i64>| -> Vec<Button> {
+        let scale = |step: SurveyStep, range: std::ops::RangeInclusive<u8>| -> Vec<Button> {
             range
-                .map(|n| Button {
-                    label: n.to_string(),
-                    data: format!("{prefix}{n}:{conversation_id}"),
+                .map(|value| {
+                    ButtonData::Survey {
+                        conversation: conversation_id.to_string(),
+                        step,
+                        value,
+                    }
+                    .button()
                 })
                 .collect()
         };
@@ -236,15 +233,23 @@ impl Surveys {
             "csat" => (
                 "csat.md",
                 vec![
-                    scale(CSAT, 1..=5),
-                    vec![Button {
-                        label: "Stop surveys".into(),
-                        data: format!("{STOP}{conversation_id}"),
-                    }],
+                    scale(SurveyStep::Csat, 1..=5),
+                    vec![
+                        ButtonData::StopSurveys {
+                            conversation: conversation_id.to_string(),
+                        }
+                        .button(),
+                    ],
                 ],
             ),
-            "ces" => ("ces.md", vec![scale(CES, 1..=7)]),
-            "nps" => ("nps.md", vec![scale(NPS, 0..=5), scale(NPS, 6..=10)]),
+            "ces" => ("ces.md", vec![scale(SurveyStep::Ces, 1..=7)]),
+            "nps" => (
+                "nps.md",
+                vec![
+                    scale(SurveyStep::Nps, 0..=5),
+                    scale(SurveyStep::Nps, 6..=10),
+                ],
+            ),
             _ => ("survey_comment.md", Vec::new()),
         };
         let text = self.render(template, serde_json::json!({"typed": typed}))?;
@@ -264,21 +269,33 @@ impl Surveys {
         }
     }
 
-    /// Handles survey button data (`csat:4:<id>`, `ces:…`, `nps:…`,
-    /// `nosurvey:<id>`). Returns the message to show next (the next
-    /// question, thanks), or `None` for data that is not a survey's or a
-    /// repeated click (which changes nothing).
+    /// A pressed survey answer, already checked to come from the surveyed
+    /// customer. It counts only while `step` is the question the survey
+    /// waits for; returns the message to show next (the next question,
+    /// thanks), or `None` for a stale press (an earlier question, a repeated
+    /// click, a finished survey), which changes nothing.
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn press(&self, data: &str) -> Result<Option<Outgoing>, Error> {
-        if let Some(id) = data.strip_prefix(STOP) {
-            return self.stop(id).await.map(Some);
-        }
-        let Some((answer, id)) = parse_answer(data) else {
+    pub async fn press(
+        &self,
+        conversation_id: &str,
+        step: SurveyStep,
+        value: u8,
+    ) -> Result<Option<Outgoing>, Error> {
+        let Some(survey) = self.store.survey(conversation_id).await? else {
             return Ok(None);
         };
-        self.answer(id, answer).await
+        if survey.step.as_deref() != Some(step.as_str()) || !step.range().contains(&value) {
+            return Ok(None);
+        }
+        let value = i64::from(value);
+        let answer = match step {
+            SurveyStep::Csat => Answer::Csat(value),
+            SurveyStep::Ces => Answer::Ces(value),
+            SurveyStep::Nps => Answer::Nps(value),
+        };
+        self.answer(conversation_id, answer).await
     }
 
     async fn answer(
@@ -305,15 +322,6 @@ impl Surveys {
             conversation_id,
             &survey.channel,
         )?))
-    }
-
-    async fn stop(&self, conversation_id: &str) -> Result<Outgoing, Error> {
-        if let Some(survey) = self.store.survey(conversation_id).await? {
-            self.store.opt_out_of_surveys(&survey.customer_id).await?;
-        }
-        Ok(Outgoing::text(
-            self.render("surveys_stopped.md", serde_json::json!({}))?,
-        ))
     }
 
     /// Opts a customer out (the `/stop-surveys` command).
@@ -383,37 +391,5 @@ fn target_of(conversation: &Conversation, external_id: &str) -> Target {
         channel: conversation.channel.clone(),
         customer_id: external_id.to_string(),
         thread: conversation.thread_key.clone(),
-    }
-}
-
-/// Parses `csat:4:<id>`, `ces:6:<id>`, `nps:10:<id>`, checking the range.
-pub fn parse_answer(data: &str) -> Option<(Answer, &str)> {
-    let (kind, rest) = [(CSAT, 0), (CES, 1), (NPS, 2)]
-        .iter()
-        .find_map(|(prefix, kind)| data.strip_prefix(prefix).map(|rest| (*kind, rest)))?;
-    let (n, id) = rest.split_once(':')?;
-    let n: i64 = n.parse().ok()?;
-    let answer = match kind {
-        0 if (1..=5).contains(&n) => Answer::Csat(n),
-        1 if (1..=7).contains(&n) => Answer::Ces(n),
-        2 if (0..=10).contains(&n) => Answer::Nps(n),
-        _ => return None,
-    };
-    (!id.is_empty()).then_some((answer, id))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_answers_in_range_only() {
-        assert_eq!(parse_answer("csat:4:abc"), Some((Answer::Csat(4), "abc")));
-        assert_eq!(parse_answer("nps:10:abc"), Some((Answer::Nps(10), "abc")));
-        assert_eq!(parse_answer("ces:7:x"), Some((Answer::Ces(7), "x")));
-        assert_eq!(parse_answer("csat:6:abc"), None);
-        assert_eq!(parse_answer("ces:0:abc"), None);
-        assert_eq!(parse_answer("csat:4:"), None);
-        assert_eq!(parse_answer("fb:up:1"), None);
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use crate::agents::{Agent, Agents};
 use crate::assistant::Prompts;
+use crate::button::{ButtonData, DeskButton};
 use crate::clock::Millis;
 use crate::conversation::{Status, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Target};
@@ -26,13 +27,6 @@ use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Ro
 const CARD_MESSAGES: usize = 6;
 /// Retry delay for an undelivered agent reply.
 const RETRY_MS: Millis = 5_000;
-
-/// Button data prefixes on cards; the conversation id follows.
-pub const CLAIM: &str = "desk:claim:";
-/// Resolve button.
-pub const RESOLVE: &str = "desk:resolve:";
-/// Give-back button.
-pub const GIVE_BACK: &str = "desk:giveback:";
 
 /// Why an agent action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +82,16 @@ pub enum AgentAction {
     Transfer(String),
 }
 
+impl From<DeskButton> for AgentAction {
+    fn from(button: DeskButton) -> Self {
+        match button {
+            DeskButton::Claim => AgentAction::Claim,
+            DeskButton::Resolve => AgentAction::Resolve,
+            DeskButton::GiveBack => AgentAction::GiveBack,
+        }
+    }
+}
+
 /// What a staff desk shows for a handed-off conversation.
 #[derive(Debug, Clone, Serialize)]
 pub struct Card {
@@ -138,19 +142,35 @@ impl Card {
     }
 }
 
+/// A card posted into a staff desk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedCard {
+    /// The thread reference (topic, thread or card message) that later
+    /// posts use.
+    pub thread_ref: String,
+    /// The messages posted (`msg:<id>`), remembered so an agent's reply to
+    /// one of them reaches this conversation.
+    pub posts: Vec<String>,
+}
+
 /// A place where agents see hand-offs.
+///
+/// Agents' messages are tied to a conversation only through what the desk
+/// stored: the thread reference, and every message the bot posted (the
+/// card and later posts) by its message reference. Never by text in a
+/// message, which a customer may have written.
 #[async_trait::async_trait]
 pub trait StaffDesk: Send + Sync {
     /// Desk name (`telegram`, `discord`); one thread per conversation per desk.
     fn name(&self) -> &str;
-    /// Posts a new card; returns the thread reference (topic, thread or
-    /// message id) that later posts and agents' replies use.
+    /// Posts a new card.
     ///
     /// # Errors
     /// A delivery error; the card is tried again later.
-    async fn post_card(&self, card: &Card) -> Result<String, delivery::Error>;
+    async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error>;
     /// Posts text into the conversation's thread (a customer message, or a
-    /// status notice when `notice` is set).
+    /// status notice when `notice` is set); returns the messages posted
+    /// (`msg:<id>`).
     ///
     /// # Errors
     /// A delivery error; retried later.
@@ -160,7 +180,7 @@ pub trait StaffDesk: Send + Sync {
         card: &Card,
         text: &str,
         notice: bool,
-    ) -> Result<(), delivery::Error>;
+    ) -> Result<Vec<String>, delivery::Error>;
 }
 
 /// The agents' desk. Cheap to clone.
@@ -311,33 +331,19 @@ impl Desk {
             detail: conversation.handoff_detail.clone(),
             summary,
             recent,
-            buttons: vec![vec![
-                Button {
-                    label: "Claim".into(),
-                    data: format!("{CLAIM}{id}"),
-                },
-                Button {
-                    label: "Resolve".into(),
-                    data: format!("{RESOLVE}{id}"),
-                },
-                Button {
-                    label: "Give back".into(),
-                    data: format!("{GIVE_BACK}{id}"),
-                },
-            ]],
+            buttons: vec![
+                [DeskButton::Claim, DeskButton::Resolve, DeskButton::GiveBack]
+                    .into_iter()
+                    .map(|action| {
+                        ButtonData::Desk {
+                            action,
+                            conversation: id.clone(),
+                        }
+                        .button()
+                    })
+                    .collect(),
+            ],
         })
-    }
-
-    /// Parses card button data into (action, conversation id).
-    pub fn parse_button(data: &str) -> Option<(AgentAction, &str)> {
-        if let Some(id) = data.strip_prefix(CLAIM) {
-            return Some((AgentAction::Claim, id));
-        }
-        if let Some(id) = data.strip_prefix(RESOLVE) {
-            return Some((AgentAction::Resolve, id));
-        }
-        data.strip_prefix(GIVE_BACK)
-            .map(|id| (AgentAction::GiveBack, id))
     }
 
     /// Parses an agent's command typed in a staff thread: `/claim`,
@@ -441,6 +447,8 @@ impl Desk {
     ) -> Result<Conversation, Error> {
         let store = &self.inner.store;
         let name = agent.name.as_str();
+        // What the customer sees; `name` is who it is.
+        let shown = agent.display_name();
         match action {
             AgentAction::Claim => self.claim(agent, &conversation).await,
             AgentAction::Note(text) => {
@@ -471,7 +479,7 @@ impl Desk {
                         self.inner.prompts.canned_names().join(", "),
                     ));
                 }
-                let text = self.render(&template, serde_json::json!({"agent": name}))?;
+                let text = self.render(&template, serde_json::json!({"agent": shown}))?;
                 Box::pin(self.apply(agent, conversation, AgentAction::Reply(text))).await
             }
             AgentAction::Reply(text) => {
@@ -502,7 +510,7 @@ impl Desk {
                 store.insert_message(&message).await?;
                 self.send_to_customer(
                     &conversation,
-                    &Outgoing::text(format!("{name} (support): {}", text.trim())),
+                    &Outgoing::text(format!("{shown} (support): {}", text.trim())),
                 )
                 .await?;
                 Ok(store.conversation(&conversation.id).await?)
@@ -518,7 +526,7 @@ impl Desk {
                 let resolved = self
                     .transition(&conversation, Transition::Resolve, name, &change)
                     .await?;
-                let text = self.render("resolved.md", serde_json::json!({"agent": name}))?;
+                let text = self.render("resolved.md", serde_json::json!({"agent": shown}))?;
                 self.send_to_customer(&resolved, &Outgoing::text(text))
                     .await?;
                 Ok(resolved)
@@ -540,7 +548,7 @@ impl Desk {
                 let back = self
                     .transition(&conversation, transition, name, &change)
                     .await?;
-                let text = self.render("given_back.md", serde_json::json!({"agent": name}))?;
+                let text = self.render("given_back.md", serde_json::json!({"agent": shown}))?;
                 self.send_to_customer(&back, &Outgoing::text(text)).await?;
                 Ok(back)
             }
@@ -745,7 +753,10 @@ impl Desk {
                 return Ok(());
             }
             match desk.post_card(&card).await {
-                Ok(thread_ref) => {
+                Ok(PostedCard { thread_ref, posts }) => {
+                    store
+                        .add_staff_posts(desk.name(), &conversation.id, &posts)
+                        .await?;
                     let all = store.messages(&conversation.id).await?;
                     let max_seq = all.iter().map(|m| m.seq).max().unwrap_or(last_seq);
                     store
@@ -778,13 +789,30 @@ impl Desk {
             if matches!(
                 conversation.status,
                 Status::WaitingForAgent | Status::WithAgent
-            ) && let Err(e) = desk.post(&thread_ref, &card, &m.text, false).await
-            {
-                store
-                    .update_staff_thread(&conversation.id, desk.name(), None, forwarded, None)
-                    .await?;
-                tracing::warn!(desk = desk.name(), "message not forwarded, will retry: {e}");
-                return Ok(());
+            ) {
+                match desk.post(&thread_ref, &card, &m.text, false).await {
+                    Ok(posts) => {
+                        store
+                            .add_staff_posts(desk.name(), &conversation.id, &posts)
+                            .await?;
+                    }
+                    Err(e) => {
+                        store
+                            .update_staff_thread(
+                                &conversation.id,
+                                desk.name(),
+                                None,
+                                forwarded,
+                                None,
+                            )
+                            .await?;
+                        tracing::warn!(
+                            desk = desk.name(),
+                            "message not forwarded, will retry: {e}"
+                        );
+                        return Ok(());
+                    }
+                }
             }
             forwarded = m.seq;
         }
@@ -806,12 +834,16 @@ impl Desk {
                 ),
                 Status::WaitingForAgent => "Waiting for an agent again.".to_string(),
             };
-            desk.post(&thread_ref, &card, &notice, true)
-                .await
-                .map_err(|e| {
+            match desk.post(&thread_ref, &card, &notice, true).await {
+                Ok(posts) => {
+                    store
+                        .add_staff_posts(desk.name(), &conversation.id, &posts)
+                        .await?;
+                }
+                Err(e) => {
                     tracing::warn!(desk = desk.name(), "status not posted, will retry: {e}")
-                })
-                .ok();
+                }
+            }
             notified = Some(conversation.status.as_str());
         }
         store
@@ -847,8 +879,13 @@ impl Desk {
                     && let Some(thread_ref) = thread.thread_ref
                 {
                     let text = "Still waiting for an agent: please claim this conversation.";
-                    if let Err(e) = desk.post(&thread_ref, &card, text, true).await {
-                        tracing::warn!(desk = desk.name(), "re-ping not posted: {e}");
+                    match desk.post(&thread_ref, &card, text, true).await {
+                        Ok(posts) => {
+                            store
+                                .add_staff_posts(desk.name(), &conversation.id, &posts)
+                                .await?;
+                        }
+                        Err(e) => tracing::warn!(desk = desk.name(), "re-ping not posted: {e}"),
                     }
                 }
             }
@@ -860,26 +897,5 @@ impl Desk {
                 .await?;
         }
         Ok(())
-    }
-}
-
-/// The conversation id (`#<uuid>`) that staff posts end with, found in the
-/// text of a staff message an agent replied to.
-pub fn conversation_id_in(text: &str) -> Option<String> {
-    text.split(|c: char| !(c.is_ascii_hexdigit() || c == '-'))
-        .find(|w| w.len() == 36 && uuid::Uuid::parse_str(w).is_ok())
-        .map(str::to_string)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn finds_conversation_ids() {
-        let id = "01a20e06-2208-7394-84ff-41c0ed4a1207";
-        assert_eq!(
-            super::conversation_id_in(&format!("👤 Customer: hi\n\n#{id}")).as_deref(),
-            Some(id)
-        );
-        assert_eq!(super::conversation_id_in("no id here"), None);
     }
 }

@@ -13,6 +13,8 @@
 //! - [`store`]: the conversation log over sqlx (SQLite or PostgreSQL).
 //! - [`conversation`]: conversation states and their legal transitions.
 //! - [`delivery`]: how the core reaches a customer on their channel.
+//! - [`button`]: typed button data (what a press acts on), shared by the
+//!   assistant, surveys and the desk.
 //! - [`agents`], [`desk`]: who may act as an agent, and the agents' side of
 //!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
 //! - [`handoff`]: why and when a person takes over.
@@ -29,6 +31,7 @@
 pub mod agents;
 pub mod app;
 pub mod assistant;
+pub mod button;
 pub mod channels;
 pub mod clock;
 pub mod config;

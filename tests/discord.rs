@@ -10,6 +10,7 @@ use std::time::Duration;
 use discord_fake::{FakeDiscord, MessageOpts};
 use serde_json::json;
 use switchboard::app::App;
+use switchboard::button::{ButtonData, DeskButton, NO_LONGER_AVAILABLE};
 use switchboard::channels::discord::{self, render::LIMIT};
 use switchboard::clock::system;
 use switchboard::config::Settings;
@@ -75,6 +76,11 @@ impl Running {
 }
 
 async fn start(llm: Option<String>) -> Running {
+    start_with(llm, "").await
+}
+
+/// [`start`] with more `[discord]` settings.
+async fn start_with(llm: Option<String>, discord_extra: &str) -> Running {
     let fake = FakeDiscord::start().await;
     let dir = tempfile::tempdir().unwrap();
     let kb = dir.path().join("kb");
@@ -102,6 +108,7 @@ token = "{token}"
 guild_id = {GUILD}
 help_channel_ids = [{HELP}, {FORUM}]
 agents_channel_id = {AGENTS}
+{discord_extra}
 {llm}
 [[agents]]
 name = "alice"
@@ -134,6 +141,16 @@ discord_id = {ALICE}
         task,
         core,
     }
+}
+
+fn is_claim(custom_id: &str) -> bool {
+    matches!(
+        ButtonData::parse(custom_id),
+        Some(ButtonData::Desk {
+            action: DeskButton::Claim,
+            ..
+        })
+    )
 }
 
 /// Every message and edit the bot sent carried empty `allowed_mentions`.
@@ -431,8 +448,13 @@ async fn ask_command_is_deferred_then_answered_and_buttons_are_acknowledged() {
     // 👍 on the answer: acknowledged with a private thanks.
     let thumbs = buttons
         .iter()
-        .find(|id| id.starts_with("fb:up:"))
-        .unwrap_or(&buttons[buttons.len() - 1])
+        .find(|id| {
+            matches!(
+                ButtonData::parse(id),
+                Some(ButtonData::Feedback { up: true, .. })
+            )
+        })
+        .unwrap()
         .clone();
     let click =
         t.fake
@@ -468,7 +490,7 @@ async fn ask_command_is_deferred_then_answered_and_buttons_are_acknowledged() {
         .collect::<Vec<_>>();
     assert_eq!(feedback, vec![1], "the thumbs-up is stored on the answer");
 
-    // An unknown (old) button is still acknowledged.
+    // An unknown (old) button is still acknowledged, and refused privately.
     let old = t.fake.component_interaction(
         52,
         GENERAL,
@@ -482,6 +504,17 @@ async fn ask_command_is_deferred_then_answered_and_buttons_are_acknowledged() {
         .wait_until(
             "the old click acknowledged",
             |f| f.interaction_callback_types(52) == vec![6],
+            WAIT,
+        )
+        .await;
+    t.fake
+        .wait_until(
+            "the private refusal",
+            |f| {
+                f.followups(52)
+                    .iter()
+                    .any(|m| m.ephemeral() && m.content == NO_LONGER_AVAILABLE)
+            },
             WAIT,
         )
         .await;
@@ -633,10 +666,7 @@ async fn human_hand_off_goes_to_a_staff_thread_and_the_agent_reply_reaches_the_d
     // The card in the agents' channel, with a thread under it.
     let cards = t.wait_posted(AGENTS, 1).await;
     assert!(
-        cards[0]
-            .custom_ids()
-            .iter()
-            .any(|id| id.starts_with("desk:claim:")),
+        cards[0].custom_ids().iter().any(|id| is_claim(id)),
         "{:?}",
         cards[0].custom_ids()
     );
@@ -669,7 +699,7 @@ async fn human_hand_off_goes_to_a_staff_thread_and_the_agent_reply_reaches_the_d
     let claim = cards[0]
         .custom_ids()
         .into_iter()
-        .find(|id| id.starts_with("desk:claim:"))
+        .find(|id| is_claim(id))
         .unwrap();
     let click = t
         .fake
@@ -802,4 +832,326 @@ async fn a_refused_token_stops_the_start_with_one_line() {
         Err(e) => e.to_string(),
     };
     assert!(error.contains("cannot reach the Discord API"), "{error}");
+}
+
+const ROLE: u64 = 99;
+/// Holds the agent role; not a configured agent.
+const MALLORY: u64 = 5003;
+const BOB: u64 = 5004;
+const BOB_DM: u64 = 9002;
+
+/// Waits (bounded) until the conversation's staff thread is stored; returns
+/// the Discord thread id.
+async fn staff_thread_of(t: &Running, conversation: &str) -> u64 {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let thread = t
+            .core
+            .store
+            .staff_thread(conversation, "discord")
+            .await
+            .unwrap()
+            .and_then(|s| s.thread_ref)
+            .and_then(|r| r.strip_prefix("thread:")?.parse().ok());
+        if let Some(thread) = thread {
+            return thread;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no staff thread for {conversation}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 11, finding 3 on Discord: agents are recognised by user id or by
+/// the role ids Discord sends with the member, never by display name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_are_recognised_by_user_id_and_role_id_never_by_name() {
+    let t = start_with(None, &format!("agent_role_ids = [{ROLE}]")).await;
+    let human = t
+        .fake
+        .command_interaction(100, DM, None, CUSTOMER, "human", &[]);
+    t.fake.dispatch("INTERACTION_CREATE", human).await;
+    let cards = t.wait_posted(AGENTS, 1).await;
+    let ann = t.core.desk.queue().await.unwrap()[0]
+        .conversation
+        .id
+        .clone();
+    let thread = staff_thread_of(&t, &ann).await;
+    let renamed = |m: &mut serde_json::Value, roles: &[u64]| {
+        m["author"]["global_name"] = json!("alice");
+        m["author"]["username"] = json!("alice");
+        m["member"]["nick"] = json!("alice");
+        m["member"]["roles"] = json!(roles.iter().map(u64::to_string).collect::<Vec<_>>());
+    };
+
+    // Renamed to an agent's name, without the role: refused.
+    let mut eve = t
+        .fake
+        .message(200, thread, Some(GUILD), OTHER, "Eve writing as alice");
+    renamed(&mut eve, &[]);
+    t.fake.dispatch("MESSAGE_CREATE", eve).await;
+    t.wait_text(thread, discord::NOT_AN_AGENT, "Eve refused")
+        .await;
+
+    // Alice claims with the card's button.
+    let claim = cards[0]
+        .custom_ids()
+        .into_iter()
+        .find(|id| is_claim(id))
+        .unwrap();
+    let click = t
+        .fake
+        .component_interaction(101, AGENTS, Some(GUILD), ALICE, cards[0].id, &claim);
+    t.fake.dispatch("INTERACTION_CREATE", click).await;
+    t.fake
+        .wait_until(
+            "Alice's claim",
+            |f| {
+                f.original_response(101)
+                    .is_some_and(|m| m.content.contains("Done"))
+            },
+            WAIT,
+        )
+        .await;
+
+    // Holding the role and renamed to "alice" does not make one Alice:
+    // her conversation stays hers.
+    let mut mallory = t.fake.message(
+        201,
+        thread,
+        Some(GUILD),
+        MALLORY,
+        "Mallory writing as alice",
+    );
+    renamed(&mut mallory, &[ROLE]);
+    t.fake.dispatch("MESSAGE_CREATE", mallory).await;
+    t.wait_text(thread, "alice owns this conversation", "Mallory refused")
+        .await;
+    assert!(
+        !t.posted(DM)
+            .iter()
+            .any(|m| m.content.contains("writing as alice")),
+        "nothing reached Ann"
+    );
+    assert_eq!(
+        t.core
+            .store
+            .conversation(&ann)
+            .await
+            .unwrap()
+            .assigned_agent
+            .as_deref(),
+        Some("alice")
+    );
+
+    // A member with the role id is an agent: Mallory takes Bob's
+    // conversation from its card, as herself.
+    let human = t
+        .fake
+        .command_interaction(110, BOB_DM, None, BOB, "human", &[]);
+    t.fake.dispatch("INTERACTION_CREATE", human).await;
+    let claim_of = |m: &discord_fake::FakeMessage| {
+        m.custom_ids()
+            .into_iter()
+            .find_map(|id| match ButtonData::parse(&id) {
+                Some(ButtonData::Desk {
+                    action: DeskButton::Claim,
+                    conversation,
+                }) if conversation != ann => Some((id, conversation)),
+                _ => None,
+            })
+    };
+    t.fake
+        .wait_until(
+            "Bob's card",
+            |f| {
+                f.channel_messages(AGENTS)
+                    .iter()
+                    .any(|m| claim_of(m).is_some())
+            },
+            WAIT,
+        )
+        .await;
+    let bob_card = t
+        .posted(AGENTS)
+        .into_iter()
+        .find(|m| claim_of(m).is_some())
+        .unwrap();
+    let (claim, bob) = claim_of(&bob_card).unwrap();
+    let mut click =
+        t.fake
+            .component_interaction(111, AGENTS, Some(GUILD), MALLORY, bob_card.id, &claim);
+    click["member"]["roles"] = json!([ROLE.to_string()]);
+    click["member"]["user"]["global_name"] = json!("alice");
+    t.fake.dispatch("INTERACTION_CREATE", click).await;
+    t.fake
+        .wait_until(
+            "Mallory's claim",
+            |f| {
+                f.original_response(111)
+                    .is_some_and(|m| m.content.contains("Done"))
+            },
+            WAIT,
+        )
+        .await;
+    assert_eq!(
+        t.core
+            .store
+            .conversation(&bob)
+            .await
+            .unwrap()
+            .assigned_agent
+            .as_deref(),
+        Some(format!("discord:{MALLORY}").as_str())
+    );
+    t.stop().await;
+}
+
+/// Issue 11, finding 2 on Discord: an agent replying to a card in the
+/// agents' channel reaches that card's conversation (stored with the
+/// card), not one whose id the customer wrote into their message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_written_conversation_id_does_not_steer_a_reply_to_a_card() {
+    let t = start(None).await;
+    t.fake
+        .dispatch_message(400, BOB_DM, None, BOB, "/human")
+        .await;
+    t.wait_posted(AGENTS, 1).await;
+    let bob = t.core.desk.queue().await.unwrap()[0]
+        .conversation
+        .id
+        .clone();
+    t.fake
+        .dispatch_message(
+            401,
+            DM,
+            None,
+            CUSTOMER,
+            &format!("/human about #{bob} please"),
+        )
+        .await;
+    let cards = t.wait_posted(AGENTS, 2).await;
+    let ann_card = cards
+        .iter()
+        .find(|c| c.content.contains("about #"))
+        .unwrap()
+        .clone();
+    let ann = t.core.desk.queue().await.unwrap()[1]
+        .conversation
+        .id
+        .clone();
+    assert!(
+        ann_card.content.find(&bob) < ann_card.content.find(&ann),
+        "{}",
+        ann_card.content
+    );
+    let reply = t.fake.message_with(
+        402,
+        AGENTS,
+        Some(GUILD),
+        ALICE,
+        "Hello Ann, Alice here",
+        MessageOpts {
+            reply_to: Some(ann_card.id),
+            ..MessageOpts::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", reply).await;
+    t.wait_text(
+        DM,
+        "alice (support): Hello Ann, Alice here",
+        "the reply at Ann",
+    )
+    .await;
+    assert!(
+        !t.posted(BOB_DM)
+            .iter()
+            .any(|m| m.content.contains("Alice here")),
+        "nothing reached Bob"
+    );
+    let bob_now = t.core.store.conversation(&bob).await.unwrap();
+    assert_eq!(
+        bob_now.assigned_agent, None,
+        "Bob's conversation not claimed"
+    );
+    t.stop().await;
+}
+
+/// Issue 11, finding 3 on Discord: a press carrying another customer's ids
+/// is refused privately and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_press_with_another_customers_ids_changes_nothing() {
+    let t = start(None).await;
+    let ask = t.fake.command_interaction(
+        500,
+        GENERAL,
+        Some(GUILD),
+        CUSTOMER,
+        "ask",
+        &[("question", "how do I get a refund")],
+    );
+    t.fake.dispatch("INTERACTION_CREATE", ask).await;
+    t.fake
+        .wait_until(
+            "Ann's answer",
+            |f| {
+                f.original_response(500)
+                    .is_some_and(|m| m.content.contains("Refund") && !m.custom_ids().is_empty())
+            },
+            WAIT,
+        )
+        .await;
+    let answer = t.fake.original_response(500).unwrap();
+    let down = answer
+        .custom_ids()
+        .into_iter()
+        .find(|id| {
+            matches!(
+                ButtonData::parse(id),
+                Some(ButtonData::Feedback { up: false, .. })
+            )
+        })
+        .unwrap();
+    let solved = answer
+        .custom_ids()
+        .into_iter()
+        .find(|id| matches!(ButtonData::parse(id), Some(ButtonData::SolvedYes { .. })))
+        .unwrap();
+    let conversation = ButtonData::parse(&down).unwrap().conversation().to_string();
+    t.fake
+        .dispatch_message(501, BOB_DM, None, BOB, "hello")
+        .await;
+    t.wait_posted(BOB_DM, 1).await;
+    for (id, data) in [(502, &down), (503, &solved)] {
+        let click = t
+            .fake
+            .component_interaction(id, GENERAL, Some(GUILD), BOB, answer.id, data);
+        t.fake.dispatch("INTERACTION_CREATE", click).await;
+        t.fake
+            .wait_until(
+                "the private refusal",
+                |f| {
+                    f.followups(id)
+                        .iter()
+                        .any(|m| m.ephemeral() && m.content == NO_LONGER_AVAILABLE)
+                },
+                WAIT,
+            )
+            .await;
+    }
+    let c = t.core.store.conversation(&conversation).await.unwrap();
+    assert_eq!(c.status, switchboard::conversation::Status::Bot);
+    assert!(
+        t.core
+            .store
+            .messages(&conversation)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.feedback.is_none()),
+        "no 👎 from Bob"
+    );
+    t.stop().await;
 }

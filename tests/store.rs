@@ -166,9 +166,16 @@ on_every_backend!(messages_are_logged_once, |db: &Db| {
         assert_eq!(messages[1].sources, sources);
         assert_eq!(messages[1].prompt_tokens, Some(100));
         assert_eq!((messages[0].seq, messages[1].seq), (1, 2));
-        assert!(store.set_feedback(&id, -1).await.unwrap());
         assert!(
-            !store.set_feedback(&id, 1).await.unwrap(),
+            !store
+                .set_feedback("another-conversation", &id, -1)
+                .await
+                .unwrap(),
+            "feedback only on the conversation's own message"
+        );
+        assert!(store.set_feedback(&c.id, &id, -1).await.unwrap());
+        assert!(
+            !store.set_feedback(&c.id, &id, 1).await.unwrap(),
             "first click counts"
         );
         assert_eq!(
@@ -439,5 +446,79 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
         let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
         assert_eq!(rows.len(), 4);
         assert_eq!(&rows[0][2], "A, \"quoted\"", "CSV quoting round-trips");
+    }
+});
+
+on_every_backend!(staff_posts_and_press_lookups, |db: &Db| {
+    let store = db.store.clone();
+    async move {
+        let ann = store.upsert_customer("telegram", "1", None).await.unwrap();
+        let bob = store.upsert_customer("telegram", "2", None).await.unwrap();
+        assert_eq!(
+            store
+                .find_customer("telegram", "1")
+                .await
+                .unwrap()
+                .map(|c| c.id),
+            Some(ann.id.clone())
+        );
+        assert!(store.find_customer("discord", "1").await.unwrap().is_none());
+        let a = store.open_conversation(&ann, "chat-1").await.unwrap();
+        let b = store.open_conversation(&bob, "chat-2").await.unwrap();
+
+        // Posts map to their conversation; a repeated post keeps its first.
+        let posts = vec!["msg:10".to_string(), "msg:11".to_string()];
+        store
+            .add_staff_posts("telegram", &a.id, &posts)
+            .await
+            .unwrap();
+        store
+            .add_staff_posts("telegram", &b.id, &["msg:11".to_string()])
+            .await
+            .unwrap();
+        let of = |post: &'static str, desk: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .conversation_by_staff_post(desk, post)
+                    .await
+                    .unwrap()
+                    .map(|c| c.id)
+            }
+        };
+        assert_eq!(of("msg:10", "telegram").await, Some(a.id.clone()));
+        assert_eq!(of("msg:11", "telegram").await, Some(a.id.clone()));
+        assert_eq!(of("msg:10", "discord").await, None);
+        assert_eq!(of("msg:12", "telegram").await, None);
+
+        // The latest bot message, and messages by id.
+        assert!(store.last_bot_message(&a.id).await.unwrap().is_none());
+        let mut last = None;
+        for text in ["first", "second"] {
+            let m = NewMessage {
+                conversation_id: &a.id,
+                role: Role::Bot,
+                text,
+                channel: "telegram",
+                ..NewMessage::default()
+            };
+            last = store.insert_message(&m).await.unwrap();
+        }
+        let latest = store.last_bot_message(&a.id).await.unwrap().unwrap();
+        assert_eq!(
+            (Some(latest.id.clone()), latest.text.as_str()),
+            (last, "second")
+        );
+        assert_eq!(
+            store
+                .message(&latest.id)
+                .await
+                .unwrap()
+                .map(|m| m.conversation_id),
+            Some(a.id.clone())
+        );
+        assert!(store.message("no-such-id").await.unwrap().is_none());
+        assert!(!store.set_feedback(&b.id, &latest.id, 1).await.unwrap());
+        assert!(store.set_feedback(&a.id, &latest.id, 1).await.unwrap());
     }
 });

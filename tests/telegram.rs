@@ -9,9 +9,11 @@ use std::time::Duration;
 
 use serde_json::json;
 use switchboard::app::App;
+use switchboard::button::{ButtonData, NO_LONGER_AVAILABLE, SurveyStep};
 use switchboard::channels::telegram::text;
 use switchboard::clock::system;
 use switchboard::config::Settings;
+use switchboard::conversation::Status;
 use telegram_fake::{
     Failure, callback_update, group_chat, message, message_update, private_chat, user,
 };
@@ -139,13 +141,11 @@ async fn registers_commands_and_answers_a_private_question_with_a_streamed_edite
         "{text}"
     );
     let keyboard = &final_edit["reply_markup"]["inline_keyboard"];
-    assert_eq!(keyboard[0][0]["callback_data"], "solved:yes");
-    assert!(
-        keyboard[1][0]["callback_data"]
-            .as_str()
-            .unwrap()
-            .starts_with("fb:up:")
-    );
+    let data = |row: usize, col: usize| {
+        ButtonData::parse(keyboard[row][col]["callback_data"].as_str().unwrap()).unwrap()
+    };
+    assert!(matches!(data(0, 0), ButtonData::SolvedYes { .. }));
+    assert!(matches!(data(1, 0), ButtonData::Feedback { up: true, .. }));
     t.stop().await;
 }
 
@@ -577,13 +577,23 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
         let m = message(3001, private_chat(CUSTOMER), telegram_fake::bot_user(), "q");
         callback_update(update, cb, user(CUSTOMER, "Ann"), m, &data)
     };
-    t.fake.push(press(5, "cb-ces", format!("ces:6:{id}")));
+    let survey_press = |step, value| {
+        ButtonData::Survey {
+            conversation: id.clone(),
+            step,
+            value,
+        }
+        .encode()
+    };
+    t.fake
+        .push(press(5, "cb-ces", survey_press(SurveyStep::Ces, 6)));
     t.fake
         .wait_until("the NPS question", |f| {
             f.texts_to(CUSTOMER).iter().any(|x| x.contains("recommend"))
         })
         .await;
-    t.fake.push(press(6, "cb-nps", format!("nps:9:{id}")));
+    t.fake
+        .push(press(6, "cb-nps", survey_press(SurveyStep::Nps, 9)));
     t.fake
         .wait_until("the comment invitation", |f| {
             f.texts_to(CUSTOMER)
@@ -657,7 +667,10 @@ async fn stop_surveys_button_opts_out_for_good() {
                 .as_str()
                 .unwrap()
                 .to_string();
-            assert!(stop.starts_with("nosurvey:"));
+            assert!(matches!(
+                ButtonData::parse(&stop),
+                Some(ButtonData::StopSurveys { .. })
+            ));
             let m = message(
                 3000,
                 private_chat(CUSTOMER),
@@ -876,5 +889,272 @@ async fn a_kept_press_interrupted_by_a_crash_is_processed_after_the_restart() {
         .filter(|c| c["callback_query_id"] == "cb-crash")
         .count();
     assert_eq!(presses, 1);
+    t.stop().await;
+}
+
+const OTHER: i64 = 5002;
+
+fn from_other(update_id: i64, message_id: i64, text: &str) -> serde_json::Value {
+    message_update(
+        update_id,
+        message(message_id, private_chat(OTHER), user(OTHER, "Bob"), text),
+    )
+}
+
+/// The callback data of the last message to `chat` whose buttons match.
+fn last_keyboard(
+    fake: &telegram_fake::Fake,
+    chat: i64,
+    matches: impl Fn(&ButtonData) -> bool,
+) -> Option<Vec<Vec<String>>> {
+    fake.calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, p)| {
+            (m == "sendmessage" || m == "editmessagetext") && p["chat_id"].as_i64() == Some(chat)
+        })
+        .filter_map(|(_, p)| p["reply_markup"]["inline_keyboard"].as_array().cloned())
+        .map(|rows| {
+            rows.iter()
+                .map(|row| {
+                    row.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|b| b["callback_data"].as_str().unwrap_or_default().to_string())
+                        .collect::<Vec<_>>()
+                })
+                .collect::<Vec<_>>()
+        })
+        .rfind(|rows| ButtonData::parse(&rows[0][0]).is_some_and(|d| matches(&d)))
+}
+
+/// Issue 11, finding 2: in an agents' group without topics, an agent's
+/// reply reaches the conversation of the bot post it replies to (card or
+/// forwarded message), found by the stored post, never by an id found in
+/// the text, which the customer may have written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
+    let t = start(&format!("agents_chat_id = {AGENTS}"), None).await;
+    t.fake.fail(
+        "createforumtopic",
+        Failure::BadRequest("Bad Request: the chat is not a forum"),
+        5,
+    );
+    let cards = |f: &telegram_fake::Fake| {
+        f.sent_to(AGENTS)
+            .into_iter()
+            .filter(|(_, x)| x.contains("Hand-off"))
+            .collect::<Vec<_>>()
+    };
+    t.fake.push(from_other(1, 10, "/human"));
+    t.fake
+        .wait_until("Bob's card", |f| cards(f).len() == 1)
+        .await;
+    let bob = t.core.desk.queue().await.unwrap()[0]
+        .conversation
+        .id
+        .clone();
+    // Ann's first message names Bob's conversation; her card shows it
+    // before her own id.
+    t.fake
+        .push(from_customer(2, 11, &format!("/human about #{bob} please")));
+    t.fake
+        .wait_until("Ann's card", |f| cards(f).len() == 2)
+        .await;
+    let ann = t.core.desk.queue().await.unwrap()[1]
+        .conversation
+        .id
+        .clone();
+    let (ann_card, card_text) = cards(&t.fake)[1].clone();
+    assert!(card_text.find(&bob) < card_text.find(&ann), "{card_text}");
+
+    let group = group_chat(AGENTS, false);
+    let agent_reply = |id: i64, text: &str, to: serde_json::Value| {
+        let mut m = message(id, group.clone(), user(ALICE, "Alice"), text);
+        m["reply_to_message"] = to;
+        m
+    };
+    let bot_post =
+        |id: i64, text: &str| message(id, group.clone(), telegram_fake::bot_user(), text);
+    t.fake.push(message_update(
+        3,
+        agent_reply(
+            3000,
+            "Hello Ann, Alice here",
+            bot_post(ann_card, &card_text),
+        ),
+    ));
+    t.fake
+        .wait_until("the reply at Ann", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|x| x.contains("alice (support): Hello Ann, Alice here"))
+        })
+        .await;
+
+    // Ann's next message is forwarded; a reply to that post reaches her too.
+    t.fake.push(from_customer(4, 12, "my order number is 42"));
+    t.fake
+        .wait_until("the forwarded message", |f| {
+            f.sent_to(AGENTS)
+                .iter()
+                .any(|(_, x)| x.contains("my order number is 42"))
+        })
+        .await;
+    let (post, post_text) = t
+        .fake
+        .sent_to(AGENTS)
+        .into_iter()
+        .find(|(_, x)| x.contains("my order number is 42"))
+        .unwrap();
+    t.fake.push(message_update(
+        5,
+        agent_reply(3001, "Found order 42", bot_post(post, &post_text)),
+    ));
+    t.fake
+        .wait_until("the second reply at Ann", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|x| x.contains("alice (support): Found order 42"))
+        })
+        .await;
+
+    // A reply to a message the bot never posted is not guessed from its
+    // text, even when the text holds a conversation id.
+    let stray_target = message(2999, group.clone(), user(OTHER, "Bob"), &format!("#{bob}"));
+    t.fake.push(message_update(
+        6,
+        agent_reply(3002, "Is this yours?", stray_target),
+    ));
+    t.fake
+        .wait_until("the question back", |f| {
+            f.texts_to(AGENTS)
+                .iter()
+                .any(|x| x == text::WHICH_CONVERSATION)
+        })
+        .await;
+
+    assert!(
+        t.fake
+            .texts_to(OTHER)
+            .iter()
+            .all(|x| !x.contains("(support)")),
+        "nothing reached Bob: {:?}",
+        t.fake.texts_to(OTHER)
+    );
+    let bob_now = t.core.store.conversation(&bob).await.unwrap();
+    assert_eq!(
+        (bob_now.status, bob_now.assigned_agent),
+        (Status::WaitingForAgent, None),
+        "Bob's conversation was not claimed"
+    );
+    t.stop().await;
+}
+
+/// Issue 11, finding 3 on Telegram: a press carrying another customer's
+/// ids, or an old offer/"solved" button under a newer message, is answered
+/// "no longer available" and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_and_stale_presses_change_nothing() {
+    let t = start("", None).await;
+    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    t.fake
+        .wait_until("the answer's buttons", |f| {
+            last_keyboard(f, CUSTOMER, |d| matches!(d, ButtonData::SolvedYes { .. })).is_some()
+        })
+        .await;
+    let answer = last_keyboard(&t.fake, CUSTOMER, |d| {
+        matches!(d, ButtonData::SolvedYes { .. })
+    })
+    .unwrap();
+    t.fake
+        .push(from_customer(2, 11, "what size wipers does my car take"));
+    t.fake
+        .wait_until("the offer's buttons", |f| {
+            last_keyboard(f, CUSTOMER, |d| matches!(d, ButtonData::OfferYes { .. })).is_some()
+        })
+        .await;
+    let offer = last_keyboard(&t.fake, CUSTOMER, |d| {
+        matches!(d, ButtonData::OfferYes { .. })
+    })
+    .unwrap();
+    let conversation = ButtonData::parse(&offer[0][0])
+        .unwrap()
+        .conversation()
+        .to_string();
+    t.fake.push(from_other(3, 20, "hello"));
+
+    let press = |update: i64, cb: &str, from: i64, data: &str| {
+        let m = message(
+            4000 + update,
+            private_chat(from),
+            telegram_fake::bot_user(),
+            "…",
+        );
+        callback_update(update, cb, user(from, "Someone"), m, data)
+    };
+    let refused = |cb: &'static str| {
+        move |f: &telegram_fake::Fake| {
+            f.calls_of("answercallbackquery")
+                .iter()
+                .any(|c| c["callback_query_id"] == cb && c["text"] == NO_LONGER_AVAILABLE)
+        }
+    };
+    // Bob presses Ann's 👎 and her "Yes, talk to a person".
+    t.fake.push(press(4, "cb-bob-down", OTHER, &answer[1][1]));
+    t.fake.push(press(5, "cb-bob-offer", OTHER, &offer[0][0]));
+    t.fake
+        .wait_until("Bob's 👎 refused", refused("cb-bob-down"))
+        .await;
+    t.fake
+        .wait_until("Bob's offer press refused", refused("cb-bob-offer"))
+        .await;
+    // Ann's old "That solved it", under the newer offer.
+    t.fake
+        .push(press(6, "cb-old-solved", CUSTOMER, &answer[0][0]));
+    t.fake
+        .wait_until("the old button refused", refused("cb-old-solved"))
+        .await;
+    // An old-format button from before the upgrade.
+    t.fake.push(press(7, "cb-legacy", CUSTOMER, "offer:yes"));
+    t.fake
+        .wait_until("the legacy button refused", refused("cb-legacy"))
+        .await;
+
+    let c = t.core.store.conversation(&conversation).await.unwrap();
+    assert_eq!(c.status, Status::Bot, "not handed off, not resolved");
+    let messages = t.core.store.messages(&conversation).await.unwrap();
+    assert!(
+        messages.iter().all(|m| m.feedback.is_none()),
+        "no 👎 from Bob"
+    );
+    assert!(
+        t.fake
+            .texts_to(CUSTOMER)
+            .iter()
+            .all(|x| !x.contains("connecting you") && !x.contains("passing your conversation")),
+        "no hand-off message to Ann"
+    );
+
+    // Ann's own current button still works.
+    t.fake
+        .push(press(8, "cb-ann-offer", CUSTOMER, &offer[0][0]));
+    t.fake
+        .wait_until("Ann handed off", |f| {
+            f.texts_to(CUSTOMER)
+                .iter()
+                .any(|x| x.contains("passing your conversation on"))
+        })
+        .await;
+    assert_eq!(
+        t.core
+            .store
+            .conversation(&conversation)
+            .await
+            .unwrap()
+            .status,
+        Status::WaitingForAgent
+    );
     t.stop().await;
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use switchboard::app::{App, Core};
 use switchboard::assistant::{Action, Mode, Pressed, Turn};
+use switchboard::button::{ButtonData, SurveyStep};
 use switchboard::channels::console;
 use switchboard::clock::{ManualClock, SharedClock};
 use switchboard::config::Settings;
@@ -426,13 +427,14 @@ async fn knowledge_gap_offer_then_accept_hands_off() {
     assert_eq!(offer.action, Action::OfferHuman);
     assert_eq!(offer.mode, Mode::Handoff);
     assert!(offer.handoff);
-    assert_eq!(
-        offer.buttons()[0][0].data,
-        switchboard::assistant::OFFER_YES
-    );
+    let offer_yes = ButtonData::OfferYes {
+        conversation: offer.conversation_id.clone(),
+        message: offer.message_id.clone().unwrap(),
+    };
+    assert_eq!(offer.buttons()[0][0], offer_yes.button());
     let accepted = a
         .press(Turn {
-            text: switchboard::assistant::OFFER_YES.into(),
+            text: offer_yes.encode(),
             ..turn("c2", "")
         })
         .await
@@ -590,9 +592,16 @@ impl switchboard::desk::StaffDesk for StaffRecorder {
     fn name(&self) -> &str {
         "recorder"
     }
-    async fn post_card(&self, card: &switchboard::desk::Card) -> Result<String, delivery::Error> {
-        self.0.lock().unwrap().push(format!("CARD {}", card.text()));
-        Ok(format!("thread-{}", card.conversation.id))
+    async fn post_card(
+        &self,
+        card: &switchboard::desk::Card,
+    ) -> Result<switchboard::desk::PostedCard, delivery::Error> {
+        let mut posts = self.0.lock().unwrap();
+        posts.push(format!("CARD {}", card.text()));
+        Ok(switchboard::desk::PostedCard {
+            thread_ref: format!("thread-{}", card.conversation.id),
+            posts: vec![format!("msg:{}", posts.len())],
+        })
     }
     async fn post(
         &self,
@@ -600,12 +609,10 @@ impl switchboard::desk::StaffDesk for StaffRecorder {
         _card: &switchboard::desk::Card,
         text: &str,
         notice: bool,
-    ) -> Result<(), delivery::Error> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(format!("{} {text}", if notice { "NOTICE" } else { "MSG" }));
-        Ok(())
+    ) -> Result<Vec<String>, delivery::Error> {
+        let mut posts = self.0.lock().unwrap();
+        posts.push(format!("{} {text}", if notice { "NOTICE" } else { "MSG" }));
+        Ok(vec![format!("msg:{}", posts.len())])
     }
 }
 
@@ -736,12 +743,20 @@ async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
     let five = question.buttons[0][4].data.clone();
     assert!(matches!(
         core.assistant.press(press("s1", &five)).await.unwrap(),
-        Pressed::Unknown
+        Pressed::Stale
     ));
     // CES 6, NPS 9, then a typed comment.
+    let survey_press = |step, value| {
+        ButtonData::Survey {
+            conversation: id.clone(),
+            step,
+            value,
+        }
+        .encode()
+    };
     let Pressed::Message(nps) = core
         .assistant
-        .press(press("s1", &format!("ces:6:{id}")))
+        .press(press("s1", &survey_press(SurveyStep::Ces, 6)))
         .await
         .unwrap()
     else {
@@ -750,7 +765,7 @@ async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
     assert!(nps.text.contains("recommend"));
     let Pressed::Message(comment) = core
         .assistant
-        .press(press("s1", &format!("nps:9:{id}")))
+        .press(press("s1", &survey_press(SurveyStep::Nps, 9)))
         .await
         .unwrap()
     else {
@@ -883,9 +898,10 @@ async fn confirmed_answer_and_inactivity_resolve_conversations() {
         .await
         .unwrap();
     assert_eq!(answer.action, Action::Answer);
+    let solved_yes = answer.buttons()[0][0].data.clone();
     let solved = core
         .assistant
-        .press(press("s5", switchboard::assistant::SOLVED_YES))
+        .press(press("s5", &solved_yes))
         .await
         .unwrap();
     assert!(matches!(solved, Pressed::Reply(_)));
@@ -1237,4 +1253,175 @@ async fn a_survey_left_sending_by_a_dead_process_is_sent_later() {
     );
     assert!(channel.last().unwrap().text.contains("How satisfied"));
     assert_eq!(core.store.survey(&id).await.unwrap().unwrap().state, "sent");
+}
+
+/// Issue 11, finding 3 on the web API: a button acts only for its own
+/// session and only while it still applies; anything else is refused with
+/// one message and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_buttons_are_bound_to_their_session_and_their_moment() {
+    let scratch = Scratch::new();
+    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let client = reqwest::Client::new();
+    let (ann, eve) = ("session-ann-1", "session-eve-1");
+    let post = |path: &str, body: serde_json::Value| {
+        let request = client.post(format!("{}{path}", app.base)).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let ask = |session: &'static str, text: &'static str| {
+        post(
+            "/api/chat/messages",
+            serde_json::json!({"session": session, "text": text}),
+        )
+    };
+    let press = |session: &'static str, data: String| {
+        post(
+            "/api/chat/press",
+            serde_json::json!({"session": session, "data": data}),
+        )
+    };
+    let button = |reply: &serde_json::Value, row: usize, col: usize| -> String {
+        reply["reply"]["buttons"][row][col]["data"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a button in {reply}"))
+            .to_string()
+    };
+    let refused = |body: &serde_json::Value| {
+        body["reply"].is_null()
+            && body["stale"] == true
+            && body["ack"] == switchboard::button::NO_LONGER_AVAILABLE
+    };
+    let _ = ask(eve, "hello").await;
+
+    let offer = ask(ann, "what size wipers does my car take").await;
+    let (offer_yes, offer_no) = (button(&offer, 0, 0), button(&offer, 0, 1));
+    let conversation = ButtonData::parse(&offer_yes)
+        .unwrap()
+        .conversation()
+        .to_string();
+    let answer = ask(ann, "how do I get a refund").await;
+    let (solved_yes, thumbs_down) = (button(&answer, 0, 0), button(&answer, 1, 1));
+    let status = || async { app.core.store.conversation(&conversation).await.unwrap() };
+
+    // An old "Yes, talk to a person" under a newer answer: refused, the
+    // chat is neither closed as solved nor handed off.
+    let body = press(ann, offer_yes.clone()).await;
+    assert!(refused(&body), "{body}");
+    assert_eq!(status().await.status, Status::Bot);
+
+    // An old "That solved it" under a newer offer: refused, no hand-off.
+    let newer_offer = ask(ann, "do you sell garden furniture").await;
+    let newer_yes = button(&newer_offer, 0, 0);
+    let body = press(ann, solved_yes.clone()).await;
+    assert!(refused(&body), "{body}");
+    assert_eq!(status().await.status, Status::Bot);
+
+    // Another session pressing Ann's buttons changes nothing of hers.
+    for data in [thumbs_down.clone(), newer_yes.clone(), offer_no.clone()] {
+        let body = press(eve, data).await;
+        assert!(refused(&body), "{body}");
+    }
+    let c = status().await;
+    assert_eq!(c.status, Status::Bot);
+    assert!(
+        app.core
+            .store
+            .messages(&conversation)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.feedback.is_none()),
+        "no 👎 set by another session"
+    );
+
+    // Data from before typed buttons (or garbage) is refused, not misread.
+    for data in ["offer:yes", "solved:yes", "fb:down:x", "\u{212A}\0"] {
+        let body = press(ann, data.to_string()).await;
+        assert!(refused(&body), "{data}: {body}");
+    }
+    assert_eq!(status().await.status, Status::Bot);
+
+    // Ann's own current button works, once; then it is superseded.
+    let body = press(ann, newer_yes.clone()).await;
+    assert_eq!(body["reply"]["handoff"], true, "{body}");
+    assert_eq!(status().await.status, Status::WaitingForAgent);
+    let body = press(ann, newer_yes).await;
+    assert!(refused(&body), "{body}");
+    // Feedback on her own earlier answer still counts.
+    let body = press(ann, button(&answer, 1, 0)).await;
+    assert_eq!(body["ack"], "Thanks for the feedback!", "{body}");
+    let feedback: Vec<i64> = app
+        .core
+        .store
+        .messages(&conversation)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.feedback)
+        .collect();
+    assert_eq!(feedback, vec![1]);
+    app.shutdown().await;
+}
+
+/// Issue 11, finding 3 for surveys: a survey button counts only for the
+/// surveyed customer and only for the question still open; another
+/// customer pressing it (a rating, "Stop surveys") changes nothing.
+#[tokio::test]
+async fn survey_buttons_count_only_for_their_customer_and_open_question() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let id = resolved_by_agent(&core, "s6").await;
+    clock.advance(61_000);
+    assert_eq!(core.surveys.tick().await.unwrap().sent, 1);
+    let question = channel.last().unwrap();
+    let one = question.buttons[0][0].data.clone();
+    let stop = question.buttons[1][0].data.clone();
+    core.assistant
+        .handle(turn("s7", "hello"), None)
+        .await
+        .unwrap();
+
+    for data in [&one, &stop] {
+        assert!(matches!(
+            core.assistant.press(press("s7", data)).await.unwrap(),
+            Pressed::Stale
+        ));
+    }
+    // A press from someone the bot never met is refused the same way.
+    assert!(matches!(
+        core.assistant.press(press("stranger", &one)).await.unwrap(),
+        Pressed::Stale
+    ));
+    let survey = core.store.survey(&id).await.unwrap().unwrap();
+    assert_eq!((survey.csat, survey.step.as_deref()), (None, Some("csat")));
+    let s6 = core
+        .store
+        .find_customer("test", "s6")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!s6.surveys_opt_out, "not opted out by another customer");
+
+    // The surveyed customer's answer to a question not yet asked is stale.
+    let ces = ButtonData::Survey {
+        conversation: id.clone(),
+        step: SurveyStep::Ces,
+        value: 7,
+    }
+    .encode();
+    assert!(matches!(
+        core.assistant.press(press("s6", &ces)).await.unwrap(),
+        Pressed::Stale
+    ));
+    assert!(matches!(
+        core.assistant.press(press("s6", &one)).await.unwrap(),
+        Pressed::Message(_)
+    ));
+    let survey = core.store.survey(&id).await.unwrap().unwrap();
+    assert_eq!((survey.csat, survey.ces), (Some(1), None));
 }

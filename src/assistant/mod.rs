@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 pub use prompts::Prompts;
 
+use crate::button::{self, ButtonData};
 use crate::config::AssistantSettings;
 use crate::conversation::{Status, Transition};
 use crate::csat::Surveys;
@@ -180,77 +181,86 @@ impl Reply {
 
 impl Reply {
     /// Buttons a channel with buttons shows under the reply: Yes/No for an
-    /// offer of a person, 👍/👎 feedback under an answer. Their data goes
-    /// back to [`Assistant::press`].
+    /// offer of a person, "solved?" and 👍/👎 under an answer. Each names
+    /// this conversation and the stored bot message it belongs to; their
+    /// data goes back to [`Assistant::press`].
     pub fn buttons(&self) -> Vec<Vec<Button>> {
         if !self.survey_buttons.is_empty() {
             return self.survey_buttons.clone();
         }
-        match (self.action, &self.message_id) {
-            (Action::OfferHuman, _) => vec![vec![
-                Button {
-                    label: "Yes, talk to a person".into(),
-                    data: OFFER_YES.into(),
+        let Some(message) = self.message_id.clone() else {
+            return Vec::new();
+        };
+        let conversation = self.conversation_id.clone();
+        let row = |data: Vec<ButtonData>| data.iter().map(ButtonData::button).collect::<Vec<_>>();
+        match self.action {
+            Action::OfferHuman => vec![row(vec![
+                ButtonData::OfferYes {
+                    conversation: conversation.clone(),
+                    message: message.clone(),
                 },
-                Button {
-                    label: "No, thanks".into(),
-                    data: OFFER_NO.into(),
+                ButtonData::OfferNo {
+                    conversation,
+                    message,
                 },
-            ]],
-            (Action::Answer, Some(id)) => vec![
-                vec![
-                    Button {
-                        label: "✅ That solved it".into(),
-                        data: SOLVED_YES.into(),
+            ])],
+            Action::Answer => vec![
+                row(vec![
+                    ButtonData::SolvedYes {
+                        conversation: conversation.clone(),
+                        message: message.clone(),
                     },
-                    Button {
-                        label: "❌ Not solved".into(),
-                        data: SOLVED_NO.into(),
+                    ButtonData::SolvedNo {
+                        conversation: conversation.clone(),
+                        message: message.clone(),
                     },
-                ],
-                vec![
-                    Button {
-                        label: "👍".into(),
-                        data: format!("{FEEDBACK_UP}{id}"),
+                ]),
+                row(vec![
+                    ButtonData::Feedback {
+                        conversation: conversation.clone(),
+                        message: message.clone(),
+                        up: true,
                     },
-                    Button {
-                        label: "👎".into(),
-                        data: format!("{FEEDBACK_DOWN}{id}"),
+                    ButtonData::Feedback {
+                        conversation,
+                        message,
+                        up: false,
                     },
-                ],
+                ]),
             ],
             _ => Vec::new(),
         }
     }
 }
 
-/// Button data: accept the offer of a person.
-pub const OFFER_YES: &str = "offer:yes";
-/// Button data: decline the offer of a person.
-pub const OFFER_NO: &str = "offer:no";
-/// Button data: the answer solved the customer's problem.
-pub const SOLVED_YES: &str = "solved:yes";
-/// Button data: it did not.
-pub const SOLVED_NO: &str = "solved:no";
-/// Button data prefix: 👍 on bot message `<id>`.
-pub const FEEDBACK_UP: &str = "fb:up:";
-/// Button data prefix: 👎 on bot message `<id>`.
-pub const FEEDBACK_DOWN: &str = "fb:down:";
-
 /// What a button press did.
 #[derive(Debug, Clone)]
 pub enum Pressed {
-    /// The press was handled as a customer message (offer yes/no); send the
-    /// reply like any other.
+    /// The press was the customer's answer to an offer or a "solved?"
+    /// question; send the reply like any other.
     Reply(Reply),
     /// Feedback stored (`true`) or ignored as a repeat (`false`); show a
     /// short acknowledgement at most.
     Feedback(bool),
     /// A message to send (the next survey question, thanks).
     Message(crate::delivery::Outgoing),
-    /// Data this version does not know (an old button) or a repeated
-    /// survey click; acknowledge only.
+    /// A repeated delivery of a press already handled; acknowledge only.
     Unknown,
+    /// The button is not the presser's, no longer applies (a newer message
+    /// superseded it, the conversation moved on, the survey question was
+    /// answered) or cannot be read (sent by an older version): nothing
+    /// changed; tell the presser [`button::NO_LONGER_AVAILABLE`].
+    Stale,
+}
+
+/// What a customer's press of an offer or "solved?" button means, handed
+/// to the decision as data (never re-read from text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    AcceptOffer,
+    DeclineOffer,
+    Solved,
+    NotSolved,
 }
 
 /// A stored customer message, ready to be answered
@@ -814,39 +824,169 @@ impl Assistant {
         Ok(answered)
     }
 
-    /// Handles a button press; `turn.text` is the button's data and
-    /// `turn.platform_message_id` should identify the press (callback id) so
-    /// a repeated delivery is ignored.
+    /// Handles a button press. `turn.text` is the button's data;
+    /// `turn.channel` and `turn.customer_id` identify the presser (platform
+    /// user id, web session); `turn.platform_message_id` should identify the
+    /// press (callback id) so a repeated delivery is ignored.
+    ///
+    /// A press counts only when its conversation belongs to the presser and
+    /// it still applies: an offer or "solved?" button only while its message
+    /// is the conversation's latest bot message and the bot still has the
+    /// conversation, a survey button only for the question still open.
+    /// Anything else is [`Pressed::Stale`] and changes nothing.
     ///
     /// # Errors
     /// As [`Assistant::handle`].
-    pub async fn press(&self, mut turn: Turn) -> Result<Pressed, Error> {
-        let data = turn.text.clone();
-        if data == OFFER_YES || data == OFFER_NO || data == SOLVED_YES || data == SOLVED_NO {
-            turn.text = if data == OFFER_YES || data == SOLVED_YES {
-                "yes".into()
-            } else {
-                "no".into()
-            };
-            return Ok(Pressed::Reply(self.handle(turn, None).await?));
+    pub async fn press(&self, turn: Turn) -> Result<Pressed, Error> {
+        let Some(data) = ButtonData::parse(&turn.text) else {
+            return Ok(Pressed::Stale);
+        };
+        let store = &self.inner.store;
+        let Some(customer) = store
+            .find_customer(&turn.channel, &turn.customer_id)
+            .await?
+        else {
+            return Ok(Pressed::Stale);
+        };
+        let conversation = match store.conversation(data.conversation()).await {
+            Ok(c) => c,
+            Err(store::Error::NotFound { .. }) => return Ok(Pressed::Stale),
+            Err(e) => return Err(e.into()),
+        };
+        if conversation.customer_id != customer.id {
+            tracing::warn!(
+                channel = %turn.channel,
+                conversation = %conversation.id,
+                "refused a press on another customer's conversation"
+            );
+            return Ok(Pressed::Stale);
         }
-        if let Some(surveys) = &self.inner.surveys {
-            if let Some(message) = surveys.press(&data).await? {
-                return Ok(Pressed::Message(message));
+        match data {
+            ButtonData::OfferYes { message, .. } => {
+                self.press_intent(&conversation, &message, turn, Intent::AcceptOffer)
+                    .await
             }
-            if crate::csat::parse_answer(&data).is_some() {
-                return Ok(Pressed::Unknown);
+            ButtonData::OfferNo { message, .. } => {
+                self.press_intent(&conversation, &message, turn, Intent::DeclineOffer)
+                    .await
             }
+            ButtonData::SolvedYes { message, .. } => {
+                self.press_intent(&conversation, &message, turn, Intent::Solved)
+                    .await
+            }
+            ButtonData::SolvedNo { message, .. } => {
+                self.press_intent(&conversation, &message, turn, Intent::NotSolved)
+                    .await
+            }
+            ButtonData::Feedback { message, up, .. } => {
+                let rated = store.message(&message).await?;
+                if !rated
+                    .is_some_and(|m| m.conversation_id == conversation.id && m.role == Role::Bot)
+                {
+                    return Ok(Pressed::Stale);
+                }
+                let value = if up { 1 } else { -1 };
+                let stored = store
+                    .set_feedback(&conversation.id, &message, value)
+                    .await?;
+                Ok(Pressed::Feedback(stored))
+            }
+            ButtonData::Survey { step, value, .. } => {
+                let Some(surveys) = &self.inner.surveys else {
+                    return Ok(Pressed::Stale);
+                };
+                Ok(match surveys.press(&conversation.id, step, value).await? {
+                    Some(next) => Pressed::Message(next),
+                    None => Pressed::Stale,
+                })
+            }
+            ButtonData::StopSurveys { .. } => {
+                let text = match &self.inner.surveys {
+                    Some(surveys) => surveys.opt_out(&customer.id).await?,
+                    None => {
+                        store.opt_out_of_surveys(&customer.id).await?;
+                        self.render("surveys_stopped.md", serde_json::json!({}))?
+                    }
+                };
+                Ok(Pressed::Message(crate::delivery::Outgoing::text(text)))
+            }
+            // Card buttons are for agents, in staff places.
+            ButtonData::Desk { .. } => Ok(Pressed::Stale),
         }
-        let feedback = data
-            .strip_prefix(FEEDBACK_UP)
-            .map(|id| (id, 1))
-            .or_else(|| data.strip_prefix(FEEDBACK_DOWN).map(|id| (id, -1)));
-        if let Some((message_id, value)) = feedback {
-            let stored = self.inner.store.set_feedback(message_id, value).await?;
-            return Ok(Pressed::Feedback(stored));
+    }
+
+    /// An offer or "solved?" press on `message`, checked against the
+    /// conversation's current state, then decided as `intent`. The press is
+    /// stored as the customer's message (its label), so the log and the
+    /// agents' card show what they chose.
+    async fn press_intent(
+        &self,
+        conversation: &Conversation,
+        message: &str,
+        mut turn: Turn,
+        intent: Intent,
+    ) -> Result<Pressed, Error> {
+        let store = &self.inner.store;
+        if conversation.status != Status::Bot {
+            return Ok(Pressed::Stale);
         }
-        Ok(Pressed::Unknown)
+        let Some(last) = store.last_bot_message(&conversation.id).await? else {
+            return Ok(Pressed::Stale);
+        };
+        let offer = last.mode.as_deref() == Some(Mode::Handoff.as_str());
+        let answer =
+            matches!(last.mode.as_deref(), Some("llm" | "extractive")) && !last.sources.is_empty();
+        let (fits, label) = match intent {
+            Intent::AcceptOffer => (offer, button::OFFER_YES_LABEL),
+            Intent::DeclineOffer => (offer, button::OFFER_NO_LABEL),
+            Intent::Solved => (answer, button::SOLVED_YES_LABEL),
+            Intent::NotSolved => (answer, button::SOLVED_NO_LABEL),
+        };
+        if last.id != message || !fits {
+            return Ok(Pressed::Stale);
+        }
+        turn.text = label.to_string();
+        turn.thread = conversation.thread_key.clone();
+        let inbound = NewMessage {
+            conversation_id: &conversation.id,
+            role: Role::Customer,
+            text: label,
+            channel: &turn.channel,
+            platform_message_id: turn.platform_message_id.as_deref(),
+            ..NewMessage::default()
+        };
+        if store.insert_message(&inbound).await?.is_none() {
+            return Ok(Pressed::Unknown);
+        }
+        let reply = match intent {
+            Intent::AcceptOffer => {
+                self.hand_off(conversation, &turn, Reason::KnowledgeGap, None)
+                    .await?
+            }
+            Intent::DeclineOffer => self.info(conversation, &turn, "offer_declined.md").await?,
+            Intent::Solved => self.resolve_solved(conversation, &turn).await?,
+            Intent::NotSolved => self.not_solved(conversation, &turn).await?,
+        };
+        Ok(Pressed::Reply(reply))
+    }
+
+    /// The customer says the answer did not solve it: offer a person.
+    async fn not_solved(&self, conversation: &Conversation, turn: &Turn) -> Result<Reply, Error> {
+        let text = self.render("not_solved.md", serde_json::json!({}))?;
+        self.inner
+            .store
+            .mark_offered_human(&conversation.id)
+            .await?;
+        self.finish(
+            conversation,
+            turn,
+            text,
+            Mode::Handoff,
+            Vec::new(),
+            Action::OfferHuman,
+            None,
+        )
+        .await
     }
 
     async fn decide(
@@ -931,22 +1071,7 @@ impl Assistant {
             return self.resolve_solved(&conversation, turn).await;
         }
         if after_answer && NO.contains(&normal.as_str()) && stuck(&history, &normal).is_none() {
-            let text = self.render("not_solved.md", serde_json::json!({}))?;
-            self.inner
-                .store
-                .mark_offered_human(&conversation.id)
-                .await?;
-            return self
-                .finish(
-                    &conversation,
-                    turn,
-                    text,
-                    Mode::Handoff,
-                    Vec::new(),
-                    Action::OfferHuman,
-                    None,
-                )
-                .await;
+            return self.not_solved(&conversation, turn).await;
         }
         if let Some(detail) = stuck(&history, &normal) {
             return self

@@ -126,6 +126,58 @@ impl Store {
         }
     }
 
+    /// Remembers messages the bot posted into `desk` for a conversation
+    /// (`post_refs` such as `msg:<id>`), so a reply to one of them reaches
+    /// that conversation.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn add_staff_posts(
+        &self,
+        desk: &str,
+        conversation_id: &str,
+        post_refs: &[String],
+    ) -> Result<(), Error> {
+        for post_ref in post_refs {
+            sqlx::query(
+                "INSERT INTO staff_posts (desk, post_ref, conversation_id, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (desk, post_ref) DO NOTHING",
+            )
+            .bind(desk)
+            .bind(post_ref)
+            .bind(conversation_id)
+            .bind(self.now())
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The conversation a message the bot posted into `desk` belongs to.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn conversation_by_staff_post(
+        &self,
+        desk: &str,
+        post_ref: &str,
+    ) -> Result<Option<Conversation>, Error> {
+        let row = sqlx::query(
+            "SELECT conversation_id FROM staff_posts WHERE desk = $1 AND post_ref = $2",
+        )
+        .bind(desk)
+        .bind(post_ref)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => {
+                let id: String = row.try_get("conversation_id")?;
+                Ok(Some(self.conversation(&id).await?))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Reserves the right to post the conversation's card in `desk`; `false`
     /// when another process (or an earlier run) already did.
     ///

@@ -230,6 +230,24 @@ impl Store {
         Customer::from_row(&row)
     }
 
+    /// The customer known on `channel` as `external_id`, if any (never
+    /// creates one).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn find_customer(
+        &self,
+        channel: &str,
+        external_id: &str,
+    ) -> Result<Option<Customer>, Error> {
+        let row = sqlx::query("SELECT * FROM customers WHERE channel = $1 AND external_id = $2")
+            .bind(channel)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Customer::from_row).transpose()
+    }
+
     /// A customer by id.
     ///
     /// # Errors
@@ -469,6 +487,33 @@ impl Store {
         Ok(messages)
     }
 
+    /// A message by id, if it exists.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn message(&self, id: &str) -> Result<Option<Message>, Error> {
+        let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Message::from_row).transpose()
+    }
+
+    /// The conversation's latest bot message, if any.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn last_bot_message(&self, conversation_id: &str) -> Result<Option<Message>, Error> {
+        let row = sqlx::query(
+            "SELECT * FROM messages WHERE conversation_id = $1 AND role = 'bot' \
+             ORDER BY seq DESC, created_at DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Message::from_row).transpose()
+    }
+
     /// Every message of a conversation, oldest first.
     ///
     /// # Errors
@@ -679,18 +724,26 @@ impl Store {
         rows.iter().map(Message::from_row).collect()
     }
 
-    /// Sets the customer's 👍 (1) / 👎 (-1) on a bot message. The first
-    /// click counts; returns `false` when the message already had feedback or
-    /// is not a bot message.
+    /// Sets the customer's 👍 (1) / 👎 (-1) on a bot message of
+    /// `conversation_id`. The first click counts; returns `false` when the
+    /// message already had feedback, is not a bot message or belongs to
+    /// another conversation.
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn set_feedback(&self, message_id: &str, value: i64) -> Result<bool, Error> {
+    pub async fn set_feedback(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        value: i64,
+    ) -> Result<bool, Error> {
         let result = sqlx::query(
-            "UPDATE messages SET feedback = $1 WHERE id = $2 AND role = 'bot' AND feedback IS NULL",
+            "UPDATE messages SET feedback = $1 \
+             WHERE id = $2 AND conversation_id = $3 AND role = 'bot' AND feedback IS NULL",
         )
         .bind(value.signum())
         .bind(message_id)
+        .bind(conversation_id)
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)

@@ -5,7 +5,7 @@
 //! | `GET /` | | the chat widget page |
 //! | `GET /agent` | | the agent console page (uses the agent API) |
 //! | `POST /api/chat/messages` | `{"session", "text", "id"?}` | a customer message; the reply comes back |
-//! | `POST /api/chat/press` | `{"session", "data", "id"?}` | a button press |
+//! | `POST /api/chat/press` | `{"session", "data", "id"?}` | a button press (`"stale": true` when it no longer applies) |
 //! | `GET /api/chat/updates?session=S&after=CURSOR` | | messages sent since (agent replies, notices, surveys) |
 //!
 //! `session` is chosen by the browser (8–64 letters, digits, `-`, `_`) and
@@ -157,6 +157,12 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
                 .into_response()
         }
         Ok(Pressed::Unknown) => Json(serde_json::json!({"reply": null})).into_response(),
+        Ok(Pressed::Stale) => Json(serde_json::json!({
+            "reply": null,
+            "ack": crate::button::NO_LONGER_AVAILABLE,
+            "stale": true,
+        }))
+        .into_response(),
         Err(e) => internal(e),
     }
 }

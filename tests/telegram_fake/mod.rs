@@ -27,6 +27,9 @@ pub enum Failure {
     TooMany(u64),
     /// 500.
     ServerError,
+    /// 400 with this description (e.g. `createForumTopic` in a group
+    /// without topics).
+    BadRequest(&'static str),
 }
 
 #[derive(Default)]
@@ -36,6 +39,8 @@ pub struct Fake {
     updates: Mutex<VecDeque<Value>>,
     failures: Mutex<HashMap<String, VecDeque<Failure>>>,
     next_message_id: Mutex<i64>,
+    /// `(message id, parameters)` of every message sent, in order.
+    sent: Mutex<Vec<(i64, Value)>>,
     notify: tokio::sync::Notify,
 }
 
@@ -63,6 +68,17 @@ impl Fake {
             .iter()
             .filter(|(m, _)| m == method)
             .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    /// Messages sent into `chat` as `(message id, text)`, in order.
+    pub fn sent_to(&self, chat: i64) -> Vec<(i64, String)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p["chat_id"].as_i64() == Some(chat))
+            .map(|(id, p)| (*id, p["text"].as_str().unwrap_or_default().to_string()))
             .collect()
     }
 
@@ -288,6 +304,9 @@ async fn call(
                 Value::Null,
             );
         }
+        Some(Failure::BadRequest(description)) => {
+            return error(StatusCode::BAD_REQUEST, description, Value::Null);
+        }
         None => {}
     }
     match method.as_str() {
@@ -330,6 +349,7 @@ async fn call(
             let id = if method == "sendmessage" {
                 let mut next = fake.next_message_id.lock().unwrap();
                 *next += 1;
+                fake.sent.lock().unwrap().push((*next, params.clone()));
                 *next
             } else {
                 params["message_id"].as_i64().unwrap_or(0)

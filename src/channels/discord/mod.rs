@@ -35,9 +35,10 @@ use tokio::sync::mpsc;
 use super::PlaceLocks;
 use super::stream::{Sink, Streamer};
 use crate::assistant::{Assistant, Pressed, Reply, Turn};
+use crate::button::{ButtonData, NO_LONGER_AVAILABLE};
 use crate::config::DiscordSettings;
 use crate::delivery::{self, Button, Deliver, Outgoing, Target};
-use crate::desk::{self, Card, Desk, StaffDesk};
+use crate::desk::{Card, Desk, PostedCard, StaffDesk};
 use crate::inbound::{self, Inbound, Replay, guarded};
 use crate::store::{InboundItem, Store};
 
@@ -611,7 +612,11 @@ impl Discord {
     async fn on_component(&self, component: ComponentInteraction) {
         let http = &self.inner.http;
         let data = component.data.custom_id.clone();
-        if let Some((action, conversation)) = Desk::parse_button(&data) {
+        if let Some(ButtonData::Desk {
+            action,
+            conversation,
+        }) = ButtonData::parse(&data)
+        {
             let thinking = CreateInteractionResponse::Defer(
                 CreateInteractionResponseMessage::new().ephemeral(true),
             );
@@ -628,7 +633,13 @@ impl Discord {
             let text = self
                 .inner
                 .desk
-                .act_in_chat(agent.as_ref(), &who, conversation, action, NOT_AN_AGENT)
+                .act_in_chat(
+                    agent.as_ref(),
+                    &who,
+                    &conversation,
+                    action.into(),
+                    NOT_AN_AGENT,
+                )
                 .await
                 .map_or_else(
                     |e| e,
@@ -673,6 +684,15 @@ impl Discord {
                 }
             }
             Ok(Pressed::Unknown) => {}
+            Ok(Pressed::Stale) => {
+                let stale = CreateInteractionResponseFollowup::new()
+                    .content(NO_LONGER_AVAILABLE)
+                    .ephemeral(true)
+                    .allowed_mentions(CreateAllowedMentions::new());
+                if let Err(e) = component.create_followup(http, stale).await {
+                    tracing::warn!("discord: could not answer a stale click: {e}");
+                }
+            }
             Err(e) => tracing::error!("discord: button press failed: {e}"),
         }
     }
@@ -722,18 +742,33 @@ impl Discord {
         }
     }
 
+    /// The conversation an agent's message is about, from stored mappings
+    /// only: the staff thread of the conversation, or the bot's post (card,
+    /// forwarded message, notice) the agent replied to. Text in the replied
+    /// message is never read: a customer may have written it.
     async fn conversation_of_staff_message(&self, message: &Message) -> Option<String> {
+        let store = &self.inner.store;
         let key = format!("thread:{}", message.channel_id.get());
-        if let Ok(Some(c)) = self
-            .inner
-            .store
-            .conversation_by_staff_thread(CHANNEL, &key)
+        match store.conversation_by_staff_thread(CHANNEL, &key).await {
+            Ok(Some(c)) => return Some(c.id),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("discord: staff thread lookup failed: {e}"),
+        }
+        let replied = message
+            .referenced_message
+            .as_ref()
+            .map(|m| m.id)
+            .or_else(|| message.message_reference.as_ref()?.message_id)?;
+        match store
+            .conversation_by_staff_post(CHANNEL, &post_ref(replied))
             .await
         {
-            return Some(c.id);
+            Ok(found) => found.map(|c| c.id),
+            Err(e) => {
+                tracing::warn!("discord: staff post lookup failed: {e}");
+                None
+            }
         }
-        let replied = message.referenced_message.as_ref()?;
-        desk::conversation_id_in(&replied.content)
     }
 
     /// Sends text with buttons; retries, then the outbox.
@@ -1282,6 +1317,11 @@ impl Deliver for Discord {
     }
 }
 
+/// How a message the bot posted in the agents' channel is remembered.
+fn post_ref(id: MessageId) -> String {
+    format!("msg:{}", id.get())
+}
+
 /// The agents' channel as a staff desk: a card per conversation with a
 /// thread under it.
 struct StaffDeskImpl {
@@ -1303,7 +1343,7 @@ impl StaffDesk for StaffDeskImpl {
         CHANNEL
     }
 
-    async fn post_card(&self, card: &Card) -> Result<String, delivery::Error> {
+    async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error> {
         let channel = self.channel()?;
         let place = Place {
             channel,
@@ -1335,11 +1375,17 @@ impl StaffDesk for StaffDeskImpl {
         {
             Ok(thread) => {
                 self.discord.threads().insert(thread.id, channel);
-                Ok(format!("thread:{}", thread.id.get()))
+                Ok(PostedCard {
+                    thread_ref: format!("thread:{}", thread.id.get()),
+                    posts: vec![post_ref(id)],
+                })
             }
             Err(e) => {
                 tracing::info!("discord: no thread under the card ({e}); agents reply to the card");
-                Ok(format!("msg:{}", id.get()))
+                Ok(PostedCard {
+                    thread_ref: post_ref(id),
+                    posts: vec![post_ref(id)],
+                })
             }
         }
     }
@@ -1347,10 +1393,10 @@ impl StaffDesk for StaffDeskImpl {
     async fn post(
         &self,
         thread_ref: &str,
-        card: &Card,
+        _card: &Card,
         body: &str,
         notice: bool,
-    ) -> Result<(), delivery::Error> {
+    ) -> Result<Vec<String>, delivery::Error> {
         let channel = self.channel()?;
         let place = match thread_ref.split_once(':') {
             Some(("thread", t)) => Place {
@@ -1387,15 +1433,19 @@ impl StaffDesk for StaffDeskImpl {
         } else {
             CUSTOMER_PREFIX
         };
-        // The id lets agents answer by replying to any message of the card.
-        let text = format!("{prefix}{body}\n\n#{}", card.conversation.id);
+        // Agents answer by replying to any of these posts: each is
+        // remembered (by message id) as the conversation's.
+        let text = format!("{prefix}{body}");
+        let mut posts = Vec::new();
         for part in render::split(&text) {
-            self.discord
+            let id = self
+                .discord
                 .post(&place, &part, &[])
                 .await
                 .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+            posts.push(post_ref(id));
         }
-        Ok(())
+        Ok(posts)
     }
 }
 

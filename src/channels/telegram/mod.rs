@@ -35,9 +35,10 @@ use tokio::sync::mpsc;
 use super::PlaceLocks;
 use super::stream::{Sink, Streamer};
 use crate::assistant::{Assistant, Pressed, Reply, Turn};
+use crate::button::{ButtonData, NO_LONGER_AVAILABLE};
 use crate::config::TelegramSettings;
 use crate::delivery::{self, Button, Deliver, Outgoing, Target};
-use crate::desk::{self, Card, Desk, StaffDesk};
+use crate::desk::{Card, Desk, PostedCard, StaffDesk};
 use crate::inbound::{self, Inbound, Replay, guarded};
 use crate::store::{InboundItem, Store};
 
@@ -494,6 +495,7 @@ impl Telegram {
                 }
                 Ok(Pressed::Feedback(_)) => ack = Some(text::FEEDBACK_THANKS.into()),
                 Ok(Pressed::Unknown) => {}
+                Ok(Pressed::Stale) => ack = Some(NO_LONGER_AVAILABLE.into()),
                 // Kept: retried by the inbound pass, then quarantined.
                 Err(e) => return Err(format!("button press failed: {e}")),
             }
@@ -508,10 +510,15 @@ impl Telegram {
         Ok(())
     }
 
-    /// A Claim / Resolve / Give back button on a card.
+    /// A Claim / Resolve / Give back button on a card; the presser is
+    /// recognised by their Telegram user id.
     async fn staff_button(&self, query: &CallbackQuery, data: &str) -> String {
-        let Some((action, conversation)) = Desk::parse_button(data) else {
-            return String::new();
+        let Some(ButtonData::Desk {
+            action,
+            conversation,
+        }) = ButtonData::parse(data)
+        else {
+            return NO_LONGER_AVAILABLE.into();
         };
         let agent = self
             .inner
@@ -525,8 +532,8 @@ impl Telegram {
             .act_in_chat(
                 agent.as_ref(),
                 &who,
-                conversation,
-                action,
+                &conversation,
+                action.into(),
                 text::NOT_AN_AGENT,
             )
             .await
@@ -583,23 +590,33 @@ impl Telegram {
         }
     }
 
+    /// The conversation an agent's message is about, from stored mappings
+    /// only: the forum topic of the conversation, or the bot's post (card,
+    /// forwarded message, notice) the agent replied to. Text in the replied
+    /// message is never read: a customer may have written it.
     async fn conversation_of_staff_message(&self, message: &Message) -> Option<String> {
+        let store = &self.inner.store;
         if message.is_topic_message
             && let Some(thread) = message.thread_id
         {
             let key = format!("topic:{}", thread.0.0);
-            if let Ok(Some(c)) = self
-                .inner
-                .store
-                .conversation_by_staff_thread(CHANNEL, &key)
-                .await
-            {
-                return Some(c.id);
+            match store.conversation_by_staff_thread(CHANNEL, &key).await {
+                Ok(Some(c)) => return Some(c.id),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("telegram: staff topic lookup failed: {e}"),
             }
         }
         let replied = message.reply_to_message()?;
-        let text = replied.text().unwrap_or_default();
-        desk::conversation_id_in(text)
+        match store
+            .conversation_by_staff_post(CHANNEL, &post_ref(replied.id))
+            .await
+        {
+            Ok(found) => found.map(|c| c.id),
+            Err(e) => {
+                tracing::warn!("telegram: staff post lookup failed: {e}");
+                None
+            }
+        }
     }
 
     /// Sends plain text (escaped) with buttons; retries, then the outbox.
@@ -937,7 +954,7 @@ impl StaffDesk for StaffDeskImpl {
         CHANNEL
     }
 
-    async fn post_card(&self, card: &Card) -> Result<String, delivery::Error> {
+    async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error> {
         let chat = self
             .telegram
             .inner
@@ -976,19 +993,22 @@ impl StaffDesk for StaffDeskImpl {
             .send_html(&place, &html, keyboard(&card.buttons))
             .await
             .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
-        Ok(match place.thread {
-            Some(t) => format!("topic:{}", t.0.0),
-            None => format!("msg:{}", id.0),
+        Ok(PostedCard {
+            thread_ref: match place.thread {
+                Some(t) => format!("topic:{}", t.0.0),
+                None => post_ref(id),
+            },
+            posts: vec![post_ref(id)],
         })
     }
 
     async fn post(
         &self,
         thread_ref: &str,
-        card: &Card,
+        _card: &Card,
         body: &str,
         notice: bool,
-    ) -> Result<(), delivery::Error> {
+    ) -> Result<Vec<String>, delivery::Error> {
         let chat = self
             .telegram
             .inner
@@ -1016,19 +1036,23 @@ impl StaffDesk for StaffDeskImpl {
         } else {
             text::CUSTOMER_PREFIX
         };
-        // The id lets agents answer by replying to any message of the thread.
-        let text = format!("{prefix}{body}\n\n#{}", card.conversation.id);
+        // Agents answer by replying to any of these posts: each is
+        // remembered (by message id) as the conversation's.
+        let text = format!("{prefix}{body}");
         let parts: Vec<String> = render::split(&text)
             .iter()
             .map(|p| render::escape(p))
             .collect();
+        let mut posts = Vec::with_capacity(parts.len());
         for part in parts {
-            self.telegram
+            let id = self
+                .telegram
                 .send_html(&place, &part, None)
                 .await
                 .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+            posts.push(post_ref(id));
         }
-        Ok(())
+        Ok(posts)
     }
 }
 
@@ -1051,6 +1075,11 @@ impl Replay for Telegram {
             _ => Ok(()),
         }
     }
+}
+
+/// How a message the bot posted in the agents' group is remembered.
+fn post_ref(id: MessageId) -> String {
+    format!("msg:{}", id.0)
 }
 
 /// The webhook endpoint, for the HTTP server.
