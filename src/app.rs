@@ -85,6 +85,12 @@ impl Core {
         clock: SharedClock,
         on_progress: &dyn Fn(usize, usize),
     ) -> Result<Self, Error> {
+        // Web-widget sessions are anonymous: anyone can make new ones.
+        let limits = Arc::new(crate::limits::Limits::new(
+            &settings,
+            clock.clone(),
+            &[crate::channels::web::CHANNEL],
+        ));
         let store = Store::open(
             &settings.database.url,
             settings.database.max_connections,
@@ -137,7 +143,8 @@ impl Core {
             Rules::new(&settings.handoff),
         )
         .with_desk(desk.clone())
-        .with_surveys(surveys.clone());
+        .with_surveys(surveys.clone())
+        .with_limits(limits);
         let assistant = match (&model, &settings.llm.embedding_model) {
             (Some(model), Some(name)) => {
                 let semantic = Semantic::open(

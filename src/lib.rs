@@ -16,6 +16,8 @@
 //! - [`agents`], [`desk`]: who may act as an agent, and the agents' side of
 //!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
 //! - [`handoff`]: why and when a person takes over.
+//! - [`limits`]: model calls in flight, messages per customer, anonymous
+//!   hand-offs, log lines per source.
 //! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
 //! - [`eval`]: retrieval and hand-off quality on a labelled question set.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
@@ -37,6 +39,7 @@ pub mod eval;
 pub mod export;
 pub mod handoff;
 pub mod kb;
+pub mod limits;
 pub mod llm;
 pub mod report;
 pub mod store;

@@ -7,6 +7,7 @@
 
 mod csat;
 mod desk;
+mod limits;
 mod model;
 mod web;
 
