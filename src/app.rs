@@ -90,6 +90,7 @@ impl Core {
             &settings,
             clock.clone(),
             &[crate::channels::web::CHANNEL],
+            &[crate::channels::console::CHANNEL],
         ));
         let store = Store::open(
             &settings.database.url,
@@ -271,7 +272,9 @@ impl App {
 
     /// The bound `web.admin_listen` address, if set.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
-        self.admin_listener.as_ref().and_then(|l| l.local_addr().ok())
+        self.admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The core.

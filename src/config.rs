@@ -557,11 +557,20 @@ impl Settings {
         }
         for (key, value) in [
             ("web.max_connections", self.web.max_connections as u64),
-            ("web.header_read_timeout_secs", self.web.header_read_timeout_secs),
+            (
+                "web.header_read_timeout_secs",
+                self.web.header_read_timeout_secs,
+            ),
             ("web.max_body_bytes", self.web.max_body_bytes as u64),
-            ("web.ip_requests_per_minute", u64::from(self.web.ip_requests_per_minute)),
+            (
+                "web.ip_requests_per_minute",
+                u64::from(self.web.ip_requests_per_minute),
+            ),
             ("web.ip_burst", u64::from(self.web.ip_burst)),
-            ("web.agent_requests_per_minute", u64::from(self.web.agent_requests_per_minute)),
+            (
+                "web.agent_requests_per_minute",
+                u64::from(self.web.agent_requests_per_minute),
+            ),
             ("web.agent_burst", u64::from(self.web.agent_burst)),
             ("llm.max_concurrency", self.llm.max_concurrency as u64),
         ] {

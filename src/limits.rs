@@ -10,9 +10,9 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::Clock as GovernorClock;
@@ -170,17 +170,23 @@ pub struct Limits {
     customers: Option<PerKey>,
     handoffs: Option<RateLimiter<NotKeyed, InMemoryState, AppClock, NoOpMiddleware<Nanos>>>,
     anonymous: Vec<String>,
+    local: Vec<String>,
 }
 
 impl Limits {
     /// The limits of `settings`: `llm.max_concurrency` and `llm.max_queue`
     /// (a queued answer waits at most `llm.timeout_secs`),
-    /// `assistant.max_messages_per_minute`, and `web.handoffs_per_minute`
-    /// for hand-offs on the `anonymous` channels.
-    pub fn new(settings: &Settings, clock: SharedClock, anonymous: &[&str]) -> Self {
-        let handoffs = NonZeroU32::new(settings.web.handoffs_per_minute).map(|n| {
-            RateLimiter::direct_with_clock(Quota::per_minute(n), AppClock(clock.clone()))
-        });
+    /// `assistant.max_messages_per_minute` (except on the `local`
+    /// channels, such as the terminal, where the operator types), and
+    /// `web.handoffs_per_minute` for hand-offs on the `anonymous` channels.
+    pub fn new(
+        settings: &Settings,
+        clock: SharedClock,
+        anonymous: &[&str],
+        local: &[&str],
+    ) -> Self {
+        let handoffs = NonZeroU32::new(settings.web.handoffs_per_minute)
+            .map(|n| RateLimiter::direct_with_clock(Quota::per_minute(n), AppClock(clock.clone())));
         Self {
             model: ModelGate::new(
                 settings.llm.max_concurrency,
@@ -190,6 +196,7 @@ impl Limits {
             customers: PerKey::new(settings.assistant.max_messages_per_minute, clock),
             handoffs,
             anonymous: anonymous.iter().map(|c| (*c).to_string()).collect(),
+            local: local.iter().map(|c| (*c).to_string()).collect(),
         }
     }
 
@@ -201,8 +208,10 @@ impl Limits {
     /// Counts a message from `customer_id` on `channel`.
     pub fn customer_message(&self, channel: &str, customer_id: &str) -> Verdict {
         match &self.customers {
-            Some(limit) => limit.check(&format!("{channel}:{customer_id}")),
-            None => Verdict::Allowed,
+            Some(limit) if !self.local.iter().any(|c| c == channel) => {
+                limit.check(&format!("{channel}:{customer_id}"))
+            }
+            _ => Verdict::Allowed,
         }
     }
 
@@ -277,7 +286,11 @@ mod tests {
         }
         assert_eq!(limit.check("web:a"), Verdict::Notify);
         assert_eq!(limit.check("web:a"), Verdict::Silent);
-        assert_eq!(limit.check("web:b"), Verdict::Allowed, "others are not limited");
+        assert_eq!(
+            limit.check("web:b"),
+            Verdict::Allowed,
+            "others are not limited"
+        );
         clock.advance(MINUTE_MS);
         assert_eq!(limit.check("web:a"), Verdict::Allowed);
     }

@@ -209,7 +209,10 @@ async fn model_calls_in_flight_never_exceed_max_concurrency() {
     let (fake, base) = openai_fake::start().await;
     let pause = Duration::from_millis(400);
     fake.script([Script::Slow(
-        vec!["Open Settings → Billing → Refund ".into(), "within 14 days [1].".into()],
+        vec![
+            "Open Settings → Billing → Refund ".into(),
+            "within 14 days [1].".into(),
+        ],
         pause,
     )]);
     let settings = scratch.settings(
@@ -247,7 +250,10 @@ async fn model_calls_in_flight_never_exceed_max_concurrency() {
     let peak = fake.peak.load(Ordering::SeqCst);
     assert!(peak <= 2, "{peak} model calls at once; the limit is 2");
     assert!(answered >= 2, "answered {answered}");
-    assert!(told_busy >= 1, "nobody was told to wait (answered {answered})");
+    assert!(
+        told_busy >= 1,
+        "nobody was told to wait (answered {answered})"
+    );
     assert_eq!(answered + told_busy, customers);
     app.shutdown().await;
 }
@@ -276,13 +282,20 @@ async fn a_customer_over_the_message_rate_is_told_once_and_nothing_more_is_store
             .unwrap();
     assert!(replies[..3].iter().all(|r| !r.is_silent()));
     assert_eq!(replies[3].answer, slow_down.trim());
-    assert!(replies[4..].iter().all(|r| r.action == Action::Limited && r.is_silent()));
+    assert!(
+        replies[4..]
+            .iter()
+            .all(|r| r.action == Action::Limited && r.is_silent())
+    );
     let conversation = &replies[0].conversation_id;
     let stored = app.core.store.messages(conversation).await.unwrap();
     let customer = stored.iter().filter(|m| m.role == Role::Customer).count();
     assert_eq!(customer, 3, "only messages within the limit are stored");
     // Someone else is not limited; and a minute later the flooder neither.
-    let other = assistant.handle(turn("calm", "t", "hello"), None).await.unwrap();
+    let other = assistant
+        .handle(turn("calm", "t", "hello"), None)
+        .await
+        .unwrap();
     assert!(!other.is_silent());
     clock.advance(60_000);
     let later = assistant
@@ -308,18 +321,27 @@ async fn a_customer_holds_one_place_in_the_queue() {
         .await
         .unwrap();
     assert!(!matches!(second.action, Action::HandOff(_)), "{second:?}");
-    let already =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/already_waiting.md"))
-            .unwrap();
+    let already = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/prompts/already_waiting.md"
+    ))
+    .unwrap();
     assert_eq!(second.answer, already.trim());
     let store = &app.core.store;
     assert_eq!(
-        store.conversation(&second.conversation_id).await.unwrap().status,
+        store
+            .conversation(&second.conversation_id)
+            .await
+            .unwrap()
+            .status,
         Status::Bot
     );
     let queue = app.core.desk.queue().await.unwrap();
     assert_eq!(
-        serde_json::to_value(&queue).unwrap().as_array().map(Vec::len),
+        serde_json::to_value(&queue)
+            .unwrap()
+            .as_array()
+            .map(Vec::len),
         Some(1),
         "one waiting conversation: {}",
         serde_json::to_value(&queue).unwrap()
@@ -337,9 +359,11 @@ async fn anonymous_web_handoffs_are_rate_limited() {
     .await;
     let mut handed = 0;
     let mut refused = 0;
-    let busy =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/handoff_busy.md"))
-            .unwrap();
+    let busy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/prompts/handoff_busy.md"
+    ))
+    .unwrap();
     for i in 0..8 {
         let (status, json) = post(
             &app.base,
@@ -383,7 +407,13 @@ async fn per_ip_limits_answer_429_with_json_and_count_the_agent_api_apart() {
     }
     let (retry, json) = limited.expect("the sixth request within a minute is refused");
     assert!(retry.is_some(), "Retry-After is set");
-    assert!(json["error"].as_str().unwrap().contains("too many requests"), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests"),
+        "{json}"
+    );
     // The agent API and the health check are not limited by the chat's use.
     let r = http
         .get(format!("{}/api/agent/queue", app.base))
@@ -392,7 +422,11 @@ async fn per_ip_limits_answer_429_with_json_and_count_the_agent_api_apart() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let r = http.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     app.shutdown().await;
 }
@@ -443,7 +477,10 @@ async fn oversized_ids_and_bodies_are_refused_and_nothing_is_stored() {
         .unwrap();
     assert_eq!(r.status(), 400);
     let messages = app.core.store.messages_since(None).await.unwrap();
-    let customer: Vec<_> = messages.iter().filter(|m| m.role == Role::Customer).collect();
+    let customer: Vec<_> = messages
+        .iter()
+        .filter(|m| m.role == Role::Customer)
+        .collect();
     assert_eq!(customer.len(), 1, "only the acceptable message is stored");
     app.shutdown().await;
 }
@@ -502,7 +539,11 @@ async fn an_answer_is_finished_and_replayed_when_the_client_goes_away() {
         "within 14 days [1].".to_string(),
     ];
     fake.script([Script::Slow(chunks.clone(), Duration::from_millis(300))]);
-    let app = start(scratch.settings(&model(&base), ROOMY, ""), switchboard::clock::system()).await;
+    let app = start(
+        scratch.settings(&model(&base), ROOMY, ""),
+        switchboard::clock::system(),
+    )
+    .await;
     let body = serde_json::json!({"session": "leaving-session", "text": QUESTION, "id": "m-1"});
     // The client gives up while the model is still writing.
     let gone = reqwest::Client::builder()
@@ -540,7 +581,10 @@ async fn an_answer_is_finished_and_replayed_when_the_client_goes_away() {
     assert!(!again["reply"]["buttons"].as_array().unwrap().is_empty());
     let messages = store.messages_since(None).await.unwrap();
     assert_eq!(messages.iter().filter(|m| m.role == Role::Bot).count(), 1);
-    assert_eq!(messages.iter().filter(|m| m.role == Role::Customer).count(), 1);
+    assert_eq!(
+        messages.iter().filter(|m| m.role == Role::Customer).count(),
+        1
+    );
     assert_eq!(fake.requests().len(), 1, "the model was asked once");
     app.shutdown().await;
 }
@@ -570,7 +614,11 @@ async fn every_response_carries_the_security_headers() {
         "/api/agent/queue",
         "/no-such-page",
     ] {
-        let r = http.get(format!("{}{path}", app.base)).send().await.unwrap();
+        let r = http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
         let h = r.headers();
         let csp = h
             .get("content-security-policy")
@@ -584,7 +632,11 @@ async fn every_response_carries_the_security_headers() {
             csp.contains("frame-ancestors 'self' https://shop.example"),
             "{path}: {csp}"
         );
-        assert_eq!(h.get("x-content-type-options").unwrap(), "nosniff", "{path}");
+        assert_eq!(
+            h.get("x-content-type-options").unwrap(),
+            "nosniff",
+            "{path}"
+        );
         assert!(h.get("referrer-policy").is_some(), "{path}");
     }
     for page in ["/", "/agent"] {
@@ -596,7 +648,10 @@ async fn every_response_carries_the_security_headers() {
             .text()
             .await
             .unwrap();
-        assert!(!html.contains("<script>") && !html.contains("<style>"), "{page}");
+        assert!(
+            !html.contains("<script>") && !html.contains("<style>"),
+            "{page}"
+        );
         assert!(html.contains("<script src=\"/static/"), "{page}");
     }
     let js = http
@@ -625,7 +680,14 @@ async fn metrics_and_the_agent_api_can_live_on_the_admin_address() {
     let http = client();
     let get = |url: String| {
         let http = http.clone();
-        async move { http.get(url).bearer_auth(TOKEN).send().await.unwrap().status() }
+        async move {
+            http.get(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(get(format!("{}/metrics", app.base)).await, 404);
     assert_eq!(get(format!("{}/api/agent/queue", app.base)).await, 404);
@@ -635,7 +697,10 @@ async fn metrics_and_the_agent_api_can_live_on_the_admin_address() {
     assert_eq!(get(format!("{admin}/metrics")).await, 200);
     assert_eq!(get(format!("{admin}/api/agent/queue")).await, 200);
     assert_eq!(get(format!("{admin}/agent")).await, 200);
-    assert_eq!(get(format!("{admin}/api/chat/updates?session=admin-session")).await, 404);
+    assert_eq!(
+        get(format!("{admin}/api/chat/updates?session=admin-session")).await,
+        404
+    );
     app.shutdown().await;
 }
 
@@ -643,7 +708,11 @@ async fn metrics_and_the_agent_api_can_live_on_the_admin_address() {
 async fn refused_agent_tokens_are_logged_once_per_address_per_minute() {
     let scratch = Scratch::new();
     let app = start(
-        scratch.settings("", "agent_burst = 1000\nagent_requests_per_minute = 60000\n", ""),
+        scratch.settings(
+            "",
+            "agent_burst = 1000\nagent_requests_per_minute = 60000\n",
+            "",
+        ),
         ManualClock::new(START),
     )
     .await;

@@ -146,7 +146,11 @@ impl Shown {
             mode,
             sources: message.sources.clone(),
             handoff: mode == Mode::Handoff,
-            action: if answered { Action::Answer } else { Action::Info },
+            action: if answered {
+                Action::Answer
+            } else {
+                Action::Info
+            },
             survey_buttons: Vec::new(),
         };
         Self::reply(&reply)
@@ -190,12 +194,13 @@ fn turn(session: &str, text: String, id: Option<String>) -> Turn {
     }
 }
 
-fn check_id(id: Option<&str>) -> Result<(), Response> {
+/// A 400 when a client-supplied id is empty or too long.
+fn bad_id(id: Option<&str>) -> Option<Response> {
     match id {
-        Some(id) if id.is_empty() || id.len() > MAX_ID_BYTES => Err(bad_request(&format!(
+        Some(id) if id.is_empty() || id.len() > MAX_ID_BYTES => Some(bad_request(&format!(
             "`id` must be 1 to {MAX_ID_BYTES} bytes"
         ))),
-        _ => Ok(()),
+        _ => None,
     }
 }
 
@@ -203,7 +208,7 @@ async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBod
     if !valid_session(&body.session) {
         return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
     }
-    if let Err(response) = check_id(body.id.as_deref()) {
+    if let Some(response) = bad_id(body.id.as_deref()) {
         return response;
     }
     if body.text.trim().is_empty() {
@@ -249,7 +254,10 @@ async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
                 let assistant = state.assistant.clone();
                 let answers = state.answers.clone();
                 tokio::spawn(async move {
-                    let result = assistant.handle(turn, None).await.map_err(|e| e.to_string());
+                    let result = assistant
+                        .handle(turn, None)
+                        .await
+                        .map_err(|e| e.to_string());
                     let _ = sender.send(Some(result));
                     if let Some(key) = key {
                         answers
@@ -274,7 +282,7 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
     if !valid_session(&body.session) {
         return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
     }
-    if let Err(response) = check_id(body.id.as_deref()) {
+    if let Some(response) = bad_id(body.id.as_deref()) {
         return response;
     }
     if body.data.len() > MAX_DATA_BYTES {

@@ -56,7 +56,9 @@ pub fn public_router(state: Arc<AppState>, web: &WebSettings) -> Router {
     let chat = chat::routes()
         .layer(per_ip(web.ip_requests_per_minute, web.ip_burst))
         .with_state(state.clone());
-    let health = Router::new().route("/healthz", get(healthz)).with_state(state);
+    let health = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(state);
     finish(health.merge(chat), web)
 }
 
@@ -67,7 +69,9 @@ pub fn admin_router(state: Arc<AppState>, web: &WebSettings) -> Router {
         .merge(chat::console_routes())
         .layer(per_ip(web.agent_requests_per_minute, web.agent_burst))
         .with_state(state.clone());
-    let metrics = Router::new().route("/metrics", get(metrics)).with_state(state);
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(state);
     finish(metrics.merge(agent), web)
 }
 

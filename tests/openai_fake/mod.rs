@@ -128,13 +128,16 @@ fn sse(events: Vec<(String, Option<Duration>)>) -> Response {
 }
 
 fn sse_counted(events: Vec<(String, Option<Duration>)>, guard: Option<InFlight>) -> Response {
-    let stream = futures::stream::unfold((events.into_iter(), guard), |(mut events, guard)| async move {
-        let (event, delay) = events.next()?;
-        if let Some(delay) = delay {
-            tokio::time::sleep(delay).await;
-        }
-        Some((Ok::<Bytes, Infallible>(Bytes::from(event)), (events, guard)))
-    });
+    let stream = futures::stream::unfold(
+        (events.into_iter(), guard),
+        |(mut events, guard)| async move {
+            let (event, delay) = events.next()?;
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok::<Bytes, Infallible>(Bytes::from(event)), (events, guard)))
+        },
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(stream))
