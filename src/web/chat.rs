@@ -90,6 +90,19 @@ pub struct InFlight(Arc<Mutex<HashMap<String, Answer>>>);
 
 type Answer = watch::Receiver<Option<Result<Reply, String>>>;
 
+/// Removes an answer from [`InFlight`] when dropped.
+struct Forget(InFlight, String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
+}
+
 #[derive(Deserialize)]
 struct MessageBody {
     session: String,
@@ -254,18 +267,13 @@ async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
                 let assistant = state.assistant.clone();
                 let answers = state.answers.clone();
                 tokio::spawn(async move {
+                    // Forgotten when the task ends, even by a panic.
+                    let _forget = key.map(|key| Forget(answers, key));
                     let result = assistant
                         .handle(turn, None)
                         .await
                         .map_err(|e| e.to_string());
                     let _ = sender.send(Some(result));
-                    if let Some(key) = key {
-                        answers
-                            .0
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&key);
-                    }
                 });
                 receiver
             }
