@@ -2,6 +2,7 @@
 //! (real HTTP, the real async-openai client and the local fake model).
 
 mod openai_fake;
+mod telegram_fake;
 
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
@@ -728,5 +729,39 @@ async fn refused_agent_tokens_are_logged_once_per_address_per_minute() {
     }
     let _ = std::io::stderr().flush();
     assert_eq!(log_lines("agent API: refused an unknown token"), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_telegram_webhook_secrets_are_logged_once_per_address_per_minute() {
+    let scratch = Scratch::new();
+    let (_telegram, api) = telegram_fake::start().await;
+    let app = start(
+        scratch.settings(
+            "",
+            ROOMY,
+            &format!(
+                "[telegram]\nenabled = true\napi_url = \"{api}\"\ntoken = \"{}\"\nwebhook_url = \"https://bot.example/telegram/webhook\"\nwebhook_secret = \"s3cret\"\n",
+                telegram_fake::TOKEN
+            ),
+        ),
+        ManualClock::new(START),
+    )
+    .await;
+    let http = client();
+    for i in 0..40 {
+        let r = http
+            .post(format!("{}/telegram/webhook", app.base))
+            .header("X-Telegram-Bot-Api-Secret-Token", "wrong")
+            .json(&serde_json::json!({"update_id": i}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    assert_eq!(
+        log_lines("telegram webhook: refused a request with a wrong secret token"),
+        1
+    );
     app.shutdown().await;
 }
