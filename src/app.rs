@@ -91,6 +91,13 @@ impl Core {
         clock: SharedClock,
         on_progress: &dyn Fn(usize, usize),
     ) -> Result<Self, Error> {
+        // Web-widget sessions are anonymous: anyone can make new ones.
+        let limits = Arc::new(crate::limits::Limits::new(
+            &settings,
+            clock.clone(),
+            &[crate::channels::web::CHANNEL],
+            &[crate::channels::console::CHANNEL],
+        ));
         let store = Store::open(
             &settings.database.url,
             settings.database.max_connections,
@@ -143,7 +150,8 @@ impl Core {
             Rules::new(&settings.handoff),
         )
         .with_desk(desk.clone())
-        .with_surveys(surveys.clone());
+        .with_surveys(surveys.clone())
+        .with_limits(limits);
         let assistant = match (&model, &settings.llm.embedding_model) {
             (Some(model), Some(name)) => {
                 let semantic = Semantic::open(
@@ -189,6 +197,7 @@ impl Core {
 pub struct App {
     core: Core,
     listener: Option<TcpListener>,
+    admin_listener: Option<TcpListener>,
     telegram: Option<Telegram>,
     discord: Option<Discord>,
 }
@@ -200,6 +209,7 @@ impl App {
     /// As [`Core::build`], or [`Error::Bind`].
     pub async fn build(settings: Settings, clock: SharedClock) -> Result<Self, Error> {
         let listen = settings.web.listen.clone();
+        let admin_listen = settings.web.admin_listen.clone();
         let enabled = settings.web.enabled;
         let telegram_settings = settings.telegram.clone();
         let discord_settings = settings.discord.clone();
@@ -246,9 +256,18 @@ impl App {
         } else {
             None
         };
+        let admin_listener = match admin_listen.filter(|_| enabled) {
+            Some(admin) => Some(
+                TcpListener::bind(&admin)
+                    .await
+                    .map_err(|e| Error::Bind(admin.clone(), e))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             core,
             listener,
+            admin_listener,
             telegram,
             discord,
         })
@@ -257,6 +276,13 @@ impl App {
     /// The bound address, if the web server is enabled.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// The bound `web.admin_listen` address, if set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The core.
@@ -363,26 +389,60 @@ impl App {
                 }
             });
         }
+        let metrics = crate::telemetry::metrics_handle();
+        {
+            let stop = stop.clone();
+            tasks.spawn(web::metrics_upkeep(metrics.clone(), async move {
+                stop.cancelled().await
+            }));
+        }
         let state = Arc::new(web::AppState {
             assistant: core.assistant.clone(),
             desk: core.desk.clone(),
             health: core.health.clone(),
             inbound: core.inbound.clone(),
-            metrics: crate::telemetry::metrics_handle(),
+            metrics,
+            auth_log: Arc::new(crate::limits::LogOnce::per_minute(crate::clock::system())),
+            answers: web::InFlight::default(),
         });
+        let web_settings = &core.settings.web;
+        let limits = web::serve::Limits {
+            max_connections: web_settings.max_connections,
+            header_read_timeout: Duration::from_secs(web_settings.header_read_timeout_secs),
+        };
         match self.listener {
             Some(listener) => {
                 if let Ok(addr) = listener.local_addr() {
                     tracing::info!("serving HTTP on http://{addr}");
                 }
-                let mut router = web::router(state);
+                let mut router = match &self.admin_listener {
+                    Some(_) => web::public_router(state.clone(), web_settings),
+                    None => web::router(state.clone(), web_settings),
+                };
                 if let Some(telegram) = &telegram_webhook {
-                    router = router.merge(telegram::webhook_routes(telegram.clone()));
+                    router = router.merge(web::finish(
+                        telegram::webhook_routes(telegram.clone()),
+                        web_settings,
+                    ));
                 }
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-                    .map_err(Error::Serve)?;
+                // The admin listener stops with the main one.
+                let admin_stop = tokio_util::sync::CancellationToken::new();
+                let admin = self.admin_listener.map(|admin| {
+                    if let Ok(addr) = admin.local_addr() {
+                        tracing::info!("serving metrics and the agent API on http://{addr}");
+                    }
+                    let router = web::admin_router(state.clone(), web_settings);
+                    let stop = admin_stop.clone();
+                    tokio::spawn(web::serve::serve(admin, router, limits, async move {
+                        stop.cancelled().await
+                    }))
+                });
+                let served = web::serve::serve(listener, router, limits, shutdown).await;
+                admin_stop.cancel();
+                if let Some(admin) = admin {
+                    let _ = admin.await;
+                }
+                served.map_err(Error::Serve)?;
             }
             None => shutdown.await,
         }

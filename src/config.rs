@@ -155,6 +155,11 @@ pub struct LlmSettings {
     /// Seconds to wait for the first token, and between two tokens, before
     /// the answer falls back to an extractive one.
     pub timeout_secs: u64,
+    /// Most model calls in flight at once (the whole process).
+    pub max_concurrency: usize,
+    /// Answers waiting for a free model call at most; past it (or after
+    /// `timeout_secs` in the queue) the customer is asked to wait a moment.
+    pub max_queue: usize,
 }
 
 impl Default for LlmSettings {
@@ -167,6 +172,8 @@ impl Default for LlmSettings {
             temperature: 0.2,
             max_tokens: 600,
             timeout_secs: 20,
+            max_concurrency: 4,
+            max_queue: 64,
         }
     }
 }
@@ -208,6 +215,10 @@ pub struct AssistantSettings {
     pub max_message_chars: usize,
     /// Product name used in prompts.
     pub product_name: String,
+    /// Messages one customer may send per minute on any channel; past it
+    /// they are told once to slow down and further messages are dropped
+    /// (not stored) until the minute has passed. 0 turns the limit off.
+    pub max_messages_per_minute: u32,
 }
 
 impl Default for AssistantSettings {
@@ -220,6 +231,7 @@ impl Default for AssistantSettings {
             history_messages: 6,
             max_message_chars: 4000,
             product_name: "Lumen Notes".into(),
+            max_messages_per_minute: 20,
         }
     }
 }
@@ -232,6 +244,33 @@ pub struct WebSettings {
     pub enabled: bool,
     /// Address of the HTTP server, e.g. `127.0.0.1:8080`.
     pub listen: String,
+    /// Sites allowed to embed the widget in a frame (CSP `frame-ancestors`),
+    /// e.g. `["https://www.example.com"]`; empty means this server only.
+    pub allowed_origins: Vec<String>,
+    /// A second address for `/metrics`, the agent API and the console
+    /// page; unset serves them on `listen`.
+    pub admin_listen: Option<String>,
+    /// Open connections at most (per listener); more wait in the kernel's
+    /// backlog until one closes.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Requests per minute one IP address may make to the public API and
+    /// pages (after a burst of `ip_burst`).
+    pub ip_requests_per_minute: u32,
+    /// Requests one IP address may make at once before the per-minute rate
+    /// applies.
+    pub ip_burst: u32,
+    /// As `ip_requests_per_minute`, for the agent API (counted apart).
+    pub agent_requests_per_minute: u32,
+    /// As `ip_burst`, for the agent API.
+    pub agent_burst: u32,
+    /// Anonymous web-widget hand-offs to a person per minute (the whole
+    /// server); past it the customer is asked to try again shortly.
+    /// 0 turns the limit off.
+    pub handoffs_per_minute: u32,
 }
 
 impl Default for WebSettings {
@@ -239,6 +278,16 @@ impl Default for WebSettings {
         Self {
             enabled: true,
             listen: "127.0.0.1:8080".into(),
+            allowed_origins: Vec::new(),
+            admin_listen: None,
+            max_connections: 1024,
+            header_read_timeout_secs: 10,
+            max_body_bytes: 64 * 1024,
+            ip_requests_per_minute: 120,
+            ip_burst: 40,
+            agent_requests_per_minute: 600,
+            agent_burst: 60,
+            handoffs_per_minute: 10,
         }
     }
 }
@@ -497,6 +546,49 @@ impl Settings {
                     self.web.listen
                 ),
             );
+        }
+        if let Some(admin) = &self.web.admin_listen
+            && admin.parse::<std::net::SocketAddr>().is_err()
+        {
+            return bad(
+                "web.admin_listen",
+                format!("`{admin}` is not an address; use HOST:PORT such as 127.0.0.1:9090"),
+            );
+        }
+        for (key, value) in [
+            ("web.max_connections", self.web.max_connections as u64),
+            (
+                "web.header_read_timeout_secs",
+                self.web.header_read_timeout_secs,
+            ),
+            ("web.max_body_bytes", self.web.max_body_bytes as u64),
+            (
+                "web.ip_requests_per_minute",
+                u64::from(self.web.ip_requests_per_minute),
+            ),
+            ("web.ip_burst", u64::from(self.web.ip_burst)),
+            (
+                "web.agent_requests_per_minute",
+                u64::from(self.web.agent_requests_per_minute),
+            ),
+            ("web.agent_burst", u64::from(self.web.agent_burst)),
+            ("llm.max_concurrency", self.llm.max_concurrency as u64),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
+        for origin in &self.web.allowed_origins {
+            let fine = !origin.is_empty()
+                && origin
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | '\'' | '"'));
+            if !fine {
+                return bad(
+                    "web.allowed_origins",
+                    format!("`{origin}` is not an origin such as https://www.example.com"),
+                );
+            }
         }
         if !(0.0..=1.0).contains(&self.assistant.min_confidence) {
             return bad("assistant.min_confidence", "must be between 0 and 1".into());

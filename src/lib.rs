@@ -21,6 +21,8 @@
 //! - [`inbound`]: the panic boundary for outside input, inputs kept before
 //!   they are confirmed, and dead letters; [`health`]: channel states and the
 //!   supervisor that restarts a stopped channel.
+//! - [`limits`]: model calls in flight, messages per customer, anonymous
+//!   hand-offs, log lines per source.
 //! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
 //! - [`eval`]: retrieval and hand-off quality on a labelled question set.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
@@ -45,6 +47,7 @@ pub mod handoff;
 pub mod health;
 pub mod inbound;
 pub mod kb;
+pub mod limits;
 pub mod llm;
 pub mod report;
 pub mod store;

@@ -43,6 +43,11 @@ pub enum Error {
     /// The request could not be built.
     #[error("LLM request: {0}")]
     Request(String),
+    /// Every model call allowed at once (`llm.max_concurrency`) is in use
+    /// and the wait queue is full, or the wait was too long; not a failure
+    /// of the model.
+    #[error("LLM busy: every call is in use and the queue is full")]
+    Busy,
 }
 
 impl From<OpenAIError> for Error {

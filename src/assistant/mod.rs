@@ -30,6 +30,7 @@ use crate::delivery::Button;
 use crate::desk::Desk;
 use crate::handoff::{self, Reason, Rules};
 use crate::kb::{Hit, KnowledgeBase};
+use crate::limits::{Limits, Verdict};
 use crate::llm::{self, ChatMessage, ChatModel, Delta, Speaker, Usage};
 use crate::store::{
     self, Change, Conversation, Customer, Message, NewMessage, Role, SourceRef, Store,
@@ -38,6 +39,14 @@ use semantic::Semantic;
 
 /// What the model answers when the sources do not cover the question.
 pub const NO_ANSWER_TOKEN: &str = "NO_ANSWER";
+/// `slow_down.md` when the prompts folder has none.
+const SLOW_DOWN: &str = "You're sending messages faster than I can read them. Please wait a minute, then send your question again.";
+/// `busy.md` when the prompts folder has none.
+const BUSY: &str = "We're busy right now, a moment please… Send your question again in a minute.";
+/// `already_waiting.md` when the prompts folder has none.
+const ALREADY_WAITING: &str = "You're already in the queue for a person from our support team in another conversation; they'll reply there shortly.";
+/// `handoff_busy.md` when the prompts folder has none.
+const HANDOFF_BUSY: &str = "Our support team is receiving a lot of requests right now; please ask for a person again in a few minutes.";
 /// Passages retrieved before they are grouped and trimmed.
 const RETRIEVE_LIMIT: usize = 12;
 /// When both rankings put the same article first, the similarity needed
@@ -146,6 +155,9 @@ pub enum Action {
     Duplicate,
     /// The customer started a new conversation.
     NewConversation,
+    /// The customer is over `assistant.max_messages_per_minute` and was
+    /// already told; the message was dropped, send nothing.
+    Limited,
 }
 
 /// The assistant's reply to one turn.
@@ -175,7 +187,10 @@ pub struct Reply {
 impl Reply {
     /// Whether the channel should send nothing.
     pub fn is_silent(&self) -> bool {
-        matches!(self.action, Action::ToAgent | Action::Duplicate)
+        matches!(
+            self.action,
+            Action::ToAgent | Action::Duplicate | Action::Limited
+        )
     }
 }
 
@@ -425,6 +440,7 @@ struct Inner {
     desk: Option<Desk>,
     surveys: Option<Surveys>,
     semantic: Option<Semantic>,
+    limits: Option<Arc<Limits>>,
 }
 
 impl Assistant {
@@ -450,6 +466,7 @@ impl Assistant {
                 desk: None,
                 surveys: None,
                 semantic: None,
+                limits: None,
             }),
         }
     }
@@ -483,6 +500,16 @@ impl Assistant {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.semantic = Some(semantic),
             None => tracing::error!("with_semantic called on a shared assistant; not connected"),
+        }
+        self
+    }
+
+    /// Applies `limits` (model calls in flight, messages per customer,
+    /// anonymous hand-offs). Call before the assistant is shared.
+    pub fn with_limits(mut self, limits: Arc<Limits>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.limits = Some(limits),
+            None => tracing::error!("with_limits called on a shared assistant; not applied"),
         }
         self
     }
@@ -662,6 +689,9 @@ impl Assistant {
         let store = &self.inner.store;
         metrics::counter!("switchboard_messages_total", "channel" => turn.channel.clone())
             .increment(1);
+        if let Some(reply) = self.over_rate(&turn)? {
+            return Ok(Received(Step::Done(reply)));
+        }
         let customer = store
             .upsert_customer(
                 &turn.channel,
@@ -697,6 +727,52 @@ impl Assistant {
             conversation,
             turn,
         }))))
+    }
+
+    /// `Some` reply when the customer is over their message rate: the
+    /// message is dropped before anything is stored; the first one over
+    /// the limit is answered with `slow_down.md`, later ones silently.
+    fn over_rate(&self, turn: &Turn) -> Result<Option<Reply>, Error> {
+        let Some(limits) = &self.inner.limits else {
+            return Ok(None);
+        };
+        let verdict = limits.customer_message(&turn.channel, &turn.customer_id);
+        if verdict == Verdict::Allowed {
+            return Ok(None);
+        }
+        metrics::counter!("switchboard_limited_total", "limit" => "customer_rate").increment(1);
+        let (answer, action) = match verdict {
+            Verdict::Notify => (
+                self.render_or("slow_down.md", serde_json::json!({}), SLOW_DOWN)?,
+                Action::Info,
+            ),
+            _ => (String::new(), Action::Limited),
+        };
+        Ok(Some(Reply {
+            conversation_id: String::new(),
+            message_id: None,
+            answer,
+            mode: Mode::Extractive,
+            sources: Vec::new(),
+            handoff: false,
+            action,
+            survey_buttons: Vec::new(),
+        }))
+    }
+
+    /// Renders `name`, or `default` when the deployment's prompts folder
+    /// predates the template (templates added for limits are optional).
+    fn render_or(
+        &self,
+        name: &str,
+        extra: serde_json::Value,
+        default: &str,
+    ) -> Result<String, Error> {
+        if self.inner.prompts.dir().join(name).is_file() {
+            self.render(name, extra)
+        } else {
+            Ok(default.to_string())
+        }
     }
 
     /// Answers a message stored by [`Assistant::receive`].
@@ -1156,6 +1232,20 @@ impl Assistant {
                         )
                         .await;
                 }
+                Err(llm::Error::Busy) => {
+                    let text = self.render_or("busy.md", serde_json::json!({}), BUSY)?;
+                    return self
+                        .finish(
+                            &conversation,
+                            turn,
+                            text,
+                            Mode::Extractive,
+                            Vec::new(),
+                            Action::Info,
+                            None,
+                        )
+                        .await;
+                }
                 Err(e) => {
                     metrics::counter!("switchboard_llm_errors_total").increment(1);
                     tracing::warn!(conversation = %conversation.id, "LLM failed, answering extractively: {e}");
@@ -1238,6 +1328,9 @@ impl Assistant {
         detail: Option<&str>,
     ) -> Result<Reply, Error> {
         let store = &self.inner.store;
+        if let Some(limited) = self.handoff_limited(conversation, turn).await? {
+            return Ok(limited);
+        }
         let change = Change {
             handoff_reason: Some(reason.as_str()),
             handoff_detail: detail,
@@ -1281,6 +1374,47 @@ impl Assistant {
             action: Action::HandOff(reason),
             survey_buttons: Vec::new(),
         })
+    }
+
+    /// `Some` reply instead of a hand-off when the customer already waits
+    /// for a person in another conversation (one place in the queue per
+    /// customer), or when an anonymous channel is over its hand-offs per
+    /// minute.
+    async fn handoff_limited(
+        &self,
+        conversation: &Conversation,
+        turn: &Turn,
+    ) -> Result<Option<Reply>, Error> {
+        let store = &self.inner.store;
+        let (template, default, limit) = if store
+            .waiting_elsewhere(&conversation.customer_id, &conversation.id)
+            .await?
+            .is_some()
+        {
+            ("already_waiting.md", ALREADY_WAITING, "one_waiting_handoff")
+        } else if self
+            .inner
+            .limits
+            .as_ref()
+            .is_some_and(|l| !l.allow_handoff(&turn.channel))
+        {
+            ("handoff_busy.md", HANDOFF_BUSY, "anonymous_handoffs")
+        } else {
+            return Ok(None);
+        };
+        metrics::counter!("switchboard_limited_total", "limit" => limit).increment(1);
+        let text = self.render_or(template, serde_json::json!({}), default)?;
+        self.finish(
+            conversation,
+            turn,
+            text,
+            Mode::Extractive,
+            Vec::new(),
+            Action::Info,
+            None,
+        )
+        .await
+        .map(Some)
     }
 
     /// The customer confirmed the answer solved it: resolve (a survey
@@ -1641,6 +1775,12 @@ impl Assistant {
         messages: &[ChatMessage],
         deltas: Option<mpsc::UnboundedSender<String>>,
     ) -> Result<(String, Usage), llm::Error> {
+        // The place is held until the stream has ended (or failed): the
+        // limit is on calls in flight, not on calls started.
+        let _place = match &self.inner.limits {
+            Some(limits) => Some(limits.model().enter().await.ok_or(llm::Error::Busy)?),
+            None => None,
+        };
         let limit = self.inner.llm_timeout;
         let stream = tokio::time::timeout(limit, model.stream(messages))
             .await

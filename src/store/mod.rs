@@ -8,6 +8,7 @@
 mod csat;
 mod desk;
 mod inbound;
+mod limits;
 mod model;
 mod web;
 

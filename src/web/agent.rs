@@ -94,7 +94,16 @@ impl FromRequestParts<Arc<AppState>> for AuthAgent {
         match state.desk.agents().by_token(token) {
             Some(agent) => Ok(AuthAgent(agent.clone())),
             None => {
-                tracing::warn!(path = %parts.uri.path(), "agent API: refused an unknown token");
+                let peer = super::peer_of(&parts.extensions);
+                let source = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+                metrics::counter!("switchboard_auth_failures_total", "api" => "agent").increment(1);
+                if let Some(held) = state.auth_log.check(&source) {
+                    tracing::warn!(
+                        path = %parts.uri.path(),
+                        %source,
+                        "agent API: refused an unknown token ({held} more from this address in the last minute were not logged)"
+                    );
+                }
                 Err(ApiError(
                     StatusCode::UNAUTHORIZED,
                     "unknown agent token".into(),

@@ -4,15 +4,20 @@
 //! | --- | --- | --- |
 //! | `GET /` | | the chat widget page |
 //! | `GET /agent` | | the agent console page (uses the agent API) |
+//! | `GET /static/{widget,agent}.{js,css}` | | their script and style |
 //! | `POST /api/chat/messages` | `{"session", "text", "id"?}` | a customer message; the reply comes back |
 //! | `POST /api/chat/press` | `{"session", "data", "id"?}` | a button press (`"stale": true` when it no longer applies) |
 //! | `GET /api/chat/updates?session=S&after=CURSOR` | | messages sent since (agent replies, notices, surveys) |
 //!
 //! `session` is chosen by the browser (8–64 letters, digits, `-`, `_`) and
-//! identifies the customer; `id` is an optional client message id so a
-//! retried POST is not answered twice.
+//! identifies the customer; `id` (at most [`MAX_ID_BYTES`]) is an optional
+//! client message id so a retried POST is not answered twice. The answer is
+//! made in a task of its own: a client that goes away does not lose it,
+//! and a retry with the same `id` gets the same reply (waiting for it if
+//! it is still being made).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -20,23 +25,82 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::AppState;
-use crate::assistant::{Pressed, Reply, Turn};
+use crate::assistant::{Action, Mode, Pressed, Reply, Turn};
 use crate::channels::web::{CHANNEL, valid_session};
 use crate::delivery::{Button, Outgoing};
 
 const WIDGET: &str = include_str!("static/widget.html");
+const WIDGET_JS: &str = include_str!("static/widget.js");
+const WIDGET_CSS: &str = include_str!("static/widget.css");
 const AGENT: &str = include_str!("static/agent.html");
+const AGENT_JS: &str = include_str!("static/agent.js");
+const AGENT_CSS: &str = include_str!("static/agent.css");
 
-/// Routes of the widget and the console pages.
+/// Longest client message id, cursor or button data accepted, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest button data accepted, in bytes.
+pub const MAX_DATA_BYTES: usize = 512;
+
+/// Routes of the widget page and its API.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(|| async { Html(WIDGET) }))
-        .route("/agent", get(|| async { Html(AGENT) }))
+        .route("/static/widget.js", get(|| async { script(WIDGET_JS) }))
+        .route("/static/widget.css", get(|| async { style(WIDGET_CSS) }))
         .route("/api/chat/messages", post(message))
         .route("/api/chat/press", post(press))
         .route("/api/chat/updates", get(updates))
+}
+
+/// Routes of the agent console page.
+pub fn console_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/agent", get(|| async { Html(AGENT) }))
+        .route("/static/agent.js", get(|| async { script(AGENT_JS) }))
+        .route("/static/agent.css", get(|| async { style(AGENT_CSS) }))
+}
+
+fn script(body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
+
+fn style(body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}
+
+/// Answers being made for widget messages, by `session:id`: a retry
+/// waits on the same answer instead of getting nothing.
+#[derive(Clone, Default)]
+pub struct InFlight(Arc<Mutex<HashMap<String, Answer>>>);
+
+type Answer = watch::Receiver<Option<Result<Reply, String>>>;
+
+/// Removes an answer from [`InFlight`] when dropped.
+struct Forget(InFlight, String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.1);
+    }
 }
 
 #[derive(Deserialize)]
@@ -80,6 +144,30 @@ impl Shown {
             buttons: reply.buttons(),
         })
     }
+    /// A stored bot message, shown again for a retried request.
+    fn stored(message: &crate::store::Message, conversation_id: &str) -> Option<Self> {
+        let mode = match message.mode.as_deref() {
+            Some("llm") => Mode::Llm,
+            Some("handoff") => Mode::Handoff,
+            _ => Mode::Extractive,
+        };
+        let answered = mode != Mode::Handoff && !message.sources.is_empty();
+        let reply = Reply {
+            conversation_id: conversation_id.to_string(),
+            message_id: Some(message.id.clone()),
+            answer: message.text.clone(),
+            mode,
+            sources: message.sources.clone(),
+            handoff: mode == Mode::Handoff,
+            action: if answered {
+                Action::Answer
+            } else {
+                Action::Info
+            },
+            survey_buttons: Vec::new(),
+        };
+        Self::reply(&reply)
+    }
     fn message(message: Outgoing) -> Self {
         Shown {
             text: message.text,
@@ -119,26 +207,94 @@ fn turn(session: &str, text: String, id: Option<String>) -> Turn {
     }
 }
 
+/// A 400 when a client-supplied id is empty or too long.
+fn bad_id(id: Option<&str>) -> Option<Response> {
+    match id {
+        Some(id) if id.is_empty() || id.len() > MAX_ID_BYTES => Some(bad_request(&format!(
+            "`id` must be 1 to {MAX_ID_BYTES} bytes"
+        ))),
+        _ => None,
+    }
+}
+
 async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBody>) -> Response {
     if !valid_session(&body.session) {
         return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
     }
+    if let Some(response) = bad_id(body.id.as_deref()) {
+        return response;
+    }
     if body.text.trim().is_empty() {
         return bad_request("`text` is empty");
     }
-    match state
-        .assistant
-        .handle(turn(&body.session, body.text, body.id), None)
-        .await
-    {
+    let turn = turn(&body.session, body.text, body.id);
+    let key = turn.platform_message_id.clone();
+    let result = answer(&state, turn).await;
+    match result {
+        Ok(reply) if reply.action == Action::Duplicate => match key {
+            Some(key) => match state.assistant.store().reply_to(CHANNEL, &key).await {
+                Ok(stored) => Json(serde_json::json!({
+                    "reply": stored.as_ref().and_then(|m| Shown::stored(m, &reply.conversation_id))
+                }))
+                .into_response(),
+                Err(e) => internal(e),
+            },
+            None => Json(serde_json::json!({"reply": null})).into_response(),
+        },
         Ok(reply) => Json(serde_json::json!({"reply": Shown::reply(&reply)})).into_response(),
         Err(e) => internal(e),
+    }
+}
+
+/// Answers `turn` in a task of its own, so the answer is made and stored
+/// even when the client disconnects; a turn whose id is being answered
+/// already waits for that answer.
+async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
+    let mut receiver = {
+        let mut answers = state.answers.0.lock().unwrap_or_else(|p| p.into_inner());
+        match turn
+            .platform_message_id
+            .as_ref()
+            .and_then(|k| answers.get(k))
+        {
+            Some(receiver) => receiver.clone(),
+            None => {
+                let (sender, receiver) = watch::channel(None);
+                let key = turn.platform_message_id.clone();
+                if let Some(key) = &key {
+                    answers.insert(key.clone(), receiver.clone());
+                }
+                let assistant = state.assistant.clone();
+                let answers = state.answers.clone();
+                tokio::spawn(async move {
+                    // Forgotten when the task ends, even by a panic.
+                    let _forget = key.map(|key| Forget(answers, key));
+                    let result = assistant
+                        .handle(turn, None)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = sender.send(Some(result));
+                });
+                receiver
+            }
+        }
+    };
+    let done = receiver.wait_for(Option::is_some).await;
+    match done {
+        Ok(result) => result.clone().unwrap_or_else(|| Err("no answer".into())),
+        Err(_) => Err("the answer task stopped".into()),
     }
 }
 
 async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) -> Response {
     if !valid_session(&body.session) {
         return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
+    }
+    if let Some(response) = bad_id(body.id.as_deref()) {
+        return response;
+    }
+    if body.data.len() > MAX_DATA_BYTES {
+        return bad_request(&format!("`data` must be at most {MAX_DATA_BYTES} bytes"));
     }
     let id = body.id.map(|id| format!("press:{id}"));
     match state
@@ -170,6 +326,9 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
 async fn updates(State(state): State<Arc<AppState>>, Query(q): Query<UpdatesQuery>) -> Response {
     if !valid_session(&q.session) {
         return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
+    }
+    if q.after.len() > MAX_ID_BYTES {
+        return bad_request(&format!("`after` must be at most {MAX_ID_BYTES} bytes"));
     }
     match state
         .assistant

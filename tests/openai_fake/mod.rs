@@ -30,6 +30,8 @@ pub enum Script {
     Stall(Vec<String>, Duration),
     /// A stream whose second event is not JSON.
     Malformed,
+    /// SSE-streamed chunks, each after this pause (a slow model).
+    Slow(Vec<String>, Duration),
 }
 
 /// What the fake has seen and will say.
@@ -44,6 +46,29 @@ pub struct Fake {
     pub embeddings_down: std::sync::atomic::AtomicBool,
     /// While set, `/v1/embeddings` answers only after a minute.
     pub embeddings_stall: std::sync::atomic::AtomicBool,
+    /// Chat completions being answered now (until their body ends or the
+    /// client drops it).
+    pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    /// The most chat completions ever answered at once.
+    pub peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts one chat completion in flight until dropped.
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn enter(fake: &Fake) -> Self {
+        use std::sync::atomic::Ordering;
+        let now = fake.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        fake.peak.fetch_max(now, Ordering::SeqCst);
+        Self(fake.in_flight.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Fake {
@@ -99,13 +124,20 @@ fn usage_chunk() -> String {
 }
 
 fn sse(events: Vec<(String, Option<Duration>)>) -> Response {
-    let stream = futures::stream::unfold(events.into_iter(), |mut events| async move {
-        let (event, delay) = events.next()?;
-        if let Some(delay) = delay {
-            tokio::time::sleep(delay).await;
-        }
-        Some((Ok::<Bytes, Infallible>(Bytes::from(event)), events))
-    });
+    sse_counted(events, None)
+}
+
+fn sse_counted(events: Vec<(String, Option<Duration>)>, guard: Option<InFlight>) -> Response {
+    let stream = futures::stream::unfold(
+        (events.into_iter(), guard),
+        |(mut events, guard)| async move {
+            let (event, delay) = events.next()?;
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok::<Bytes, Infallible>(Bytes::from(event)), (events, guard)))
+        },
+    );
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
         .body(Body::from_stream(stream))
@@ -115,7 +147,15 @@ fn sse(events: Vec<(String, Option<Duration>)>) -> Response {
 async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     fake.requests.lock().unwrap().push(json);
+    let guard = InFlight::enter(&fake);
     match fake.next() {
+        Script::Slow(chunks, pause) => {
+            let mut events: Vec<(String, Option<Duration>)> =
+                chunks.iter().map(|c| (chunk(c), Some(pause))).collect();
+            events.push((usage_chunk(), None));
+            events.push(("data: [DONE]\n\n".into(), None));
+            sse_counted(events, Some(guard))
+        }
         Script::Stream(chunks) => {
             let mut events: Vec<(String, Option<Duration>)> = chunks.iter().map(|c| (chunk(c), None)).collect();
             events.push((usage_chunk(), None));

@@ -1084,11 +1084,14 @@ fn post_ref(id: MessageId) -> String {
 
 /// The webhook endpoint, for the HTTP server.
 pub fn webhook_routes(telegram: Telegram) -> axum::Router {
-    use axum::http::{HeaderMap, StatusCode};
+    use axum::http::{Extensions, HeaderMap, StatusCode};
+    // Refusals are logged once per address per minute.
+    let refused = std::sync::Arc::new(crate::limits::LogOnce::per_minute(crate::clock::system()));
     axum::Router::new().route(
         WEBHOOK_PATH,
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+        axum::routing::post(move |extensions: Extensions, headers: HeaderMap, body: axum::body::Bytes| {
             let telegram = telegram.clone();
+            let refused = refused.clone();
             async move {
                 let given = headers
                     .get("x-telegram-bot-api-secret-token")
@@ -1096,7 +1099,12 @@ pub fn webhook_routes(telegram: Telegram) -> axum::Router {
                     .unwrap_or_default();
                 let expected = telegram.webhook_secret().unwrap_or_default();
                 if expected.is_empty() || !constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-                    tracing::warn!("telegram webhook: refused a request with a wrong secret token");
+                    let source = extensions
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+                    if let Some(held) = refused.check(&source) {
+                        tracing::warn!(%source, "telegram webhook: refused a request with a wrong secret token ({held} more from this address in the last minute were not logged)");
+                    }
                     return StatusCode::UNAUTHORIZED;
                 }
                 let update: Update = match serde_json::from_slice(&body) {

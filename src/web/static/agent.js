@@ -1,0 +1,88 @@
+"use strict";
+let token = sessionStorage.getItem("switchboard-agent-token");
+let current = null;
+
+async function api(method, path, body) {
+  const r = await fetch("/api/agent" + path, {
+    method, headers: { "authorization": "Bearer " + token, "content-type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const json = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(json.error || ("HTTP " + r.status));
+  return json;
+}
+
+function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; }
+
+function layout() {
+  document.body.innerHTML = "";
+  const q = el("div"); q.id = "queue";
+  const main = el("div"); main.id = "main";
+  const head = el("div"); head.id = "head"; head.append(el("span", "Pick a conversation", "muted"));
+  const log = el("div"); log.id = "log";
+  const form = el("form");
+  const ta = el("textarea"); ta.placeholder = "Reply to the customer (or tick 'note' for an internal note)";
+  const note = el("label"); const cb = el("input"); cb.type = "checkbox"; note.append(cb, " note");
+  const send = el("button", "Send");
+  form.append(ta, note, send);
+  form.onsubmit = async e => {
+    e.preventDefault();
+    if (!current || !ta.value.trim()) return;
+    try { await api("POST", `/conversations/${current}/${cb.checked ? "note" : "reply"}`, { text: ta.value }); ta.value = ""; open(current); }
+    catch (err) { alert(err.message); }
+  };
+  main.append(head, log, form);
+  document.body.append(q, main);
+}
+
+async function refresh() {
+  try {
+    const queue = await api("GET", "/queue");
+    const q = document.getElementById("queue");
+    q.innerHTML = "";
+    if (!queue.length) q.append(el("div", "Nobody is waiting.", "muted"));
+    queue.forEach(c => {
+      const d = el("div");
+      d.append(el("div", `${c.customer} · ${c.channel}`), el("div", `${c.status}${c.position ? " #" + c.position : ""} · ${c.handoff_reason || ""}${c.assigned_agent ? " · " + c.assigned_agent : ""}`, "muted"));
+      if (c.id === current) d.className = "active";
+      d.onclick = () => open(c.id);
+      q.append(d);
+    });
+  } catch (e) { console.warn(e); }
+}
+
+async function act(action, body) {
+  try { await api("POST", `/conversations/${current}/${action}`, body); open(current); refresh(); }
+  catch (e) { alert(e.message); }
+}
+
+async function open(id) {
+  current = id;
+  const data = await api("GET", `/conversations/${id}`);
+  const head = document.getElementById("head");
+  head.innerHTML = "";
+  const c = data.conversation;
+  head.append(el("div", `${data.customer.display_name || data.customer.external_id} on ${c.channel} — ${c.status}${c.assigned_agent ? " (" + c.assigned_agent + ")" : ""} — reason: ${c.handoff_reason || "-"}`));
+  [["Claim", "claim"], ["Resolve", "resolve"], ["Give back", "give-back"]].forEach(([label, action]) => {
+    const b = el("button", label); b.onclick = () => act(action); head.append(b);
+  });
+  const t = el("button", "Transfer…"); t.onclick = () => { const to = prompt("Transfer to agent:"); if (to) act("transfer", { agent: to }); }; head.append(t);
+  const k = el("button", "Canned…"); k.onclick = () => { const n = prompt("Canned reply name (prompts/canned/NAME.md):"); if (n) act("canned", { name: n }); }; head.append(k);
+  const log = document.getElementById("log");
+  log.innerHTML = "";
+  data.messages.forEach(m => {
+    const d = el("div", undefined, "m" + (m.role === "note" ? " note" : ""));
+    d.append(el("span", m.author || m.role, "role"), document.createTextNode(m.text));
+    log.append(d);
+  });
+  log.scrollTop = log.scrollHeight;
+}
+
+function start() { layout(); refresh(); setInterval(refresh, 3000); setInterval(() => current && open(current), 5000); }
+
+if (token) start();
+else document.getElementById("go").onclick = async () => {
+  token = document.getElementById("token").value.trim();
+  try { await api("GET", "/queue"); sessionStorage.setItem("switchboard-agent-token", token); start(); }
+  catch (e) { document.getElementById("err").textContent = e.message; }
+};
