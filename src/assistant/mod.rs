@@ -1455,9 +1455,7 @@ impl Assistant {
         let system = self.render("system.md", serde_json::json!({}))?;
         // The question is data inside <question>; a customer cannot close
         // the tag and write instructions after it.
-        let question = question
-            .replace("</question>", "")
-            .replace("<question>", "");
+        let question = prompts::without_tag(question, "question");
         let user = self.render(
             "answer.md",
             serde_json::json!({"sources": sources, "question": question}),
