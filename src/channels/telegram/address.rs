@@ -9,10 +9,10 @@
 
 use std::ops::Range;
 
-/// The text to answer in a group (the first mention of the bot removed), or
-/// `None` when the bot is not addressed: not replied to, no `/ask` (or
-/// `/command@username`) and no `@username` mention. `username` is the bot's
-/// username without `@` (empty when unknown).
+/// The text to answer in a group (trimmed, the first mention of the bot
+/// removed), or `None` when the bot is not addressed (not replied to, no
+/// `/ask` or `/command@username`, no `@username` mention) or nothing is
+/// left. `username` is the bot's username without `@` (empty when unknown).
 pub(crate) fn addressed(text: &str, username: &str, replied_to_bot: bool) -> Option<String> {
     let command = text.strip_prefix('/').is_some_and(|rest| {
         let name = rest.split_whitespace().next().unwrap_or("");
@@ -28,7 +28,7 @@ pub(crate) fn addressed(text: &str, username: &str, replied_to_bot: bool) -> Opt
         Some(at) if !command => format!("{}{}", &text[..at.start], &text[at.end..])
             .trim()
             .to_string(),
-        _ => text.to_string(),
+        _ => text.trim().to_string(),
     };
     (!cleaned.is_empty()).then_some(cleaned)
 }
@@ -59,6 +59,53 @@ pub(crate) fn mention_in(text: &str, username: &str) -> Option<Range<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hostile::{self, any_case, text};
+    use proptest::prelude::*;
+
+    proptest! {
+        // 100,000 + 60,000 + 30,000 cases (the total is in tests/hostile_text.rs).
+        #![proptest_config(ProptestConfig { cases: 100_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_group_text_never_panics(s in text(), replied in any::<bool>()) {
+            if let Some(t) = addressed(&s, hostile::BOT, replied) {
+                prop_assert!(!t.trim().is_empty());
+            }
+            if let Some(at) = mention_in(&s, hostile::BOT) {
+                let mention = format!("@{}", hostile::BOT);
+                prop_assert!(s[at.clone()].eq_ignore_ascii_case(&mention));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 60_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_mentions_in_any_case_are_removed(
+            before in text(),
+            name in any_case(hostile::BOT),
+            after in text(),
+        ) {
+            // Not a command, no earlier mention, and no username character
+            // glued after the mention.
+            let before = format!("x {}", before.replace('@', ""));
+            let after = format!(" {after}");
+            let s = format!("{before}@{name}{after}");
+            let expected = format!("{before}{after}").trim().to_string();
+            prop_assert_eq!(addressed(&s, hostile::BOT, false), Some(expected));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 30_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn hostile_usernames_never_panic(s in text(), name in text()) {
+            let _ = addressed(&s, &name, false);
+            let _ = mention_in(&s, &name);
+        }
+    }
 
     const BOT: &str = "switchboard_bot";
 
