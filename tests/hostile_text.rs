@@ -62,7 +62,9 @@ fn telegram_visible(html: &str) -> Result<String, String> {
                 ]
                 .into_iter()
                 .find(|(e, _)| rest.starts_with(e))
-                .ok_or_else(|| format!("bare & at {:?}", &rest[..rest.len().min(20)]))?;
+                .ok_or_else(|| {
+                    format!("bare & at {:?}", rest.chars().take(20).collect::<String>())
+                })?;
                 shown.push(decoded);
                 rest = &rest[entity.len()..];
             }
@@ -81,7 +83,12 @@ fn telegram_visible(html: &str) -> Result<String, String> {
                 in_link = true;
                 rest = &after[end + 2..];
             }
-            '<' | '>' => return Err(format!("bare {c} at {:?}", &rest[..rest.len().min(20)])),
+            '<' | '>' => {
+                return Err(format!(
+                    "bare {c} at {:?}",
+                    rest.chars().take(20).collect::<String>()
+                ));
+            }
             c => {
                 shown.push(c);
                 rest = &rest[c.len_utf8()..];
@@ -177,6 +184,9 @@ proptest! {
 
     #[test]
     fn hostile_agent_commands_parse(s in text()) {
+        if let Some((_, id)) = Desk::parse_button(&s) {
+            prop_assert!(s.ends_with(id));
+        }
         match Desk::parse_command(&s) {
             Ok(AgentAction::Reply(r)) if !s.trim().starts_with('/') => {
                 prop_assert_eq!(r, s.trim());
@@ -339,6 +349,12 @@ proptest! {
             prop_assert!(ink(&all).starts_with(&ink(&answer)));
         }
         prop_assert_eq!(sources.is_empty(), !all.contains("**Sources:**"));
+        // The sources never show inside a code block.
+        for p in &parts {
+            if let Some(at) = p.find("\n\n**Sources:**").or(p.starts_with("**Sources:**").then_some(0)) {
+                prop_assert!(!leaves_fence_open(&p[..at]), "{:?}", p);
+            }
+        }
     }
 
     #[test]

@@ -120,10 +120,22 @@ pub fn with_sources(answer: &str, sources: &[SourceRef]) -> Vec<String> {
     let mut parts = split(answer);
     if let Some(footer) = sources_footer(sources) {
         let last_len = parts.last().map_or(0, |l| l.chars().count());
+        // An answer that leaves a code block open has it closed first, or
+        // the sources would show as code.
+        let close = if parts.last().is_some_and(|l| open_fence(l).is_some()) {
+            "\n```"
+        } else {
+            ""
+        };
         match parts.last_mut() {
-            Some(last) if last_len + 2 + footer.chars().count() <= LIMIT => {
+            Some(last) if last_len + close.len() + 2 + footer.chars().count() <= LIMIT => {
+                last.push_str(close);
                 last.push_str("\n\n");
                 last.push_str(&footer);
+            }
+            Some(last) if last_len + close.len() <= LIMIT => {
+                last.push_str(close);
+                parts.extend(split(&footer));
             }
             _ => parts.extend(split(&footer)),
         }
@@ -189,6 +201,18 @@ mod tests {
                 "Answer\n\n**Sources:**\n[1] [Refunds (2024)](<https://help.example/a>)\n[2] Plans"
             ]
         );
+    }
+
+    #[test]
+    fn sources_after_an_unclosed_code_block_are_not_code() {
+        let sources = vec![SourceRef {
+            slug: "a".into(),
+            title: "T".into(),
+            url: None,
+            score: 1.0,
+        }];
+        let parts = with_sources("Run:\n```sh\nls", &sources);
+        assert_eq!(parts, vec!["Run:\n```sh\nls\n```\n\n**Sources:**\n[1] T"]);
     }
 
     #[test]

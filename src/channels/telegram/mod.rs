@@ -660,7 +660,11 @@ impl Sink for ChatSink {
     }
 
     fn render_partial(&self, text: &str) -> String {
-        render::escape(text)
+        // The limit above counts characters before escaping; `&` escapes to
+        // five and an emoji counts as two UTF-16 units, so show only what
+        // fits (the first of the final parts).
+        let first = render::split(text).into_iter().next().unwrap_or_default();
+        render::escape(&first)
     }
 
     async fn send(
