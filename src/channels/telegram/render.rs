@@ -58,17 +58,19 @@ pub fn with_sources(answer: &str, sources: &[SourceRef]) -> Vec<String> {
         };
         (html, utf16_len(&shown))
     });
-    let mut footers = vec![(String::from("Sources:"), utf16_len("Sources:"))];
+    let mut footers = Vec::new();
+    let (mut current, mut current_len) = (String::from("Sources:"), utf16_len("Sources:"));
     for (html, len) in lines {
-        let (last, last_len) = footers.last_mut().expect("one footer at least");
-        if *last_len + 1 + len <= LIMIT {
-            last.push('\n');
-            last.push_str(&html);
-            *last_len += 1 + len;
+        if current_len + 1 + len <= LIMIT {
+            current.push('\n');
+            current.push_str(&html);
+            current_len += 1 + len;
         } else {
-            footers.push((html, len));
+            footers.push((std::mem::replace(&mut current, html), current_len));
+            current_len = len;
         }
     }
+    footers.push((current, current_len));
     let mut footers = footers.into_iter();
     if let Some((first, first_len)) = footers.next() {
         // The answer's escaped length is at least what Telegram counts.
@@ -154,6 +156,31 @@ mod tests {
             parts.join(" ").split_whitespace().count(),
             text.split_whitespace().count()
         );
+    }
+
+    #[test]
+    fn many_long_sources_are_split_into_parts_that_fit() {
+        let sources: Vec<SourceRef> = (0..40)
+            .map(|i| SourceRef {
+                slug: format!("s{i}"),
+                title: "😀&".repeat(300),
+                url: Some(format!("https://x.example/{i}")),
+                score: 1.0,
+            })
+            .collect();
+        let parts = with_sources("Answer", &sources);
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        assert!(parts[0].starts_with("Answer\n\nSources:\n[1] <a href="));
+        for p in &parts {
+            // The text Telegram counts: without the tags, entities decoded.
+            let shown = p
+                .replace("&amp;", "&")
+                .split(['<', '>'])
+                .step_by(2)
+                .collect::<String>();
+            assert!(utf16_len(&shown) <= LIMIT, "{}", utf16_len(&shown));
+        }
+        assert_eq!(parts.concat().matches("</a>").count(), 40);
     }
 
     #[test]
