@@ -5,10 +5,10 @@
 //! joined give back the content, escaped HTML is well formed for Telegram,
 //! parsed commands and survey answers round-trip.
 //!
-//! Cases generated: 818,156 in this file, plus 365,000 in the library's
+//! Cases generated: 820,156 in this file, plus 365,000 in the library's
 //! unit tests (`cargo test --lib hostile_`) for the crate-private functions
 //! (Telegram and Discord addressing, the assistant's command parser,
-//! `quote_of`, citations): 1,183,156 in all. Cheap functions get many
+//! `quote_of`, citations): 1,185,156 in all. Cheap functions get many
 //! cases, the splitters and the Markdown parser fewer, and 100 KB strings
 //! a handful. Both together take about 30 s of CPU in a debug build
 //! (`[profile.dev.package.proptest] opt-level = 3` in Cargo.toml makes case
@@ -388,6 +388,20 @@ proptest! {
                 None => prop_assert!(problems.iter().any(|p| p.fatal)),
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(2_000))]
+
+    #[test]
+    fn hostile_telegram_cards_fit(s in text(), times in 1..400usize) {
+        let card = format!("{}\nConversation 42", s.repeat(times));
+        let shown = telegram_visible(&telegram::fit(&card));
+        prop_assert!(shown.is_ok(), "{:?}", shown);
+        let shown = shown.unwrap_or_default();
+        prop_assert!(telegram::utf16_len(&shown) <= telegram::LIMIT);
+        prop_assert!(shown.ends_with("\nConversation 42"));
     }
 }
 

@@ -845,7 +845,7 @@ impl StaffDesk for StaffDeskImpl {
                 Err(e) => return Err(delivery::Error::Temporary(e.to_string())),
             }
         }
-        let html = render::escape(&card.text());
+        let html = render::fit(&card.text());
         let id = self
             .telegram
             .send_html(&place, &html, keyboard(&card.buttons))

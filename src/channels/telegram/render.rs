@@ -86,6 +86,27 @@ pub fn with_sources(answer: &str, sources: &[SourceRef]) -> Vec<String> {
     escaped
 }
 
+/// Plain text as one message (escaped HTML): whole when it fits, else its
+/// beginning, "…" and its last line (a staff card's conversation id), so a
+/// card full of emoji or a very long name still posts.
+pub fn fit(text: &str) -> String {
+    if utf16_len(text) <= LIMIT {
+        return escape(text);
+    }
+    let last = text.lines().last().unwrap_or_default();
+    let last: String = last.chars().take(LIMIT / 4).collect();
+    let room = LIMIT - utf16_len(&last) - 2;
+    let mut used = 0;
+    let head: String = text
+        .chars()
+        .take_while(|c| {
+            used += c.len_utf16();
+            used <= room
+        })
+        .collect();
+    escape(&format!("{head}…\n{last}"))
+}
+
 /// Splits plain text into pieces that stay under the limit once escaped:
 /// at paragraph breaks, else line breaks, else spaces, else anywhere.
 pub fn split(text: &str) -> Vec<String> {
@@ -181,6 +202,20 @@ mod tests {
             assert!(utf16_len(&shown) <= LIMIT, "{}", utf16_len(&shown));
         }
         assert_eq!(parts.concat().matches("</a>").count(), 40);
+    }
+
+    #[test]
+    fn a_card_that_does_not_fit_keeps_its_beginning_and_last_line() {
+        let card = format!(
+            "Hand-off: 😀 & co\n{}\n\nConversation 42",
+            "😀".repeat(3000)
+        );
+        let html = fit(&card);
+        let shown = html.replace("&amp;", "&");
+        assert!(utf16_len(&shown) <= LIMIT, "{}", utf16_len(&shown));
+        assert!(shown.starts_with("Hand-off: 😀 & co\n😀"));
+        assert!(shown.ends_with("😀…\nConversation 42"));
+        assert_eq!(fit("short <b>"), "short &lt;b&gt;");
     }
 
     #[test]
