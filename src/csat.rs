@@ -370,14 +370,8 @@ impl Surveys {
             }
             return Ok(None);
         }
-        let Ok(n) = text.parse::<i64>() else {
+        let Some(answer) = typed_rating(step, text) else {
             return Ok(None);
-        };
-        let answer = match step {
-            "csat" if (1..=5).contains(&n) => Answer::Csat(n),
-            "ces" if (1..=7).contains(&n) => Answer::Ces(n),
-            "nps" if (0..=10).contains(&n) => Answer::Nps(n),
-            _ => return Ok(None),
         };
         match self.answer(&survey.conversation_id, answer).await? {
             Some(next) => Ok(Some((survey, next))),
@@ -391,5 +385,21 @@ fn target_of(conversation: &Conversation, external_id: &str) -> Target {
         channel: conversation.channel.clone(),
         customer_id: external_id.to_string(),
         thread: conversation.thread_key.clone(),
+    }
+}
+
+/// A rating typed in answer to survey step `step` (`csat`, `ces` or
+/// `nps`): a whole number in the step's range, spaces around allowed.
+pub fn typed_rating(step: &str, text: &str) -> Option<Answer> {
+    rating(step, text.trim().parse().ok()?)
+}
+
+/// Answer `n` to step `step`, when in the step's range.
+fn rating(step: &str, n: i64) -> Option<Answer> {
+    match step {
+        "csat" if (1..=5).contains(&n) => Some(Answer::Csat(n)),
+        "ces" if (1..=7).contains(&n) => Some(Answer::Ces(n)),
+        "nps" if (0..=10).contains(&n) => Some(Answer::Nps(n)),
+        _ => None,
     }
 }

@@ -1,6 +1,7 @@
 //! The conversation log as JSON Lines (one conversation with its messages
 //! and events a line) or CSV (one message a row).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -121,7 +122,7 @@ pub async fn write(
                         .map(|s| s.slug.as_str())
                         .collect::<Vec<_>>()
                         .join(";");
-                    csv.write_record([
+                    let row = [
                         c.id.as_str(),
                         c.channel.as_str(),
                         customer.as_str(),
@@ -134,11 +135,23 @@ pub async fn write(
                         m.mode.as_deref().unwrap_or_default(),
                         &sources,
                         m.text.as_str(),
-                    ])?;
+                    ];
+                    csv.write_record(row.map(|c| cell(c).into_owned()))?;
                 }
             }
             csv.flush()?;
         }
     }
     Ok(conversations.len())
+}
+
+/// A CSV cell as a spreadsheet must show it: text. A cell starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return would be read as a
+/// formula, so it gets a leading `'` (OWASP's advice on CSV injection).
+pub fn cell(text: &str) -> Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
+    }
 }

@@ -53,3 +53,8 @@ pub mod report;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+
+/// Hostile text for the property tests (shared with `tests/hostile_text.rs`).
+#[cfg(test)]
+#[path = "../tests/hostile/mod.rs"]
+mod hostile;

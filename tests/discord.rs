@@ -623,6 +623,35 @@ async fn a_long_answer_is_split_and_everyone_never_pings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_shared_channel_keeps_room_for_its_mention() {
+    // Issue 11: the customer's mention was put in front of a part that could
+    // already be 2,000 characters; Discord refused it and it was dropped.
+    let t = start(None).await;
+    let target = switchboard::delivery::Target {
+        channel: "discord".into(),
+        customer_id: CUSTOMER.to_string(),
+        thread: format!("ch:{GENERAL}"),
+    };
+    let text = "x".repeat(LIMIT);
+    t.core
+        .registry
+        .deliver(
+            &target,
+            &switchboard::delivery::Outgoing::text(text.clone()),
+        )
+        .await
+        .expect("delivered");
+    let posted = t.posted(GENERAL);
+    assert_eq!(posted.len(), 2, "{posted:#?}");
+    assert!(posted[0].content.starts_with(&format!("<@{CUSTOMER}> x")));
+    assert!(posted.iter().all(|m| m.content.chars().count() <= LIMIT));
+    let xs: usize = posted.iter().map(|m| m.content.matches('x').count()).sum();
+    assert_eq!(xs, LIMIT, "nothing lost");
+    assert_never_pings(&t.fake);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_gateway_reconnect_nothing_is_lost_or_answered_twice() {
     let t = start(None).await;
     t.fake

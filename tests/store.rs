@@ -522,3 +522,42 @@ on_every_backend!(staff_posts_and_press_lookups, |db: &Db| {
         assert!(store.set_feedback(&a.id, &latest.id, 1).await.unwrap());
     }
 });
+
+on_every_backend!(csv_export_neutralises_formula_cells, |db: &Db| {
+    let store = db.store.clone();
+    async move {
+        // Issue 11: a customer's name or message starting with `=`, `+`,
+        // `-`, `@`, a tab or a carriage return ran as a formula in Excel.
+        let c = store
+            .upsert_customer("web", "evil", Some("=HYPERLINK(\"http://x\",\"y\")"))
+            .await
+            .unwrap();
+        let conversation = store.open_conversation(&c, "evil").await.unwrap();
+        let texts = ["+1+1", "-2", "@SUM(A1)", "\t=1", "\r=1", "a=b"];
+        for text in texts {
+            store
+                .insert_message(&NewMessage {
+                    conversation_id: &conversation.id,
+                    role: Role::Customer,
+                    text,
+                    channel: "web",
+                    ..NewMessage::default()
+                })
+                .await
+                .unwrap();
+        }
+        let mut csv = Vec::new();
+        export::write(&store, None, Format::Csv, &mut csv)
+            .await
+            .unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), texts.len());
+        assert_eq!(&rows[0][2], "'=HYPERLINK(\"http://x\",\"y\")");
+        let shown: Vec<&str> = rows.iter().map(|r| &r[11]).collect();
+        assert_eq!(
+            shown,
+            vec!["'+1+1", "'-2", "'@SUM(A1)", "'\t=1", "'\r=1", "a=b"]
+        );
+    }
+});

@@ -192,6 +192,48 @@ async fn groups_answer_mentions_and_ignore_chatter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kelvin_sign_before_a_mention_is_answered_and_polling_goes_on() {
+    // Issue 11: lower-casing the Kelvin sign shortens it by two bytes, and
+    // the mention's offset in the lower-cased text cut the original: the
+    // polling task panicked and nothing was answered any more.
+    let t = start("", None).await;
+    let group = group_chat(-100_500, false);
+    let bot = telegram_fake::BOT_USERNAME.to_uppercase();
+    t.fake.push(message_update(
+        1,
+        message(
+            1,
+            group.clone(),
+            user(8001, "Bob"),
+            &format!("\u{212A}@{bot} how do I get a refund"),
+        ),
+    ));
+    t.fake.push(message_update(
+        2,
+        message(
+            2,
+            group,
+            user(8002, "Cy"),
+            &format!("İİ @{} refund please", telegram_fake::BOT_USERNAME),
+        ),
+    ));
+    t.fake
+        .wait_until("both answered", |f| f.calls_of("sendmessage").len() >= 2)
+        .await;
+    let replied_to: Vec<i64> = t
+        .fake
+        .calls_of("sendmessage")
+        .iter()
+        .map(|s| s["reply_parameters"]["message_id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        replied_to.contains(&1) && replied_to.contains(&2),
+        "{replied_to:?}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_photo_and_duplicate_updates() {
     let t = start("", None).await;
     t.fake.push(from_customer(1, 10, "/start"));

@@ -1714,9 +1714,7 @@ impl Assistant {
         let system = self.render("system.md", serde_json::json!({}))?;
         // The question is data inside <question>; a customer cannot close
         // the tag and write instructions after it.
-        let question = question
-            .replace("</question>", "")
-            .replace("<question>", "");
+        let question = prompts::without_tag(question, "question");
         let user = self.render(
             "answer.md",
             serde_json::json!({"sources": sources, "question": question}),
@@ -1971,6 +1969,77 @@ fn dense_hit(kb: &KnowledgeBase, slug: &str, heading: &str) -> Option<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hostile::{any_case, text};
+    use proptest::prelude::*;
+
+    fn cases(n: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases: n,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    proptest! {
+        // 80,000 + 40,000 + 15,000 cases (the total is in tests/hostile_text.rs).
+        #![proptest_config(cases(80_000))]
+
+        #[test]
+        fn hostile_customer_commands_parse(s in text()) {
+            match parse_command(&s) {
+                None => prop_assert!(!s.trim().starts_with('/')),
+                Some(Command::Unknown(name)) => {
+                    prop_assert!(!name.contains('@') && !name.contains(char::is_whitespace));
+                }
+                Some(Command::Ask(args)) => prop_assert_eq!(args, args.trim()),
+                Some(_) => {}
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(cases(40_000))]
+
+        #[test]
+        fn hostile_customer_commands_round_trip(
+            (name, cased) in prop::sample::select(&["start", "help", "human", "agent", "new", "reset", "cancel", "bot", "stop-surveys", "stop_surveys", "stopsurveys", "ask", "frobnicate"][..])
+                .prop_flat_map(|name| (Just(name), any_case(name))),
+            bot in prop::option::of("[A-Za-z0-9_]{1,20}"),
+            args in text(),
+        ) {
+            let at = bot.map(|b| format!("@{b}")).unwrap_or_default();
+            let typed = format!("/{cased}{at} {args}");
+            let expected = match name {
+                "start" => Command::Start,
+                "help" => Command::Help,
+                "human" | "agent" => Command::Human,
+                "new" | "reset" => Command::New,
+                "cancel" | "bot" => Command::Cancel,
+                "ask" => Command::Ask(args.trim()),
+                "frobnicate" => Command::Unknown(&cased),
+                _ => Command::StopSurveys,
+            };
+            prop_assert_eq!(parse_command(&typed), Some(expected));
+        }
+    }
+
+    proptest! {
+        #![proptest_config(cases(15_000))]
+
+        #[test]
+        fn hostile_quotes_and_citations(s in text()) {
+            prop_assert!(quote_of(&s).chars().count() <= MAX_QUOTE_CHARS + 1);
+            let source = |slug: &str| PromptSource {
+                slug: slug.into(),
+                title: slug.into(),
+                url: None,
+                score: 1.0,
+                passages: vec![],
+            };
+            let cited = cited_sources(&s, &[source("a"), source("b"), source("c")]);
+            prop_assert!(!cited.is_empty() && cited.len() <= 3);
+        }
+    }
 
     #[test]
     fn commands_parse() {

@@ -134,6 +134,35 @@ impl Prompts {
     }
 }
 
+/// `text` without any `<tag>` or `</tag>` (ASCII case-insensitive), so text
+/// placed inside such a tag in a prompt cannot close it. Removal repeats
+/// until none is left: taking one out can join the pieces of another
+/// (`</que</question>stion>`). One pass does it: a tag is removed as soon as
+/// the text kept so far ends with one, so nothing it joins is missed, and
+/// hostile nesting costs no more than plain text.
+pub fn without_tag(text: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        out.push(c);
+        if c != '>' {
+            continue;
+        }
+        for pattern in [&open, &close] {
+            let bytes = out.as_bytes();
+            if let Some(start) = bytes.len().checked_sub(pattern.len())
+                && bytes[start..].eq_ignore_ascii_case(pattern.as_bytes())
+            {
+                // The match is ASCII, so `start` is a char boundary.
+                out.truncate(start);
+                break;
+            }
+        }
+    }
+    out
+}
+
 fn build(dir: &Path) -> Result<Environment<'static>, Error> {
     let mut sources = BTreeMap::new();
     for (prefix, folder) in [("", dir.to_path_buf()), ("canned/", dir.join("canned"))] {

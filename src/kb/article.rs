@@ -149,7 +149,7 @@ pub fn parse(slug: &str, bytes: &[u8]) -> (Option<Article>, Vec<Problem>) {
     let sections = split_sections(body, body_line);
     let first_h1 = sections
         .iter()
-        .find(|s| s.level == Some(HeadingLevel::H1))
+        .find(|s| s.level == Some(HeadingLevel::H1) && !s.heading.trim().is_empty())
         .map(|s| s.heading.clone());
     let title = front
         .title
@@ -157,6 +157,12 @@ pub fn parse(slug: &str, bytes: &[u8]) -> (Option<Article>, Vec<Problem>) {
         .filter(|t| !t.trim().is_empty())
         .or(first_h1)
         .unwrap_or(file_name);
+    // A file named `-.md` has no name left: its slug is the title then.
+    let title = if title.trim().is_empty() {
+        slug.to_string()
+    } else {
+        title
+    };
     if front
         .url
         .as_deref()
@@ -448,6 +454,17 @@ mod tests {
         let (a, p) = parse("x", b"  \n\n");
         assert!(a.is_none());
         assert!(p[0].message.contains("empty"));
+    }
+
+    #[test]
+    fn an_empty_first_heading_is_not_the_title() {
+        // Found by the property tests: `# #` is an empty heading.
+        let (a, _) = parse("billing/refunds", b"# #\n\ntext\n");
+        assert_eq!(a.unwrap().title, "refunds");
+        let (a, _) = parse("-", b"# \n\ntext\n\n# Real\nmore\n");
+        assert_eq!(a.unwrap().title, "Real");
+        let (a, _) = parse("x/-", b"text\n");
+        assert_eq!(a.unwrap().title, "x/-");
     }
 
     #[test]

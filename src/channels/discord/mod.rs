@@ -13,6 +13,7 @@
 //! conversation with a thread under it, where whatever an agent writes goes
 //! to the customer on the customer's own channel.
 
+mod address;
 pub mod render;
 
 use std::collections::{HashMap, HashSet};
@@ -404,7 +405,6 @@ impl Discord {
     /// help channels and help threads every text is addressed; elsewhere
     /// only a mention of the bot or a reply to it.
     fn addressed_text(&self, message: &Message, kind: PlaceKind) -> Option<String> {
-        let text = message.content.trim();
         let bot = self.inner.bot_id;
         let mentioned = message.mentions_user_id(bot);
         let replied = message
@@ -414,12 +414,7 @@ impl Discord {
         if kind == PlaceKind::Elsewhere && !(mentioned || replied) {
             return None;
         }
-        let cleaned = text
-            .replace(&format!("<@{bot}>"), "")
-            .replace(&format!("<@!{bot}>"), "")
-            .trim()
-            .to_string();
-        (!cleaned.is_empty()).then_some(cleaned)
+        address::without_mentions(&message.content, bot.get())
     }
 
     /// Opens a thread on a help-channel message.
@@ -1286,20 +1281,22 @@ impl Deliver for Discord {
         let place = Place::from_key(&target.thread, customer).ok_or_else(|| {
             delivery::Error::Permanent(format!("not a Discord place: {}", target.thread))
         })?;
-        let parts = render::split(&message.text);
+        // In a shared channel, name the customer (without pinging); the
+        // first part keeps room for the mention.
+        let parts = match (place.kind, customer) {
+            (PlaceKind::Elsewhere, Some(user)) => {
+                render::split_prefixed(&format!("<@{user}> "), &message.text)
+            }
+            _ => render::split(&message.text),
+        };
         let mut last = None;
-        for (i, part) in parts.iter().enumerate() {
+        for (i, text) in parts.iter().enumerate() {
             let buttons: &[Vec<Button>] = if i + 1 == parts.len() {
                 &message.buttons
             } else {
                 &[]
             };
-            // In a shared channel, name the customer (without pinging).
-            let text = match (i, place.kind, customer) {
-                (0, PlaceKind::Elsewhere, Some(user)) => format!("<@{user}> {part}"),
-                _ => part.clone(),
-            };
-            match self.post(&place, &text, buttons).await {
+            match self.post(&place, text, buttons).await {
                 Ok(id) => last = Some(id.get().to_string()),
                 Err(e) if is_unreachable(&e) => {
                     return Err(delivery::Error::Unreachable(e.to_string()));

@@ -5,15 +5,39 @@
 
 use crate::store::SourceRef;
 
-/// Discord's limit on a message's content, in characters.
+/// Discord's limit on a message's content, in characters (Unicode code
+/// points: Discord's API counts them, not UTF-16 units or bytes).
 pub const LIMIT: usize = 2000;
-/// Where we split, leaving room to close and reopen a code block.
-const SPLIT_AT: usize = 1900;
+/// Room kept below a part's limit to close and reopen a code block.
+const FENCE_ROOM: usize = 100;
+/// Longest code-block language carried over to a reopened block; a longer
+/// "language" (any text after ```) is not repeated in every part.
+const MAX_LANG: usize = 32;
 
 /// Splits text into messages under the limit: at paragraph breaks, else
 /// line breaks, else sentence ends or spaces, else anywhere. A code block
 /// cut in two is closed at the end of one part and reopened in the next.
 pub fn split(text: &str) -> Vec<String> {
+    split_within(text, LIMIT)
+}
+
+/// `prefix` (a mention: short) followed by `text`, split so that the first
+/// part fits the limit with the prefix in front of it.
+pub fn split_prefixed(prefix: &str, text: &str) -> Vec<String> {
+    let room = LIMIT.saturating_sub(prefix.chars().count());
+    let mut parts = split_within(text, room);
+    if let Some(first) = parts.first_mut() {
+        first.insert_str(0, prefix);
+    }
+    parts
+}
+
+/// [`split`] with parts of at most `limit` characters.
+fn split_within(text: &str, limit: usize) -> Vec<String> {
+    // Never so short that a cut could fall inside a reopened fence line:
+    // cuts keep more than half of a part, and a fence is at most 36
+    // characters (144 bytes), so every part makes progress.
+    let split_at = limit.saturating_sub(FENCE_ROOM).max(400);
     let mut pieces = Vec::new();
     let mut rest = text.trim().to_string();
     let mut reopen: Option<String> = None;
@@ -22,7 +46,7 @@ pub fn split(text: &str) -> Vec<String> {
             Some(fence) => format!("{fence}\n{rest}"),
             None => rest.clone(),
         };
-        if body.chars().count() <= LIMIT {
+        if body.chars().count() <= limit {
             if !body.trim().is_empty() || pieces.is_empty() {
                 pieces.push(body);
             }
@@ -30,7 +54,7 @@ pub fn split(text: &str) -> Vec<String> {
         }
         let fit = body
             .char_indices()
-            .nth(SPLIT_AT)
+            .nth(split_at)
             .map_or(body.len(), |(i, _)| i);
         let head = &body[..fit];
         let cut = super::super::cut_point(head);
@@ -45,8 +69,8 @@ pub fn split(text: &str) -> Vec<String> {
     pieces
 }
 
-/// The opening fence (with its language) of a code block left open at the
-/// end of `text`.
+/// The opening fence (with its language, when short) of a code block left
+/// open at the end of `text`.
 fn open_fence(text: &str) -> Option<String> {
     let mut open: Option<String> = None;
     for line in text.lines() {
@@ -54,7 +78,15 @@ fn open_fence(text: &str) -> Option<String> {
         if let Some(lang) = trimmed.strip_prefix("```") {
             open = match open {
                 Some(_) => None,
-                None => Some(format!("```{}", lang.trim())),
+                None => {
+                    let lang = lang.trim();
+                    let short = lang.chars().count() <= MAX_LANG && !lang.contains('`');
+                    Some(if short {
+                        format!("```{lang}")
+                    } else {
+                        "```".to_string()
+                    })
+                }
             };
         }
     }
@@ -88,10 +120,22 @@ pub fn with_sources(answer: &str, sources: &[SourceRef]) -> Vec<String> {
     let mut parts = split(answer);
     if let Some(footer) = sources_footer(sources) {
         let last_len = parts.last().map_or(0, |l| l.chars().count());
+        // An answer that leaves a code block open has it closed first, or
+        // the sources would show as code.
+        let close = if parts.last().is_some_and(|l| open_fence(l).is_some()) {
+            "\n```"
+        } else {
+            ""
+        };
         match parts.last_mut() {
-            Some(last) if last_len + 2 + footer.chars().count() <= LIMIT => {
+            Some(last) if last_len + close.len() + 2 + footer.chars().count() <= LIMIT => {
+                last.push_str(close);
                 last.push_str("\n\n");
                 last.push_str(&footer);
+            }
+            Some(last) if last_len + close.len() <= LIMIT => {
+                last.push_str(close);
+                parts.extend(split(&footer));
             }
             _ => parts.extend(split(&footer)),
         }
@@ -157,6 +201,18 @@ mod tests {
                 "Answer\n\n**Sources:**\n[1] [Refunds (2024)](<https://help.example/a>)\n[2] Plans"
             ]
         );
+    }
+
+    #[test]
+    fn sources_after_an_unclosed_code_block_are_not_code() {
+        let sources = vec![SourceRef {
+            slug: "a".into(),
+            title: "T".into(),
+            url: None,
+            score: 1.0,
+        }];
+        let parts = with_sources("Run:\n```sh\nls", &sources);
+        assert_eq!(parts, vec!["Run:\n```sh\nls\n```\n\n**Sources:**\n[1] T"]);
     }
 
     #[test]

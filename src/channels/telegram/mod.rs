@@ -9,6 +9,7 @@
 //! (`telegram.agents_chat_id`): one card per conversation, a forum topic per
 //! conversation when the group is a forum, otherwise replies to the card.
 
+mod address;
 pub mod render;
 pub mod text;
 
@@ -410,31 +411,11 @@ impl Telegram {
         if private {
             return Some(text.to_string());
         }
-        let mention = format!("@{}", self.inner.username);
-        let lower = text.to_lowercase();
         let replied_to_bot = message
             .reply_to_message()
             .and_then(|m| m.from.as_ref())
             .is_some_and(|u| u.id.0 == self.inner.bot_id);
-        let command = lower.starts_with('/') && {
-            let name = lower[1..].split_whitespace().next().unwrap_or("");
-            let (cmd, bot) = name.split_once('@').unwrap_or((name, ""));
-            (bot.is_empty() && cmd == "ask")
-                || (!self.inner.username.is_empty() && bot == self.inner.username.to_lowercase())
-        };
-        let mentioned = !self.inner.username.is_empty() && lower.contains(&mention.to_lowercase());
-        if !(replied_to_bot || command || mentioned) {
-            return None;
-        }
-        let cleaned = if mentioned && !command {
-            let at = lower.find(&mention.to_lowercase()).unwrap_or(0);
-            format!("{}{}", &text[..at], &text[at + mention.len()..])
-                .trim()
-                .to_string()
-        } else {
-            text.to_string()
-        };
-        (!cleaned.is_empty()).then_some(cleaned)
+        address::addressed(text, &self.inner.username, replied_to_bot)
     }
 
     /// Answers a stored message: typing, then the streamed answer, then the
@@ -806,7 +787,11 @@ impl Sink for ChatSink {
     }
 
     fn render_partial(&self, text: &str) -> String {
-        render::escape(text)
+        // The limit above counts characters before escaping; `&` escapes to
+        // five and an emoji counts as two UTF-16 units, so show only what
+        // fits (the first of the final parts).
+        let first = render::split(text).into_iter().next().unwrap_or_default();
+        render::escape(&first)
     }
 
     async fn send(
@@ -987,7 +972,7 @@ impl StaffDesk for StaffDeskImpl {
                 Err(e) => return Err(delivery::Error::Temporary(e.to_string())),
             }
         }
-        let html = render::escape(&card.text());
+        let html = render::fit(&card.text());
         let id = self
             .telegram
             .send_html(&place, &html, keyboard(&card.buttons))

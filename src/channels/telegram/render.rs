@@ -4,12 +4,14 @@
 
 use crate::store::SourceRef;
 
-/// Telegram's limit on a message's text, in characters (UTF-16 code units,
-/// in fact; staying under it in chars with a margin keeps us safe for the
-/// rare astral-plane character).
+/// Telegram's limit on a message's text: 4,096 characters after entity
+/// parsing, counted (like every Telegram offset) in UTF-16 code units, so
+/// an emoji outside the Basic Multilingual Plane counts twice.
 pub const LIMIT: usize = 4096;
-/// The length we split at, leaving room for an astral character or two.
+/// The length we split at (escaped text, UTF-16 units), below the limit.
 const SPLIT_AT: usize = 4000;
+/// Longest source title shown, in characters.
+const MAX_TITLE: usize = 200;
 
 /// Escapes text for HTML parse mode.
 pub fn escape(text: &str) -> String {
@@ -26,38 +28,83 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// The answer followed by its sources as links (already escaped HTML).
+/// The answer followed by its sources as links (already escaped HTML). The
+/// sources go under the last part when they fit, else into parts of their
+/// own; every part's text stays within [`LIMIT`].
 pub fn with_sources(answer: &str, sources: &[SourceRef]) -> Vec<String> {
-    let mut parts = split(answer);
+    let mut escaped: Vec<String> = split(answer).iter().map(|p| escape(p)).collect();
     if sources.is_empty() {
-        return parts.into_iter().map(|p| escape(&p)).collect();
+        return escaped;
     }
-    let mut footer = String::from("\n\nSources:");
-    for (i, s) in sources.iter().enumerate() {
-        let title = escape(&s.title);
-        match s
+    // Each footer line as HTML, with the length of the text it shows.
+    let lines = sources.iter().enumerate().map(|(i, s)| {
+        let mut title: String = s.title.chars().take(MAX_TITLE).collect();
+        if title.len() < s.title.len() {
+            title.push('…');
+        }
+        let shown = format!("[{}] {title}", i + 1);
+        let html = match s
             .url
             .as_deref()
             .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
         {
-            Some(url) => footer.push_str(&format!(
-                "\n[{}] <a href=\"{}\">{title}</a>",
+            Some(url) => format!(
+                "[{}] <a href=\"{}\">{}</a>",
                 i + 1,
-                escape(url)
-            )),
-            None => footer.push_str(&format!("\n[{}] {title}", i + 1)),
+                escape(url),
+                escape(&title)
+            ),
+            None => escape(&shown),
+        };
+        (html, utf16_len(&shown))
+    });
+    let mut footers = Vec::new();
+    let (mut current, mut current_len) = (String::from("Sources:"), utf16_len("Sources:"));
+    for (html, len) in lines {
+        if current_len + 1 + len <= LIMIT {
+            current.push('\n');
+            current.push_str(&html);
+            current_len += 1 + len;
+        } else {
+            footers.push((std::mem::replace(&mut current, html), current_len));
+            current_len = len;
         }
     }
-    let mut escaped: Vec<String> = parts.drain(..).map(|p| escape(&p)).collect();
-    let last_len = escaped.last().map(|l| l.chars().count()).unwrap_or(0);
-    if last_len + footer.chars().count() <= LIMIT {
-        if let Some(last) = escaped.last_mut() {
-            last.push_str(&footer);
+    footers.push((current, current_len));
+    let mut footers = footers.into_iter();
+    if let Some((first, first_len)) = footers.next() {
+        // The answer's escaped length is at least what Telegram counts.
+        match escaped.last_mut() {
+            Some(last) if utf16_len(last) + 2 + first_len <= LIMIT => {
+                last.push_str("\n\n");
+                last.push_str(&first);
+            }
+            _ => escaped.push(first),
         }
-    } else {
-        escaped.push(footer.trim_start().to_string());
     }
+    escaped.extend(footers.map(|(html, _)| html));
     escaped
+}
+
+/// Plain text as one message (escaped HTML): whole when it fits, else its
+/// beginning, "…" and its last line (a staff card's conversation id), so a
+/// card full of emoji or a very long name still posts.
+pub fn fit(text: &str) -> String {
+    if utf16_len(text) <= LIMIT {
+        return escape(text);
+    }
+    let last = text.lines().last().unwrap_or_default();
+    let last: String = last.chars().take(LIMIT / 4).collect();
+    let room = LIMIT - utf16_len(&last) - 2;
+    let mut used = 0;
+    let head: String = text
+        .chars()
+        .take_while(|c| {
+            used += c.len_utf16();
+            used <= room
+        })
+        .collect();
+    escape(&format!("{head}…\n{last}"))
 }
 
 /// Splits plain text into pieces that stay under the limit once escaped:
@@ -87,17 +134,23 @@ pub fn split(text: &str) -> Vec<String> {
     pieces
 }
 
+/// Length of `c` escaped, in UTF-16 units.
 fn escaped_len_char(c: char) -> usize {
     match c {
         '<' | '>' => 4,
         '&' => 5,
         '"' => 6,
-        _ => 1,
+        c => c.len_utf16(),
     }
 }
 
 fn escaped_len(text: &str) -> usize {
     text.chars().map(escaped_len_char).sum()
+}
+
+/// Length of `text` as Telegram counts it, in UTF-16 units.
+pub fn utf16_len(text: &str) -> usize {
+    text.chars().map(char::len_utf16).sum()
 }
 
 #[cfg(test)]
@@ -124,6 +177,45 @@ mod tests {
             parts.join(" ").split_whitespace().count(),
             text.split_whitespace().count()
         );
+    }
+
+    #[test]
+    fn many_long_sources_are_split_into_parts_that_fit() {
+        let sources: Vec<SourceRef> = (0..40)
+            .map(|i| SourceRef {
+                slug: format!("s{i}"),
+                title: "😀&".repeat(300),
+                url: Some(format!("https://x.example/{i}")),
+                score: 1.0,
+            })
+            .collect();
+        let parts = with_sources("Answer", &sources);
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        assert!(parts[0].starts_with("Answer\n\nSources:\n[1] <a href="));
+        for p in &parts {
+            // The text Telegram counts: without the tags, entities decoded.
+            let shown = p
+                .replace("&amp;", "&")
+                .split(['<', '>'])
+                .step_by(2)
+                .collect::<String>();
+            assert!(utf16_len(&shown) <= LIMIT, "{}", utf16_len(&shown));
+        }
+        assert_eq!(parts.concat().matches("</a>").count(), 40);
+    }
+
+    #[test]
+    fn a_card_that_does_not_fit_keeps_its_beginning_and_last_line() {
+        let card = format!(
+            "Hand-off: 😀 & co\n{}\n\nConversation 42",
+            "😀".repeat(3000)
+        );
+        let html = fit(&card);
+        let shown = html.replace("&amp;", "&");
+        assert!(utf16_len(&shown) <= LIMIT, "{}", utf16_len(&shown));
+        assert!(shown.starts_with("Hand-off: 😀 & co\n😀"));
+        assert!(shown.ends_with("😀…\nConversation 42"));
+        assert_eq!(fit("short <b>"), "short &lt;b&gt;");
     }
 
     #[test]
