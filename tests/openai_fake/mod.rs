@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,8 @@ pub enum Script {
     Stall(Vec<String>, Duration),
     /// A stream whose second event is not JSON.
     Malformed,
+    /// A slow model: these chunks, each after this pause, then `[DONE]`.
+    Slow(Vec<String>, Duration),
 }
 
 /// What the fake has seen and will say.
@@ -44,6 +47,28 @@ pub struct Fake {
     pub embeddings_down: std::sync::atomic::AtomicBool,
     /// While set, `/v1/embeddings` answers only after a minute.
     pub embeddings_stall: std::sync::atomic::AtomicBool,
+    /// Chat requests being answered now; a streamed answer counts until its
+    /// last event is sent or the client goes away.
+    pub in_flight: AtomicUsize,
+    /// The most chat requests that were being answered at once.
+    pub peak_in_flight: AtomicUsize,
+}
+
+/// Counts one chat request in [`Fake::in_flight`] while it lives.
+struct InFlight(Arc<Fake>);
+
+impl InFlight {
+    fn new(fake: &Arc<Fake>) -> Self {
+        let now = fake.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        fake.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(fake.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Fake {
@@ -98,13 +123,19 @@ fn usage_chunk() -> String {
     format!("data: {json}\n\n")
 }
 
-fn sse(events: Vec<(String, Option<Duration>)>) -> Response {
-    let stream = futures::stream::unfold(events.into_iter(), |mut events| async move {
+fn sse(events: Vec<(String, Option<Duration>)>, in_flight: InFlight) -> Response {
+    // The guard lives in the stream's state: dropped when the last event is
+    // sent or the client goes away.
+    let state = (events.into_iter(), in_flight);
+    let stream = futures::stream::unfold(state, |(mut events, in_flight)| async move {
         let (event, delay) = events.next()?;
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
-        Some((Ok::<Bytes, Infallible>(Bytes::from(event)), events))
+        Some((
+            Ok::<Bytes, Infallible>(Bytes::from(event)),
+            (events, in_flight),
+        ))
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")
@@ -115,12 +146,13 @@ fn sse(events: Vec<(String, Option<Duration>)>) -> Response {
 async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     fake.requests.lock().unwrap().push(json);
+    let in_flight = InFlight::new(&fake);
     match fake.next() {
         Script::Stream(chunks) => {
             let mut events: Vec<(String, Option<Duration>)> = chunks.iter().map(|c| (chunk(c), None)).collect();
             events.push((usage_chunk(), None));
             events.push(("data: [DONE]\n\n".into(), None));
-            sse(events)
+            sse(events, in_flight)
         }
         Script::Plain(text) => {
             let json = serde_json::json!({
@@ -145,13 +177,23 @@ async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
             let mut events: Vec<(String, Option<Duration>)> = chunks.iter().map(|c| (chunk(c), None)).collect();
             events.push((chunk(" and the rest"), Some(pause)));
             events.push(("data: [DONE]\n\n".into(), None));
-            sse(events)
+            sse(events, in_flight)
         }
-        Script::Malformed => sse(vec![
-            (chunk("Partial "), None),
-            ("data: {this is not json\n\n".into(), None),
-            ("data: [DONE]\n\n".into(), None),
-        ]),
+        Script::Malformed => sse(
+            vec![
+                (chunk("Partial "), None),
+                ("data: {this is not json\n\n".into(), None),
+                ("data: [DONE]\n\n".into(), None),
+            ],
+            in_flight,
+        ),
+        Script::Slow(chunks, pause) => {
+            let mut events: Vec<(String, Option<Duration>)> =
+                chunks.iter().map(|c| (chunk(c), Some(pause))).collect();
+            events.push((usage_chunk(), None));
+            events.push(("data: [DONE]\n\n".into(), None));
+            sse(events, in_flight)
+        }
     }
 }
 
