@@ -293,6 +293,16 @@ impl Server {
         }
     }
 
+    /// The soft limit on open files of the running server.
+    fn open_files_limit(&self) -> Option<String> {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid()?)).ok()?;
+        limits
+            .lines()
+            .find_map(|l| l.strip_prefix("Max open files"))
+            .and_then(|v| v.split_whitespace().next())
+            .map(str::to_string)
+    }
+
     fn rss_kb(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
         status
@@ -556,7 +566,7 @@ async fn hostile(
         n += 1;
         let session = format!("hostile{n:07}");
         let id = format!("h{n}");
-        let oversized = n % 20 == 0 && round < rounds;
+        let oversized = n.is_multiple_of(20) && round < rounds;
         let cases: Vec<(&'static str, Vec<u8>, String)> = if oversized {
             round += 1;
             let big_id = "i".repeat(1_500_000);
@@ -1038,6 +1048,8 @@ async fn run(o: Options) -> Result<bool, String> {
     let mut rss_start = None;
     let mut rss_end = None;
     let mut measured = 0;
+    let mut rss_samples = Vec::new();
+    let nofile = server.open_files_limit();
     if wait_for(warm).await {
         rss_start = server.rss_kb();
         let from = sh.confirmed.load(Ordering::SeqCst);
@@ -1046,7 +1058,13 @@ async fn run(o: Options) -> Result<bool, String> {
             rss_start.unwrap_or(0),
             o.messages
         );
-        wait_for(from + o.messages).await;
+        // Samples on the way show a trend (a leak grows steadily).
+        for quarter in 1..=4 {
+            wait_for(from + o.messages * quarter / 4).await;
+            if let Some(kb) = server.rss_kb() {
+                rss_samples.push(kb);
+            }
+        }
         rss_end = server.rss_kb();
         measured = sh.confirmed.load(Ordering::SeqCst) - from;
     }
@@ -1151,11 +1169,12 @@ async fn run(o: Options) -> Result<bool, String> {
     };
     line("== switchboard soak ==".into());
     line(format!(
-        "run: {:.0} s; {} customers, {} slow connections, model {} ms per answer, {LIMIT_VAR}={}{}",
+        "run: {:.0} s; {} customers, {} slow connections, model {} ms per answer, server open-files limit {}, {LIMIT_VAR}={}{}",
         elapsed.as_secs_f64(),
         o.customers,
         o.slow_connections,
         o.llm_delay.as_millis(),
+        nofile.as_deref().unwrap_or("unknown"),
         o.llm_limit,
         if limit_known {
             ""
@@ -1195,10 +1214,15 @@ async fn run(o: Options) -> Result<bool, String> {
     ));
     line(format!("peak concurrent LLM calls: {peak}"));
     line(format!(
-        "RSS: {} after warm-up, {} after {measured} more messages ({})",
+        "RSS: {} after warm-up, {} after {measured} more messages ({}; at each quarter: {})",
         mb(rss_start),
         mb(rss_end),
-        growth_kb.map_or("n/a".into(), |g| format!("{:+.1} MB", g as f64 / 1024.0))
+        growth_kb.map_or("n/a".into(), |g| format!("{:+.1} MB", g as f64 / 1024.0)),
+        rss_samples
+            .iter()
+            .map(|kb| mb(Some(*kb)))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     line(format!(
         "/healthz during the attack: p50 {}, p99 {} over {} probes ({} failed or over {} s); slow connections open at the probes: mean {}, min {}, max {} (closed by the server: {}; open at the end: {slow_open_at_end})",
