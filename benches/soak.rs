@@ -754,8 +754,8 @@ async fn telegram_user(
 }
 
 /// Reads every message and matches answers to questions (see the module
-/// documentation). Returns (customer messages stored, answered, lost,
-/// duplicated, bot messages).
+/// documentation); `confirmed` are the `(channel, platform_message_id)`
+/// the server confirmed.
 async fn count(db: &Path, confirmed: &HashSet<(String, String)>) -> Result<Counts, String> {
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(db)
@@ -819,14 +819,22 @@ async fn count(db: &Path, confirmed: &HashSet<(String, String)>) -> Result<Count
     Ok(c)
 }
 
+/// What the database holds.
 #[derive(Default)]
 struct Counts {
+    /// Customer messages stored.
     customer: u64,
+    /// Bot messages stored.
     bot: u64,
+    /// Customer messages a bot message answers.
     answered: u64,
+    /// Bot messages with no customer message left to answer.
     extra_answers: u64,
+    /// Customer messages stored more than once (same platform id).
     stored_twice: u64,
+    /// Confirmed messages that are not in the database.
     lost_not_stored: u64,
+    /// Confirmed messages stored but never answered.
     lost_unanswered: u64,
 }
 
