@@ -6,6 +6,7 @@
 //! (a message it cannot parse gets "can't parse entities").
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,11 @@ pub struct Fake {
     /// `(method in lower case, parameters)` of every call, in order.
     pub calls: Mutex<Vec<(String, Value)>>,
     updates: Mutex<VecDeque<Value>>,
+    /// Updates to deliver once more whatever the offset says.
+    replays: Mutex<VecDeque<Value>>,
+    /// The highest `offset` a `getUpdates` call has sent: every update
+    /// below it is confirmed.
+    pub confirmed_below: AtomicI64,
     failures: Mutex<HashMap<String, VecDeque<Failure>>>,
     next_message_id: Mutex<i64>,
     /// `(message id, parameters)` of every message sent, in order.
@@ -48,6 +54,13 @@ impl Fake {
     /// Queues an update for `getUpdates`.
     pub fn push(&self, update: Value) {
         self.updates.lock().unwrap().push_back(update);
+        self.notify.notify_waiters();
+    }
+
+    /// Delivers `update` once more with the next `getUpdates`, even if it
+    /// was already confirmed (an at-least-once delivery replaying it).
+    pub fn replay(&self, update: Value) {
+        self.replays.lock().unwrap().push_back(update);
         self.notify.notify_waiters();
     }
 
@@ -317,13 +330,17 @@ async fn call(
         })),
         "getupdates" => {
             let offset = params["offset"].as_i64().unwrap_or(0);
+            fake.confirmed_below.fetch_max(offset, Ordering::SeqCst);
             for _ in 0..2 {
                 {
                     let mut updates = fake.updates.lock().unwrap();
                     // An offset confirms every update below it.
                     updates.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
-                    if !updates.is_empty() {
-                        return ok(Value::Array(updates.iter().cloned().collect()));
+                    let replays: Vec<Value> = fake.replays.lock().unwrap().drain(..).collect();
+                    if !updates.is_empty() || !replays.is_empty() {
+                        return ok(Value::Array(
+                            replays.into_iter().chain(updates.iter().cloned()).collect(),
+                        ));
                     }
                 }
                 let _ =
