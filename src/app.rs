@@ -375,12 +375,15 @@ impl App {
             // channels have had a moment to connect.
             let assistant = core.assistant.clone();
             let registry = core.registry.clone();
+            // Only what the last run left: messages this run receives are
+            // answered by their channel, not twice.
+            let started = core.store.now();
             let stop = stop.clone();
             tasks.spawn(async move {
                 tokio::select! {
                     () = stop.cancelled() => {}
                     () = tokio::time::sleep(Duration::from_secs(3)) => {
-                        match assistant.answer_pending(&registry, 3_600_000).await {
+                        match assistant.answer_pending(&registry, 3_600_000, started).await {
                             Ok(0) => {}
                             Ok(n) => tracing::info!("answered {n} message(s) left unanswered by the last run"),
                             Err(e) => tracing::warn!("answering pending messages: {e}"),

@@ -1123,7 +1123,7 @@ async fn message_stored_before_a_crash_is_answered_after_restart() {
     core.store.insert_message(&stored).await.unwrap().unwrap();
     assert_eq!(
         core.assistant
-            .answer_pending(&core.registry, 3_600_000)
+            .answer_pending(&core.registry, 3_600_000, core.store.now())
             .await
             .unwrap(),
         1
@@ -1137,7 +1137,7 @@ async fn message_stored_before_a_crash_is_answered_after_restart() {
     // Answered once: a second pass and a platform retry do nothing.
     assert_eq!(
         core.assistant
-            .answer_pending(&core.registry, 3_600_000)
+            .answer_pending(&core.registry, 3_600_000, core.store.now())
             .await
             .unwrap(),
         0
@@ -1150,6 +1150,82 @@ async fn message_stored_before_a_crash_is_answered_after_restart() {
         core.assistant.handle(retry, None).await.unwrap().action,
         Action::Duplicate
     );
+}
+
+/// Found by the soak run: the recovery pass after a restart answered
+/// messages the new process was answering at the same time (a second
+/// answer), and skipped a message left unanswered when a later one was.
+#[tokio::test]
+async fn recovery_answers_what_the_last_run_left_and_nothing_this_run_answers() {
+    let scratch = Scratch::new();
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let customer = core
+        .store
+        .upsert_customer("test", "burst", None)
+        .await
+        .unwrap();
+    let conversation = core
+        .store
+        .open_conversation(&customer, "thread-burst")
+        .await
+        .unwrap();
+    // The last run stored two messages and died before answering either.
+    for (text, id) in [("how do I get a refund", "u:1"), ("refund please", "u:2")] {
+        let stored = switchboard::store::NewMessage {
+            conversation_id: &conversation.id,
+            text,
+            channel: "test",
+            platform_message_id: Some(id),
+            ..Default::default()
+        };
+        core.store.insert_message(&stored).await.unwrap().unwrap();
+        clock.advance(10);
+    }
+    let started = core.store.now();
+    clock.advance(10);
+    // This run receives and answers a third message before the pass runs.
+    let live = Turn {
+        platform_message_id: Some("u:3".into()),
+        ..turn("burst", "refund again")
+    };
+    let live = core.assistant.handle(live, None).await.unwrap();
+    assert!(!live.is_silent());
+    clock.advance(10);
+    assert_eq!(
+        core.assistant
+            .answer_pending(&core.registry, 3_600_000, started)
+            .await
+            .unwrap(),
+        2,
+        "both left by the last run"
+    );
+    assert_eq!(channel.texts().len(), 2);
+    // A later message of this run is not the pass's to answer.
+    let later = switchboard::store::NewMessage {
+        conversation_id: &conversation.id,
+        text: "one more about refunds",
+        channel: "test",
+        platform_message_id: Some("u:4"),
+        ..Default::default()
+    };
+    core.store.insert_message(&later).await.unwrap().unwrap();
+    assert_eq!(
+        core.assistant
+            .answer_pending(&core.registry, 3_600_000, started)
+            .await
+            .unwrap(),
+        0
+    );
+    let answers = core
+        .store
+        .recent_messages(&conversation.id, 20)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.role == switchboard::store::Role::Bot)
+        .count();
+    assert_eq!(answers, 3, "one answer per message of either run");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

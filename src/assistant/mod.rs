@@ -37,6 +37,9 @@ use crate::store::{
 };
 use semantic::Semantic;
 
+/// Event kind marking a message answered by [`Assistant::answer_pending`].
+const RECOVERED: &str = "recovered";
+
 /// What the model answers when the sources do not cover the question.
 pub const NO_ANSWER_TOKEN: &str = "NO_ANSWER";
 /// `slow_down.md` when the prompts folder has none.
@@ -841,14 +844,59 @@ impl Assistant {
         &self,
         registry: &crate::delivery::Registry,
         max_age_ms: i64,
+        before: crate::clock::Millis,
     ) -> Result<usize, Error> {
         let store = &self.inner.store;
         let mut answered = 0;
-        for (conversation, message) in store.unanswered(store.now() - max_age_ms).await? {
+        let pending = store.unanswered(store.now() - max_age_ms, before).await?;
+        for (conversation, messages) in pending {
             if !registry.can_deliver(&conversation.channel) {
                 continue;
             }
             let customer = store.customer(&conversation.customer_id).await?;
+            // A message answered by an earlier pass is not answered again.
+            let recovered: Vec<String> = store
+                .events(&conversation.id)
+                .await?
+                .into_iter()
+                .filter(|e| e.kind == RECOVERED)
+                .filter_map(|e| e.detail)
+                .collect();
+            for message in messages {
+                if recovered.contains(&message.id) {
+                    continue;
+                }
+                let conversation = store.conversation(&conversation.id).await?;
+                if conversation.status != crate::conversation::Status::Bot {
+                    break;
+                }
+                let (conversation_id, message_id) = (conversation.id.clone(), message.id.clone());
+                if self
+                    .answer_stored(registry, &customer, conversation, message)
+                    .await?
+                {
+                    answered += 1;
+                }
+                // After the answer: a crash in between answers it once more.
+                store
+                    .record_event(&conversation_id, RECOVERED, "system", Some(&message_id))
+                    .await?;
+            }
+        }
+        Ok(answered)
+    }
+
+    /// Answers one stored customer message on its channel (or through the
+    /// outbox); `false` when the decision was to stay silent.
+    async fn answer_stored(
+        &self,
+        registry: &crate::delivery::Registry,
+        customer: &crate::store::Customer,
+        conversation: Conversation,
+        message: Message,
+    ) -> Result<bool, Error> {
+        let store = &self.inner.store;
+        {
             let turn = Turn {
                 channel: conversation.channel.clone(),
                 customer_id: customer.external_id.clone(),
@@ -858,10 +906,10 @@ impl Assistant {
                 text: message.text.clone(),
             };
             let reply = self
-                .decide(&customer, conversation.clone(), &turn, None)
+                .decide(customer, conversation.clone(), &turn, None)
                 .await?;
             if reply.is_silent() {
-                continue;
+                return Ok(false);
             }
             let mut text = reply.answer.clone();
             for s in &reply.sources {
@@ -895,9 +943,8 @@ impl Assistant {
                     )
                     .await?;
             }
-            answered += 1;
         }
-        Ok(answered)
+        Ok(true)
     }
 
     /// Handles a button press. `turn.text` is the button's data;

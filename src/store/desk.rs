@@ -296,15 +296,23 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Bot conversations whose last customer message (after `since`) has
-    /// no bot reply yet: stored, but the process stopped before answering.
+    /// Bot conversations with customer messages that no one answered:
+    /// stored, but the process stopped before answering. Looks at the log as
+    /// it was at `before` (the start of this process), so messages that
+    /// this process is answering now are not taken twice; returns, per
+    /// conversation active after `since`, the customer messages after its
+    /// last answer up to `before`, oldest first.
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn unanswered(&self, since: Millis) -> Result<Vec<(Conversation, Message)>, Error> {
+    pub async fn unanswered(
+        &self,
+        since: Millis,
+        before: Millis,
+    ) -> Result<Vec<(Conversation, Vec<Message>)>, Error> {
         let rows = sqlx::query(
             "SELECT * FROM conversations WHERE status = 'bot' AND last_customer_at >= $1 \
-               AND (last_bot_at IS NULL OR last_bot_at < last_customer_at) ORDER BY last_customer_at",
+             ORDER BY last_customer_at",
         )
         .bind(since)
         .fetch_all(&self.pool)
@@ -312,13 +320,25 @@ impl Store {
         let mut out = Vec::new();
         for row in &rows {
             let conversation = Conversation::from_row(row)?;
-            let last = self.recent_messages(&conversation.id, 1).await?;
-            if let Some(message) = last
-                .into_iter()
-                .next()
-                .filter(|m| m.role == super::Role::Customer)
-            {
-                out.push((conversation, message));
+            let recent = sqlx::query(
+                "SELECT * FROM messages WHERE conversation_id = $1 AND created_at <= $2 \
+                   AND role <> 'note' ORDER BY seq DESC LIMIT 20",
+            )
+            .bind(&conversation.id)
+            .bind(before)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut waiting = Vec::new();
+            for row in &recent {
+                let message = Message::from_row(row)?;
+                if message.role != super::Role::Customer {
+                    break;
+                }
+                waiting.push(message);
+            }
+            if !waiting.is_empty() {
+                waiting.reverse();
+                out.push((conversation, waiting));
             }
         }
         Ok(out)
