@@ -179,9 +179,14 @@ impl Core {
             }
             _ => assistant,
         };
+        let inbound = Inbound::new(store.clone());
+        inbound.register(
+            crate::channels::web::CHANNEL,
+            Arc::new(crate::channels::web::WebReplay::new(assistant.clone())),
+        );
         Ok(Self {
             settings: Arc::new(settings),
-            inbound: Inbound::new(store.clone()),
+            inbound,
             health: Health::default(),
             store,
             kb,

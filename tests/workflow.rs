@@ -1511,3 +1511,51 @@ async fn survey_buttons_count_only_for_their_customer_and_open_question() {
     let survey = core.store.survey(&id).await.unwrap().unwrap();
     assert_eq!((survey.csat, survey.ces), (Some(1), None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_widget_message_handed_back_is_answered_in_the_mailbox() {
+    let scratch = Scratch::new();
+    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let session = "session-dead-1";
+    // A widget message whose handling panicked, as the chat API keeps it.
+    let payload =
+        serde_json::json!({"session": session, "text": "how do I get a refund", "id": "m1"});
+    let id = app
+        .core
+        .inbound
+        .quarantine(
+            "web",
+            "message",
+            "session-dead-1:m1",
+            &payload.to_string(),
+            "panicked: x",
+        )
+        .await
+        .unwrap();
+    app.core.store.retry_dead_letter(&id).await.unwrap();
+    app.core.inbound.run_once().await.unwrap();
+    // The background pass may have taken it first: wait for the answer.
+    let mut updates = serde_json::Value::Null;
+    for _ in 0..200 {
+        updates = reqwest::get(format!("{}/api/chat/updates?session={session}", app.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if !updates["messages"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let texts: Vec<&str> = updates["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 1, "{updates}");
+    assert!(texts[0].contains("Refunds"), "{texts:?}");
+    assert!(app.core.store.dead_letters(5).await.unwrap().is_empty());
+    app.shutdown().await;
+}

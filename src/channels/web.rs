@@ -4,8 +4,10 @@
 //! (agent replies, notices, surveys) wait in the `web_messages` mailbox until
 //! the widget polls for them.
 
+use crate::assistant::{Assistant, Turn};
 use crate::delivery::{self, Deliver, Outgoing, Target};
-use crate::store::Store;
+use crate::inbound::Replay;
+use crate::store::{InboundItem, Store};
 
 /// Channel name in the log.
 pub const CHANNEL: &str = "web";
@@ -45,5 +47,76 @@ impl Deliver for WebDelivery {
             .await
             .map(Some)
             .map_err(|e| delivery::Error::Temporary(e.to_string()))
+    }
+}
+
+/// A widget message as kept in a dead letter: what the browser sent.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Kept {
+    /// The widget session.
+    pub session: String,
+    /// The customer's text.
+    pub text: String,
+    /// The client's message id, if it sent one.
+    pub id: Option<String>,
+}
+
+impl Kept {
+    /// The turn this message is.
+    pub fn turn(&self) -> Turn {
+        Turn {
+            channel: CHANNEL.into(),
+            customer_id: self.session.clone(),
+            customer_name: None,
+            thread: self.session.clone(),
+            platform_message_id: self.id.as_ref().map(|id| format!("{}:{id}", self.session)),
+            text: self.text.clone(),
+        }
+    }
+}
+
+/// Answers a widget message handed back from the dead letters: the answer
+/// goes to the session's mailbox, where the widget finds it.
+pub struct WebReplay {
+    assistant: Assistant,
+}
+
+impl WebReplay {
+    /// Replays through `assistant`.
+    pub fn new(assistant: Assistant) -> Self {
+        Self { assistant }
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for WebReplay {
+    async fn replay(&self, item: &InboundItem) -> Result<(), String> {
+        let kept: Kept = serde_json::from_str(&item.payload)
+            .map_err(|e| format!("not a widget message: {e}"))?;
+        let reply = self
+            .assistant
+            .handle(kept.turn(), None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if reply.is_silent() {
+            return Ok(());
+        }
+        let mut text = reply.answer.clone();
+        for source in &reply.sources {
+            text.push_str(&format!("\n• {}", source.title));
+            if let Some(url) = &source.url {
+                text.push_str(&format!(" — {url}"));
+            }
+        }
+        let message = Outgoing {
+            text,
+            buttons: reply.buttons(),
+        };
+        self.assistant
+            .store()
+            .push_web_message(&kept.session, &message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

@@ -29,8 +29,9 @@ use tokio::sync::watch;
 
 use super::AppState;
 use crate::assistant::{Action, Mode, Pressed, Reply, Turn};
-use crate::channels::web::{CHANNEL, valid_session};
+use crate::channels::web::{CHANNEL, Kept, valid_session};
 use crate::delivery::{Button, Outgoing};
+use crate::inbound::guarded;
 
 const WIDGET: &str = include_str!("static/widget.html");
 const WIDGET_JS: &str = include_str!("static/widget.js");
@@ -196,6 +197,19 @@ fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// What the browser sent for `turn`, as a dead letter keeps it.
+fn kept(turn: &Turn) -> Kept {
+    Kept {
+        session: turn.customer_id.clone(),
+        text: turn.text.clone(),
+        id: turn
+            .platform_message_id
+            .as_deref()
+            .and_then(|k| k.split_once(':'))
+            .map(|(_, id)| id.to_string()),
+    }
+}
+
 fn turn(session: &str, text: String, id: Option<String>) -> Turn {
     Turn {
         channel: CHANNEL.into(),
@@ -266,13 +280,26 @@ async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
                 }
                 let assistant = state.assistant.clone();
                 let answers = state.answers.clone();
+                let inbound = state.inbound.clone();
                 tokio::spawn(async move {
                     // Forgotten when the task ends, even by a panic.
-                    let _forget = key.map(|key| Forget(answers, key));
-                    let result = assistant
-                        .handle(turn, None)
-                        .await
-                        .map_err(|e| e.to_string());
+                    let _forget = key.clone().map(|key| Forget(answers, key));
+                    let kept = kept(&turn);
+                    let result = match guarded(assistant.handle(turn, None)).await {
+                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Err(panic) => {
+                            // Quarantined with what the browser sent.
+                            let key = key.unwrap_or_else(crate::store::new_id);
+                            let payload = serde_json::to_string(&kept).unwrap_or_default();
+                            if let Err(e) = inbound
+                                .quarantine(CHANNEL, "message", &key, &payload, &panic.to_string())
+                                .await
+                            {
+                                tracing::error!("web chat: could not quarantine a message: {e}");
+                            }
+                            Err(panic.to_string())
+                        }
+                    };
                     let _ = sender.send(Some(result));
                 });
                 receiver
