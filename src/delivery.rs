@@ -78,6 +78,24 @@ pub trait Deliver: Send + Sync {
     /// # Errors
     /// [`Error::Temporary`] to have it retried from the outbox.
     async fn deliver(&self, target: &Target, message: &Outgoing) -> Result<Option<String>, Error>;
+
+    /// [`Deliver::deliver`] with an idempotency key: the same `key` sent
+    /// again (a retry after a crash between sending and recording it) must
+    /// not show the customer a second message where the platform can
+    /// prevent it (Discord's `enforce_nonce`). Without such a mark on the
+    /// platform it is a plain send.
+    ///
+    /// # Errors
+    /// As [`Deliver::deliver`].
+    async fn deliver_keyed(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+        key: &str,
+    ) -> Result<Option<String>, Error> {
+        let _ = key;
+        self.deliver(target, message).await
+    }
 }
 
 /// The channels that can deliver, by name.
@@ -112,14 +130,32 @@ impl Registry {
         target: &Target,
         message: &Outgoing,
     ) -> Result<Option<String>, Error> {
-        let channel = self
-            .channels
+        self.channel(target)?.deliver(target, message).await
+    }
+
+    /// Sends through the target's channel with an idempotency key (see
+    /// [`Deliver::deliver_keyed`]).
+    ///
+    /// # Errors
+    /// [`Error::NoChannel`] or the channel's error.
+    pub async fn deliver_keyed(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+        key: &str,
+    ) -> Result<Option<String>, Error> {
+        self.channel(target)?
+            .deliver_keyed(target, message, key)
+            .await
+    }
+
+    fn channel(&self, target: &Target) -> Result<Arc<dyn Deliver>, Error> {
+        self.channels
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&target.channel)
             .cloned()
-            .ok_or_else(|| Error::NoChannel(target.channel.clone()))?;
-        channel.deliver(target, message).await
+            .ok_or_else(|| Error::NoChannel(target.channel.clone()))
     }
 }
 
@@ -144,6 +180,9 @@ pub async fn queue_failed(
         tracing::error!(channel = %target.channel, "could not queue a failed send: {e}");
     }
 }
+
+/// How long a claimed outbox item belongs to the pass sending it.
+const LEASE_MS: crate::clock::Millis = 60_000;
 
 /// Retries the outbox until `shutdown`: every `every`, claims due messages
 /// for the channels this process can deliver and sends them. Success
@@ -187,8 +226,20 @@ pub async fn retry_outbox_once(
         return Ok(0);
     }
     let mut delivered = 0;
-    for item in store.claim_outbox(&channels, 50, 60_000).await? {
-        let outcome = registry.deliver(&item.target, &item.message).await;
+    for item in store.claim_outbox(&channels, 50, LEASE_MS).await? {
+        // The item's id is its idempotency key, and its lease is renewed
+        // while a slow send goes on, so no other pass sends it meanwhile;
+        // only a crash between sending and settling sends it once more.
+        let send = registry.deliver_keyed(&item.target, &item.message, &item.id);
+        tokio::pin!(send);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut send => break outcome,
+                () = tokio::time::sleep(std::time::Duration::from_millis(LEASE_MS as u64 / 3)) => {
+                    store.renew_outbox_lease(&item.id, store.now() + LEASE_MS).await?;
+                }
+            }
+        };
         match outcome {
             Ok(_) => {
                 delivered += 1;

@@ -652,6 +652,36 @@ async fn a_message_to_a_shared_channel_keeps_room_for_its_mention() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbox_message_sent_again_after_a_crash_shows_once() {
+    // Issue 11: a crash between sending an outbox message and recording it
+    // sent it twice. Outbox sends carry a nonce Discord enforces.
+    let t = start(None).await;
+    let target = switchboard::delivery::Target {
+        channel: "discord".into(),
+        customer_id: CUSTOMER.to_string(),
+        thread: format!("ch:{GENERAL}"),
+    };
+    let message = switchboard::delivery::Outgoing::text("y".repeat(LIMIT + 10));
+    for _ in 0..2 {
+        t.core
+            .registry
+            .deliver_keyed(&target, &message, "outbox-item-1")
+            .await
+            .expect("delivered");
+    }
+    let posted = t.posted(GENERAL);
+    assert_eq!(posted.len(), 2, "two parts, each once: {posted:#?}");
+    // Another item is another message.
+    t.core
+        .registry
+        .deliver_keyed(&target, &message, "outbox-item-2")
+        .await
+        .expect("delivered");
+    assert_eq!(t.posted(GENERAL).len(), 4);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_gateway_reconnect_nothing_is_lost_or_answered_twice() {
     let t = start(None).await;
     t.fake

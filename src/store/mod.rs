@@ -829,6 +829,19 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Extends the lease of a claimed outbox item that is still being sent.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn renew_outbox_lease(&self, id: &str, until: Millis) -> Result<(), Error> {
+        sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(until)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Records the outcome of an outbox delivery attempt: `Ok` deletes the
     /// item; `Err((error, Some(next)))` retries at `next`; `Err((error,
     /// None))` marks it failed for good (kept for the record).

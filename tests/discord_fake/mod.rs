@@ -106,6 +106,8 @@ pub struct FakeMessage {
     pub interaction_id: Option<u64>,
     pub deleted: bool,
     pub tts: bool,
+    /// The `nonce` the bot sent with it, if any.
+    pub nonce: Option<String>,
     kind: u8,
     timestamp: String,
     edited_timestamp: Option<String>,
@@ -1763,6 +1765,17 @@ fn route(
             if let Some(err) = validate_message(body, true, files) {
                 return err;
             }
+            // As Discord: with `enforce_nonce`, a second create with the
+            // same nonce returns the first message instead of a new one.
+            if body["enforce_nonce"] == true
+                && let Some(nonce) = body["nonce"].as_str()
+                && let Some(first) = rest
+                    .messages
+                    .iter()
+                    .find(|m| m.channel_id == c && m.nonce.as_deref() == Some(nonce))
+            {
+                return ok(first.to_json());
+            }
             let m = new_message(rest, c, body, files, None);
             ok(m.to_json())
         }
@@ -2168,6 +2181,7 @@ fn new_message(
         interaction_id: None,
         deleted: false,
         tts: body["tts"].as_bool().unwrap_or(false),
+        nonce: body["nonce"].as_str().map(str::to_string),
         kind: if is_reply { 19 } else { 0 },
         timestamp: now_ts(),
         edited_timestamp: None,

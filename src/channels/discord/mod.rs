@@ -778,6 +778,7 @@ impl Discord {
         place: &Place,
         content: &str,
         buttons: &[Vec<Button>],
+        nonce: Option<String>,
     ) -> Result<MessageId, serenity::Error> {
         let http = &self.inner.http;
         let sent = retrying(|| {
@@ -785,6 +786,11 @@ impl Discord {
                 .content(content)
                 .allowed_mentions(place.mentions())
                 .components(components(buttons));
+            if let Some(nonce) = &nonce {
+                builder = builder
+                    .nonce(serenity::all::Nonce::String(nonce.clone()))
+                    .enforce_nonce(true);
+            }
             if let Some(id) = place.reply_to {
                 builder = builder.reference_message((place.channel, id));
             }
@@ -995,7 +1001,7 @@ impl Sink for Answer {
             Surface::Channel(place) => {
                 return self
                     .discord
-                    .post(place, text, buttons)
+                    .post(place, text, buttons, None)
                     .await
                     .map(Sent::Message);
             }
@@ -1177,6 +1183,14 @@ fn gateway_hint(error: &serenity::Error) -> String {
     }
 }
 
+/// The nonce of part `part` of the message with idempotency key `key`:
+/// Discord takes at most 25 characters.
+fn part_nonce(key: &str, part: usize) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{key}:{part}").as_bytes());
+    hex::encode(digest)[..25].to_string()
+}
+
 /// serenity's event handler: forwards to [`Discord`].
 struct Handler {
     discord: Discord,
@@ -1272,6 +1286,28 @@ impl Deliver for Discord {
         target: &Target,
         message: &Outgoing,
     ) -> Result<Option<String>, delivery::Error> {
+        self.deliver_parts(target, message, None).await
+    }
+
+    async fn deliver_keyed(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+        key: &str,
+    ) -> Result<Option<String>, delivery::Error> {
+        self.deliver_parts(target, message, Some(key)).await
+    }
+}
+
+impl Discord {
+    /// Sends `message` in parts; with `key`, each part carries a nonce made
+    /// from it and Discord refuses to create the same part twice.
+    async fn deliver_parts(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+        key: Option<&str>,
+    ) -> Result<Option<String>, delivery::Error> {
         let customer = target
             .customer_id
             .parse::<u64>()
@@ -1296,7 +1332,8 @@ impl Deliver for Discord {
             } else {
                 &[]
             };
-            match self.post(&place, text, buttons).await {
+            let nonce = key.map(|key| part_nonce(key, i));
+            match self.post(&place, text, buttons, nonce).await {
                 Ok(id) => last = Some(id.get().to_string()),
                 Err(e) if is_unreachable(&e) => {
                     return Err(delivery::Error::Unreachable(e.to_string()));
@@ -1352,7 +1389,7 @@ impl StaffDesk for StaffDeskImpl {
         let text: String = text.chars().take(render::LIMIT).collect();
         let id = self
             .discord
-            .post(&place, &text, &card.buttons)
+            .post(&place, &text, &card.buttons, None)
             .await
             .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
         let who = card
@@ -1437,7 +1474,7 @@ impl StaffDesk for StaffDeskImpl {
         for part in render::split(&text) {
             let id = self
                 .discord
-                .post(&place, &part, &[])
+                .post(&place, &part, &[], None)
                 .await
                 .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
             posts.push(post_ref(id));
