@@ -9,6 +9,7 @@
 //! Streamed text goes to an optional channel so a channel can show the
 //! answer as it is written; the returned [`Reply`] is always the final word.
 
+pub mod context;
 pub mod prompts;
 pub mod semantic;
 
@@ -20,6 +21,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use context::Earlier;
 pub use prompts::Prompts;
 
 use crate::button::{self, ButtonData};
@@ -40,6 +42,19 @@ use semantic::Semantic;
 pub const NO_ANSWER_TOKEN: &str = "NO_ANSWER";
 /// Passages retrieved before they are grouped and trimmed.
 const RETRIEVE_LIMIT: usize = 12;
+/// Passages BM25 ranks before articles are scored from them: an article
+/// whose several sections match outranks one with a single lucky passage.
+const ARTICLE_POOL: usize = 60;
+/// Passages of one article kept in a retrieval, so that the first
+/// [`RETRIEVE_LIMIT`] passages name several articles.
+const PASSAGES_PER_ARTICLE: usize = 2;
+/// An article's score: its best passage's, plus each further passage's
+/// score times this factor to the power of its rank within the article.
+const ARTICLE_DECAY: f32 = 0.5;
+/// The merged retrieval of a follow-up is kept only when its best article
+/// holds at least this share of the new message's own terms (a message
+/// that reads as a follow-up needs only one of them).
+const ABOUT_NEW_TURN: f32 = 0.5;
 /// When both rankings put the same article first, the similarity needed
 /// to answer is this much lower.
 const AGREEMENT_BONUS: f32 = 0.1;
@@ -312,6 +327,9 @@ pub struct Retrieval {
     pub confidence: f32,
     /// The best BM25 score.
     pub best_score: f32,
+    /// The best BM25 score over the query's total information (sum of its
+    /// terms' IDF weights): comparable across questions and knowledge bases.
+    pub strength: f32,
     /// Cosine similarity of the nearest passage, with embeddings on.
     pub similarity: Option<f32>,
     /// Whether BM25 and the embeddings put the same article first.
@@ -542,15 +560,31 @@ impl Assistant {
     /// # Errors
     /// On an index failure.
     pub async fn retrieve(&self, question: &str) -> Result<Retrieval, Error> {
+        self.retrieve_parts(&[(question, 1.0)]).await
+    }
+
+    /// Retrieval for weighted query parts (the new message first).
+    async fn retrieve_parts(&self, parts: &[(&str, f32)]) -> Result<Retrieval, Error> {
         let started = Instant::now();
         let kb = &self.inner.kb;
-        let mut hits = kb.retrieve(question, RETRIEVE_LIMIT)?;
+        let mut hits = by_article(kb.retrieve_parts(parts, ARTICLE_POOL)?);
+        hits.truncate(RETRIEVE_LIMIT);
         let best_score = hits.first().map_or(0.0, |h| h.score);
+        let strength = hits
+            .first()
+            .filter(|h| h.query_weight > 0.0)
+            .map_or(0.0, |h| h.score / h.query_weight);
         let confidence = hits.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
         let mut similarity = None;
         let mut agree = false;
+        let dense_query = parts
+            .iter()
+            .filter(|(_, w)| *w >= 0.5)
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+            .join("\n");
         if let Some(semantic) = &self.inner.semantic {
-            match semantic.nearest(question, RETRIEVE_LIMIT).await {
+            match semantic.nearest(&dense_query, RETRIEVE_LIMIT).await {
                 Ok(near) if !near.is_empty() => {
                     similarity = Some(near[0].similarity);
                     agree = hits.first().is_some_and(|h| h.slug == near[0].slug);
@@ -566,6 +600,7 @@ impl Assistant {
             hits,
             confidence,
             best_score,
+            strength,
             similarity,
             agree,
         })
@@ -579,6 +614,82 @@ impl Assistant {
     /// # Errors
     /// On an index failure.
     pub async fn assess(&self, question: &str) -> Result<Assessment, Error> {
+        self.assess_in(question, &[]).await
+    }
+
+    /// Retrieval for `question` in a conversation whose earlier turns are
+    /// `earlier` (oldest first). A message that leans on the conversation
+    /// is searched together with the earlier turns (at lower weights), and
+    /// that merged retrieval is kept only when its best article is about
+    /// the new message too; otherwise the message is searched alone.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn retrieve_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+    ) -> Result<Retrieval, Error> {
+        let alone = self.retrieve(question).await?;
+        let parts = context::parts(question, earlier);
+        if parts.len() == 1 {
+            return Ok(alone);
+        }
+        let merged = self.retrieve_parts(&parts).await?;
+        let Some(top) = merged.hits.first() else {
+            return Ok(alone);
+        };
+        let new_terms = self.inner.kb.analyze(question);
+        let follow_up = context::is_follow_up(question, new_terms.len());
+        if new_terms.is_empty() {
+            // Nothing but pointers ("tell me more"): the conversation says
+            // what it is about.
+            return Ok(merged);
+        }
+        let merged_share = context::about_share(&new_terms, &self.article_terms(&top.slug));
+        let alone_share = alone
+            .hits
+            .first()
+            .map_or(0.0, |h| context::about_share(&new_terms, &self.article_terms(&h.slug)));
+        let needed = if follow_up {
+            f32::MIN_POSITIVE
+        } else {
+            ABOUT_NEW_TURN.max(alone_share)
+        };
+        Ok(if merged_share >= needed {
+            merged
+        } else {
+            alone
+        })
+    }
+
+    /// The analysed terms of an article (title, tags, every passage).
+    fn article_terms(&self, slug: &str) -> std::collections::HashSet<String> {
+        let Some(article) = self.inner.kb.article(slug) else {
+            return Default::default();
+        };
+        let mut text = format!("{}\n{}\n", article.title, article.tags.join(" "));
+        for p in &article.passages {
+            text.push_str(&p.heading);
+            text.push('\n');
+            text.push_str(&p.text);
+            text.push('\n');
+        }
+        self.inner.kb.analyze(&text).into_iter().collect()
+    }
+
+    /// [`Assistant::assess`] for a message in a conversation: the same
+    /// checks on the message itself, then [`Assistant::retrieve_in`].
+    /// Customers' messages and `switchboard eval` (with a case's `history`)
+    /// both go through this.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn assess_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+    ) -> Result<Assessment, Error> {
         let normal = handoff::normalise(question);
         if let Some(keyword) = self.inner.rules.keyword_in(question) {
             return Ok(Assessment::HandOff(
@@ -601,7 +712,7 @@ impl Assistant {
         if THANKS.contains(&normal.as_str()) {
             return Ok(Assessment::Reply("thanks.md"));
         }
-        let retrieval = self.retrieve(question).await?;
+        let retrieval = self.retrieve_in(question, earlier).await?;
         if let Some(tag) = retrieval
             .hits
             .first()
@@ -1078,7 +1189,18 @@ impl Assistant {
                 .hand_off(&conversation, turn, Reason::Frustration, Some(detail))
                 .await;
         }
-        let retrieval = match self.assess(question).await? {
+        let earlier: Vec<Earlier> = history
+            .iter()
+            .map(|m| Earlier {
+                role: if m.role == Role::Customer {
+                    context::Role::Customer
+                } else {
+                    context::Role::Bot
+                },
+                text: m.text.clone(),
+            })
+            .collect();
+        let retrieval = match self.assess_in(question, &earlier).await? {
             Assessment::HandOff(reason, detail) => {
                 return self
                     .hand_off(&conversation, turn, reason, detail.as_deref())
@@ -1086,37 +1208,12 @@ impl Assistant {
             }
             Assessment::Reply(template) => return self.info(&conversation, turn, template).await,
             Assessment::Answer(retrieval) => retrieval,
-            Assessment::NotCovered(_) => {
-                // A follow-up ("and how long does that take?") often only
-                // makes sense with the previous question.
-                let previous = history
-                    .iter()
-                    .rev()
-                    .filter(|m| m.role == Role::Customer)
-                    .nth(1);
-                match previous {
-                    Some(previous) => {
-                        match self
-                            .assess(&format!("{} {question}", previous.text))
-                            .await?
-                        {
-                            Assessment::Answer(combined) => combined,
-                            Assessment::HandOff(reason, detail) => {
-                                return self
-                                    .hand_off(&conversation, turn, reason, detail.as_deref())
-                                    .await;
-                            }
-                            _ => return self.offer_human(&conversation, turn).await,
-                        }
-                    }
-                    None => return self.offer_human(&conversation, turn).await,
-                }
-            }
+            Assessment::NotCovered(_) => return self.offer_human(&conversation, turn).await,
         };
         let sources = self.group_sources(&retrieval.hits);
         if let Some(model) = self.inner.model.clone() {
             let started = Instant::now();
-            let messages = self.build_prompt(question, &sources, &history)?;
+            let messages = self.build_prompt(question, &sources, &earlier)?;
             let outcome = self.generate(model.as_ref(), &messages, deltas).await;
             let latency = started.elapsed();
             metrics::histogram!("switchboard_llm_latency_seconds").record(latency.as_secs_f64());
@@ -1575,7 +1672,7 @@ impl Assistant {
         &self,
         question: &str,
         sources: &[PromptSource],
-        history: &[Message],
+        history: &[Earlier],
     ) -> Result<Vec<ChatMessage>, Error> {
         let system = self.render("system.md", serde_json::json!({}))?;
         // The question is data inside <question>; a customer cannot close
@@ -1589,7 +1686,7 @@ impl Assistant {
         )?;
         let mut messages = vec![ChatMessage::new(Speaker::System, system)];
         for m in history {
-            let speaker = if m.role == Role::Customer {
+            let speaker = if m.role == context::Role::Customer {
                 Speaker::User
             } else {
                 Speaker::Assistant
@@ -1607,13 +1704,27 @@ impl Assistant {
     /// # Errors
     /// [`Error::Model`] without a model or when it fails.
     pub async fn draft(&self, question: &str, retrieval: &Retrieval) -> Result<Draft, Error> {
+        self.draft_in(question, &[], retrieval).await
+    }
+
+    /// [`Assistant::draft`] in a conversation whose earlier turns are
+    /// `earlier` (given to the model as for a live conversation).
+    ///
+    /// # Errors
+    /// [`Error::Model`] without a model or when it fails.
+    pub async fn draft_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+        retrieval: &Retrieval,
+    ) -> Result<Draft, Error> {
         let model = self
             .inner
             .model
             .as_ref()
             .ok_or_else(|| Error::Model("no LLM is configured (llm.base_url)".into()))?;
         let sources = self.group_sources(&retrieval.hits);
-        let messages = self.build_prompt(question, &sources, &[])?;
+        let messages = self.build_prompt(question, &sources, earlier)?;
         let (text, _) = self
             .generate(model.as_ref(), &messages, None)
             .await
@@ -1792,6 +1903,40 @@ fn stuck(history: &[Message], normal: &str) -> Option<&'static str> {
     None
 }
 
+/// Passages reordered by their article's score (best passage plus decayed
+/// further passages), best passage first within an article.
+fn by_article(hits: Vec<Hit>) -> Vec<Hit> {
+    // Score, passages seen, and the article's coverage over all of them.
+    let mut article: HashMap<String, (f32, i32, f32)> = HashMap::new();
+    for hit in &hits {
+        let entry = article.entry(hit.slug.clone()).or_insert((0.0, 0, 0.0));
+        let decay: f32 = std::env::var("SB_DECAY").ok().and_then(|v| v.parse().ok()).unwrap_or(ARTICLE_DECAY);
+        entry.0 += hit.score * decay.powi(entry.1);
+        entry.1 += 1;
+        entry.2 = entry.2.max(hit.coverage);
+    }
+    let mut ranked: Vec<(f32, usize, Hit)> = hits
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut h)| {
+            let (score, _, coverage) = article.get(&h.slug).copied().unwrap_or_default();
+            h.coverage = coverage;
+            (score, i, h)
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut kept: HashMap<String, usize> = HashMap::new();
+    ranked
+        .into_iter()
+        .map(|(_, _, h)| h)
+        .filter(|h| {
+            let n = kept.entry(h.slug.clone()).or_default();
+            *n += 1;
+            *n <= PASSAGES_PER_ARTICLE
+        })
+        .collect()
+}
+
 /// BM25 hits and dense neighbours fused by reciprocal rank. Passages only
 /// the embeddings found are taken from the knowledge base (BM25 score 0).
 fn fuse_hits(kb: &KnowledgeBase, hits: Vec<Hit>, near: &[semantic::Near]) -> Vec<Hit> {
@@ -1825,6 +1970,7 @@ fn dense_hit(kb: &KnowledgeBase, slug: &str, heading: &str) -> Option<Hit> {
         url: kb.link(&article.slug, article.url.as_deref()),
         tags: article.tags.clone(),
         coverage: 0.0,
+        query_weight: 0.0,
     })
 }
 

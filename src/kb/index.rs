@@ -64,6 +64,11 @@ pub struct Hit {
     /// passage (with its article title) contains.
     #[serde(skip)]
     pub coverage: f32,
+    /// The query's total information (sum of its terms' IDF weights), the
+    /// same for every hit of one query: `score / query_weight` is a score
+    /// comparable across queries and knowledge bases.
+    #[serde(skip)]
+    pub query_weight: f32,
 }
 
 /// What a sync changed.
@@ -532,23 +537,56 @@ impl SearchIndex {
         self.search_with(text, limit, false)
     }
 
+    /// Ranked passages for a query made of weighted parts (the customer's
+    /// new message at 1.0, earlier turns of the conversation less): each
+    /// term counts with the largest weight of a part it appears in, in the
+    /// ranking and in [`Hit::coverage`] alike. No snippets.
+    ///
+    /// # Errors
+    /// As [`SearchIndex::search`].
+    pub fn retrieve_parts(&self, parts: &[(&str, f32)], limit: usize) -> Result<Vec<Hit>, Error> {
+        let mut weighted: Vec<(String, f32)> = Vec::new();
+        for (text, weight) in parts {
+            if *weight <= 0.0 {
+                continue;
+            }
+            for t in self.analyze(text) {
+                match weighted.iter_mut().find(|(seen, _)| *seen == t) {
+                    Some((_, w)) => *w = w.max(*weight),
+                    None => weighted.push((t, *weight)),
+                }
+            }
+        }
+        self.search_terms(weighted, limit, false)
+    }
+
     fn search_with(
         &self,
         text: &str,
         limit: usize,
         with_snippets: bool,
     ) -> Result<Vec<Hit>, Error> {
-        let mut query_terms = self.analyze(text);
-        query_terms.truncate(MAX_QUERY_TERMS);
-        if query_terms.is_empty() || limit == 0 {
+        let weighted = self.analyze(text).into_iter().map(|t| (t, 1.0)).collect();
+        self.search_terms(weighted, limit, with_snippets)
+    }
+
+    fn search_terms(
+        &self,
+        mut weighted: Vec<(String, f32)>,
+        limit: usize,
+        with_snippets: bool,
+    ) -> Result<Vec<Hit>, Error> {
+        weighted.truncate(MAX_QUERY_TERMS);
+        if weighted.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let query_terms: Vec<String> = weighted.iter().map(|(t, _)| t.clone()).collect();
         let searcher = self.reader.searcher();
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut weights = Vec::with_capacity(query_terms.len());
         let n = searcher.num_docs() as f32;
-        for t in &query_terms {
+        for (t, part_weight) in &weighted {
             let mut df = 0;
             for (field, boost) in [
                 (f.title, TITLE_BOOST),
@@ -560,12 +598,15 @@ impl SearchIndex {
                 df = df.max(searcher.doc_freq(&term)?);
                 let q: Box<dyn Query> =
                     Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(q, boost * part_weight)),
+                ));
             }
             // BM25's IDF; a term the index has never seen carries the most
             // weight, so a question full of unknown words has low coverage.
             let df = df as f32;
-            weights.push((1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(0.01));
+            weights.push((1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(0.01) * part_weight);
         }
         let query = BooleanQuery::new(clauses);
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
@@ -635,6 +676,7 @@ impl SearchIndex {
                 } else {
                     0.0
                 },
+                query_weight: total_weight,
             });
         }
         Ok(hits)

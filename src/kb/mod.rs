@@ -182,6 +182,21 @@ impl KnowledgeBase {
         Ok(hits)
     }
 
+    /// Ranked passages for weighted query parts (see
+    /// [`SearchIndex::retrieve_parts`]), without snippets.
+    ///
+    /// # Errors
+    /// Only on an index failure.
+    pub fn retrieve_parts(&self, parts: &[(&str, f32)], limit: usize) -> Result<Vec<Hit>, Error> {
+        let mut hits = self.index.retrieve_parts(parts, limit)?;
+        for hit in &mut hits {
+            if hit.url.is_none() && !self.base_url.is_empty() {
+                hit.url = Some(format!("{}/{}", self.base_url, hit.slug));
+            }
+        }
+        Ok(hits)
+    }
+
     /// The analyzed terms of `text` (what search matches on).
     pub fn analyze(&self, text: &str) -> Vec<String> {
         self.index.analyze(text)
