@@ -309,7 +309,7 @@ pub async fn run(
                 kind = ?case.kind,
                 confidence = retrieval.confidence,
                 best_score = retrieval.best_score,
-                strength = retrieval.strength,
+                relevance = retrieval.relevance,
                 covered = !refused,
                 "eval case"
             );

@@ -31,9 +31,9 @@ pub struct Earlier {
 }
 
 /// Weight of the customer's previous message in a follow-up's query.
-pub(crate) const PREVIOUS_CUSTOMER_WEIGHT: f32 = 0.5;
+pub(crate) const PREVIOUS_CUSTOMER_WEIGHT: f32 = 0.7;
 /// Weight of the bot's last reply.
-pub(crate) const PREVIOUS_BOT_WEIGHT: f32 = 0.2;
+pub(crate) const PREVIOUS_BOT_WEIGHT: f32 = 0.4;
 /// Weight of the customer's message before the previous one.
 pub(crate) const OLDER_CUSTOMER_WEIGHT: f32 = 0.25;
 /// Longest earlier text taken into a query, in characters (a pasted log in
@@ -86,24 +86,41 @@ const OPENERS: &[&str] = &[
     "how come",
 ];
 
-/// Whether `text` reads as a follow-up: it points back ("does it …",
-/// "those steps"), opens as a continuation ("and on Android?"), or says
-/// too little on its own (`content_terms` analysed terms or fewer than 3).
-pub(crate) fn is_follow_up(text: &str, content_terms: usize) -> bool {
+/// How much a message leans on the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FollowUp {
+    /// It points back ("does it …", "those steps") or opens as a
+    /// continuation ("and on Android?").
+    Explicit,
+    /// It says too little on its own (fewer than 3 analysed terms).
+    Short,
+    /// It reads as a question of its own.
+    No,
+}
+
+/// Whether `text` (with `content_terms` analysed terms) reads as a
+/// follow-up.
+pub(crate) fn follow_up(text: &str, content_terms: usize) -> FollowUp {
     let lower = text.to_lowercase();
     let words: Vec<&str> = lower
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
         .collect();
     if words.is_empty() {
-        return false;
+        return FollowUp::No;
     }
     let opening = words.iter().take(2).copied().collect::<Vec<_>>().join(" ");
-    content_terms < 3
-        || words.iter().any(|w| POINTERS.contains(w))
+    if words.iter().any(|w| POINTERS.contains(w))
         || OPENERS
             .iter()
             .any(|o| opening == *o || opening.starts_with(&format!("{o} ")))
+    {
+        FollowUp::Explicit
+    } else if content_terms < 3 {
+        FollowUp::Short
+    } else {
+        FollowUp::No
+    }
 }
 
 /// The weighted query parts for `question` after `earlier`: the new message
@@ -153,14 +170,23 @@ mod tests {
 
     #[test]
     fn follow_ups_are_recognised() {
-        assert!(is_follow_up("and on Android?", 1));
-        assert!(is_follow_up("Tell me more about the new commands", 3));
-        assert!(is_follow_up("Are those the only steps?", 2));
-        assert!(is_follow_up("what about refunds for annual plans", 3));
-        assert!(!is_follow_up("How do I reset my password on the web app", 4));
-        assert!(!is_follow_up("What is the capital of France", 3));
-        assert!(!is_follow_up("", 0));
-        assert!(!is_follow_up("¿¡ 🎉 !!", 0));
+        assert_eq!(follow_up("and on Android?", 1), FollowUp::Explicit);
+        assert_eq!(
+            follow_up("Tell me more about the new commands", 3),
+            FollowUp::Explicit
+        );
+        assert_eq!(follow_up("Are those the only steps?", 2), FollowUp::Explicit);
+        assert_eq!(
+            follow_up("what about refunds for annual plans", 3),
+            FollowUp::Explicit
+        );
+        assert_eq!(
+            follow_up("How do I reset my password on the web app", 4),
+            FollowUp::No
+        );
+        assert_eq!(follow_up("What is the capital of France", 2), FollowUp::Short);
+        assert_eq!(follow_up("", 0), FollowUp::No);
+        assert_eq!(follow_up("¿¡ 🎉 !!", 0), FollowUp::No);
     }
 
     #[test]

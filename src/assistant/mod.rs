@@ -42,18 +42,14 @@ use semantic::Semantic;
 pub const NO_ANSWER_TOKEN: &str = "NO_ANSWER";
 /// Passages retrieved before they are grouped and trimmed.
 const RETRIEVE_LIMIT: usize = 12;
-/// Passages BM25 ranks before articles are scored from them: an article
-/// whose several sections match outranks one with a single lucky passage.
+/// Passages BM25 ranks before they are grouped by article.
 const ARTICLE_POOL: usize = 60;
 /// Passages of one article kept in a retrieval, so that the first
 /// [`RETRIEVE_LIMIT`] passages name several articles.
 const PASSAGES_PER_ARTICLE: usize = 2;
-/// An article's score: its best passage's, plus each further passage's
-/// score times this factor to the power of its rank within the article.
-const ARTICLE_DECAY: f32 = 0.5;
-/// The merged retrieval of a follow-up is kept only when its best article
-/// holds at least this share of the new message's own terms (a message
-/// that reads as a follow-up needs only one of them).
+/// The merged retrieval of a message that does not read as a follow-up is
+/// kept only when its best article holds at least this share of the
+/// message's own terms.
 const ABOUT_NEW_TURN: f32 = 0.5;
 /// When both rankings put the same article first, the similarity needed
 /// to answer is this much lower.
@@ -327,9 +323,10 @@ pub struct Retrieval {
     pub confidence: f32,
     /// The best BM25 score.
     pub best_score: f32,
-    /// The best BM25 score over the query's total information (sum of its
-    /// terms' IDF weights): comparable across questions and knowledge bases.
-    pub strength: f32,
+    /// The best BM25 score as the share (0–1) of generic off-topic
+    /// questions that score lower on this knowledge base: comparable across
+    /// knowledge bases.
+    pub relevance: f32,
     /// Cosine similarity of the nearest passage, with embeddings on.
     pub similarity: Option<f32>,
     /// Whether BM25 and the embeddings put the same article first.
@@ -567,14 +564,15 @@ impl Assistant {
     async fn retrieve_parts(&self, parts: &[(&str, f32)]) -> Result<Retrieval, Error> {
         let started = Instant::now();
         let kb = &self.inner.kb;
-        let mut hits = by_article(kb.retrieve_parts(parts, ARTICLE_POOL)?);
+        let pool = kb.retrieve_parts(parts, ARTICLE_POOL)?;
+        // Coverage as BM25 ranks passages: the share of the question found
+        // in the best few passages (with what earlier passages of the same
+        // article held).
+        let confidence = pool.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
+        let best_score = pool.first().map_or(0.0, |h| h.score);
+        let relevance = self.inner.kb.calibration().relevance(best_score);
+        let mut hits = by_article(pool);
         hits.truncate(RETRIEVE_LIMIT);
-        let best_score = hits.first().map_or(0.0, |h| h.score);
-        let strength = hits
-            .first()
-            .filter(|h| h.query_weight > 0.0)
-            .map_or(0.0, |h| h.score / h.query_weight);
-        let confidence = hits.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
         let mut similarity = None;
         let mut agree = false;
         let dense_query = parts
@@ -600,7 +598,7 @@ impl Assistant {
             hits,
             confidence,
             best_score,
-            strength,
+            relevance,
             similarity,
             agree,
         })
@@ -640,27 +638,33 @@ impl Assistant {
             return Ok(alone);
         };
         let new_terms = self.inner.kb.analyze(question);
-        let follow_up = context::is_follow_up(question, new_terms.len());
         if new_terms.is_empty() {
             // Nothing but pointers ("tell me more"): the conversation says
             // what it is about.
             return Ok(merged);
         }
         let merged_share = context::about_share(&new_terms, &self.article_terms(&top.slug));
-        let alone_share = alone
-            .hits
-            .first()
-            .map_or(0.0, |h| context::about_share(&new_terms, &self.article_terms(&h.slug)));
-        let needed = if follow_up {
-            f32::MIN_POSITIVE
-        } else {
-            ABOUT_NEW_TURN.max(alone_share)
+        let alone_top = alone.hits.first();
+        let keep = match context::follow_up(question, new_terms.len()) {
+            // "and how long does it take?": about the earlier topic unless
+            // the message alone is clearly about another article.
+            context::FollowUp::Explicit => {
+                merged_share > 0.0
+                    || !(self.covers(&alone) && alone_top.is_some_and(|h| h.slug != top.slug))
+            }
+            // "Probate?": a few words of their own, which the merged
+            // article must hold.
+            context::FollowUp::Short => merged_share > 0.0,
+            // A question of its own: the merged article must be about it at
+            // least as much as what the message finds alone.
+            context::FollowUp::No => {
+                let alone_share = alone_top.map_or(0.0, |h| {
+                    context::about_share(&new_terms, &self.article_terms(&h.slug))
+                });
+                merged_share >= ABOUT_NEW_TURN.max(alone_share)
+            }
         };
-        Ok(if merged_share >= needed {
-            merged
-        } else {
-            alone
-        })
+        Ok(if keep { merged } else { alone })
     }
 
     /// The analysed terms of an article (title, tags, every passage).
@@ -740,9 +744,17 @@ impl Assistant {
             s >= settings.min_similarity
                 || (retrieval.agree && s >= settings.min_similarity - AGREEMENT_BONUS)
         });
-        retrieval.confidence >= settings.min_confidence
-            || (settings.min_score > 0.0 && retrieval.best_score >= settings.min_score)
-            || dense
+        let threshold = settings.min_score.or_else(|| {
+            self.inner
+                .kb
+                .calibration()
+                .threshold(settings.refusal_target)
+        });
+        let scored = threshold.is_some_and(|t| retrieval.best_score >= t);
+        let confident = settings
+            .min_confidence
+            .is_some_and(|c| retrieval.confidence >= c);
+        scored || confident || dense
     }
 
     /// Handles one customer message: [`Assistant::receive`] then
@@ -1903,38 +1915,29 @@ fn stuck(history: &[Message], normal: &str) -> Option<&'static str> {
     None
 }
 
-/// Passages reordered by their article's score (best passage plus decayed
-/// further passages), best passage first within an article.
+/// Passages grouped by article, articles in the order of their best
+/// passage (BM25 already scores each passage with its whole article), at
+/// most [`PASSAGES_PER_ARTICLE`] each.
 fn by_article(hits: Vec<Hit>) -> Vec<Hit> {
-    // Score, passages seen, and the article's coverage over all of them.
-    let mut article: HashMap<String, (f32, i32, f32)> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
     for hit in &hits {
-        let entry = article.entry(hit.slug.clone()).or_insert((0.0, 0, 0.0));
-        let decay: f32 = std::env::var("SB_DECAY").ok().and_then(|v| v.parse().ok()).unwrap_or(ARTICLE_DECAY);
-        entry.0 += hit.score * decay.powi(entry.1);
-        entry.1 += 1;
-        entry.2 = entry.2.max(hit.coverage);
+        if !order.contains(&hit.slug) {
+            order.push(hit.slug.clone());
+        }
     }
-    let mut ranked: Vec<(f32, usize, Hit)> = hits
+    let mut kept: HashMap<String, usize> = HashMap::new();
+    let mut ranked: Vec<(usize, usize, Hit)> = hits
         .into_iter()
         .enumerate()
-        .map(|(i, mut h)| {
-            let (score, _, coverage) = article.get(&h.slug).copied().unwrap_or_default();
-            h.coverage = coverage;
-            (score, i, h)
-        })
-        .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut kept: HashMap<String, usize> = HashMap::new();
-    ranked
-        .into_iter()
-        .map(|(_, _, h)| h)
-        .filter(|h| {
+        .filter(|(_, h)| {
             let n = kept.entry(h.slug.clone()).or_default();
             *n += 1;
             *n <= PASSAGES_PER_ARTICLE
         })
-        .collect()
+        .map(|(i, h)| (order.iter().position(|s| *s == h.slug).unwrap_or(i), i, h))
+        .collect();
+    ranked.sort_by_key(|(article, i, _)| (*article, *i));
+    ranked.into_iter().map(|(_, _, h)| h).collect()
 }
 
 /// BM25 hits and dense neighbours fused by reciprocal rank. Passages only

@@ -28,15 +28,21 @@ use super::article::Article;
 
 /// Bump when the schema or analyzer changes: an index of another version is
 /// rebuilt from scratch.
-const SCHEMA_VERSION: u32 = 4;
+const SCHEMA_VERSION: u32 = 5;
 /// Name under which the analyzer is registered.
 const ANALYZER: &str = "en_stem";
+/// Name of the tokenizer of already analysed terms (split on spaces).
+const TERMS_TOKENIZER: &str = "terms";
 /// Terms taken from one query; the rest of a 10 kB paste is ignored.
 const MAX_QUERY_TERMS: usize = 48;
 /// Field boosts: a match in the article title says more than one in the body.
 const TITLE_BOOST: f32 = 2.5;
 const HEADING_BOOST: f32 = 1.5;
 const TAGS_BOOST: f32 = 1.0;
+/// A match anywhere in the passage's article (each distinct term once):
+/// passages of an article that holds the whole question rank above a lone
+/// passage that holds part of it.
+const ARTICLE_BOOST: f32 = 1.0;
 
 /// One ranked passage.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -103,6 +109,8 @@ struct Fields {
     /// The passage's analyzed terms (with its article's title and tags),
     /// stored so that coverage needs no re-analysis at query time.
     terms: Field,
+    /// The distinct analysed terms of the passage's whole article, indexed.
+    article: Field,
 }
 
 /// The passage index.
@@ -135,6 +143,14 @@ fn schema() -> (Schema, Fields) {
         url: builder.add_text_field("url", STORED),
         tags_raw: builder.add_text_field("tags_raw", STORED),
         terms: builder.add_text_field("terms", STORED),
+        article: builder.add_text_field(
+            "article",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(TERMS_TOKENIZER)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
     };
     (builder.build(), fields)
 }
@@ -371,6 +387,10 @@ impl SearchIndex {
 
     fn from_index(index: Index, fields: Fields) -> Result<Self, Error> {
         index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(
+            TERMS_TOKENIZER,
+            TextAnalyzer::builder(tantivy::tokenizer::WhitespaceTokenizer::default()).build(),
+        );
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -451,6 +471,16 @@ impl SearchIndex {
             } else {
                 report.added += 1;
             }
+            let whole = {
+                let mut text = format!("{}\n{}\n", article.title, article.tags.join(" "));
+                for p in &article.passages {
+                    text.push_str(&p.heading);
+                    text.push('\n');
+                    text.push_str(&p.text);
+                    text.push('\n');
+                }
+                terms(&mut analyzer, &text).join(" ")
+            };
             for passage in &article.passages {
                 let f = self.fields;
                 writer.add_document(doc!(
@@ -467,6 +497,7 @@ impl SearchIndex {
                         &format!("{}\n{}\n{}\n{}", article.title, passage.heading, passage.text, article.tags.join(" ")),
                     )
                     .join(" "),
+                    f.article => whole.as_str(),
                 ))?;
             }
             manifest.insert(article.slug.clone(), hash.to_string());
@@ -593,6 +624,7 @@ impl SearchIndex {
                 (f.heading, HEADING_BOOST),
                 (f.body, 1.0),
                 (f.tags, TAGS_BOOST),
+                (f.article, ARTICLE_BOOST),
             ] {
                 let term = Term::from_field_text(field, t);
                 df = df.max(searcher.doc_freq(&term)?);
