@@ -202,7 +202,11 @@ pub fn token_f1(answer: &str, reference: &str) -> f64 {
     }
     let (a, r) = (tokens(answer), tokens(reference));
     if a.is_empty() || r.is_empty() {
-        return if a.is_empty() && r.is_empty() { 1.0 } else { 0.0 };
+        return if a.is_empty() && r.is_empty() {
+            1.0
+        } else {
+            0.0
+        };
     }
     let mut counts: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for t in &r {
@@ -272,7 +276,8 @@ pub async fn run(
     let mut latencies = Vec::with_capacity(cases.len());
     let mut answer_times = Vec::new();
     let (mut not_answered, mut oos_answered) = (0usize, 0usize);
-    let (mut f1_sum, mut f1_cases, mut f1_answered_sum, mut f1_answered) = (0f64, 0usize, 0f64, 0usize);
+    let (mut f1_sum, mut f1_cases, mut f1_answered_sum, mut f1_answered) =
+        (0f64, 0usize, 0f64, 0usize);
     for (i, case) in cases.iter().enumerate() {
         let started = Instant::now();
         let assessment = assistant
@@ -458,7 +463,11 @@ pub fn render(r: &Report) -> String {
         r.latency_p99_ms,
         "decisions",
         row("in scope", r.kinds.in_scope, &r.confusion.in_scope),
-        row("out of scope", r.kinds.out_of_scope, &r.confusion.out_of_scope),
+        row(
+            "out of scope",
+            r.kinds.out_of_scope,
+            &r.confusion.out_of_scope
+        ),
         row("hand-off requests", r.kinds.handoff, &r.confusion.handoff),
     ) + &r.answers.as_ref().map_or(String::new(), |a| {
         let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.0} ms"));
@@ -491,7 +500,10 @@ mod tests {
 
     #[test]
     fn token_f1_counts_shared_tokens() {
-        assert_eq!(token_f1("The refund takes five days.", "refund takes five days"), 1.0);
+        assert_eq!(
+            token_f1("The refund takes five days.", "refund takes five days"),
+            1.0
+        );
         assert_eq!(token_f1("nothing alike", "refund takes five days"), 0.0);
         let f = token_f1("refunds take five days", "refund takes five days");
         assert!((f - 0.5).abs() < 1e-9, "{f}");
@@ -514,7 +526,10 @@ mod tests {
         let cases = load(&path).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(cases[0].history.len(), 2);
-        assert_eq!(cases[0].history[1].role, crate::assistant::context::Role::Bot);
+        assert_eq!(
+            cases[0].history[1].role,
+            crate::assistant::context::Role::Bot
+        );
         assert_eq!(cases[0].answer.as_deref(), Some("Same steps."));
         assert!(cases[1].history.is_empty() && cases[1].answer.is_none());
     }

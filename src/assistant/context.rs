@@ -175,7 +175,10 @@ mod tests {
             follow_up("Tell me more about the new commands", 3),
             FollowUp::Explicit
         );
-        assert_eq!(follow_up("Are those the only steps?", 2), FollowUp::Explicit);
+        assert_eq!(
+            follow_up("Are those the only steps?", 2),
+            FollowUp::Explicit
+        );
         assert_eq!(
             follow_up("what about refunds for annual plans", 3),
             FollowUp::Explicit
@@ -184,7 +187,10 @@ mod tests {
             follow_up("How do I reset my password on the web app", 4),
             FollowUp::No
         );
-        assert_eq!(follow_up("What is the capital of France", 2), FollowUp::Short);
+        assert_eq!(
+            follow_up("What is the capital of France", 2),
+            FollowUp::Short
+        );
         assert_eq!(follow_up("", 0), FollowUp::No);
         assert_eq!(follow_up("¿¡ 🎉 !!", 0), FollowUp::No);
     }
