@@ -51,6 +51,14 @@ const PASSAGES_PER_ARTICLE: usize = 2;
 /// kept only when its best article holds at least this share of the
 /// message's own terms.
 const ABOUT_NEW_TURN: f32 = 0.5;
+/// Earlier turns given to the model that rewrites a follow-up.
+const REWRITE_TURNS: usize = 4;
+/// Longest earlier turn in that prompt, in characters.
+const REWRITE_TURN_CHARS: usize = 600;
+/// Longest rewrite kept, in characters.
+const REWRITE_MAX_CHARS: usize = 400;
+/// Rewrites remembered (per conversation turn) before the cache starts over.
+const REWRITE_CACHE: usize = 512;
 /// When both rankings put the same article first, the similarity needed
 /// to answer is this much lower.
 const AGREEMENT_BONUS: f32 = 0.1;
@@ -440,6 +448,8 @@ struct Inner {
     desk: Option<Desk>,
     surveys: Option<Surveys>,
     semantic: Option<Semantic>,
+    /// Follow-ups already rewritten by the model, by turn.
+    rewrites: std::sync::Mutex<HashMap<u64, String>>,
 }
 
 impl Assistant {
@@ -465,6 +475,7 @@ impl Assistant {
                 desk: None,
                 surveys: None,
                 semantic: None,
+                rewrites: Default::default(),
             }),
         }
     }
@@ -633,11 +644,21 @@ impl Assistant {
         if parts.len() == 1 {
             return Ok(alone);
         }
+        let new_terms = self.inner.kb.analyze(question);
+        let follow_up = context::follow_up(question, new_terms.len());
+        if follow_up != context::FollowUp::No
+            && let Some(standalone) = self.standalone(question, earlier).await
+        {
+            // The model's rewrite says what the message is about; the
+            // message's own words still count.
+            return self
+                .retrieve_parts(&[(standalone.as_str(), 1.0), (question, 1.0)])
+                .await;
+        }
         let merged = self.retrieve_parts(&parts).await?;
         let Some(top) = merged.hits.first() else {
             return Ok(alone);
         };
-        let new_terms = self.inner.kb.analyze(question);
         if new_terms.is_empty() {
             // Nothing but pointers ("tell me more"): the conversation says
             // what it is about.
@@ -645,7 +666,7 @@ impl Assistant {
         }
         let merged_share = context::about_share(&new_terms, &self.article_terms(&top.slug));
         let alone_top = alone.hits.first();
-        let keep = match context::follow_up(question, new_terms.len()) {
+        let keep = match follow_up {
             // "and how long does it take?": about the earlier topic unless
             // the message alone is clearly about another article.
             context::FollowUp::Explicit => {
@@ -665,6 +686,69 @@ impl Assistant {
             }
         };
         Ok(if keep { merged } else { alone })
+    }
+
+    /// With a model: `question` rewritten as a standalone question from the
+    /// recent conversation (template `rewrite.md`; one short call, cached
+    /// per turn). `None` without a model or template, or when the call
+    /// fails: retrieval then merges the conversation without a model.
+    async fn standalone(&self, question: &str, earlier: &[Earlier]) -> Option<String> {
+        let model = self.inner.model.as_ref()?;
+        let recent = &earlier[earlier.len().saturating_sub(REWRITE_TURNS)..];
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            recent.hash(&mut h);
+            question.hash(&mut h);
+            h.finish()
+        };
+        if let Some(hit) = self.inner.rewrites.lock().ok()?.get(&key) {
+            return Some(hit.clone());
+        }
+        let history: Vec<serde_json::Value> = recent
+            .iter()
+            .map(|e| {
+                let text: String = e.text.chars().take(REWRITE_TURN_CHARS).collect();
+                serde_json::json!({
+                    "role": if e.role == context::Role::Customer { "Customer" } else { "Assistant" },
+                    "text": text.replace("</conversation>", "").replace("</latest>", ""),
+                })
+            })
+            .collect();
+        let question_text = question.replace("</latest>", "").replace("<latest>", "");
+        let prompt = match self.render(
+            "rewrite.md",
+            serde_json::json!({"history": history, "question": question_text}),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("no follow-up rewrite: {e}");
+                return None;
+            }
+        };
+        let messages = vec![ChatMessage::new(Speaker::User, prompt)];
+        let text = match self.generate(model.as_ref(), &messages, None).await {
+            Ok((text, _)) => text,
+            Err(e) => {
+                tracing::warn!("follow-up rewrite failed, merging without the model: {e}");
+                return None;
+            }
+        };
+        let line = text
+            .lines()
+            .map(|l| l.trim().trim_matches('"').trim())
+            .find(|l| !l.is_empty())?;
+        if is_no_answer(line) {
+            return None;
+        }
+        let rewrite: String = line.chars().take(REWRITE_MAX_CHARS).collect();
+        if let Ok(mut cache) = self.inner.rewrites.lock() {
+            if cache.len() >= REWRITE_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, rewrite.clone());
+        }
+        Some(rewrite)
     }
 
     /// The analysed terms of an article (title, tags, every passage).
