@@ -194,15 +194,20 @@ impl LlmSettings {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AssistantSettings {
-    /// Below this retrieval confidence (0–1, the share of the question's
-    /// informative terms found in the best passage, weighted by rarity) the
-    /// bot says the knowledge base does not cover the question.
-    pub min_confidence: f32,
-    /// A best passage scoring at least this (BM25) counts as covering the
-    /// question even below `min_confidence`: long questions with many
-    /// words the articles never use still find their article. 0 turns the
-    /// second test off.
-    pub min_score: f32,
+    /// Share (0–1) of generic off-topic questions the bot refuses: each
+    /// knowledge base is calibrated against a list of such questions (and
+    /// questions made from its own articles) when it is indexed, and a
+    /// question counts as covered when its best passage scores above what
+    /// this share of them score. Higher refuses more.
+    pub refusal_target: f32,
+    /// Optional: a retrieval confidence (0–1, the share of the question's
+    /// informative terms found in the best passages, weighted by rarity) at
+    /// or above which a question counts as covered whatever its score.
+    /// Unset by default.
+    pub min_confidence: Option<f32>,
+    /// Optional: a fixed BM25 score at or above which a question counts as
+    /// covered, instead of the calibrated threshold. Unset by default.
+    pub min_score: Option<f32>,
     /// With embeddings on (`llm.embedding_model`): a nearest passage at
     /// least this similar (cosine) counts as covering the question; 0.1
     /// less is enough when BM25 and the embeddings agree on the article.
@@ -224,8 +229,9 @@ pub struct AssistantSettings {
 impl Default for AssistantSettings {
     fn default() -> Self {
         Self {
-            min_confidence: 0.55,
-            min_score: 20.0,
+            refusal_target: 0.9,
+            min_confidence: None,
+            min_score: None,
             min_similarity: 0.5,
             max_passages: 4,
             history_messages: 6,
@@ -590,13 +596,24 @@ impl Settings {
                 );
             }
         }
-        if !(0.0..=1.0).contains(&self.assistant.min_confidence) {
+        if !(0.0..=1.0).contains(&self.assistant.refusal_target) {
+            return bad(
+                "assistant.refusal_target",
+                "must be a share between 0 and 1 (0.9 refuses 90% of off-topic questions)".into(),
+            );
+        }
+        if let Some(c) = self.assistant.min_confidence
+            && !(0.0..=1.0).contains(&c)
+        {
             return bad("assistant.min_confidence", "must be between 0 and 1".into());
         }
-        if !self.assistant.min_score.is_finite() || self.assistant.min_score < 0.0 {
+        if let Some(score) = self.assistant.min_score
+            && (!score.is_finite() || score < 0.0)
+        {
             return bad(
                 "assistant.min_score",
-                "must be a number of 0 or more (0 turns the score test off)".into(),
+                "must be a number of 0 or more (leave it unset for the calibrated threshold)"
+                    .into(),
             );
         }
         if !(-1.0..=1.0).contains(&self.assistant.min_similarity) {

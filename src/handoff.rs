@@ -182,7 +182,96 @@ pub fn asks_for_person(text: &str) -> bool {
         // A long message mentioning "manager" is a question, not a request.
         return false;
     }
-    REQUEST_PHRASES.iter().any(|p| contains_phrase(&n, p))
+    REQUEST_PHRASES.iter().any(|p| contains_phrase(&n, p)) || verb_and_person(&n)
+}
+
+/// Verbs of getting in touch with a person ("speak", "reach").
+const CONTACT_VERBS: &[&str] = &[
+    "speak", "speaking", "talk", "talking", "chat", "chatting", "connect", "transfer", "reach",
+    "contact", "call", "phone",
+];
+
+/// Verbs of wanting that make a request with a role ("I need an agent",
+/// "get me a supervisor"), not with "someone" ("I want someone to see …").
+const WANT_VERBS: &[&str] = &["get", "want", "need", "like", "see"];
+
+/// Words that may stand between a wanting verb and the role.
+const FILLERS: &[&str] = &[
+    "me", "a", "an", "the", "to", "your", "one", "of", "some", "with", "speak", "talk",
+];
+
+/// Roles of people on the company's side.
+const ROLES: &[&str] = &[
+    "human",
+    "humans",
+    "agent",
+    "agents",
+    "representative",
+    "representatives",
+    "rep",
+    "operator",
+    "operators",
+    "manager",
+    "supervisor",
+    "staff",
+    "employee",
+    "employees",
+    "advisor",
+    "adviser",
+    "consultant",
+    "specialist",
+    "associate",
+    "receptionist",
+    "reception",
+    "concierge",
+    "clerk",
+    "attendant",
+    "officer",
+    "technician",
+    "engineer",
+    "engineers",
+    "cleaners",
+    "housekeeping",
+];
+
+/// Anyone at all: a request only with a contact verb ("talk to somebody").
+const ANYONE: &[&str] = &[
+    "someone", "somebody", "anyone", "anybody", "person", "people",
+];
+
+/// Owners that make a person someone of the customer's own ("my manager",
+/// "our team"), not the company's.
+const OWN: &[&str] = &["my", "our", "their", "his", "her", "its"];
+
+/// Requests phrased in ways no phrase list spells out: a contact verb up
+/// to five words before a role or "someone" ("can I speak with one of your
+/// cleaners"), a wanting verb before a role with only small words between
+/// ("get me your supervisor"), a role then a speaking verb ("a consultant I
+/// could phone"), or a role followed by "please".
+fn verb_and_person(normal: &str) -> bool {
+    let words: Vec<&str> = normal.split(' ').collect();
+    words.iter().enumerate().any(|(i, w)| {
+        let role = ROLES.contains(w);
+        if !(role || ANYONE.contains(w)) || (i > 0 && OWN.contains(&words[i - 1])) {
+            return false;
+        }
+        let before = &words[i.saturating_sub(5)..i];
+        if before.iter().any(|v| CONTACT_VERBS.contains(v)) {
+            return true;
+        }
+        if !role {
+            return false;
+        }
+        let wanted = words[..i]
+            .iter()
+            .rev()
+            .find(|f| !FILLERS.contains(f))
+            .is_some_and(|v| WANT_VERBS.contains(v));
+        let after = &words[i + 1..words.len().min(i + 5)];
+        wanted
+            || after.iter().any(|v| CONTACT_VERBS.contains(v))
+            || words.get(i + 1) == Some(&"please")
+    })
 }
 
 /// True for strongly negative wording about the help received.
@@ -390,6 +479,11 @@ mod tests {
             "please connect me to billing",
             "billing team please",
             "I'd like to have a chat with one of your engineers",
+            "I need to reach an employee about my booking",
+            "could somebody from housekeeping call me",
+            "get me your supervisor",
+            "is there a consultant I could phone",
+            "receptionist please",
         ] {
             assert!(asks_for_person(text), "{text}");
         }
@@ -401,6 +495,8 @@ mod tests {
             "how do I connect my calendar",
             "how do I add a member to my team",
             "can I chat with my team inside a note",
+            "can I send a page to my colleagues",
+            "what permissions do people in a workspace have",
         ] {
             assert!(!asks_for_person(text), "{text}");
         }

@@ -432,6 +432,20 @@ fn kb_command(settings: Settings, command: KbCommand) -> Result<ExitCode> {
                 kb.passages(),
                 started.elapsed()
             );
+            let target = settings.assistant.refusal_target;
+            let calibration = kb.calibration();
+            if let (Some(threshold), Some(negatives)) = (
+                calibration.threshold(target),
+                calibration.negatives_refused(target),
+            ) {
+                let positives = calibration
+                    .positives_refused(target)
+                    .map_or("—".to_string(), |p| format!("{:.0}%", p * 100.0));
+                eprintln!(
+                    "calibrated: a best score of {threshold:.1} or more counts as covered; refuses {:.0}% of generic off-topic questions and {positives} of questions made from the articles",
+                    negatives * 100.0
+                );
+            }
         }
         KbCommand::Search { query, limit, json } => {
             let kb = open()?;

@@ -416,3 +416,50 @@ async fn eval_answers_counts_generated_answers_citing_a_gold_article() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn a_follow_up_is_rewritten_from_the_conversation_before_retrieval() {
+    let s = setup(vec![
+        Script::Stream(ANSWER.iter().map(|c| c.to_string()).collect()),
+        // The rewrite of the follow-up.
+        Script::Plain("How long does a refund take to reach my card?".into()),
+        Script::Stream(vec![
+            "Refunds reach your card in 5–10 business days [1].".into(),
+        ]),
+    ])
+    .await;
+    let (first, _) = ask(&s, "How do I get a refund?").await;
+    assert_eq!(first.sources[0].slug, "billing/refunds");
+    let (follow, _) = ask(&s, "and how long does it take?").await;
+    let requests = s.fake.requests();
+    assert_eq!(requests.len(), 3, "{requests:?}");
+    let rewrite = requests[1]["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        rewrite.contains("Customer: How do I get a refund?"),
+        "{rewrite}"
+    );
+    assert!(rewrite.contains("and how long does it take?"), "{rewrite}");
+    let answer_prompt = requests[2]["messages"].as_array().unwrap();
+    let user = answer_prompt.last().unwrap()["content"].as_str().unwrap();
+    assert!(user.contains("[1] Refunds"), "{user}");
+    assert_eq!(follow.mode, Mode::Llm, "{follow:?}");
+    assert_eq!(follow.sources[0].slug, "billing/refunds");
+    assert!(follow.answer.contains("5–10 business days"));
+}
+
+#[tokio::test]
+async fn a_question_of_its_own_is_not_rewritten() {
+    let s = setup(vec![
+        Script::Stream(ANSWER.iter().map(|c| c.to_string()).collect()),
+        Script::Stream(vec!["Click \"Forgot password\" [1].".into()]),
+    ])
+    .await;
+    ask(&s, "How do I get a refund?").await;
+    let (reply, _) = ask(
+        &s,
+        "How do I reset a forgotten password on the sign-in page?",
+    )
+    .await;
+    assert_eq!(s.fake.requests().len(), 2);
+    assert_eq!(reply.sources[0].slug, "password");
+}

@@ -1559,3 +1559,63 @@ async fn a_quarantined_widget_message_handed_back_is_answered_in_the_mailbox() {
     assert!(app.core.store.dead_letters(5).await.unwrap().is_empty());
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_new_topic_is_never_answered_from_the_previous_one() {
+    let scratch = Scratch::new();
+    let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
+        .await
+        .unwrap();
+    let a = &core.assistant;
+    let slugs = |reply: &switchboard::assistant::Reply| {
+        reply
+            .sources
+            .iter()
+            .map(|s| s.slug.clone())
+            .collect::<Vec<_>>()
+    };
+    let refund = a
+        .handle(turn("topics", "How do I get a refund?"), None)
+        .await
+        .unwrap();
+    assert_eq!(refund.action, Action::Answer);
+    assert_eq!(slugs(&refund)[0], "billing/refunds");
+    let password = a
+        .handle(turn("topics", "How do I reset my password?"), None)
+        .await
+        .unwrap();
+    assert_eq!(password.action, Action::Answer);
+    assert_eq!(slugs(&password)[0], "password");
+    let france = a
+        .handle(turn("topics", "What is the capital of France?"), None)
+        .await
+        .unwrap();
+    assert_eq!(france.action, Action::OfferHuman, "{france:?}");
+    assert!(france.sources.is_empty(), "{france:?}");
+}
+
+#[tokio::test]
+async fn a_follow_up_is_answered_from_the_conversation() {
+    let scratch = Scratch::new();
+    let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
+        .await
+        .unwrap();
+    let a = &core.assistant;
+    let first = a
+        .handle(turn("follow", "How do I get a refund?"), None)
+        .await
+        .unwrap();
+    assert_eq!(first.action, Action::Answer);
+    // Alone, "how long does that take" is about nothing in particular.
+    let alone = a.assess("and how long does it take?").await.unwrap();
+    assert!(
+        !matches!(&alone, switchboard::assistant::Assessment::Answer(r) if r.hits[0].slug == "billing/refunds"),
+        "{alone:?}"
+    );
+    let follow = a
+        .handle(turn("follow", "and how long does it take?"), None)
+        .await
+        .unwrap();
+    assert_eq!(follow.action, Action::Answer, "{follow:?}");
+    assert_eq!(follow.sources[0].slug, "billing/refunds");
+}

@@ -9,6 +9,7 @@
 //! Streamed text goes to an optional channel so a channel can show the
 //! answer as it is written; the returned [`Reply`] is always the final word.
 
+pub mod context;
 pub mod prompts;
 pub mod semantic;
 
@@ -20,6 +21,7 @@ use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use context::Earlier;
 pub use prompts::Prompts;
 
 use crate::button::{self, ButtonData};
@@ -52,6 +54,23 @@ const ALREADY_WAITING: &str = "You're already in the queue for a person from our
 const HANDOFF_BUSY: &str = "Our support team is receiving a lot of requests right now; please ask for a person again in a few minutes.";
 /// Passages retrieved before they are grouped and trimmed.
 const RETRIEVE_LIMIT: usize = 12;
+/// Passages BM25 ranks before they are grouped by article.
+const ARTICLE_POOL: usize = 60;
+/// Passages of one article kept in a retrieval, so that the first
+/// [`RETRIEVE_LIMIT`] passages name several articles.
+const PASSAGES_PER_ARTICLE: usize = 2;
+/// The merged retrieval of a message that does not read as a follow-up is
+/// kept only when its best article holds at least this share of the
+/// message's own terms.
+const ABOUT_NEW_TURN: f32 = 0.5;
+/// Earlier turns given to the model that rewrites a follow-up.
+const REWRITE_TURNS: usize = 4;
+/// Longest earlier turn in that prompt, in characters.
+const REWRITE_TURN_CHARS: usize = 600;
+/// Longest rewrite kept, in characters.
+const REWRITE_MAX_CHARS: usize = 400;
+/// Rewrites remembered (per conversation turn) before the cache starts over.
+const REWRITE_CACHE: usize = 512;
 /// When both rankings put the same article first, the similarity needed
 /// to answer is this much lower.
 const AGREEMENT_BONUS: f32 = 0.1;
@@ -330,6 +349,10 @@ pub struct Retrieval {
     pub confidence: f32,
     /// The best BM25 score.
     pub best_score: f32,
+    /// The best BM25 score as the share (0–1) of generic off-topic
+    /// questions that score lower on this knowledge base: comparable across
+    /// knowledge bases.
+    pub relevance: f32,
     /// Cosine similarity of the nearest passage, with embeddings on.
     pub similarity: Option<f32>,
     /// Whether BM25 and the embeddings put the same article first.
@@ -444,6 +467,8 @@ struct Inner {
     surveys: Option<Surveys>,
     semantic: Option<Semantic>,
     limits: Option<Arc<Limits>>,
+    /// Follow-ups already rewritten by the model, by turn.
+    rewrites: std::sync::Mutex<HashMap<u64, String>>,
 }
 
 impl Assistant {
@@ -470,6 +495,7 @@ impl Assistant {
                 surveys: None,
                 semantic: None,
                 limits: None,
+                rewrites: Default::default(),
             }),
         }
     }
@@ -572,15 +598,32 @@ impl Assistant {
     /// # Errors
     /// On an index failure.
     pub async fn retrieve(&self, question: &str) -> Result<Retrieval, Error> {
+        self.retrieve_parts(&[(question, 1.0)]).await
+    }
+
+    /// Retrieval for weighted query parts (the new message first).
+    async fn retrieve_parts(&self, parts: &[(&str, f32)]) -> Result<Retrieval, Error> {
         let started = Instant::now();
         let kb = &self.inner.kb;
-        let mut hits = kb.retrieve(question, RETRIEVE_LIMIT)?;
-        let best_score = hits.first().map_or(0.0, |h| h.score);
-        let confidence = hits.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
+        let pool = kb.retrieve_parts(parts, ARTICLE_POOL)?;
+        // Coverage as BM25 ranks passages: the share of the question found
+        // in the best few passages (with what earlier passages of the same
+        // article held).
+        let confidence = pool.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
+        let best_score = pool.first().map_or(0.0, |h| h.score);
+        let relevance = self.inner.kb.calibration().relevance(best_score);
+        let mut hits = by_article(pool);
+        hits.truncate(RETRIEVE_LIMIT);
         let mut similarity = None;
         let mut agree = false;
+        let dense_query = parts
+            .iter()
+            .filter(|(_, w)| *w >= 0.5)
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+            .join("\n");
         if let Some(semantic) = &self.inner.semantic {
-            match semantic.nearest(question, RETRIEVE_LIMIT).await {
+            match semantic.nearest(&dense_query, RETRIEVE_LIMIT).await {
                 Ok(near) if !near.is_empty() => {
                     similarity = Some(near[0].similarity);
                     agree = hits.first().is_some_and(|h| h.slug == near[0].slug);
@@ -596,6 +639,7 @@ impl Assistant {
             hits,
             confidence,
             best_score,
+            relevance,
             similarity,
             agree,
         })
@@ -609,6 +653,161 @@ impl Assistant {
     /// # Errors
     /// On an index failure.
     pub async fn assess(&self, question: &str) -> Result<Assessment, Error> {
+        self.assess_in(question, &[]).await
+    }
+
+    /// Retrieval for `question` in a conversation whose earlier turns are
+    /// `earlier` (oldest first). A message that leans on the conversation
+    /// is searched together with the earlier turns (at lower weights), and
+    /// that merged retrieval is kept only when its best article is about
+    /// the new message too; otherwise the message is searched alone.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn retrieve_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+    ) -> Result<Retrieval, Error> {
+        let alone = self.retrieve(question).await?;
+        let parts = context::parts(question, earlier);
+        if parts.len() == 1 {
+            return Ok(alone);
+        }
+        let new_terms = self.inner.kb.analyze(question);
+        let follow_up = context::follow_up(question, new_terms.len());
+        if follow_up != context::FollowUp::No
+            && let Some(standalone) = self.standalone(question, earlier).await
+        {
+            // The model's rewrite says what the message is about; the
+            // message's own words still count.
+            return self
+                .retrieve_parts(&[(standalone.as_str(), 1.0), (question, 1.0)])
+                .await;
+        }
+        let merged = self.retrieve_parts(&parts).await?;
+        let Some(top) = merged.hits.first() else {
+            return Ok(alone);
+        };
+        if new_terms.is_empty() {
+            // Nothing but pointers ("tell me more"): the conversation says
+            // what it is about.
+            return Ok(merged);
+        }
+        let merged_share = context::about_share(&new_terms, &self.article_terms(&top.slug));
+        let alone_top = alone.hits.first();
+        let keep = match follow_up {
+            // "and how long does it take?": about the earlier topic unless
+            // the message alone is clearly about another article.
+            context::FollowUp::Explicit => {
+                merged_share > 0.0
+                    || !(self.covers(&alone) && alone_top.is_some_and(|h| h.slug != top.slug))
+            }
+            // "Probate?": a few words of their own, which the merged
+            // article must hold.
+            context::FollowUp::Short => merged_share > 0.0,
+            // A question of its own: the merged article must be about it at
+            // least as much as what the message finds alone.
+            context::FollowUp::No => {
+                let alone_share = alone_top.map_or(0.0, |h| {
+                    context::about_share(&new_terms, &self.article_terms(&h.slug))
+                });
+                merged_share >= ABOUT_NEW_TURN.max(alone_share)
+            }
+        };
+        Ok(if keep { merged } else { alone })
+    }
+
+    /// With a model: `question` rewritten as a standalone question from the
+    /// recent conversation (template `rewrite.md`; one short call, cached
+    /// per turn). `None` without a model or template, or when the call
+    /// fails: retrieval then merges the conversation without a model.
+    async fn standalone(&self, question: &str, earlier: &[Earlier]) -> Option<String> {
+        let model = self.inner.model.as_ref()?;
+        let recent = &earlier[earlier.len().saturating_sub(REWRITE_TURNS)..];
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            recent.hash(&mut h);
+            question.hash(&mut h);
+            h.finish()
+        };
+        if let Some(hit) = self.inner.rewrites.lock().ok()?.get(&key) {
+            return Some(hit.clone());
+        }
+        let history: Vec<serde_json::Value> = recent
+            .iter()
+            .map(|e| {
+                let text: String = e.text.chars().take(REWRITE_TURN_CHARS).collect();
+                serde_json::json!({
+                    "role": if e.role == context::Role::Customer { "Customer" } else { "Assistant" },
+                    "text": text.replace("</conversation>", "").replace("</latest>", ""),
+                })
+            })
+            .collect();
+        let question_text = question.replace("</latest>", "").replace("<latest>", "");
+        let prompt = match self.render(
+            "rewrite.md",
+            serde_json::json!({"history": history, "question": question_text}),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("no follow-up rewrite: {e}");
+                return None;
+            }
+        };
+        let messages = vec![ChatMessage::new(Speaker::User, prompt)];
+        let text = match self.generate(model.as_ref(), &messages, None).await {
+            Ok((text, _)) => text,
+            Err(e) => {
+                tracing::warn!("follow-up rewrite failed, merging without the model: {e}");
+                return None;
+            }
+        };
+        let line = text
+            .lines()
+            .map(|l| l.trim().trim_matches('"').trim())
+            .find(|l| !l.is_empty())?;
+        if is_no_answer(line) {
+            return None;
+        }
+        let rewrite: String = line.chars().take(REWRITE_MAX_CHARS).collect();
+        if let Ok(mut cache) = self.inner.rewrites.lock() {
+            if cache.len() >= REWRITE_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, rewrite.clone());
+        }
+        Some(rewrite)
+    }
+
+    /// The analysed terms of an article (title, tags, every passage).
+    fn article_terms(&self, slug: &str) -> std::collections::HashSet<String> {
+        let Some(article) = self.inner.kb.article(slug) else {
+            return Default::default();
+        };
+        let mut text = format!("{}\n{}\n", article.title, article.tags.join(" "));
+        for p in &article.passages {
+            text.push_str(&p.heading);
+            text.push('\n');
+            text.push_str(&p.text);
+            text.push('\n');
+        }
+        self.inner.kb.analyze(&text).into_iter().collect()
+    }
+
+    /// [`Assistant::assess`] for a message in a conversation: the same
+    /// checks on the message itself, then [`Assistant::retrieve_in`].
+    /// Customers' messages and `switchboard eval` (with a case's `history`)
+    /// both go through this.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn assess_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+    ) -> Result<Assessment, Error> {
         let normal = handoff::normalise(question);
         if let Some(keyword) = self.inner.rules.keyword_in(question) {
             return Ok(Assessment::HandOff(
@@ -631,7 +830,7 @@ impl Assistant {
         if THANKS.contains(&normal.as_str()) {
             return Ok(Assessment::Reply("thanks.md"));
         }
-        let retrieval = self.retrieve(question).await?;
+        let retrieval = self.retrieve_in(question, earlier).await?;
         if let Some(tag) = retrieval
             .hits
             .first()
@@ -659,9 +858,17 @@ impl Assistant {
             s >= settings.min_similarity
                 || (retrieval.agree && s >= settings.min_similarity - AGREEMENT_BONUS)
         });
-        retrieval.confidence >= settings.min_confidence
-            || (settings.min_score > 0.0 && retrieval.best_score >= settings.min_score)
-            || dense
+        let threshold = settings.min_score.or_else(|| {
+            self.inner
+                .kb
+                .calibration()
+                .threshold(settings.refusal_target)
+        });
+        let scored = threshold.is_some_and(|t| retrieval.best_score >= t);
+        let confident = settings
+            .min_confidence
+            .is_some_and(|c| retrieval.confidence >= c);
+        scored || confident || dense
     }
 
     /// Handles one customer message: [`Assistant::receive`] then
@@ -1201,7 +1408,18 @@ impl Assistant {
                 .hand_off(&conversation, turn, Reason::Frustration, Some(detail))
                 .await;
         }
-        let retrieval = match self.assess(question).await? {
+        let earlier: Vec<Earlier> = history
+            .iter()
+            .map(|m| Earlier {
+                role: if m.role == Role::Customer {
+                    context::Role::Customer
+                } else {
+                    context::Role::Bot
+                },
+                text: m.text.clone(),
+            })
+            .collect();
+        let retrieval = match self.assess_in(question, &earlier).await? {
             Assessment::HandOff(reason, detail) => {
                 return self
                     .hand_off(&conversation, turn, reason, detail.as_deref())
@@ -1209,37 +1427,12 @@ impl Assistant {
             }
             Assessment::Reply(template) => return self.info(&conversation, turn, template).await,
             Assessment::Answer(retrieval) => retrieval,
-            Assessment::NotCovered(_) => {
-                // A follow-up ("and how long does that take?") often only
-                // makes sense with the previous question.
-                let previous = history
-                    .iter()
-                    .rev()
-                    .filter(|m| m.role == Role::Customer)
-                    .nth(1);
-                match previous {
-                    Some(previous) => {
-                        match self
-                            .assess(&format!("{} {question}", previous.text))
-                            .await?
-                        {
-                            Assessment::Answer(combined) => combined,
-                            Assessment::HandOff(reason, detail) => {
-                                return self
-                                    .hand_off(&conversation, turn, reason, detail.as_deref())
-                                    .await;
-                            }
-                            _ => return self.offer_human(&conversation, turn).await,
-                        }
-                    }
-                    None => return self.offer_human(&conversation, turn).await,
-                }
-            }
+            Assessment::NotCovered(_) => return self.offer_human(&conversation, turn).await,
         };
         let sources = self.group_sources(&retrieval.hits);
         if let Some(model) = self.inner.model.clone() {
             let started = Instant::now();
-            let messages = self.build_prompt(question, &sources, &history)?;
+            let messages = self.build_prompt(question, &sources, &earlier)?;
             let outcome = self.generate(model.as_ref(), &messages, deltas).await;
             let latency = started.elapsed();
             metrics::histogram!("switchboard_llm_latency_seconds").record(latency.as_secs_f64());
@@ -1756,7 +1949,7 @@ impl Assistant {
         &self,
         question: &str,
         sources: &[PromptSource],
-        history: &[Message],
+        history: &[Earlier],
     ) -> Result<Vec<ChatMessage>, Error> {
         let system = self.render("system.md", serde_json::json!({}))?;
         // The question is data inside <question>; a customer cannot close
@@ -1768,7 +1961,7 @@ impl Assistant {
         )?;
         let mut messages = vec![ChatMessage::new(Speaker::System, system)];
         for m in history {
-            let speaker = if m.role == Role::Customer {
+            let speaker = if m.role == context::Role::Customer {
                 Speaker::User
             } else {
                 Speaker::Assistant
@@ -1786,13 +1979,27 @@ impl Assistant {
     /// # Errors
     /// [`Error::Model`] without a model or when it fails.
     pub async fn draft(&self, question: &str, retrieval: &Retrieval) -> Result<Draft, Error> {
+        self.draft_in(question, &[], retrieval).await
+    }
+
+    /// [`Assistant::draft`] in a conversation whose earlier turns are
+    /// `earlier` (given to the model as for a live conversation).
+    ///
+    /// # Errors
+    /// [`Error::Model`] without a model or when it fails.
+    pub async fn draft_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+        retrieval: &Retrieval,
+    ) -> Result<Draft, Error> {
         let model = self
             .inner
             .model
             .as_ref()
             .ok_or_else(|| Error::Model("no LLM is configured (llm.base_url)".into()))?;
         let sources = self.group_sources(&retrieval.hits);
-        let messages = self.build_prompt(question, &sources, &[])?;
+        let messages = self.build_prompt(question, &sources, earlier)?;
         let (text, _) = self
             .generate(model.as_ref(), &messages, None)
             .await
@@ -1977,6 +2184,31 @@ fn stuck(history: &[Message], normal: &str) -> Option<&'static str> {
     None
 }
 
+/// Passages grouped by article, articles in the order of their best
+/// passage (BM25 already scores each passage with its whole article), at
+/// most [`PASSAGES_PER_ARTICLE`] each.
+fn by_article(hits: Vec<Hit>) -> Vec<Hit> {
+    let mut order: Vec<String> = Vec::new();
+    for hit in &hits {
+        if !order.contains(&hit.slug) {
+            order.push(hit.slug.clone());
+        }
+    }
+    let mut kept: HashMap<String, usize> = HashMap::new();
+    let mut ranked: Vec<(usize, usize, Hit)> = hits
+        .into_iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            let n = kept.entry(h.slug.clone()).or_default();
+            *n += 1;
+            *n <= PASSAGES_PER_ARTICLE
+        })
+        .map(|(i, h)| (order.iter().position(|s| *s == h.slug).unwrap_or(i), i, h))
+        .collect();
+    ranked.sort_by_key(|(article, i, _)| (*article, *i));
+    ranked.into_iter().map(|(_, _, h)| h).collect()
+}
+
 /// BM25 hits and dense neighbours fused by reciprocal rank. Passages only
 /// the embeddings found are taken from the knowledge base (BM25 score 0).
 fn fuse_hits(kb: &KnowledgeBase, hits: Vec<Hit>, near: &[semantic::Near]) -> Vec<Hit> {
@@ -2010,6 +2242,7 @@ fn dense_hit(kb: &KnowledgeBase, slug: &str, heading: &str) -> Option<Hit> {
         url: kb.link(&article.slug, article.url.as_deref()),
         tags: article.tags.clone(),
         coverage: 0.0,
+        query_weight: 0.0,
     })
 }
 

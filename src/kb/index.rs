@@ -28,15 +28,21 @@ use super::article::Article;
 
 /// Bump when the schema or analyzer changes: an index of another version is
 /// rebuilt from scratch.
-const SCHEMA_VERSION: u32 = 4;
+const SCHEMA_VERSION: u32 = 5;
 /// Name under which the analyzer is registered.
 const ANALYZER: &str = "en_stem";
+/// Name of the tokenizer of already analysed terms (split on spaces).
+const TERMS_TOKENIZER: &str = "terms";
 /// Terms taken from one query; the rest of a 10 kB paste is ignored.
 const MAX_QUERY_TERMS: usize = 48;
 /// Field boosts: a match in the article title says more than one in the body.
 const TITLE_BOOST: f32 = 2.5;
 const HEADING_BOOST: f32 = 1.5;
 const TAGS_BOOST: f32 = 1.0;
+/// A match anywhere in the passage's article (each distinct term once):
+/// passages of an article that holds the whole question rank above a lone
+/// passage that holds part of it.
+const ARTICLE_BOOST: f32 = 1.0;
 
 /// One ranked passage.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -64,6 +70,11 @@ pub struct Hit {
     /// passage (with its article title) contains.
     #[serde(skip)]
     pub coverage: f32,
+    /// The query's total information (sum of its terms' IDF weights), the
+    /// same for every hit of one query: `score / query_weight` is a score
+    /// comparable across queries and knowledge bases.
+    #[serde(skip)]
+    pub query_weight: f32,
 }
 
 /// What a sync changed.
@@ -98,6 +109,8 @@ struct Fields {
     /// The passage's analyzed terms (with its article's title and tags),
     /// stored so that coverage needs no re-analysis at query time.
     terms: Field,
+    /// The distinct analysed terms of the passage's whole article, indexed.
+    article: Field,
 }
 
 /// The passage index.
@@ -130,6 +143,14 @@ fn schema() -> (Schema, Fields) {
         url: builder.add_text_field("url", STORED),
         tags_raw: builder.add_text_field("tags_raw", STORED),
         terms: builder.add_text_field("terms", STORED),
+        article: builder.add_text_field(
+            "article",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(TERMS_TOKENIZER)
+                    .set_index_option(IndexRecordOption::WithFreqs),
+            ),
+        ),
     };
     (builder.build(), fields)
 }
@@ -366,6 +387,10 @@ impl SearchIndex {
 
     fn from_index(index: Index, fields: Fields) -> Result<Self, Error> {
         index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(
+            TERMS_TOKENIZER,
+            TextAnalyzer::builder(tantivy::tokenizer::WhitespaceTokenizer::default()).build(),
+        );
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -446,6 +471,16 @@ impl SearchIndex {
             } else {
                 report.added += 1;
             }
+            let whole = {
+                let mut text = format!("{}\n{}\n", article.title, article.tags.join(" "));
+                for p in &article.passages {
+                    text.push_str(&p.heading);
+                    text.push('\n');
+                    text.push_str(&p.text);
+                    text.push('\n');
+                }
+                terms(&mut analyzer, &text).join(" ")
+            };
             for passage in &article.passages {
                 let f = self.fields;
                 writer.add_document(doc!(
@@ -462,6 +497,7 @@ impl SearchIndex {
                         &format!("{}\n{}\n{}\n{}", article.title, passage.heading, passage.text, article.tags.join(" ")),
                     )
                     .join(" "),
+                    f.article => whole.as_str(),
                 ))?;
             }
             manifest.insert(article.slug.clone(), hash.to_string());
@@ -532,40 +568,77 @@ impl SearchIndex {
         self.search_with(text, limit, false)
     }
 
+    /// Ranked passages for a query made of weighted parts (the customer's
+    /// new message at 1.0, earlier turns of the conversation less): each
+    /// term counts with the largest weight of a part it appears in, in the
+    /// ranking and in [`Hit::coverage`] alike. No snippets.
+    ///
+    /// # Errors
+    /// As [`SearchIndex::search`].
+    pub fn retrieve_parts(&self, parts: &[(&str, f32)], limit: usize) -> Result<Vec<Hit>, Error> {
+        let mut weighted: Vec<(String, f32)> = Vec::new();
+        for (text, weight) in parts {
+            if *weight <= 0.0 {
+                continue;
+            }
+            for t in self.analyze(text) {
+                match weighted.iter_mut().find(|(seen, _)| *seen == t) {
+                    Some((_, w)) => *w = w.max(*weight),
+                    None => weighted.push((t, *weight)),
+                }
+            }
+        }
+        self.search_terms(weighted, limit, false)
+    }
+
     fn search_with(
         &self,
         text: &str,
         limit: usize,
         with_snippets: bool,
     ) -> Result<Vec<Hit>, Error> {
-        let mut query_terms = self.analyze(text);
-        query_terms.truncate(MAX_QUERY_TERMS);
-        if query_terms.is_empty() || limit == 0 {
+        let weighted = self.analyze(text).into_iter().map(|t| (t, 1.0)).collect();
+        self.search_terms(weighted, limit, with_snippets)
+    }
+
+    fn search_terms(
+        &self,
+        mut weighted: Vec<(String, f32)>,
+        limit: usize,
+        with_snippets: bool,
+    ) -> Result<Vec<Hit>, Error> {
+        weighted.truncate(MAX_QUERY_TERMS);
+        if weighted.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let query_terms: Vec<String> = weighted.iter().map(|(t, _)| t.clone()).collect();
         let searcher = self.reader.searcher();
         let f = self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut weights = Vec::with_capacity(query_terms.len());
         let n = searcher.num_docs() as f32;
-        for t in &query_terms {
+        for (t, part_weight) in &weighted {
             let mut df = 0;
             for (field, boost) in [
                 (f.title, TITLE_BOOST),
                 (f.heading, HEADING_BOOST),
                 (f.body, 1.0),
                 (f.tags, TAGS_BOOST),
+                (f.article, ARTICLE_BOOST),
             ] {
                 let term = Term::from_field_text(field, t);
                 df = df.max(searcher.doc_freq(&term)?);
                 let q: Box<dyn Query> =
                     Box::new(TermQuery::new(term, IndexRecordOption::WithFreqs));
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(q, boost))));
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(q, boost * part_weight)),
+                ));
             }
             // BM25's IDF; a term the index has never seen carries the most
             // weight, so a question full of unknown words has low coverage.
             let df = df as f32;
-            weights.push((1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(0.01));
+            weights.push((1.0 + (n - df + 0.5) / (df + 0.5)).ln().max(0.01) * part_weight);
         }
         let query = BooleanQuery::new(clauses);
         let top = searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?;
@@ -635,6 +708,7 @@ impl SearchIndex {
                 } else {
                     0.0
                 },
+                query_weight: total_weight,
             });
         }
         Ok(hits)

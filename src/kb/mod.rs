@@ -5,6 +5,7 @@
 //! cheap to share behind an `Arc` and safe to reload while it is searched.
 
 mod article;
+pub mod calibrate;
 mod index;
 pub mod watch;
 
@@ -15,6 +16,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 pub use article::{Article, Passage, Problem, parse, plain_text, slug_for};
+pub use calibrate::Calibration;
 pub use index::{Hit, SearchIndex, SyncReport, analyzer, terms};
 
 use crate::config::KnowledgeBaseSettings;
@@ -74,6 +76,8 @@ pub struct KnowledgeBase {
     base_url: String,
     index: SearchIndex,
     articles: RwLock<BTreeMap<String, Arc<Article>>>,
+    /// Redone whenever the index changes.
+    calibration: RwLock<Arc<Calibration>>,
 }
 
 impl KnowledgeBase {
@@ -108,6 +112,7 @@ impl KnowledgeBase {
             base_url: base_url.trim_end_matches('/').to_string(),
             index,
             articles: RwLock::new(BTreeMap::new()),
+            calibration: RwLock::new(Arc::new(Calibration::default())),
         };
         kb.reload_with(on_progress)?;
         Ok(kb)
@@ -142,7 +147,46 @@ impl KnowledgeBase {
             .map(|l| (l.article.slug.clone(), l.article))
             .collect();
         *self.articles.write().unwrap_or_else(|p| p.into_inner()) = map;
+        let changed = report.added + report.updated + report.removed > 0;
+        if changed || self.calibration().is_empty() {
+            let calibration = Arc::new(self.calibrate()?);
+            *self.calibration.write().unwrap_or_else(|p| p.into_inner()) = calibration;
+        }
         Ok(report)
+    }
+
+    /// How this knowledge base scores generic off-topic questions and its
+    /// own articles' questions (see [`calibrate`]).
+    pub fn calibration(&self) -> Arc<Calibration> {
+        self.calibration
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The best passage score of `question` (what the decision compares).
+    fn best_score(&self, question: &str) -> Result<f32, Error> {
+        Ok(self
+            .index
+            .retrieve(question, 1)?
+            .first()
+            .map_or(0.0, |h| h.score))
+    }
+
+    fn calibrate(&self) -> Result<Calibration, Error> {
+        let articles = self.articles();
+        if articles.is_empty() {
+            return Ok(Calibration::default());
+        }
+        let refs: Vec<&Article> = articles.iter().map(Arc::as_ref).collect();
+        let negatives = calibrate::off_topic_questions()
+            .map(|q| self.best_score(q))
+            .collect::<Result<Vec<_>, _>>()?;
+        let positives = calibrate::positive_questions(&refs)
+            .iter()
+            .map(|q| self.best_score(q))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Calibration::new(negatives, positives))
     }
 
     /// Drops the index and indexes every article again.
@@ -174,6 +218,21 @@ impl KnowledgeBase {
     /// Only on an index failure.
     pub fn retrieve(&self, query: &str, limit: usize) -> Result<Vec<Hit>, Error> {
         let mut hits = self.index.retrieve(query, limit)?;
+        for hit in &mut hits {
+            if hit.url.is_none() && !self.base_url.is_empty() {
+                hit.url = Some(format!("{}/{}", self.base_url, hit.slug));
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Ranked passages for weighted query parts (see
+    /// [`SearchIndex::retrieve_parts`]), without snippets.
+    ///
+    /// # Errors
+    /// Only on an index failure.
+    pub fn retrieve_parts(&self, parts: &[(&str, f32)], limit: usize) -> Result<Vec<Hit>, Error> {
+        let mut hits = self.index.retrieve_parts(parts, limit)?;
         for hit in &mut hits {
             if hit.url.is_none() && !self.base_url.is_empty() {
                 hit.url = Some(format!("{}/{}", self.base_url, hit.slug));
