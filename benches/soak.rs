@@ -904,6 +904,10 @@ async fn run(o: Options) -> Result<bool, String> {
             repo.join("prompts").display().to_string(),
         ),
         ("SWITCHBOARD_WEB__LISTEN", format!("127.0.0.1:{port}")),
+        // Every simulated customer comes from 127.0.0.1, as behind a proxy:
+        // the per-IP limit would otherwise hold the whole run to ~2 msg/s.
+        ("SWITCHBOARD_WEB__IP_REQUESTS_PER_MINUTE", "1000000".into()),
+        ("SWITCHBOARD_WEB__IP_BURST", "100000".into()),
         ("SWITCHBOARD_LLM__BASE_URL", llm_url),
         ("SWITCHBOARD_LLM__MODEL", "soak-model".into()),
         ("SWITCHBOARD_TELEGRAM__ENABLED", "true".into()),
