@@ -470,7 +470,47 @@ impl Settings {
         Self::from_figment(Figment::from(Toml::string(text)))
     }
 
+    /// Loads settings for a command that only reads the knowledge base or
+    /// a file (`kb …`, `eval`, `ask`, `chat`): a missing `path` means
+    /// defaults (plus the environment), and a missing `prompts.path` means
+    /// the bundled templates. The knowledge-base folder is not checked here
+    /// (a command may point it elsewhere first); see
+    /// [`Settings::check_knowledge_base`].
+    ///
+    /// # Errors
+    /// As [`Settings::load`], except for the two folders.
+    pub fn load_for_reading(path: &Path) -> Result<Self, Error> {
+        let file = if path.exists() {
+            Figment::from(Toml::file_exact(path))
+        } else {
+            Figment::new()
+        };
+        let settings = Self::extract(file)?;
+        settings.validate_values()?;
+        Ok(settings)
+    }
+
+    /// Checks that `knowledge_base.path` is a folder.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] naming the key and the fix.
+    pub fn check_knowledge_base(&self) -> Result<(), Error> {
+        if !self.knowledge_base.path.is_dir() {
+            return Err(Error::Invalid(format!(
+                "knowledge_base.path: folder {} does not exist; create it or point the key at your articles",
+                self.knowledge_base.path.display()
+            )));
+        }
+        Ok(())
+    }
+
     fn from_figment(file: Figment) -> Result<Self, Error> {
+        let settings = Self::extract(file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn extract(file: Figment) -> Result<Self, Error> {
         let figment = Figment::from(Serialized::defaults(Settings::default()))
             .merge(file)
             // Only `SECTION__KEY` variables are settings; this leaves
@@ -482,7 +522,6 @@ impl Settings {
             );
         let mut settings: Settings = figment.extract().map_err(describe)?;
         settings.fill_secrets_from_env();
-        settings.validate()?;
         Ok(settings)
     }
 
@@ -508,6 +547,22 @@ impl Settings {
     /// [`Error::Invalid`] naming the key and the fix.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |key: &str, why: String| Err(Error::Invalid(format!("{key}: {why}")));
+        self.check_knowledge_base()?;
+        if !self.prompts.path.is_dir() {
+            return bad(
+                "prompts.path",
+                format!(
+                    "folder {} does not exist; point the key at the prompts/ folder shipped with Switchboard",
+                    self.prompts.path.display()
+                ),
+            );
+        }
+        self.validate_values()
+    }
+
+    /// The checks of [`Settings::validate`] that do not look at folders.
+    fn validate_values(&self) -> Result<(), Error> {
+        let bad = |key: &str, why: String| Err(Error::Invalid(format!("{key}: {why}")));
         let url = &self.database.url;
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres://")
@@ -516,24 +571,6 @@ impl Settings {
             return bad(
                 "database.url",
                 format!("`{url}` is not supported; use sqlite://FILE or postgres://USER@HOST/DB"),
-            );
-        }
-        if !self.knowledge_base.path.is_dir() {
-            return bad(
-                "knowledge_base.path",
-                format!(
-                    "folder {} does not exist; create it or point the key at your articles",
-                    self.knowledge_base.path.display()
-                ),
-            );
-        }
-        if !self.prompts.path.is_dir() {
-            return bad(
-                "prompts.path",
-                format!(
-                    "folder {} does not exist; point the key at the prompts/ folder shipped with Switchboard",
-                    self.prompts.path.display()
-                ),
             );
         }
         if let Some(base) = &self.llm.base_url {

@@ -107,6 +107,7 @@ impl Surveys {
     ///
     /// # Errors
     /// On a database failure.
+    #[tracing::instrument(name = "surveys", skip_all)]
     pub async fn tick(&self) -> Result<Tick, Error> {
         let store = &self.store;
         let now = store.now();

@@ -211,6 +211,7 @@ pub async fn run_outbox(
 ///
 /// # Errors
 /// On a database failure.
+#[tracing::instrument(name = "outbox", skip_all)]
 pub async fn retry_outbox_once(
     registry: &Registry,
     store: &crate::store::Store,

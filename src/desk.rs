@@ -715,6 +715,7 @@ impl Desk {
     ///
     /// # Errors
     /// On a database failure; desk delivery errors are logged and retried.
+    #[tracing::instrument(name = "desk", skip_all)]
     pub async fn sync_once(&self) -> Result<(), Error> {
         let store = &self.inner.store;
         let staff: Vec<Arc<dyn StaffDesk>> = self

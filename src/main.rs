@@ -23,14 +23,9 @@ use switchboard::{clock, export, report, telemetry};
     about = "Omnichannel AI support assistant"
 )]
 struct Cli {
-    /// Configuration file.
-    #[arg(
-        long,
-        global = true,
-        env = "SWITCHBOARD_CONFIG",
-        default_value = "config.toml"
-    )]
-    config: PathBuf,
+    /// Configuration file [default: config.toml].
+    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -225,7 +220,26 @@ async fn core(settings: Settings) -> Result<Core> {
 
 async fn run(cli: Cli) -> Result<ExitCode> {
     let mut stdout = std::io::stdout();
-    let settings = load_settings(&cli.config)?;
+    // Commands that only read the knowledge base or a file also work in a
+    // folder without config.toml (defaults, bundled prompts).
+    let reading = matches!(
+        cli.command,
+        Command::Chat | Command::Ask { .. } | Command::Kb(_) | Command::Eval { .. }
+    );
+    // A file named explicitly must exist; the default may be absent.
+    let config = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("config.toml"));
+    let settings = if reading && (cli.config.is_none() || config.exists()) {
+        let settings = Settings::load_for_reading(&config)?;
+        if !matches!(cli.command, Command::Eval { kb: Some(_), .. }) {
+            settings.check_knowledge_base()?;
+        }
+        settings
+    } else {
+        load_settings(&config)?
+    };
     match cli.command {
         Command::Run => {
             let app = App::build(settings, clock::system()).await?;
@@ -312,6 +326,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(kb) = kb {
                 settings.knowledge_base.path = kb;
                 settings.knowledge_base.index_path = scratch.join("index");
+                settings.check_knowledge_base()?;
             }
             let core = core(settings).await?;
             let bar = if std::io::stderr().is_terminal() {

@@ -358,3 +358,53 @@ async fn dead_letters_are_listed_and_handed_back() {
     assert!(!out.status.success());
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
 }
+
+/// The contract: `kb …`, `eval`, `ask` and `chat` work in a folder without
+/// config.toml (defaults, bundled prompts); a file named with `--config`
+/// must still exist.
+#[test]
+fn reading_commands_work_without_config_toml() {
+    let d = Dir::new();
+    std::fs::remove_file(d.path().join("config.toml")).unwrap();
+    std::fs::rename(d.path().join("kb"), d.path().join("knowledge-base")).unwrap();
+    let cases = d.path().join("cases.jsonl");
+    std::fs::write(
+        &cases,
+        "{\"q\": \"How do I get a refund?\", \"gold\": [\"billing/refunds\"], \"kind\": \"in_scope\"}\n",
+    )
+    .unwrap();
+    let out = d.run(&["eval", cases.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["hit_at_1"], 1.0, "{report}");
+
+    // --kb points elsewhere: the current folder needs no knowledge base.
+    std::fs::rename(d.path().join("knowledge-base"), d.path().join("articles")).unwrap();
+    let out = d.run(&[
+        "eval",
+        cases.to_str().unwrap(),
+        "--kb",
+        "articles",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.run(&["kb", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("knowledge_base.path"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::rename(d.path().join("articles"), d.path().join("knowledge-base")).unwrap();
+
+    let out = d.run(&["kb", "search", "refund", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("billing/refunds"));
+    let out = d.run(&["ask", "How do I get a refund?", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("14 days"), "{}", stdout(&out));
+
+    let out = d.run(&["--config", "missing.toml", "kb", "list"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing.toml"), "{}", stderr(&out));
+}

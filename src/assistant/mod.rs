@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 pub use context::Earlier;
 pub use prompts::Prompts;
@@ -469,6 +470,12 @@ struct Inner {
     limits: Option<Arc<Limits>>,
     /// Follow-ups already rewritten by the model, by turn.
     rewrites: std::sync::Mutex<HashMap<u64, String>>,
+    /// When this process started: customer messages stored before it and
+    /// never answered were left by a crash.
+    started: crate::clock::Millis,
+    /// Messages left by a crash that this process has taken on, so a
+    /// client's retry and the recovery pass do not both answer one.
+    recovering: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Assistant {
@@ -482,6 +489,7 @@ impl Assistant {
         llm_timeout: Duration,
         rules: Rules,
     ) -> Self {
+        let started = store.now();
         Self {
             inner: Arc::new(Inner {
                 kb,
@@ -496,6 +504,8 @@ impl Assistant {
                 semantic: None,
                 limits: None,
                 rewrites: Default::default(),
+                started,
+                recovering: Default::default(),
             }),
         }
     }
@@ -895,6 +905,14 @@ impl Assistant {
     ///
     /// # Errors
     /// When the message cannot be stored.
+    #[tracing::instrument(
+        name = "receive",
+        skip_all,
+        fields(
+            channel = %turn.channel,
+            message = turn.platform_message_id.as_deref().unwrap_or("-"),
+        )
+    )]
     pub async fn receive(&self, turn: Turn) -> Result<Received, Error> {
         let store = &self.inner.store;
         metrics::counter!("switchboard_messages_total", "channel" => turn.channel.clone())
@@ -1005,6 +1023,25 @@ impl Assistant {
                 (customer, conversation, turn)
             }
         };
+        let span = tracing::info_span!(
+            "turn",
+            channel = %turn.channel,
+            conversation = %conversation.id,
+            message = turn.platform_message_id.as_deref().unwrap_or("-"),
+        );
+        self.answer_turn(customer, conversation, turn, deltas)
+            .instrument(span)
+            .await
+    }
+
+    /// [`Assistant::answer`] once the message is stored, inside its span.
+    async fn answer_turn(
+        &self,
+        customer: Customer,
+        conversation: Conversation,
+        turn: Turn,
+        deltas: Option<mpsc::UnboundedSender<String>>,
+    ) -> Result<Reply, Error> {
         if !conversation.status.bot_may_answer() {
             match parse_command(&turn.text) {
                 Some(Command::Cancel) if conversation.status == Status::WaitingForAgent => {
@@ -1047,6 +1084,7 @@ impl Assistant {
     ///
     /// # Errors
     /// On a database failure.
+    #[tracing::instrument(name = "recovery", skip_all)]
     pub async fn answer_pending(
         &self,
         registry: &crate::delivery::Registry,
@@ -1077,19 +1115,85 @@ impl Assistant {
                 if conversation.status != crate::conversation::Status::Bot {
                     break;
                 }
-                let (conversation_id, message_id) = (conversation.id.clone(), message.id.clone());
                 if self
-                    .answer_stored(registry, &customer, conversation, message)
+                    .recover(registry, &customer, conversation, message)
                     .await?
                 {
                     answered += 1;
                 }
-                // After the answer: a crash in between answers it once more.
-                store
-                    .record_event(&conversation_id, RECOVERED, "system", Some(&message_id))
-                    .await?;
             }
         }
+        Ok(answered)
+    }
+
+    /// Answers a customer message a previous process stored and never
+    /// answered, now that the client sent it again (a retry with the same
+    /// platform id after a crash): the retry gets the answer at once rather
+    /// than after the recovery pass, which by then may find the customer
+    /// moved on. `false` when the message is not such a message (unknown,
+    /// stored by this process, answered, or with a person now).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn answer_orphan(
+        &self,
+        registry: &crate::delivery::Registry,
+        channel: &str,
+        platform_message_id: &str,
+    ) -> Result<bool, Error> {
+        let store = &self.inner.store;
+        let Some(message) = store.customer_message(channel, platform_message_id).await? else {
+            return Ok(false);
+        };
+        if message.created_at >= self.inner.started
+            || store
+                .reply_to(channel, platform_message_id)
+                .await?
+                .is_some()
+        {
+            return Ok(false);
+        }
+        let answered_before = store
+            .events(&message.conversation_id)
+            .await?
+            .into_iter()
+            .any(|e| e.kind == RECOVERED && e.detail.as_deref() == Some(message.id.as_str()));
+        let conversation = store.conversation(&message.conversation_id).await?;
+        if answered_before || conversation.status != crate::conversation::Status::Bot {
+            return Ok(false);
+        }
+        let customer = store.customer(&conversation.customer_id).await?;
+        self.recover(registry, &customer, conversation, message)
+            .await
+    }
+
+    /// Answers one message left by a crash, unless this process has taken
+    /// it on already; marks it answered.
+    async fn recover(
+        &self,
+        registry: &crate::delivery::Registry,
+        customer: &crate::store::Customer,
+        conversation: Conversation,
+        message: Message,
+    ) -> Result<bool, Error> {
+        let taken = self
+            .inner
+            .recovering
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(message.id.clone());
+        if !taken {
+            return Ok(false);
+        }
+        let (conversation_id, message_id) = (conversation.id.clone(), message.id.clone());
+        let answered = self
+            .answer_stored(registry, customer, conversation, message)
+            .await?;
+        // After the answer: a crash in between answers it once more.
+        self.inner
+            .store
+            .record_event(&conversation_id, RECOVERED, "system", Some(&message_id))
+            .await?;
         Ok(answered)
     }
 
@@ -1167,6 +1271,11 @@ impl Assistant {
     ///
     /// # Errors
     /// As [`Assistant::handle`].
+    #[tracing::instrument(
+        name = "press",
+        skip_all,
+        fields(channel = %turn.channel, press = turn.platform_message_id.as_deref().unwrap_or("-"))
+    )]
     pub async fn press(&self, turn: Turn) -> Result<Pressed, Error> {
         let Some(data) = ButtonData::parse(&turn.text) else {
             return Ok(Pressed::Stale);

@@ -83,6 +83,8 @@ impl Prompts {
     ///
     /// # Errors
     /// When a required template is missing or any template does not parse.
+    /// When `dir` does not exist, the templates bundled with this binary
+    /// (the `prompts/` folder it was built from) are used.
     pub fn load(dir: &Path) -> Result<Self, Error> {
         let env = build(dir)?;
         Ok(Self {
@@ -163,7 +165,53 @@ pub fn without_tag(text: &str, tag: &str) -> String {
     out
 }
 
+/// The `prompts/` folder this binary was built from.
+static BUNDLED: include_dir::Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/prompts");
+
+/// The bundled templates by name (`canned/NAME.md` for canned replies).
+fn bundled() -> BTreeMap<String, String> {
+    let mut sources = BTreeMap::new();
+    for (prefix, folder) in [("", Some(&BUNDLED)), ("canned/", BUNDLED.get_dir("canned"))] {
+        for file in folder.into_iter().flat_map(|d| d.files()) {
+            let path = file.path();
+            if let (Some(name), Some(text), true) = (
+                path.file_name(),
+                file.contents_utf8(),
+                path.extension().is_some_and(|e| e == "md"),
+            ) {
+                sources.insert(
+                    format!("{prefix}{}", name.to_string_lossy()),
+                    text.to_string(),
+                );
+            }
+        }
+    }
+    sources
+}
+
 fn build(dir: &Path) -> Result<Environment<'static>, Error> {
+    let sources = if dir.exists() {
+        read_folder(dir)?
+    } else {
+        bundled()
+    };
+    for required in REQUIRED {
+        if !sources.contains_key(*required) {
+            return Err(Error::Missing(dir.join(required)));
+        }
+    }
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_keep_trailing_newline(false);
+    for (name, text) in sources {
+        env.add_template_owned(name.clone(), text)
+            .map_err(|e| template_error(&name, &e))?;
+    }
+    Ok(env)
+}
+
+fn read_folder(dir: &Path) -> Result<BTreeMap<String, String>, Error> {
     let mut sources = BTreeMap::new();
     for (prefix, folder) in [("", dir.to_path_buf()), ("canned/", dir.join("canned"))] {
         let entries = match std::fs::read_dir(&folder) {
@@ -182,17 +230,29 @@ fn build(dir: &Path) -> Result<Environment<'static>, Error> {
             }
         }
     }
-    for required in REQUIRED {
-        if !sources.contains_key(*required) {
-            return Err(Error::Missing(dir.join(required)));
+    Ok(sources)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_templates_are_the_shipped_folder() {
+        let folder = read_folder(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap();
+        assert_eq!(bundled(), folder);
+        for required in REQUIRED {
+            assert!(bundled().contains_key(*required), "{required}");
         }
     }
-    let mut env = Environment::new();
-    env.set_trim_blocks(true);
-    env.set_keep_trailing_newline(false);
-    for (name, text) in sources {
-        env.add_template_owned(name.clone(), text)
-            .map_err(|e| template_error(&name, &e))?;
+
+    #[test]
+    fn a_missing_folder_means_the_bundled_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        let prompts = Prompts::load(&dir.path().join("no-such-folder")).unwrap();
+        assert!(!prompts.render("welcome.md", ()).unwrap().is_empty());
+        assert!(prompts.canned_names().contains(&"greeting".to_string()));
+        // An existing folder is read as it is: here it lacks everything.
+        assert!(matches!(Prompts::load(dir.path()), Err(Error::Missing(_))));
     }
-    Ok(env)
 }

@@ -54,4 +54,24 @@ impl Store {
         .await?;
         row.as_ref().map(Message::from_row).transpose()
     }
+
+    /// The customer message `platform_message_id` on `channel`, if stored.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn customer_message(
+        &self,
+        channel: &str,
+        platform_message_id: &str,
+    ) -> Result<Option<Message>, Error> {
+        let row = sqlx::query(
+            "SELECT * FROM messages WHERE channel = $1 AND platform_message_id = $2 \
+               AND role = 'customer' LIMIT 1",
+        )
+        .bind(channel)
+        .bind(platform_message_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Message::from_row).transpose()
+    }
 }

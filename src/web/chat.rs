@@ -246,7 +246,7 @@ async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBod
     let result = answer(&state, turn).await;
     match result {
         Ok(reply) if reply.action == Action::Duplicate => match key {
-            Some(key) => match state.assistant.store().reply_to(CHANNEL, &key).await {
+            Some(key) => match replay(&state, &key).await {
                 Ok(stored) => Json(serde_json::json!({
                     "reply": stored.as_ref().and_then(|m| Shown::stored(m, &reply.conversation_id))
                 }))
@@ -258,6 +258,33 @@ async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBod
         Ok(reply) => Json(serde_json::json!({"reply": Shown::reply(&reply)})).into_response(),
         Err(e) => internal(e),
     }
+}
+
+/// The stored reply to the customer message `key`, for a client that sent
+/// it again. A message stored by the process before a crash and never
+/// answered is answered first (in a task of its own, so a client that goes
+/// away does not stop it); that answer reaches the widget as a waiting
+/// message, like every answer made by crash recovery, so the reply here
+/// stays empty and the widget shows it once.
+async fn replay(state: &AppState, key: &str) -> Result<Option<crate::store::Message>, String> {
+    let store = state.assistant.store();
+    if let Some(stored) = store
+        .reply_to(CHANNEL, key)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(Some(stored));
+    }
+    let assistant = state.assistant.clone();
+    let registry = state.desk.registry().clone();
+    let key = key.to_string();
+    let orphan = tokio::spawn(async move {
+        if let Err(e) = assistant.answer_orphan(&registry, CHANNEL, &key).await {
+            tracing::warn!("web chat: answering a message left by a crash: {e}");
+        }
+    });
+    orphan.await.map_err(|e| e.to_string())?;
+    Ok(None)
 }
 
 /// Answers `turn` in a task of its own, so the answer is made and stored
