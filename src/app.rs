@@ -412,6 +412,8 @@ impl App {
             metrics,
             auth_log: Arc::new(crate::limits::LogOnce::per_minute(crate::clock::system())),
             answers: web::InFlight::default(),
+            auth: crate::auth::ConsoleAuth::new(core.store.clone(), core.desk.agents().clone()),
+            cookie_secure: core.settings.web.cookie_secure,
         });
         let web_settings = &core.settings.web;
         let limits = web::serve::Limits {

@@ -277,6 +277,10 @@ pub struct WebSettings {
     /// server); past it the customer is asked to try again shortly.
     /// 0 turns the limit off.
     pub handoffs_per_minute: u32,
+    /// Whether the console's session cookie is marked `Secure` (sent over
+    /// HTTPS only; browsers also send it to `http://localhost`). Turn off
+    /// only for a console reached over plain HTTP on a trusted network.
+    pub cookie_secure: bool,
 }
 
 impl Default for WebSettings {
@@ -294,6 +298,7 @@ impl Default for WebSettings {
             agent_requests_per_minute: 600,
             agent_burst: 60,
             handoffs_per_minute: 10,
+            cookie_secure: true,
         }
     }
 }

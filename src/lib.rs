@@ -15,6 +15,7 @@
 //! - [`delivery`]: how the core reaches a customer on their channel.
 //! - [`button`]: typed button data (what a press acts on), shared by the
 //!   assistant, surveys and the desk.
+//! - [`auth`]: console sign-in (argon2 passwords, sessions, lock-out).
 //! - [`agents`], [`desk`]: who may act as an agent, and the agents' side of
 //!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
 //! - [`handoff`]: why and when a person takes over.
@@ -33,6 +34,7 @@
 pub mod agents;
 pub mod app;
 pub mod assistant;
+pub mod auth;
 pub mod button;
 pub mod channels;
 pub mod clock;

@@ -1,7 +1,7 @@
 //! The `switchboard` command line. The only home of `anyhow`: every error
 //! ends here as one line on stderr and a non-zero exit code.
 
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -76,6 +76,9 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Agents' console sign-in.
+    #[command(subcommand)]
+    Agents(AgentsCommand),
     /// Inputs that were quarantined (they panicked or kept failing): list
     /// them, or hand one back to its channel with --retry.
     DeadLetters {
@@ -104,6 +107,17 @@ enum Command {
         /// citing a gold article.
         #[arg(long)]
         answers: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentsCommand {
+    /// Set an agent's console password (and end their sessions). Read from
+    /// the terminal, or from standard input when it is not a terminal: one
+    /// line, or the same line twice.
+    Passwd {
+        /// The agent's `name` in [[agents]].
+        name: String,
     },
 }
 
@@ -186,6 +200,30 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
         e.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// A new password from the terminal (asked twice) or from standard input
+/// (one line, or the same line twice).
+fn read_new_password(name: &str) -> Result<String> {
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("new console password for {name}: "))?;
+        let second = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == second, "the two passwords differ; nothing changed");
+        return Ok(first);
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)?;
+    let lines: Vec<&str> = input.lines().collect();
+    match lines.as_slice() {
+        [one] => Ok((*one).to_string()),
+        [first, second] if first == second => Ok((*first).to_string()),
+        [_, _] => anyhow::bail!("the two lines differ; nothing changed"),
+        _ => anyhow::bail!(
+            "expected the password on one line (or the same line twice) on standard input"
+        ),
+    }
 }
 
 fn load_settings(path: &Path) -> Result<Settings> {
@@ -350,6 +388,24 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 write!(stdout, "{}", switchboard::eval::render(&report))?;
             }
+        }
+        Command::Agents(AgentsCommand::Passwd { name }) => {
+            let agents = switchboard::agents::Agents::from_settings(&settings);
+            if agents.by_name(&name).is_none() {
+                anyhow::bail!(
+                    "no agent named `{name}` in [[agents]]; add them to the configuration first"
+                );
+            }
+            let password = read_new_password(&name)?;
+            let store =
+                switchboard::store::Store::open(&settings.database.url, 1, clock::system()).await?;
+            switchboard::auth::ConsoleAuth::new(store, agents)
+                .set_password(&name, &password)
+                .await?;
+            writeln!(
+                stdout,
+                "password set for {name}; they sign in at /agent (their other sessions were ended)"
+            )?;
         }
         Command::DeadLetters { retry, limit, json } => {
             let store =

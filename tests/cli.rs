@@ -408,3 +408,36 @@ fn reading_commands_work_without_config_toml() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("missing.toml"), "{}", stderr(&out));
 }
+
+#[test]
+fn agents_passwd_reads_standard_input() {
+    let d = Dir::new();
+    d.config("[[agents]]\nname = \"ana\"\n");
+    let out = d.run_with_stdin(&["agents", "passwd", "ana"], Some("a long password 1\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("ana"), "{}", stdout(&out));
+    // The same line twice is fine; two different lines change nothing.
+    let out = d.run_with_stdin(
+        &["agents", "passwd", "ana"],
+        Some("a long password 2\na long password 2\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = d.run_with_stdin(
+        &["agents", "passwd", "ana"],
+        Some("a long password 3\na long password 4\n"),
+    );
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    let out = d.run_with_stdin(&["agents", "passwd", "ana"], Some("short\n"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("at least"), "{}", stderr(&out));
+    let out = d.run_with_stdin(&["agents", "passwd", "nobody"], Some("a long password 1\n"));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nobody"), "{}", stderr(&out));
+    // Stored hashed: the database holds an argon2 string, not the password.
+    let mut db = std::fs::read(d.path().join("sb.db")).unwrap();
+    db.extend(std::fs::read(d.path().join("sb.db-wal")).unwrap_or_default());
+    let text = String::from_utf8_lossy(&db);
+    assert!(text.contains("$argon2id$"));
+    assert!(!text.contains("a long password 2"));
+}

@@ -1713,3 +1713,164 @@ async fn a_widget_message_left_by_a_crash_is_answered_when_the_client_retries_it
     );
     app.shutdown().await;
 }
+
+/// Console sign-in (issue 15): a password set by `agents passwd` signs an
+/// agent in with a cookie session; changes need the session's CSRF token;
+/// five failures lock the name out; signing out ends the session, and
+/// "everywhere" ends the others; bearer tokens keep working for the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_sign_in_with_password_session_csrf_and_lock_out() {
+    let scratch = Scratch::new();
+    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let auth =
+        switchboard::auth::ConsoleAuth::new(app.core.store.clone(), app.core.desk.agents().clone());
+    assert!(matches!(
+        auth.set_password("nobody", "long enough password").await,
+        Err(switchboard::auth::Error::UnknownAgent(_))
+    ));
+    assert!(matches!(
+        auth.set_password("alice", "short").await,
+        Err(switchboard::auth::Error::WeakPassword)
+    ));
+    auth.set_password("alice", "alice's long password")
+        .await
+        .unwrap();
+    auth.set_password("bob", "bob's long password!")
+        .await
+        .unwrap();
+
+    let http = reqwest::Client::new();
+    let sign_in = |name: &str, password: &str| {
+        http.post(format!("{}/api/agent/session", app.base))
+            .json(&serde_json::json!({"name": name, "password": password}))
+            .send()
+    };
+    // What a browser keeps of the session: the cookie's `name=value`.
+    let kept = |r: &reqwest::Response| -> String {
+        let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            set.contains("HttpOnly")
+                && set.contains("SameSite=Strict")
+                && set.contains("Secure")
+                && set.contains("Path=/"),
+            "{set}"
+        );
+        set.split(';').next().unwrap().to_string()
+    };
+    let get = |cookie: &str, path: &str| {
+        http.get(format!("{}/api/agent{path}", app.base))
+            .header("cookie", cookie)
+            .send()
+    };
+    // Without a session nothing is shown.
+    let r = http
+        .get(format!("{}/api/agent/queue", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A wrong password, an unknown name: the same answer.
+    assert_eq!(
+        sign_in("alice", "wrong password here")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        sign_in("mallory", "wrong password here")
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // A made-up cookie is no session.
+    let r = get("switchboard_session=0123456789abcdef", "/queue")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    let r = sign_in("alice", "alice's long password").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let browser = kept(&r);
+    let me: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(me["agent"], "alice");
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+    assert_eq!(get(&browser, "/queue").await.unwrap().status(), 200);
+    let who: serde_json::Value = get(&browser, "/session")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["csrf"], csrf.as_str());
+
+    // A waiting conversation to act on.
+    let handed = app
+        .core
+        .assistant
+        .handle(turn("sign-in-customer", "/human"), None)
+        .await
+        .unwrap();
+    assert!(handed.handoff, "{handed:?}");
+    let conversation = handed.conversation_id;
+    let claim = format!("{}/api/agent/conversations/{conversation}/claim", app.base);
+    // A change without the CSRF token (what a cross-site form would send).
+    let post = |cookie: &str, url: &str| http.post(url).header("cookie", cookie);
+    let r = post(&browser, &claim).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(&browser, &claim)
+        .header("x-csrf-token", "wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(&browser, &claim)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // Bearer tokens still work, without CSRF.
+    let (status, _) = api(
+        reqwest::Method::GET,
+        format!("{}/api/agent/queue", app.base),
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Lock-out: five failures, then even the right password waits.
+    for _ in 0..5 {
+        let r = sign_in("bob", "not bob's password").await.unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let r = sign_in("bob", "bob's long password!").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+
+    // Sign out everywhere from a second browser ends the first one's session.
+    let r = sign_in("alice", "alice's long password").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let second = kept(&r);
+    let csrf2 = r.json::<serde_json::Value>().await.unwrap()["csrf"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(second, browser);
+    let r = post(
+        &second,
+        &format!("{}/api/agent/session/everywhere", app.base),
+    )
+    .header("x-csrf-token", &csrf2)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    for cookie in [&browser, &second] {
+        assert_eq!(get(cookie, "/queue").await.unwrap().status(), 401);
+    }
+    app.shutdown().await;
+}

@@ -10,6 +10,7 @@ mod desk;
 mod inbound;
 mod limits;
 mod model;
+mod sessions;
 mod web;
 
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub use csat::{Answer, STALE_CLAIM_MS, Survey};
 pub use desk::StaffThread;
 pub use inbound::{InboundItem, InboundStatus};
 pub use model::*;
+pub use sessions::AgentSession;
 
 use crate::clock::{Millis, SharedClock};
 use crate::conversation::{IllegalTransition, Status, Transition};

@@ -1,7 +1,14 @@
-//! The HTTP agent API: JSON, one bearer token per agent (`token_env`).
+//! The HTTP agent API: JSON. A request is an agent's by their bearer token
+//! (`token_env`, for scripts) or by the console's session cookie (after a
+//! sign-in with their password); a change made with the cookie must carry
+//! the session's CSRF token in `X-CSRF-Token`.
 //!
 //! | route | body | what |
 //! | --- | --- | --- |
+//! | `POST /api/agent/session` | `{"name", "password"}` | sign in: sets the cookie, returns `{agent, admin, csrf}` |
+//! | `GET /api/agent/session` | | who is signed in, and the CSRF token |
+//! | `DELETE /api/agent/session` | | sign out |
+//! | `POST /api/agent/session/everywhere` | | end every session of this agent |
 //! | `GET /api/agent/queue` | | waiting and claimed conversations |
 //! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events |
 //! | `POST …/{id}/claim` | | take it |
@@ -20,6 +27,7 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::Deserialize;
 
 use super::AppState;
@@ -29,6 +37,8 @@ use crate::desk::{self, AgentAction};
 /// Routes under `/api/agent`.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/session", get(session).post(sign_in).delete(sign_out))
+        .route("/session/everywhere", post(sign_out_everywhere))
         .route("/queue", get(queue))
         .route("/conversations/{id}", get(conversation))
         .route("/conversations/{id}/claim", post(claim))
@@ -69,8 +79,96 @@ impl From<desk::Error> for ApiError {
     }
 }
 
-/// The agent whose bearer token came with the request.
+/// The console's session cookie.
+pub const SESSION_COOKIE: &str = "switchboard_session";
+
+/// The agent a request comes from: by bearer token, or by session cookie
+/// (with the CSRF token for anything but a read).
 pub struct AuthAgent(pub Agent);
+
+/// How a request was authenticated.
+enum Via {
+    Token,
+    Session {
+        token: String,
+        session: crate::store::AgentSession,
+    },
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError(StatusCode::UNAUTHORIZED, message.into())
+}
+
+/// Logs a refused credential, once per address per minute.
+fn log_refused(parts: &Parts, state: &AppState, what: &str) {
+    log_refused_from(&parts.extensions, parts.uri.path(), state, what);
+}
+
+fn log_refused_from(extensions: &axum::http::Extensions, path: &str, state: &AppState, what: &str) {
+    let peer = super::peer_of(extensions);
+    let source = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    metrics::counter!("switchboard_auth_failures_total", "api" => "agent").increment(1);
+    if let Some(held) = state.auth_log.check(&source) {
+        tracing::warn!(
+            %path,
+            %source,
+            "agent API: refused {what} ({held} more from this address in the last minute were not logged)"
+        );
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Agent, Via), ApiError> {
+    let bearer = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if let Some(token) = bearer {
+        return match state.desk.agents().by_token(token) {
+            Some(agent) => Ok((agent.clone(), Via::Token)),
+            None => {
+                log_refused(parts, state, "an unknown token");
+                Err(unauthorized("unknown agent token"))
+            }
+        };
+    }
+    let jar = CookieJar::from_headers(&parts.headers);
+    let Some(cookie) = jar.get(SESSION_COOKIE) else {
+        return Err(unauthorized(
+            "sign in, or send `Authorization: Bearer TOKEN` (each agent's token is in the variable named by their token_env)",
+        ));
+    };
+    let token = cookie.value().to_string();
+    let found = state.auth.session(&token).await.map_err(auth_error)?;
+    let Some((agent, session)) = found else {
+        log_refused(parts, state, "an unknown or expired session");
+        return Err(unauthorized("your session has ended; sign in again"));
+    };
+    if !parts.method.is_safe() {
+        let sent = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !crate::agents::constant_time_eq(sent.as_bytes(), session.csrf.as_bytes()) {
+            log_refused(parts, state, "a change without its CSRF token");
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                "missing or wrong X-CSRF-Token; reload the console".into(),
+            ));
+        }
+    }
+    Ok((agent, Via::Session { token, session }))
+}
+
+fn auth_error(e: crate::auth::Error) -> ApiError {
+    tracing::error!("agent sign-in: {e}");
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see the server log".into(),
+    )
+}
 
 impl FromRequestParts<Arc<AppState>> for AuthAgent {
     type Rejection = ApiError;
@@ -79,38 +177,125 @@ impl FromRequestParts<Arc<AppState>> for AuthAgent {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(token) = token else {
-            return Err(ApiError(
-                StatusCode::UNAUTHORIZED,
-                "missing `Authorization: Bearer TOKEN`; each agent's token is in the variable named by their token_env".into(),
-            ));
-        };
-        match state.desk.agents().by_token(token) {
-            Some(agent) => Ok(AuthAgent(agent.clone())),
-            None => {
-                let peer = super::peer_of(&parts.extensions);
-                let source = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-                metrics::counter!("switchboard_auth_failures_total", "api" => "agent").increment(1);
-                if let Some(held) = state.auth_log.check(&source) {
-                    tracing::warn!(
-                        path = %parts.uri.path(),
-                        %source,
-                        "agent API: refused an unknown token ({held} more from this address in the last minute were not logged)"
-                    );
-                }
-                Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "unknown agent token".into(),
-                ))
-            }
+        authenticate(parts, state)
+            .await
+            .map(|(agent, _)| AuthAgent(agent))
+    }
+}
+
+/// The signed-in agent and how.
+struct Signed(Agent, Via);
+
+impl FromRequestParts<Arc<AppState>> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(parts, state)
+            .await
+            .map(|(agent, via)| Signed(agent, via))
+    }
+}
+
+#[derive(Deserialize)]
+struct SignInBody {
+    name: String,
+    password: String,
+}
+
+fn whoami(agent: &Agent, csrf: Option<&str>) -> serde_json::Value {
+    serde_json::json!({"agent": agent.name, "admin": agent.admin, "csrf": csrf})
+}
+
+async fn sign_in(
+    State(state): State<Arc<AppState>>,
+    jar: CookieJar,
+    extensions: axum::http::Extensions,
+    Json(body): Json<SignInBody>,
+) -> Result<Response, ApiError> {
+    if body.name.len() > 200 || body.password.len() > 1024 {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "too long".into()));
+    }
+    match state
+        .auth
+        .sign_in(&body.name, &body.password)
+        .await
+        .map_err(auth_error)?
+    {
+        crate::auth::SignIn::Accepted {
+            agent,
+            token,
+            session,
+        } => {
+            let cookie = Cookie::build((SESSION_COOKIE, token))
+                .path("/")
+                .http_only(true)
+                .secure(state.cookie_secure)
+                .same_site(SameSite::Strict)
+                .max_age(cookie::time::Duration::seconds(
+                    i64::try_from(crate::auth::SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
+                ));
+            tracing::info!(agent = %agent.name, "agent signed in to the console");
+            Ok((jar.add(cookie), Json(whoami(&agent, Some(&session.csrf)))).into_response())
+        }
+        crate::auth::SignIn::Refused => {
+            log_refused_from(&extensions, "/api/agent/session", &state, "a sign-in");
+            Err(unauthorized("wrong name or password"))
+        }
+        crate::auth::SignIn::LockedOut(wait) => {
+            log_refused_from(
+                &extensions,
+                "/api/agent/session",
+                &state,
+                "a sign-in while locked out",
+            );
+            let minutes = wait.as_secs().div_ceil(60);
+            Ok((
+                StatusCode::TOO_MANY_REQUESTS,
+                [(axum::http::header::RETRY_AFTER, wait.as_secs().to_string())],
+                Json(serde_json::json!({
+                    "error": format!("too many failed sign-ins; try again in {minutes} minute(s)")
+                })),
+            )
+                .into_response())
         }
     }
+}
+
+async fn session(Signed(agent, via): Signed) -> Json<serde_json::Value> {
+    let csrf = match &via {
+        Via::Session { session, .. } => Some(session.csrf.as_str()),
+        Via::Token => None,
+    };
+    Json(whoami(&agent, csrf))
+}
+
+async fn sign_out(
+    State(state): State<Arc<AppState>>,
+    jar: CookieJar,
+    Signed(_, via): Signed,
+) -> Result<Response, ApiError> {
+    if let Via::Session { token, .. } = via {
+        state.auth.sign_out(&token).await.map_err(auth_error)?;
+    }
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
+    Ok((jar, StatusCode::NO_CONTENT).into_response())
+}
+
+async fn sign_out_everywhere(
+    State(state): State<Arc<AppState>>,
+    jar: CookieJar,
+    Signed(agent, _): Signed,
+) -> Result<Response, ApiError> {
+    let ended = state
+        .auth
+        .sign_out_everywhere(&agent.name)
+        .await
+        .map_err(auth_error)?;
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
+    Ok((jar, Json(serde_json::json!({"ended": ended}))).into_response())
 }
 
 #[derive(Deserialize)]

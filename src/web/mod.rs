@@ -53,6 +53,10 @@ pub struct AppState {
     pub auth_log: Arc<LogOnce>,
     /// Widget answers being made, by client message id.
     pub answers: InFlight,
+    /// Console sign-in.
+    pub auth: crate::auth::ConsoleAuth,
+    /// Whether the session cookie is marked `Secure` (`web.cookie_secure`).
+    pub cookie_secure: bool,
 }
 
 /// The public routes: health, the chat page and API.

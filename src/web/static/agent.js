@@ -1,12 +1,18 @@
 "use strict";
-let token = sessionStorage.getItem("switchboard-agent-token");
+// Signed in by the session cookie (HttpOnly, set by POST /api/agent/session);
+// every change carries the session's CSRF token.
+let csrf = null;
+let me = null;
 let current = null;
 
 async function api(method, path, body) {
+  const headers = { "content-type": "application/json" };
+  if (csrf) headers["x-csrf-token"] = csrf;
   const r = await fetch("/api/agent" + path, {
-    method, headers: { "authorization": "Bearer " + token, "content-type": "application/json" },
+    method, headers, credentials: "same-origin",
     body: body ? JSON.stringify(body) : undefined,
   });
+  if (r.status === 401 && me) { location.reload(); throw new Error("signed out"); }
   const json = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(json.error || ("HTTP " + r.status));
   return json;
@@ -31,7 +37,14 @@ function layout() {
     try { await api("POST", `/conversations/${current}/${cb.checked ? "note" : "reply"}`, { text: ta.value }); ta.value = ""; open(current); }
     catch (err) { alert(err.message); }
   };
-  main.append(head, log, form);
+  const bar = el("div"); bar.id = "bar";
+  bar.append(el("span", `${me.agent}${me.admin ? " (admin)" : ""}`, "muted"));
+  const out = el("button", "Sign out"); out.type = "button";
+  out.onclick = async () => { await api("DELETE", "/session").catch(() => {}); location.reload(); };
+  const everywhere = el("button", "Sign out everywhere"); everywhere.type = "button";
+  everywhere.onclick = async () => { await api("POST", "/session/everywhere").catch(() => {}); location.reload(); };
+  bar.append(out, everywhere);
+  main.append(bar, head, log, form);
   document.body.append(q, main);
 }
 
@@ -80,9 +93,25 @@ async function open(id) {
 
 function start() { layout(); refresh(); setInterval(refresh, 3000); setInterval(() => current && open(current), 5000); }
 
-if (token) start();
-else document.getElementById("go").onclick = async () => {
-  token = document.getElementById("token").value.trim();
-  try { await api("GET", "/queue"); sessionStorage.setItem("switchboard-agent-token", token); start(); }
-  catch (e) { document.getElementById("err").textContent = e.message; }
+function signedIn(who) { me = who; csrf = who.csrf; start(); }
+
+// Already signed in (the cookie survives a reload)?
+fetch("/api/agent/session", { credentials: "same-origin" })
+  .then(r => r.ok ? r.json() : null)
+  .then(who => { if (who) signedIn(who); })
+  .catch(() => {});
+
+document.getElementById("login").onsubmit = async e => {
+  e.preventDefault();
+  const err = document.getElementById("err");
+  err.textContent = "";
+  try {
+    const r = await fetch("/api/agent/session", {
+      method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: document.getElementById("name").value.trim(), password: document.getElementById("password").value }),
+    });
+    const json = await r.json().catch(() => ({}));
+    if (!r.ok) { err.textContent = json.error || ("HTTP " + r.status); return; }
+    signedIn(json);
+  } catch (x) { err.textContent = x.message; }
 };
