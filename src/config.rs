@@ -82,6 +82,12 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Pool size.
     pub max_connections: u32,
+    /// Seconds between two passes over the outbox (messages whose delivery
+    /// failed, retried with backoff).
+    pub outbox_retry_secs: u64,
+    /// Seconds between two passes over kept inputs (button presses and
+    /// staff messages interrupted by a crash or due for a retry).
+    pub inbound_retry_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -89,6 +95,8 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://switchboard.db".into(),
             max_connections: 8,
+            outbox_retry_secs: 2,
+            inbound_retry_secs: 5,
         }
     }
 }
@@ -224,6 +232,9 @@ pub struct AssistantSettings {
     /// they are told once to slow down and further messages are dropped
     /// (not stored) until the minute has passed. 0 turns the limit off.
     pub max_messages_per_minute: u32,
+    /// Seconds after start before customer messages the last run stored
+    /// but did not answer are answered (the channels connect meanwhile).
+    pub recovery_delay_secs: u64,
 }
 
 impl Default for AssistantSettings {
@@ -238,6 +249,7 @@ impl Default for AssistantSettings {
             max_message_chars: 4000,
             product_name: "Lumen Notes".into(),
             max_messages_per_minute: 20,
+            recovery_delay_secs: 3,
         }
     }
 }
@@ -380,6 +392,9 @@ pub struct HandoffSettings {
     pub vip: Vec<String>,
     /// Re-ping agents when nobody claims within this many seconds.
     pub unclaimed_reping_secs: u64,
+    /// Seconds between two passes of the desk (cards, forwarded messages,
+    /// re-pings) when nothing wakes it earlier.
+    pub desk_sync_secs: u64,
 }
 
 impl Default for HandoffSettings {
@@ -391,6 +406,7 @@ impl Default for HandoffSettings {
             tags: Vec::new(),
             vip: Vec::new(),
             unclaimed_reping_secs: 300,
+            desk_sync_secs: 1,
         }
     }
 }
@@ -416,6 +432,9 @@ pub struct CsatSettings {
     pub comment: bool,
     /// A survey that could not be delivered for this long is dropped.
     pub expire_secs: u64,
+    /// Seconds between two passes of the survey scheduler (resolves
+    /// inactive conversations, sends due surveys).
+    pub tick_secs: u64,
 }
 
 impl Default for CsatSettings {
@@ -429,6 +448,7 @@ impl Default for CsatSettings {
             nps_period_days: 90,
             comment: true,
             expire_secs: 86_400,
+            tick_secs: 5,
         }
     }
 }
@@ -579,6 +599,10 @@ impl Settings {
             ),
             ("web.agent_burst", u64::from(self.web.agent_burst)),
             ("llm.max_concurrency", self.llm.max_concurrency as u64),
+            ("database.outbox_retry_secs", self.database.outbox_retry_secs),
+            ("database.inbound_retry_secs", self.database.inbound_retry_secs),
+            ("handoff.desk_sync_secs", self.handoff.desk_sync_secs),
+            ("csat.tick_secs", self.csat.tick_secs),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1".into());
