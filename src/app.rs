@@ -326,21 +326,17 @@ impl App {
         }
         {
             let stop = stop.clone();
-            tasks.spawn(
-                core.surveys.clone().run(
-                    Duration::from_secs(core.settings.csat.tick_secs),
-                    async move { stop.cancelled().await },
-                ),
-            );
+            tasks.spawn(core.surveys.clone().run(
+                Duration::from_secs(core.settings.csat.tick_secs),
+                async move { stop.cancelled().await },
+            ));
         }
         {
             let stop = stop.clone();
-            tasks.spawn(
-                core.inbound.clone().run(
-                    Duration::from_secs(core.settings.database.inbound_retry_secs),
-                    async move { stop.cancelled().await },
-                ),
-            );
+            tasks.spawn(core.inbound.clone().run(
+                Duration::from_secs(core.settings.database.inbound_retry_secs),
+                async move { stop.cancelled().await },
+            ));
         }
         if let Some(telegram) = self.telegram {
             if core.settings.telegram.webhook_url.is_some() {

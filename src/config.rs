@@ -599,8 +599,14 @@ impl Settings {
             ),
             ("web.agent_burst", u64::from(self.web.agent_burst)),
             ("llm.max_concurrency", self.llm.max_concurrency as u64),
-            ("database.outbox_retry_secs", self.database.outbox_retry_secs),
-            ("database.inbound_retry_secs", self.database.inbound_retry_secs),
+            (
+                "database.outbox_retry_secs",
+                self.database.outbox_retry_secs,
+            ),
+            (
+                "database.inbound_retry_secs",
+                self.database.inbound_retry_secs,
+            ),
             ("handoff.desk_sync_secs", self.handoff.desk_sync_secs),
             ("csat.tick_secs", self.csat.tick_secs),
         ] {

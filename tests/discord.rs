@@ -13,7 +13,7 @@ use serde_json::json;
 use switchboard::app::App;
 use switchboard::button::{ButtonData, DeskButton, NO_LONGER_AVAILABLE};
 use switchboard::channels::discord::{self, render::LIMIT};
-use switchboard::clock::system;
+use switchboard::clock::{ManualClock, system};
 
 const GENERAL: u64 = 100;
 const DM: u64 = 9001;
@@ -74,16 +74,21 @@ async fn start(llm: Option<String>) -> Running {
 
 /// [`start`] with more `[discord]` settings.
 async fn start_with(llm: Option<String>, discord_extra: &str) -> Running {
-    let app = spawn_app(
-        Options::new()
-            .discord()
-            .no_web()
-            .llm_opt(llm)
-            .settings(format!(
-                "[discord]\n{discord_extra}\n[[agents]]\nname = \"alice\"\ndiscord_id = {ALICE}\n"
-            )),
-    )
-    .await;
+    running(spawn_app(options(llm, discord_extra)).await)
+}
+
+/// What [`start_with`] starts.
+fn options(llm: Option<String>, discord_extra: &str) -> Options {
+    Options::new()
+        .discord()
+        .no_web()
+        .llm_opt(llm)
+        .settings(format!(
+            "[discord]\n{discord_extra}\n[[agents]]\nname = \"alice\"\ndiscord_id = {ALICE}\n"
+        ))
+}
+
+fn running(app: TestApp) -> Running {
     Running {
         fake: app.discord().clone(),
         core: app.core.clone(),
@@ -290,11 +295,7 @@ async fn answers_mentions_and_replies_but_not_chatter() {
     t.fake.dispatch("MESSAGE_CREATE", after).await;
     let posted = t.wait_posted(GENERAL, 3).await;
     t.app.settled().await;
-    assert_eq!(
-        t.posted(GENERAL).len(),
-        3,
-        "the bot's message was ignored"
-    );
+    assert_eq!(t.posted(GENERAL).len(), 3, "the bot's message was ignored");
     assert_eq!(posted[2].message_reference["message_id"], "26");
     assert_never_pings(&t.fake);
     t.stop().await;
@@ -524,7 +525,9 @@ async fn a_duplicate_message_create_is_answered_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_are_retried() {
-    let t = start(None).await;
+    // Store time stands still unless advanced: the outbox retries when told.
+    let clock = ManualClock::new(1_795_000_000_000);
+    let t = running(spawn_app(options(None, "").clock(clock.clone())).await);
     t.fake
         .fail_next(&format!("/channels/{DM}/messages"), 429, 1);
     t.fake
@@ -548,6 +551,13 @@ async fn rate_limits_and_server_errors_are_retried() {
     t.fake
         .dispatch_message(71, DM, None, CUSTOMER, "how long does a refund take")
         .await;
+    common::wait_for_async("the answer queued in the outbox", || async {
+        t.app.outbox_pending().await == 1
+    })
+    .await;
+    assert_eq!(t.app.outbox_retry_once().await, 0, "not due yet");
+    clock.advance(5_000);
+    assert_eq!(t.app.outbox_retry_once().await, 1);
     t.fake
         .wait_until(
             "the answer delivered from the outbox",

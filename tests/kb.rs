@@ -219,7 +219,11 @@ async fn edits_are_searchable_while_running() {
     let appears = |query: &'static str, slug: Option<&'static str>, what: &'static str| {
         let kb = kb.clone();
         common::wait_for(what, move || {
-            kb.search(query, 1).unwrap().first().map(|h| h.slug.as_str()) == slug
+            kb.search(query, 1)
+                .unwrap()
+                .first()
+                .map(|h| h.slug.as_str())
+                == slug
         })
     };
     write(

@@ -121,7 +121,6 @@ fn turn(customer: &str, thread: &str, text: &str) -> Turn {
     }
 }
 
-
 fn busy_text() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts/busy.md"))
         .unwrap()

@@ -4,7 +4,6 @@
 mod common;
 
 use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
 
 use common::{Deployment, Options, TestApp, spawn_on, wait_for};
 use switchboard::app::Core;
@@ -174,7 +173,10 @@ async fn customer_on_console_and_agent_on_http_api() {
         .await
         .unwrap();
     let screen = || String::from_utf8_lossy(&captured.lock().unwrap()).to_string();
-    wait_for("the hand-off notice", || screen().contains("connecting you with a person")).await;
+    wait_for("the hand-off notice", || {
+        screen().contains("connecting you with a person")
+    })
+    .await;
     assert!(screen().contains("number 1 in the queue"), "{}", screen());
 
     // The agent sees it in the queue with its reason.
@@ -229,7 +231,10 @@ async fn customer_on_console_and_agent_on_http_api() {
     )
     .await;
     assert_eq!(status, 200);
-    wait_for("the agent's reply", || screen().contains("alice (support): Hello, I can help")).await;
+    wait_for("the agent's reply", || {
+        screen().contains("alice (support): Hello, I can help")
+    })
+    .await;
     assert!(!screen().contains("SECRET-NOTE"));
     let bot_answers_while_with_agent = app
         .core
@@ -247,9 +252,15 @@ async fn customer_on_console_and_agent_on_http_api() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "bot");
     assert!(body["context_since"].is_i64());
-    wait_for("the give-back notice", || screen().contains("passed you back to the assistant")).await;
+    wait_for("the give-back notice", || {
+        screen().contains("passed you back to the assistant")
+    })
+    .await;
     input.write_all(b"how do I get a refund\n").await.unwrap();
-    wait_for("the answer", || screen().contains("Refunds reach your card")).await;
+    wait_for("the answer", || {
+        screen().contains("Refunds reach your card")
+    })
+    .await;
 
     let events: Vec<String> = app
         .core
@@ -266,7 +277,6 @@ async fn customer_on_console_and_agent_on_http_api() {
     chat.await.unwrap().unwrap();
     app.shutdown().await;
 }
-
 
 fn futures_ready(
     core: &Core,
@@ -1454,8 +1464,7 @@ async fn a_quarantined_widget_message_handed_back_is_answered_in_the_mailbox() {
     // The background pass may have taken it first: wait for the answer.
     let url = format!("{}/api/chat/updates?session={session}", app.base());
     let updates: serde_json::Value = common::wait_for_value("the answer", || async {
-        let updates: serde_json::Value =
-            reqwest::get(&url).await.unwrap().json().await.unwrap();
+        let updates: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
         Some(updates).filter(|u| !u["messages"].as_array().unwrap().is_empty())
     })
     .await;

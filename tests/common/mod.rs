@@ -503,6 +503,14 @@ impl TestApp {
             .expect("outbox pass")
     }
 
+    /// Messages waiting in the outbox for a retry.
+    pub async fn outbox_pending(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status = 'pending'")
+            .fetch_one(self.core.store.pool())
+            .await
+            .expect("outbox count")
+    }
+
     /// One pass of the desk: cards, forwarded messages, re-pings.
     pub async fn desk_sync_once(&self) {
         self.core.desk.sync_once().await.expect("desk pass");
