@@ -746,6 +746,34 @@ mod tests {
     }
 
     #[test]
+    fn background_periods_are_settings_and_never_zero() {
+        let settings =
+            Settings::from_toml_str("[csat]\ntick_secs = 7\n[handoff]\ndesk_sync_secs = 2\n")
+                .unwrap();
+        assert_eq!(
+            (settings.csat.tick_secs, settings.handoff.desk_sync_secs),
+            (7, 2)
+        );
+        let defaults = (
+            settings.database.outbox_retry_secs,
+            settings.database.inbound_retry_secs,
+            settings.assistant.recovery_delay_secs,
+        );
+        assert_eq!(defaults, (2, 5, 3));
+        for key in [
+            "database.outbox_retry_secs",
+            "database.inbound_retry_secs",
+            "handoff.desk_sync_secs",
+            "csat.tick_secs",
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let err = Settings::from_toml_str(&format!("[{section}]\n{name} = 0\n")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(key) && text.contains("at least 1"), "{text}");
+        }
+    }
+
+    #[test]
     fn wrong_type_names_the_key() {
         let err = Settings::from_toml_str("[csat]\ndelay_secs = \"soon\"\n").unwrap_err();
         assert!(err.to_string().contains("csat.delay_secs"), "{err}");

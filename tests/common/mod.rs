@@ -10,11 +10,11 @@
 //! t.stop().await;
 //! ```
 //!
-//! Background loops (surveys, outbox, inbound replay, crash recovery, the
-//! desk's timer) run once when the app starts and then only every
-//! [`MANUAL_SECS`], so a test that needs one calls its handle rather than
-//! sleeping for a period; [`Options::background`] keeps the production
-//! periods.
+//! Background loops (surveys, outbox, inbound replay, the desk's timer) run
+//! once when the app starts and then only every [`MANUAL_SECS`], and crash
+//! recovery waits that long before its one pass, so a test that needs one
+//! calls its handle rather than sleeping for a period;
+//! [`Options::background`] keeps the production periods.
 
 #[path = "../discord_fake/mod.rs"]
 pub mod discord_fake;
