@@ -987,7 +987,7 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .conversation
         .id
         .clone();
-    let (ann_card, card_text) = cards(&t.telegram())[1].clone();
+    let (ann_card, card_text) = cards(t.telegram())[1].clone();
     assert!(card_text.find(&bob) < card_text.find(&ann), "{card_text}");
 
     let group = group_chat(AGENTS, false);
@@ -1087,7 +1087,7 @@ async fn foreign_and_stale_presses_change_nothing() {
             last_keyboard(f, CUSTOMER, |d| matches!(d, ButtonData::SolvedYes { .. })).is_some()
         })
         .await;
-    let answer = last_keyboard(&t.telegram(), CUSTOMER, |d| {
+    let answer = last_keyboard(t.telegram(), CUSTOMER, |d| {
         matches!(d, ButtonData::SolvedYes { .. })
     })
     .unwrap();
@@ -1098,7 +1098,7 @@ async fn foreign_and_stale_presses_change_nothing() {
             last_keyboard(f, CUSTOMER, |d| matches!(d, ButtonData::OfferYes { .. })).is_some()
         })
         .await;
-    let offer = last_keyboard(&t.telegram(), CUSTOMER, |d| {
+    let offer = last_keyboard(t.telegram(), CUSTOMER, |d| {
         matches!(d, ButtonData::OfferYes { .. })
     })
     .unwrap();
