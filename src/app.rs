@@ -310,34 +310,33 @@ impl App {
         let mut tasks = tokio::task::JoinSet::new();
         {
             let stop = stop.clone();
-            tasks.spawn(core.desk.clone().run(async move { stop.cancelled().await }));
+            tasks.spawn(core.desk.clone().run(
+                Duration::from_secs(core.settings.handoff.desk_sync_secs),
+                async move { stop.cancelled().await },
+            ));
         }
         {
             let stop = stop.clone();
             tasks.spawn(delivery::run_outbox(
                 core.registry.clone(),
                 core.store.clone(),
-                Duration::from_secs(2),
+                Duration::from_secs(core.settings.database.outbox_retry_secs),
                 async move { stop.cancelled().await },
             ));
         }
         {
             let stop = stop.clone();
-            tasks.spawn(
-                core.surveys.clone().run(
-                    Duration::from_secs(5),
-                    async move { stop.cancelled().await },
-                ),
-            );
+            tasks.spawn(core.surveys.clone().run(
+                Duration::from_secs(core.settings.csat.tick_secs),
+                async move { stop.cancelled().await },
+            ));
         }
         {
             let stop = stop.clone();
-            tasks.spawn(
-                core.inbound.clone().run(
-                    Duration::from_secs(5),
-                    async move { stop.cancelled().await },
-                ),
-            );
+            tasks.spawn(core.inbound.clone().run(
+                Duration::from_secs(core.settings.database.inbound_retry_secs),
+                async move { stop.cancelled().await },
+            ));
         }
         if let Some(telegram) = self.telegram {
             if core.settings.telegram.webhook_url.is_some() {
@@ -383,11 +382,12 @@ impl App {
             // Only what the last run left: messages this run receives are
             // answered by their channel, not twice.
             let started = core.store.now();
+            let delay = Duration::from_secs(core.settings.assistant.recovery_delay_secs);
             let stop = stop.clone();
             tasks.spawn(async move {
                 tokio::select! {
                     () = stop.cancelled() => {}
-                    () = tokio::time::sleep(Duration::from_secs(3)) => {
+                    () = tokio::time::sleep(delay) => {
                         match assistant.answer_pending(&registry, 3_600_000, started).await {
                             Ok(0) => {}
                             Ok(n) => tracing::info!("answered {n} message(s) left unanswered by the last run"),

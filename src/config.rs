@@ -82,6 +82,12 @@ pub struct DatabaseSettings {
     pub url: String,
     /// Pool size.
     pub max_connections: u32,
+    /// Seconds between two passes over the outbox (messages whose delivery
+    /// failed, retried with backoff).
+    pub outbox_retry_secs: u64,
+    /// Seconds between two passes over kept inputs (button presses and
+    /// staff messages interrupted by a crash or due for a retry).
+    pub inbound_retry_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -89,6 +95,8 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://switchboard.db".into(),
             max_connections: 8,
+            outbox_retry_secs: 2,
+            inbound_retry_secs: 5,
         }
     }
 }
@@ -224,6 +232,9 @@ pub struct AssistantSettings {
     /// they are told once to slow down and further messages are dropped
     /// (not stored) until the minute has passed. 0 turns the limit off.
     pub max_messages_per_minute: u32,
+    /// Seconds after start before customer messages the last run stored
+    /// but did not answer are answered (the channels connect meanwhile).
+    pub recovery_delay_secs: u64,
 }
 
 impl Default for AssistantSettings {
@@ -238,6 +249,7 @@ impl Default for AssistantSettings {
             max_message_chars: 4000,
             product_name: "Lumen Notes".into(),
             max_messages_per_minute: 20,
+            recovery_delay_secs: 3,
         }
     }
 }
@@ -385,6 +397,9 @@ pub struct HandoffSettings {
     pub vip: Vec<String>,
     /// Re-ping agents when nobody claims within this many seconds.
     pub unclaimed_reping_secs: u64,
+    /// Seconds between two passes of the desk (cards, forwarded messages,
+    /// re-pings) when nothing wakes it earlier.
+    pub desk_sync_secs: u64,
 }
 
 impl Default for HandoffSettings {
@@ -396,6 +411,7 @@ impl Default for HandoffSettings {
             tags: Vec::new(),
             vip: Vec::new(),
             unclaimed_reping_secs: 300,
+            desk_sync_secs: 1,
         }
     }
 }
@@ -421,6 +437,9 @@ pub struct CsatSettings {
     pub comment: bool,
     /// A survey that could not be delivered for this long is dropped.
     pub expire_secs: u64,
+    /// Seconds between two passes of the survey scheduler (resolves
+    /// inactive conversations, sends due surveys).
+    pub tick_secs: u64,
 }
 
 impl Default for CsatSettings {
@@ -434,6 +453,7 @@ impl Default for CsatSettings {
             nps_period_days: 90,
             comment: true,
             expire_secs: 86_400,
+            tick_secs: 5,
         }
     }
 }
@@ -621,6 +641,16 @@ impl Settings {
             ),
             ("web.agent_burst", u64::from(self.web.agent_burst)),
             ("llm.max_concurrency", self.llm.max_concurrency as u64),
+            (
+                "database.outbox_retry_secs",
+                self.database.outbox_retry_secs,
+            ),
+            (
+                "database.inbound_retry_secs",
+                self.database.inbound_retry_secs,
+            ),
+            ("handoff.desk_sync_secs", self.handoff.desk_sync_secs),
+            ("csat.tick_secs", self.csat.tick_secs),
         ] {
             if value == 0 {
                 return bad(key, "must be at least 1".into());
@@ -755,6 +785,34 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("llm.modle"), "{text}");
         assert!(text.contains("unknown key"), "{text}");
+    }
+
+    #[test]
+    fn background_periods_are_settings_and_never_zero() {
+        let settings =
+            Settings::from_toml_str("[csat]\ntick_secs = 7\n[handoff]\ndesk_sync_secs = 2\n")
+                .unwrap();
+        assert_eq!(
+            (settings.csat.tick_secs, settings.handoff.desk_sync_secs),
+            (7, 2)
+        );
+        let defaults = (
+            settings.database.outbox_retry_secs,
+            settings.database.inbound_retry_secs,
+            settings.assistant.recovery_delay_secs,
+        );
+        assert_eq!(defaults, (2, 5, 3));
+        for key in [
+            "database.outbox_retry_secs",
+            "database.inbound_retry_secs",
+            "handoff.desk_sync_secs",
+            "csat.tick_secs",
+        ] {
+            let (section, name) = key.split_once('.').unwrap();
+            let err = Settings::from_toml_str(&format!("[{section}]\n{name} = 0\n")).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains(key) && text.contains("at least 1"), "{text}");
+        }
     }
 
     #[test]

@@ -696,8 +696,9 @@ impl Desk {
 
     /// Runs the desk loop until `shutdown`: posts cards, forwards customer
     /// messages and status changes to every staff desk, re-pings unclaimed
-    /// conversations.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+    /// conversations. A pass runs when something changed, else every
+    /// `every` (`handoff.desk_sync_secs`).
+    pub async fn run(self, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             if let Err(e) = self.sync_once().await {
@@ -706,7 +707,7 @@ impl Desk {
             tokio::select! {
                 () = &mut shutdown => return,
                 () = self.inner.poke.notified() => {},
-                () = tokio::time::sleep(Duration::from_secs(1)) => {},
+                () = tokio::time::sleep(every) => {},
             }
         }
     }

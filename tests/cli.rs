@@ -1,6 +1,8 @@
 //! The `switchboard` binary as users run it: the contract's commands, their
 //! output shapes, exit codes and one-line errors.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -15,13 +17,11 @@ struct Dir {
 impl Dir {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let kb = dir.path().join("kb");
-        std::fs::create_dir_all(kb.join("billing")).unwrap();
-        std::fs::write(
-            kb.join("billing/refunds.md"),
-            "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing within 14 days.\n",
-        )
-        .unwrap();
+        common::write_article(
+            &dir.path().join("kb"),
+            common::REFUNDS_PATH,
+            common::REFUNDS,
+        );
         let d = Dir { dir };
         d.config("");
         d

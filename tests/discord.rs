@@ -2,44 +2,37 @@
 //! gateway websocket) against a local Discord, asserting on what the fake
 //! received and on the messages as a Discord user would see them.
 
-mod discord_fake;
-mod openai_fake;
+mod common;
 
 use std::time::Duration;
 
+use common::discord_ids::{AGENTS, FORUM, GUILD, HELP};
+use common::{Deployment, Options, TestApp, discord_fake, openai_fake, spawn_app};
 use discord_fake::{FakeDiscord, MessageOpts};
 use serde_json::json;
 use switchboard::app::App;
 use switchboard::button::{ButtonData, DeskButton, NO_LONGER_AVAILABLE};
 use switchboard::channels::discord::{self, render::LIMIT};
-use switchboard::clock::system;
-use switchboard::config::Settings;
+use switchboard::clock::{ManualClock, system};
 
-const GUILD: u64 = 1;
 const GENERAL: u64 = 100;
-const HELP: u64 = 200;
-const FORUM: u64 = 201;
-const AGENTS: u64 = 300;
 const DM: u64 = 9001;
 const CUSTOMER: u64 = 5001;
 const OTHER: u64 = 5002;
 const ALICE: u64 = 7001;
 const WAIT: Duration = Duration::from_secs(15);
 
-const ARTICLE: &str = "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge. Refunds reach your card in 5–10 business days.\n";
-
+/// The app with the Discord fake (see [`common::discord_ids`]), the fixture
+/// knowledge base, agent Alice, no web server.
 struct Running {
-    _dir: tempfile::TempDir,
     fake: FakeDiscord,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
     core: switchboard::app::Core,
+    app: TestApp,
 }
 
 impl Running {
     async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
+        self.app.stop().await;
     }
 
     /// Messages the bot posted in a channel, oldest first.
@@ -81,65 +74,25 @@ async fn start(llm: Option<String>) -> Running {
 
 /// [`start`] with more `[discord]` settings.
 async fn start_with(llm: Option<String>, discord_extra: &str) -> Running {
-    let fake = FakeDiscord::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kb = dir.path().join("kb");
-    std::fs::create_dir_all(&kb).unwrap();
-    std::fs::write(kb.join("refunds.md"), ARTICLE).unwrap();
-    let llm = llm
-        .map(|base| format!("[llm]\nbase_url = \"{base}\"\ntimeout_secs = 5\n"))
-        .unwrap_or_default();
-    let toml = format!(
-        r#"
-[database]
-url = "sqlite://{db}"
-[knowledge_base]
-path = "{kb}"
-index_path = "{index}"
-watch = false
-[prompts]
-path = "{prompts}"
-[web]
-enabled = false
-[discord]
-enabled = true
-api_url = "{api}"
-token = "{token}"
-guild_id = {GUILD}
-help_channel_ids = [{HELP}, {FORUM}]
-agents_channel_id = {AGENTS}
-{discord_extra}
-{llm}
-[[agents]]
-name = "alice"
-discord_id = {ALICE}
-"#,
-        db = dir.path().join("t.db").display(),
-        kb = kb.display(),
-        index = dir.path().join("index").display(),
-        prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-        api = fake.url,
-        token = discord_fake::TOKEN,
-    );
-    let app = App::build(Settings::from_toml_str(&toml).unwrap(), system())
-        .await
-        .unwrap();
-    let core = app.core().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    fake.wait_ready(WAIT).await;
+    running(spawn_app(options(llm, discord_extra)).await)
+}
+
+/// What [`start_with`] starts.
+fn options(llm: Option<String>, discord_extra: &str) -> Options {
+    Options::new()
+        .discord()
+        .no_web()
+        .llm_opt(llm)
+        .settings(format!(
+            "[discord]\n{discord_extra}\n[[agents]]\nname = \"alice\"\ndiscord_id = {ALICE}\n"
+        ))
+}
+
+fn running(app: TestApp) -> Running {
     Running {
-        _dir: dir,
-        fake,
-        stop,
-        task,
-        core,
+        fake: app.discord().clone(),
+        core: app.core.clone(),
+        app,
     }
 }
 
@@ -326,8 +279,24 @@ async fn answers_mentions_and_replies_but_not_chatter() {
     t.fake.dispatch("MESSAGE_CREATE", picture).await;
     let dm = t.wait_posted(DM, 1).await;
     assert_eq!(dm[0].content, discord::TEXT_ONLY);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(t.posted(GENERAL).len(), 2, "the bot's message was ignored");
+    // A customer's mention after them: once it is answered and nothing is
+    // left unanswered, the bot's and the webhook's messages were seen.
+    let after = t.fake.message_with(
+        26,
+        GENERAL,
+        Some(GUILD),
+        CUSTOMER,
+        "how do I get a refund",
+        MessageOpts {
+            mention_bot: true,
+            ..Default::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", after).await;
+    let posted = t.wait_posted(GENERAL, 3).await;
+    t.app.settled().await;
+    assert_eq!(t.posted(GENERAL).len(), 3, "the bot's message was ignored");
+    assert_eq!(posted[2].message_reference["message_id"], "26");
     assert_never_pings(&t.fake);
     t.stop().await;
 }
@@ -531,8 +500,14 @@ async fn a_duplicate_message_create_is_answered_once() {
     t.fake.dispatch("MESSAGE_CREATE", m.clone()).await;
     t.fake.dispatch("MESSAGE_CREATE", m).await;
     t.wait_posted(DM, 1).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(t.posted(DM).len(), 1);
+    // Another message after the duplicate: once it is answered and nothing
+    // is left unanswered, the duplicate was seen.
+    t.fake
+        .dispatch_message(61, DM, None, CUSTOMER, "how long does a refund take")
+        .await;
+    t.wait_posted(DM, 2).await;
+    t.app.settled().await;
+    assert_eq!(t.posted(DM).len(), 2, "one answer each");
     let messages = t
         .core
         .store
@@ -540,7 +515,9 @@ async fn a_duplicate_message_create_is_answered_once() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|m| m.role == switchboard::store::Role::Customer)
+        .filter(|m| {
+            m.role == switchboard::store::Role::Customer && m.text == "how do I get a refund"
+        })
         .count();
     assert_eq!(messages, 1, "stored once");
     t.stop().await;
@@ -548,7 +525,9 @@ async fn a_duplicate_message_create_is_answered_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_are_retried() {
-    let t = start(None).await;
+    // Store time stands still unless advanced: the outbox retries when told.
+    let clock = ManualClock::new(1_795_000_000_000);
+    let t = running(spawn_app(options(None, "").clock(clock.clone())).await);
     t.fake
         .fail_next(&format!("/channels/{DM}/messages"), 429, 1);
     t.fake
@@ -572,6 +551,13 @@ async fn rate_limits_and_server_errors_are_retried() {
     t.fake
         .dispatch_message(71, DM, None, CUSTOMER, "how long does a refund take")
         .await;
+    common::wait_for_async("the answer queued in the outbox", || async {
+        t.app.outbox_pending().await == 1
+    })
+    .await;
+    assert_eq!(t.app.outbox_retry_once().await, 0, "not due yet");
+    clock.advance(5_000);
+    assert_eq!(t.app.outbox_retry_once().await, 1);
     t.fake
         .wait_until(
             "the answer delivered from the outbox",
@@ -700,8 +686,6 @@ async fn after_a_gateway_reconnect_nothing_is_lost_or_answered_twice() {
         .fake
         .message(91, DM, None, CUSTOMER, "how long does a refund take");
     t.fake.dispatch("MESSAGE_CREATE", again).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(t.posted(DM).len(), 2);
 
     // The socket drops without a close frame: serenity resumes again and
     // a message sent meanwhile is still answered.
@@ -711,6 +695,12 @@ async fn after_a_gateway_reconnect_nothing_is_lost_or_answered_twice() {
         .await;
     t.fake.wait_resumed(2, WAIT).await;
     t.wait_posted(DM, 3).await;
+    t.app.settled().await;
+    assert_eq!(
+        t.posted(DM).len(),
+        3,
+        "the event delivered again was not answered again"
+    );
     assert_eq!(t.fake.identify_count(), 1, "resumed, not re-identified");
     t.stop().await;
 }
@@ -869,15 +859,15 @@ async fn a_refused_token_stops_the_start_with_one_line() {
         1,
         json!({"message": "401: Unauthorized", "code": 0}),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = false\n[web]\nenabled = false\n[discord]\nenabled = true\napi_url = \"{}\"\ntoken = \"bad\"\n",
-        dir.path().join("t.db").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/knowledge-base"),
-        dir.path().join("index").display(),
-        fake.url,
-    );
-    let error = match App::build(Settings::from_toml_str(&toml).unwrap(), system()).await {
+    let options = Options::new().no_web();
+    let deployment = Deployment::new(&options).await;
+    let build = |api: &str| {
+        let settings = deployment.settings(&Options::new().no_web().settings(format!(
+            "[discord]\nenabled = true\napi_url = \"{api}\"\ntoken = \"bad\"\n"
+        )));
+        App::build(settings, system())
+    };
+    let error = match build(&fake.url).await {
         Ok(_) => panic!("a refused token must stop the start"),
         Err(e) => e.to_string(),
     };
@@ -885,8 +875,7 @@ async fn a_refused_token_stops_the_start_with_one_line() {
     assert!(!error.contains('\n'), "one line: {error}");
 
     // Nothing listening at all.
-    let toml = toml.replace(&fake.url, "http://127.0.0.1:9");
-    let error = match App::build(Settings::from_toml_str(&toml).unwrap(), system()).await {
+    let error = match build("http://127.0.0.1:9").await {
         Ok(_) => panic!("an unreachable API must stop the start"),
         Err(e) => e.to_string(),
     };
@@ -902,25 +891,16 @@ const BOB_DM: u64 = 9002;
 /// Waits (bounded) until the conversation's staff thread is stored; returns
 /// the Discord thread id.
 async fn staff_thread_of(t: &Running, conversation: &str) -> u64 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let thread = t
-            .core
+    common::wait_for_value(&format!("a staff thread for {conversation}"), || async {
+        t.core
             .store
             .staff_thread(conversation, "discord")
             .await
             .unwrap()
             .and_then(|s| s.thread_ref)
-            .and_then(|r| r.strip_prefix("thread:")?.parse().ok());
-        if let Some(thread) = thread {
-            return thread;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no staff thread for {conversation}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .and_then(|r| r.strip_prefix("thread:")?.parse().ok())
+    })
+    .await
 }
 
 /// Issue 11, finding 3 on Discord: agents are recognised by user id or by

@@ -1,46 +1,35 @@
 //! Hybrid retrieval: passage embeddings through the real async-openai
 //! client against a local `/v1/embeddings`, fused with BM25.
 
-mod openai_fake;
+mod common;
 
-use std::path::Path;
 use std::sync::atomic::Ordering;
 
+use common::{Deployment, Options, REFUNDS_PATH, openai_fake};
 use switchboard::app::Core;
 use switchboard::assistant::Assessment;
-use switchboard::clock::system;
-use switchboard::config::Settings;
 
+/// The refunds article in two sections (two passages), so that an edit to
+/// one re-embeds one passage.
 const REFUNDS: &str = "---\ntitle: Refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge.\n\n## How long refunds take\nRefunds reach your card in 5–10 business days.\n";
-const PASSWORD: &str = "# Reset your password\n\n## Forgot password\nTo reset a forgotten password, click \"Forgot password\" on the sign-in page.\n";
 
-fn write_kb(dir: &Path) {
-    let kb = dir.join("kb");
-    std::fs::create_dir_all(kb.join("billing")).unwrap();
-    std::fs::write(kb.join("billing/refunds.md"), REFUNDS).unwrap();
-    std::fs::write(kb.join("password.md"), PASSWORD).unwrap();
+/// The fixture knowledge base with [`REFUNDS`] in two sections.
+async fn deployment() -> Deployment {
+    Deployment::new(&Options::new().article(REFUNDS_PATH, REFUNDS)).await
 }
 
-async fn core(dir: &Path, base: &str, embeddings: bool) -> Core {
+/// A core on `deployment` answering through `base`, with or without
+/// embeddings.
+async fn core(deployment: &Deployment, base: &str, embeddings: bool) -> Core {
     let embedding = if embeddings {
         "embedding_model = \"fake-embed\"\n"
     } else {
         ""
     };
-    let toml = format!(
-        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = false\n[prompts]\npath = \"{}\"\n[llm]\nbase_url = \"{base}\"\nmodel = \"gpt-test\"\ntimeout_secs = 2\n{embedding}",
-        dir.join("t.db").display(),
-        dir.join("kb").display(),
-        dir.join("index").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-    );
-    Core::build(
-        Settings::from_toml_str(&toml).unwrap(),
-        system(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap()
+    let options = Options::new()
+        .llm(base)
+        .settings(format!("[llm]\ntimeout_secs = 2\n{embedding}"));
+    deployment.core(&options).await
 }
 
 fn top_slug(a: &Assessment) -> Option<&str> {
@@ -53,11 +42,10 @@ fn top_slug(a: &Assessment) -> Option<&str> {
 #[tokio::test]
 async fn embeddings_find_the_article_that_shares_no_word_with_the_question() {
     let (_fake, base) = openai_fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_kb(dir.path());
+    let dir = deployment().await;
     let question = "Could I be reimbursed?";
 
-    let plain = core(dir.path(), &base, false).await;
+    let plain = core(&dir, &base, false).await;
     let without = plain.assistant.assess(question).await.unwrap();
     assert!(
         matches!(without, Assessment::NotCovered(_)),
@@ -65,7 +53,7 @@ async fn embeddings_find_the_article_that_shares_no_word_with_the_question() {
     );
     drop(plain);
 
-    let hybrid = core(dir.path(), &base, true).await;
+    let hybrid = core(&dir, &base, true).await;
     let with = hybrid.assistant.assess(question).await.unwrap();
     assert_eq!(top_slug(&with), Some("billing/refunds"), "{with:?}");
     if let Assessment::Answer(r) = &with {
@@ -84,24 +72,23 @@ async fn embeddings_find_the_article_that_shares_no_word_with_the_question() {
 #[tokio::test]
 async fn vectors_are_kept_and_only_changed_passages_are_embedded_again() {
     let (fake, base) = openai_fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_kb(dir.path());
+    let dir = deployment().await;
     let embedded = || fake.embedded.lock().unwrap().len();
 
-    let first = core(dir.path(), &base, true).await;
+    let first = core(&dir, &base, true).await;
     let passages = first.assistant.semantic().unwrap().len();
     assert_eq!(passages, 3, "every passage has a vector");
     assert_eq!(embedded(), 3);
     drop(first);
 
     // A restart reads the vectors from the index folder.
-    let second = core(dir.path(), &base, true).await;
+    let second = core(&dir, &base, true).await;
     assert_eq!(embedded(), 3, "nothing embedded again");
     assert_eq!(second.assistant.semantic().unwrap().len(), 3);
 
     // One section edited: one passage embedded.
     std::fs::write(
-        dir.path().join("kb/billing/refunds.md"),
+        dir.kb_path().join(REFUNDS_PATH),
         REFUNDS.replace("5–10 business days", "3 business days"),
     )
     .unwrap();
@@ -121,7 +108,7 @@ async fn vectors_are_kept_and_only_changed_passages_are_embedded_again() {
     );
 
     // An article removed: its vectors go.
-    std::fs::remove_file(dir.path().join("kb/password.md")).unwrap();
+    std::fs::remove_file(dir.kb_path().join(common::PASSWORD_PATH)).unwrap();
     second.kb.reload().unwrap();
     second
         .assistant
@@ -137,10 +124,9 @@ async fn vectors_are_kept_and_only_changed_passages_are_embedded_again() {
 async fn an_embedding_outage_falls_back_to_bm25() {
     let (fake, base) = openai_fake::start().await;
     fake.embeddings_down.store(true, Ordering::SeqCst);
-    let dir = tempfile::tempdir().unwrap();
-    write_kb(dir.path());
+    let dir = deployment().await;
     // Starts even though nothing can be embedded.
-    let core = core(dir.path(), &base, true).await;
+    let core = core(&dir, &base, true).await;
     assert!(core.assistant.semantic().unwrap().is_empty());
     let a = core
         .assistant
@@ -173,9 +159,8 @@ async fn an_embedding_outage_falls_back_to_bm25() {
 #[tokio::test]
 async fn a_stalled_embedding_endpoint_does_not_hold_up_answers() {
     let (fake, base) = openai_fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    write_kb(dir.path());
-    let core = core(dir.path(), &base, true).await;
+    let dir = deployment().await;
+    let core = core(&dir, &base, true).await;
     fake.embeddings_stall.store(true, Ordering::SeqCst);
     // llm.timeout_secs is 2; the endpoint would answer after 60 s. The
     // guard only turns a hang into a failure.

@@ -1,12 +1,12 @@
 //! The knowledge base on odd Markdown, hostile queries, incremental
 //! re-indexing, persistence, and hot reload while `run` is running.
 
-use std::path::Path;
-use std::time::Duration;
+mod common;
 
-use switchboard::app::App;
-use switchboard::clock::system;
-use switchboard::config::{KnowledgeBaseSettings, Settings};
+use std::path::Path;
+
+use common::{Deployment, Kb, Options, spawn_on};
+use switchboard::config::KnowledgeBaseSettings;
 use switchboard::kb::{self, KnowledgeBase};
 
 fn write(root: &Path, rel: &str, content: &[u8]) {
@@ -203,61 +203,40 @@ fn add_and_remove_articles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_are_searchable_while_running() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("kb");
+    let options = Options::new()
+        .kb(Kb::Empty)
+        .settings("[knowledge_base]\nwatch = true");
+    let deployment = Deployment::new(&options).await;
+    let root = deployment.kb_path().to_path_buf();
     sample(&root);
-    let toml = format!(
-        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = true\n[prompts]\npath = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\n",
-        dir.path().join("t.db").display(),
-        root.display(),
-        dir.path().join("index").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-    );
-    let app = App::build(Settings::from_toml_str(&toml).unwrap(), system())
-        .await
-        .unwrap();
-    let kb = app.core().kb.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run_until_stopped(async move {
-        let _ = stopped.await;
-    }));
-    // Give the watcher a moment to start.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = spawn_on(deployment, options).await;
+    let kb = t.core.kb.clone();
+    // The watcher starts before the server answers its first request.
+    let health = reqwest::get(format!("{}/healthz", t.base())).await.unwrap();
+    assert_eq!(health.status(), 200);
 
-    let appears = |query: &'static str, slug: Option<&'static str>| {
+    // Polls (bounded) until `query`'s best hit is `slug`.
+    let appears = |query: &'static str, slug: Option<&'static str>, what: &'static str| {
         let kb = kb.clone();
-        async move {
-            for _ in 0..100 {
-                let top = kb.search(query, 1).unwrap().first().map(|h| h.slug.clone());
-                if top.as_deref() == slug {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            false
-        }
+        common::wait_for(what, move || {
+            kb.search(query, 1)
+                .unwrap()
+                .first()
+                .map(|h| h.slug.as_str())
+                == slug
+        })
     };
     write(
         &root,
         "added.md",
         b"# Parrots\n\nParrots like sunflower seeds.\n",
     );
-    assert!(
-        appears("sunflower", Some("added")).await,
-        "added article never became searchable"
-    );
+    appears("sunflower", Some("added"), "the added article searchable").await;
     write(&root, "added.md", b"# Parrots\n\nParrots prefer walnuts.\n");
-    assert!(
-        appears("walnuts", Some("added")).await,
-        "edit never became searchable"
-    );
-    assert!(appears("sunflower", None).await, "old text still found");
+    appears("walnuts", Some("added"), "the edit searchable").await;
+    appears("sunflower", None, "the old text gone").await;
     std::fs::remove_file(root.join("added.md")).unwrap();
-    assert!(
-        appears("walnuts", None).await,
-        "deleted article still found"
-    );
+    appears("walnuts", None, "the deleted article gone").await;
 
-    stop.send(()).unwrap();
-    running.await.unwrap().unwrap();
+    t.stop().await;
 }

@@ -1,19 +1,17 @@
 //! Limits, web durability and security headers, against the running app
 //! (real HTTP, the real async-openai client and the local fake model).
 
-mod openai_fake;
-mod telegram_fake;
+mod common;
 
 use std::io::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+use common::{Kb, Options, TestApp, openai_fake, spawn_app};
 use openai_fake::Script;
-use switchboard::app::{App, Core};
 use switchboard::assistant::{Action, Turn};
 use switchboard::clock::{ManualClock, SharedClock};
-use switchboard::config::Settings;
 use switchboard::conversation::Status;
 use switchboard::store::Role;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,53 +58,25 @@ fn log_lines(needle: &str) -> usize {
         .count()
 }
 
-struct Scratch {
-    dir: tempfile::TempDir,
-}
+/// Sets up the environment; [`Scratch::settings`] describes an app.
+struct Scratch;
 
 impl Scratch {
     fn new() -> Self {
         init();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kb = dir.path().join("kb");
-        std::fs::create_dir_all(kb.join("billing")).expect("kb dir");
-        std::fs::write(
-            kb.join("billing/refunds.md"),
-            "---\ntitle: Refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge. Refunds reach your card in 5–10 business days.\n",
-        )
-        .expect("article");
-        Self { dir }
+        Scratch
     }
 
-    /// Settings: `llm` and `web` are keys of those tables, `extra` more
-    /// tables.
-    fn settings(&self, llm: &str, web: &str, extra: &str) -> Settings {
-        let toml = format!(
-            r#"
-[database]
-url = "sqlite://{db}"
-[knowledge_base]
-path = "{kb}"
-index_path = "{index}"
-watch = false
-[prompts]
-path = "{prompts}"
-[llm]
-{llm}
-[web]
-listen = "127.0.0.1:0"
-{web}
-[[agents]]
-name = "alice"
-token_env = "LIMITS_AGENT_TOKEN"
-{extra}
-"#,
-            db = self.dir.path().join("t.db").display(),
-            kb = self.dir.path().join("kb").display(),
-            index = self.dir.path().join("index").display(),
-            prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-        );
-        Settings::from_toml_str(&toml).expect("settings")
+    /// The harness's app with `llm` and `web` as keys of those tables,
+    /// `extra` more tables, and agent Alice.
+    fn settings(&self, llm: &str, web: &str, extra: &str) -> Options {
+        Options::new()
+            .kb(Kb::Empty)
+            .article(common::REFUNDS_PATH, common::REFUNDS)
+            .settings(format!(
+                "[llm]\n{llm}\n[web]\n{web}\n[[agents]]\nname = \"alice\"\ntoken_env = \"LIMITS_AGENT_TOKEN\"\n"
+            ))
+            .settings(extra)
     }
 }
 
@@ -118,41 +88,8 @@ fn model(base: &str) -> String {
 /// Per-IP limits no test client reaches (every client is 127.0.0.1).
 const ROOMY: &str = "ip_burst = 10000\nip_requests_per_minute = 60000\n";
 
-struct Running {
-    core: Core,
-    base: String,
-    admin: Option<String>,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start(settings: Settings, clock: SharedClock) -> Running {
-    let app = App::build(settings, clock).await.expect("app builds");
-    let core = app.core().clone();
-    let base = format!("http://{}", app.local_addr().expect("web enabled"));
-    let admin = app.admin_addr().map(|a| format!("http://{a}"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("app runs");
-    });
-    Running {
-        core,
-        base,
-        admin,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
+async fn start(options: Options, clock: SharedClock) -> TestApp {
+    spawn_app(options.clock(clock)).await
 }
 
 fn client() -> reqwest::Client {
@@ -181,19 +118,6 @@ fn turn(customer: &str, thread: &str, text: &str) -> Turn {
         thread: thread.into(),
         platform_message_id: None,
         text: text.into(),
-    }
-}
-
-/// Polls `check` until it holds; panics after a generous deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -226,7 +150,7 @@ async fn model_calls_in_flight_never_exceed_max_concurrency() {
     let customers = 12;
     let mut asks = Vec::new();
     for i in 0..customers {
-        let base = app.base.clone();
+        let base = app.base().to_string();
         asks.push(tokio::spawn(async move {
             post(
                 &base,
@@ -367,7 +291,7 @@ async fn anonymous_web_handoffs_are_rate_limited() {
     .unwrap();
     for i in 0..8 {
         let (status, json) = post(
-            &app.base,
+            app.base(),
             serde_json::json!({"session": format!("anon-session-{i}"), "text": "/human"}),
         )
         .await;
@@ -394,7 +318,7 @@ async fn per_ip_limits_answer_429_with_json_and_count_the_agent_api_apart() {
     )
     .await;
     let http = client();
-    let url = format!("{}/api/chat/updates?session=ip-limited-1", app.base);
+    let url = format!("{}/api/chat/updates?session=ip-limited-1", app.base());
     let mut limited = None;
     for _ in 0..10 {
         let r = http.get(&url).send().await.unwrap();
@@ -417,14 +341,14 @@ async fn per_ip_limits_answer_429_with_json_and_count_the_agent_api_apart() {
     );
     // The agent API and the health check are not limited by the chat's use.
     let r = http
-        .get(format!("{}/api/agent/queue", app.base))
+        .get(format!("{}/api/agent/queue", app.base()))
         .bearer_auth(TOKEN)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let r = http
-        .get(format!("{}/healthz", app.base))
+        .get(format!("{}/healthz", app.base()))
         .send()
         .await
         .unwrap();
@@ -441,27 +365,27 @@ async fn oversized_ids_and_bodies_are_refused_and_nothing_is_stored() {
     )
     .await;
     let (status, json) = post(
-        &app.base,
+        app.base(),
         serde_json::json!({"session": "long-id-session", "text": "hello", "id": "x".repeat(129)}),
     )
     .await;
     assert_eq!(status, 400, "{json}");
     assert!(json["error"].as_str().unwrap().contains("`id`"));
     let (status, _) = post(
-        &app.base,
+        app.base(),
         serde_json::json!({"session": "long-id-session", "text": "hello", "id": "x".repeat(128)}),
     )
     .await;
     assert_eq!(status, 200, "128 bytes are fine");
     let r = client()
-        .post(format!("{}/api/chat/messages", app.base))
+        .post(format!("{}/api/chat/messages", app.base()))
         .json(&serde_json::json!({"session": "big-body-session", "text": "y".repeat(70_000)}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
     let r = client()
-        .post(format!("{}/api/chat/press", app.base))
+        .post(format!("{}/api/chat/press", app.base()))
         .json(&serde_json::json!({"session": "long-id-session", "data": "d".repeat(600)}))
         .send()
         .await
@@ -470,7 +394,7 @@ async fn oversized_ids_and_bodies_are_refused_and_nothing_is_stored() {
     let r = client()
         .get(format!(
             "{}/api/chat/updates?session=long-id-session&after={}",
-            app.base,
+            app.base(),
             "a".repeat(200)
         ))
         .send()
@@ -498,7 +422,7 @@ async fn slow_header_clients_are_cut_and_healthz_still_answers() {
         ManualClock::new(START),
     )
     .await;
-    let addr = app.base.trim_start_matches("http://").to_string();
+    let addr = app.base().trim_start_matches("http://").to_string();
     let mut slow = Vec::new();
     for i in 0..30 {
         let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
@@ -514,7 +438,7 @@ async fn slow_header_clients_are_cut_and_healthz_still_answers() {
     // More slow clients than connections allowed: the health check still
     // gets its turn because slow clients are cut.
     let r = client()
-        .get(format!("{}/healthz", app.base))
+        .get(format!("{}/healthz", app.base()))
         .send()
         .await
         .expect("healthz answers");
@@ -551,20 +475,20 @@ async fn an_answer_is_finished_and_replayed_when_the_client_goes_away() {
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap()
-        .post(format!("{}/api/chat/messages", app.base))
+        .post(format!("{}/api/chat/messages", app.base()))
         .json(&body)
         .send()
         .await;
     assert!(gone.is_err(), "the first request must be cut mid-answer");
     // A retry while the answer is still being made waits for it…
-    let (status, json) = post(&app.base, body.clone()).await;
+    let (status, json) = post(app.base(), body.clone()).await;
     assert_eq!(status, 200);
     let full = chunks.concat();
     assert_eq!(json["reply"]["text"], full.as_str(), "{json}");
     assert_eq!(json["reply"]["mode"], "llm");
     // …and one after it was stored gets it from the log.
     let store = app.core.store.clone();
-    eventually("the answer is stored", || {
+    common::wait_for_async("the answer is stored", || {
         let store = store.clone();
         async move {
             store
@@ -576,7 +500,7 @@ async fn an_answer_is_finished_and_replayed_when_the_client_goes_away() {
         }
     })
     .await;
-    let (status, again) = post(&app.base, body).await;
+    let (status, again) = post(app.base(), body).await;
     assert_eq!(status, 200);
     assert_eq!(again["reply"]["text"], full.as_str(), "{again}");
     assert!(!again["reply"]["buttons"].as_array().unwrap().is_empty());
@@ -616,7 +540,7 @@ async fn every_response_carries_the_security_headers() {
         "/no-such-page",
     ] {
         let r = http
-            .get(format!("{}{path}", app.base))
+            .get(format!("{}{path}", app.base()))
             .send()
             .await
             .unwrap();
@@ -642,7 +566,7 @@ async fn every_response_carries_the_security_headers() {
     }
     for page in ["/", "/agent"] {
         let html = http
-            .get(format!("{}{page}", app.base))
+            .get(format!("{}{page}", app.base()))
             .send()
             .await
             .unwrap()
@@ -656,7 +580,7 @@ async fn every_response_carries_the_security_headers() {
         assert!(html.contains("<script src=\"/static/"), "{page}");
     }
     let js = http
-        .get(format!("{}/static/widget.js", app.base))
+        .get(format!("{}/static/widget.js", app.base()))
         .send()
         .await
         .unwrap();
@@ -690,11 +614,11 @@ async fn metrics_and_the_agent_api_can_live_on_the_admin_address() {
                 .status()
         }
     };
-    assert_eq!(get(format!("{}/metrics", app.base)).await, 404);
-    assert_eq!(get(format!("{}/api/agent/queue", app.base)).await, 404);
-    assert_eq!(get(format!("{}/agent", app.base)).await, 404);
-    assert_eq!(get(format!("{}/healthz", app.base)).await, 200);
-    assert_eq!(get(format!("{}/", app.base)).await, 200);
+    assert_eq!(get(format!("{}/metrics", app.base())).await, 404);
+    assert_eq!(get(format!("{}/api/agent/queue", app.base())).await, 404);
+    assert_eq!(get(format!("{}/agent", app.base())).await, 404);
+    assert_eq!(get(format!("{}/healthz", app.base())).await, 200);
+    assert_eq!(get(format!("{}/", app.base())).await, 200);
     assert_eq!(get(format!("{admin}/metrics")).await, 200);
     assert_eq!(get(format!("{admin}/api/agent/queue")).await, 200);
     assert_eq!(get(format!("{admin}/agent")).await, 200);
@@ -720,7 +644,7 @@ async fn refused_agent_tokens_are_logged_once_per_address_per_minute() {
     let http = client();
     for _ in 0..60 {
         let r = http
-            .get(format!("{}/api/agent/queue", app.base))
+            .get(format!("{}/api/agent/queue", app.base()))
             .bearer_auth("not-a-token")
             .send()
             .await
@@ -735,23 +659,21 @@ async fn refused_agent_tokens_are_logged_once_per_address_per_minute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_telegram_webhook_secrets_are_logged_once_per_address_per_minute() {
     let scratch = Scratch::new();
-    let (_telegram, api) = telegram_fake::start().await;
     let app = start(
-        scratch.settings(
-            "",
-            ROOMY,
-            &format!(
-                "[telegram]\nenabled = true\napi_url = \"{api}\"\ntoken = \"{}\"\nwebhook_url = \"https://bot.example/telegram/webhook\"\nwebhook_secret = \"s3cret\"\n",
-                telegram_fake::TOKEN
-            ),
-        ),
+        scratch
+            .settings(
+                "",
+                ROOMY,
+                "[telegram]\nwebhook_url = \"https://bot.example/telegram/webhook\"\nwebhook_secret = \"s3cret\"\n",
+            )
+            .telegram(),
         ManualClock::new(START),
     )
     .await;
     let http = client();
     for i in 0..40 {
         let r = http
-            .post(format!("{}/telegram/webhook", app.base))
+            .post(format!("{}/telegram/webhook", app.base()))
             .header("X-Telegram-Bot-Api-Secret-Token", "wrong")
             .json(&serde_json::json!({"update_id": i}))
             .send()

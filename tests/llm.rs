@@ -2,20 +2,19 @@
 //! OpenAI-compatible server: streaming, citations, fallbacks on every kind
 //! of failure, and what is logged.
 
-mod openai_fake;
+mod common;
 
 use std::time::Duration;
 
+use common::{Deployment, Options, openai_fake};
 use openai_fake::Script;
 use switchboard::app::Core;
 use switchboard::assistant::{Action, Mode, Reply, Turn};
-use switchboard::clock::system;
-use switchboard::config::Settings;
 use switchboard::handoff::Reason;
 use switchboard::store::Role;
 
 struct Setup {
-    _dir: tempfile::TempDir,
+    _deployment: Deployment,
     core: Core,
     fake: std::sync::Arc<openai_fake::Fake>,
 }
@@ -24,47 +23,19 @@ async fn setup(scripts: Vec<Script>) -> Setup {
     setup_with(scripts, 1, "").await
 }
 
+/// A core on the fixture knowledge base answering through the OpenAI fake
+/// (scripted with `scripts`), `llm.timeout_secs`, and `extra` settings.
 async fn setup_with(scripts: Vec<Script>, timeout_secs: u64, extra: &str) -> Setup {
     let (fake, base) = openai_fake::start().await;
     fake.script(scripts);
-    let dir = tempfile::tempdir().unwrap();
-    let kb = dir.path().join("kb");
-    std::fs::create_dir_all(kb.join("billing")).unwrap();
-    std::fs::write(
-        kb.join("billing/refunds.md"),
-        "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge. Refunds reach your card in 5–10 business days.\n",
-    )
-    .unwrap();
-    std::fs::write(
-        kb.join("password.md"),
-        "# Reset your password\n\n## Forgot password\nTo reset a forgotten password, click \"Forgot password\" on the sign-in page.\n",
-    )
-    .unwrap();
-    let toml = format!(
-        r#"
-[database]
-url = "sqlite://{db}"
-[knowledge_base]
-path = "{kb}"
-index_path = "{index}"
-watch = false
-[prompts]
-path = "{prompts}"
-[llm]
-base_url = "{base}"
-model = "gpt-test"
-timeout_secs = {timeout_secs}
-{extra}
-"#,
-        db = dir.path().join("t.db").display(),
-        kb = kb.display(),
-        index = dir.path().join("index").display(),
-        prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-    );
-    let settings = Settings::from_toml_str(&toml).unwrap();
-    let core = Core::build(settings, system(), &|_, _| {}).await.unwrap();
+    let options = Options::new()
+        .llm(base)
+        .settings(format!("[llm]\ntimeout_secs = {timeout_secs}\n"))
+        .settings(extra);
+    let deployment = Deployment::new(&options).await;
+    let core = deployment.core(&options).await;
     Setup {
-        _dir: dir,
+        _deployment: deployment,
         core,
         fake,
     }
@@ -166,22 +137,9 @@ async fn earlier_turns_are_context() {
 #[tokio::test]
 async fn no_llm_configured_answers_extractively() {
     let s = setup(vec![]).await;
-    // A core without an LLM: same knowledge base, no base URL.
-    let dir = s._dir.path();
-    let toml = format!(
-        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = false\n[prompts]\npath = \"{}\"\n",
-        dir.join("plain.db").display(),
-        dir.join("kb").display(),
-        dir.join("index2").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-    );
-    let core = Core::build(
-        Settings::from_toml_str(&toml).unwrap(),
-        system(),
-        &|_, _| {},
-    )
-    .await
-    .unwrap();
+    // A core without an LLM: the same knowledge base, no base URL.
+    let plain = Deployment::new(&Options::new()).await;
+    let core = plain.core(&Options::new()).await;
     let reply = core
         .assistant
         .handle(turn("how do I get a refund"), None)

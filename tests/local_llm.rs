@@ -2,36 +2,39 @@
 //! async-openai client, and llama.cpp's own OpenAI-compatible server
 //! serving SmolLM2-135M (`scripts/local-llm.sh start`).
 //!
-//! Runs when `SWITCHBOARD_TEST_LLM_URL` names that server (CI starts it and
-//! sets it); otherwise it says so and passes without checking anything.
+//! Ignored unless asked for: `SWITCHBOARD_TEST_LLM_URL` (and
+//! `SWITCHBOARD_TEST_EMBED_URL`) name those servers and
+//! `cargo test --test local_llm -- --ignored` runs them (CI starts the
+//! servers and does this).
 
+mod common;
+
+use common::{Deployment, Kb, Options};
 use switchboard::app::Core;
 use switchboard::assistant::{Action, Mode, Turn};
-use switchboard::clock::system;
-use switchboard::config::Settings;
 use switchboard::store::Role;
 
 /// The bundled knowledge base and prompts with these `[llm]` lines, on a
 /// fresh SQLite file and index.
-async fn bundled_core(llm: &str) -> (tempfile::TempDir, Core) {
-    let dir = tempfile::tempdir().unwrap();
-    let root = env!("CARGO_MANIFEST_DIR");
-    let toml = format!(
-        "[database]\nurl = \"sqlite://{db}\"\n[knowledge_base]\npath = \"{root}/knowledge-base\"\nindex_path = \"{index}\"\nwatch = false\n[prompts]\npath = \"{root}/prompts\"\n[llm]\napi_key = \"local\"\ntimeout_secs = 120\n{llm}",
-        db = dir.path().join("t.db").display(),
-        index = dir.path().join("index").display(),
-    );
-    let settings = Settings::from_toml_str(&toml).unwrap();
-    let core = Core::build(settings, system(), &|_, _| {}).await.unwrap();
-    (dir, core)
+async fn bundled_core(llm: &str) -> (Deployment, Core) {
+    let options = Options::new().kb(Kb::Bundled).settings(format!(
+        "[llm]\napi_key = \"local\"\ntimeout_secs = 120\n{llm}"
+    ));
+    let deployment = Deployment::new(&options).await;
+    let core = deployment.core(&options).await;
+    (deployment, core)
+}
+
+/// The variable naming a local server, for a test run with `--ignored`.
+fn server(variable: &str, script: &str) -> String {
+    std::env::var(variable)
+        .unwrap_or_else(|_| panic!("{variable} is not set: run {script} start and set it"))
 }
 
 #[tokio::test]
+#[ignore = "needs SWITCHBOARD_TEST_LLM_URL (a local model: scripts/local-llm.sh)"]
 async fn a_real_local_model_streams_a_cited_answer() {
-    let Ok(base) = std::env::var("SWITCHBOARD_TEST_LLM_URL") else {
-        eprintln!("SWITCHBOARD_TEST_LLM_URL is not set: skipping (run scripts/local-llm.sh start)");
-        return;
-    };
+    let base = server("SWITCHBOARD_TEST_LLM_URL", "scripts/local-llm.sh");
     let model = std::env::var("SWITCHBOARD_TEST_LLM_MODEL").unwrap_or_else(|_| "smollm2".into());
     let (_dir, core) = bundled_core(&format!(
         "base_url = \"{base}\"\nmodel = \"{model}\"\ntemperature = 0.0\nmax_tokens = 120\n"
@@ -80,15 +83,11 @@ async fn a_real_local_model_streams_a_cited_answer() {
 /// Hybrid retrieval with a real embedding model (all-MiniLM-L6-v2 served by
 /// `scripts/local-embed.sh`): every passage of the bundled knowledge base
 /// gets a vector, and a question in other words than the article's finds it.
-/// Runs when `SWITCHBOARD_TEST_EMBED_URL` names that server.
+/// Needs `SWITCHBOARD_TEST_EMBED_URL` naming that server.
 #[tokio::test]
+#[ignore = "needs SWITCHBOARD_TEST_EMBED_URL (a local embedding model: scripts/local-embed.sh)"]
 async fn a_real_embedding_model_finds_a_paraphrased_question() {
-    let Ok(base) = std::env::var("SWITCHBOARD_TEST_EMBED_URL") else {
-        eprintln!(
-            "SWITCHBOARD_TEST_EMBED_URL is not set: skipping (run scripts/local-embed.sh start)"
-        );
-        return;
-    };
+    let base = server("SWITCHBOARD_TEST_EMBED_URL", "scripts/local-embed.sh");
     let (_dir, core) = bundled_core(&format!(
         "base_url = \"{base}\"\nmodel = \"smollm2\"\nembedding_model = \"minilm\"\n"
     ))

@@ -1,7 +1,12 @@
-//! The same store tests on SQLite and, when `SWITCHBOARD_TEST_POSTGRES_URL`
-//! is set, on PostgreSQL (a fresh database per test, dropped afterwards).
+//! The same store tests on SQLite and on PostgreSQL (a fresh database per
+//! test, dropped afterwards). The PostgreSQL ones are ignored unless asked
+//! for: set `SWITCHBOARD_TEST_POSTGRES_URL` and run with `--ignored`.
+
+mod common;
 
 use std::sync::Arc;
+
+use common::FreshPostgres;
 
 use switchboard::clock::{ManualClock, SharedClock};
 use switchboard::conversation::{Status, Transition};
@@ -17,21 +22,14 @@ struct Db {
     store: Store,
     clock: Arc<ManualClock>,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
+    pg: Option<FreshPostgres>,
 }
 
 impl Db {
     async fn finish(self) {
         self.store.close().await;
-        if let Some((admin_url, name)) = self.pg {
-            use sqlx::Connection;
-            let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut admin)
-            .await
-            .unwrap();
+        if let Some(pg) = self.pg {
+            pg.drop().await;
         }
     }
 }
@@ -52,35 +50,22 @@ async fn sqlite() -> Db {
     }
 }
 
-async fn postgres() -> Option<Db> {
-    let base = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL").ok()?;
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let name = format!("sb_store_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .expect("PostgreSQL answers");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (server, _) = base
-        .rsplit_once('/')
-        .expect("URL ends with a database name");
+async fn postgres() -> Db {
+    let pg = FreshPostgres::create("sb_store").await;
     let clock = ManualClock::new(START);
-    let store = Store::connect(&format!("{server}/{name}"), 4, clock.clone() as SharedClock)
+    let store = Store::connect(&pg.url, 4, clock.clone() as SharedClock)
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    Some(Db {
+    Db {
         store,
         clock,
         _dir: None,
-        pg: Some((base, name)),
-    })
+        pg: Some(pg),
+    }
 }
 
-/// Runs a test body on SQLite and, if configured, on PostgreSQL.
+/// Runs a test body on SQLite and (when not ignored) on PostgreSQL.
 macro_rules! on_every_backend {
     ($name:ident, $body:expr) => {
         mod $name {
@@ -92,11 +77,9 @@ macro_rules! on_every_backend {
                 db.finish().await;
             }
             #[tokio::test]
+            #[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
             async fn postgres() {
-                let Some(db) = super::postgres().await else {
-                    eprintln!("skipped: SWITCHBOARD_TEST_POSTGRES_URL is not set");
-                    return;
-                };
+                let db = super::postgres().await;
                 ($body)(&db).await;
                 db.finish().await;
             }

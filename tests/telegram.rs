@@ -1,18 +1,14 @@
 //! The Telegram channel end to end: the real teloxide client against a local
 //! Bot API server, asserting on the exact calls it received.
 
-mod openai_fake;
-mod telegram_fake;
+mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
+use common::{
+    Deployment, Kb, Options, TestApp, openai_fake, spawn_app, telegram_fake, try_spawn_on,
+};
 use serde_json::json;
-use switchboard::app::App;
 use switchboard::button::{ButtonData, NO_LONGER_AVAILABLE, SurveyStep};
 use switchboard::channels::telegram::text;
-use switchboard::clock::system;
-use switchboard::config::Settings;
 use switchboard::conversation::Status;
 use telegram_fake::{
     Failure, callback_update, group_chat, message, message_update, private_chat, user,
@@ -22,62 +18,34 @@ const CUSTOMER: i64 = 5001;
 const AGENTS: i64 = -100_777;
 const ALICE: i64 = 7001;
 
-struct Running {
-    _dir: tempfile::TempDir,
-    fake: Arc<telegram_fake::Fake>,
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-    core: switchboard::app::Core,
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
 const ARTICLE: &str = "---\ntitle: Refunds & <Returns>\nurl: https://help.example/refunds?a=1&b=2\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing. Special: _*[]()~`>#+-=|{}.!<& done.\n";
 
-async fn start(extra: &str, llm: Option<String>) -> Running {
-    let (fake, api) = telegram_fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let kb = dir.path().join("kb");
-    std::fs::create_dir_all(&kb).unwrap();
-    std::fs::write(kb.join("refunds.md"), ARTICLE).unwrap();
-    let llm = llm
-        .map(|base| format!("[llm]\nbase_url = \"{base}\"\ntimeout_secs = 5\n"))
-        .unwrap_or_default();
-    let toml = format!(
-        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\nwatch = false\n[prompts]\npath = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\n[telegram]\nenabled = true\napi_url = \"{api}\"\ntoken = \"{}\"\n{extra}\n{llm}\n[[agents]]\nname = \"alice\"\ntelegram_id = {ALICE}\n",
-        dir.path().join("t.db").display(),
-        kb.display(),
-        dir.path().join("index").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-        telegram_fake::TOKEN,
-    );
-    let app = App::build(Settings::from_toml_str(&toml).unwrap(), system())
-        .await
-        .unwrap();
-    let base = format!("http://{}", app.local_addr().unwrap());
-    let core = app.core().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    Running {
-        _dir: dir,
-        fake,
-        base,
-        stop,
-        task,
-        core,
-    }
+/// The app with the Telegram fake, a knowledge base of [`ARTICLE`] alone
+/// (Telegram's HTML escaping is what these tests check), agent Alice, and
+/// `extra` keys of `[telegram]` (then other tables).
+async fn start(extra: &str, llm: Option<String>) -> TestApp {
+    spawn_app(
+        Options::new()
+            .telegram()
+            .kb(Kb::Empty)
+            .article("refunds.md", ARTICLE)
+            .llm_opt(llm)
+            .settings(format!(
+                "[telegram]\n{extra}\n[[agents]]\nname = \"alice\"\ntelegram_id = {ALICE}\n"
+            )),
+    )
+    .await
+}
+
+/// The fake checks HTML as Telegram does. Tested here rather than in the
+/// fake, which every test crate includes, so that it runs once.
+#[test]
+fn html_checker_behaves_like_telegram() {
+    use telegram_fake::html_problem;
+    assert!(html_problem("a &lt; b <a href=\"x\">link</a>").is_none());
+    assert!(html_problem("a < b").is_some());
+    assert!(html_problem("fish & chips").is_some());
+    assert!(html_problem("<b>unclosed").is_some());
 }
 
 fn from_customer(update_id: i64, message_id: i64, text: &str) -> serde_json::Value {
@@ -104,7 +72,7 @@ async fn registers_commands_and_answers_a_private_question_with_a_streamed_edite
         answer.iter().map(|s| s.to_string()).collect(),
     )]);
     let t = start("", Some(llm_url)).await;
-    let commands = t.fake.calls_of("setmycommands");
+    let commands = t.telegram().calls_of("setmycommands");
     let names: Vec<&str> = commands[0]["commands"]
         .as_array()
         .unwrap()
@@ -113,20 +81,26 @@ async fn registers_commands_and_answers_a_private_question_with_a_streamed_edite
         .collect();
     assert_eq!(names, vec!["start", "help", "ask", "human", "new"]);
 
-    t.fake.push(from_customer(1, 10, "how do I get a refund"));
-    t.fake
+    t.telegram()
+        .push(from_customer(1, 10, "how do I get a refund"));
+    t.telegram()
         .wait_until("the final edit with sources", |f| {
             f.calls_of("editmessagetext")
                 .iter()
                 .any(|c| c["text"].as_str().unwrap_or("").contains("Sources:"))
         })
         .await;
-    let actions = t.fake.calls_of("sendchataction");
+    let actions = t.telegram().calls_of("sendchataction");
     assert_eq!(actions[0]["action"], "typing");
-    let sent = t.fake.calls_of("sendmessage");
+    let sent = t.telegram().calls_of("sendmessage");
     assert_eq!(sent.len(), 1, "one message, then edits: {sent:#?}");
     assert_eq!(sent[0]["parse_mode"], "HTML");
-    let final_edit = t.fake.calls_of("editmessagetext").last().unwrap().clone();
+    let final_edit = t
+        .telegram()
+        .calls_of("editmessagetext")
+        .last()
+        .unwrap()
+        .clone();
     let text = final_edit["text"].as_str().unwrap();
     assert!(
         text.starts_with(
@@ -153,11 +127,11 @@ async fn registers_commands_and_answers_a_private_question_with_a_streamed_edite
 async fn groups_answer_mentions_and_ignore_chatter() {
     let t = start("", None).await;
     let group = group_chat(-100_500, false);
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         1,
         message(1, group.clone(), user(8001, "Bob"), "anyone up for lunch?"),
     ));
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         2,
         message(
             2,
@@ -166,15 +140,15 @@ async fn groups_answer_mentions_and_ignore_chatter() {
             &format!("@{} how do I get a refund", telegram_fake::BOT_USERNAME),
         ),
     ));
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         3,
         message(3, group, user(8002, "Cy"), "/ask refund please"),
     ));
-    t.fake
+    t.telegram()
         .wait_until("two answers", |f| f.calls_of("sendmessage").len() >= 2)
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let sent = t.fake.calls_of("sendmessage");
+    t.settled().await;
+    let sent = t.telegram().calls_of("sendmessage");
     assert_eq!(sent.len(), 2, "chatter is ignored: {sent:#?}");
     let replied_to: Vec<i64> = sent
         .iter()
@@ -199,7 +173,7 @@ async fn a_kelvin_sign_before_a_mention_is_answered_and_polling_goes_on() {
     let t = start("", None).await;
     let group = group_chat(-100_500, false);
     let bot = telegram_fake::BOT_USERNAME.to_uppercase();
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         1,
         message(
             1,
@@ -208,7 +182,7 @@ async fn a_kelvin_sign_before_a_mention_is_answered_and_polling_goes_on() {
             &format!("\u{212A}@{bot} how do I get a refund"),
         ),
     ));
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         2,
         message(
             2,
@@ -217,11 +191,11 @@ async fn a_kelvin_sign_before_a_mention_is_answered_and_polling_goes_on() {
             &format!("İİ @{} refund please", telegram_fake::BOT_USERNAME),
         ),
     ));
-    t.fake
+    t.telegram()
         .wait_until("both answered", |f| f.calls_of("sendmessage").len() >= 2)
         .await;
     let replied_to: Vec<i64> = t
-        .fake
+        .telegram()
         .calls_of("sendmessage")
         .iter()
         .map(|s| s["reply_parameters"]["message_id"].as_i64().unwrap())
@@ -236,20 +210,20 @@ async fn a_kelvin_sign_before_a_mention_is_answered_and_polling_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_photo_and_duplicate_updates() {
     let t = start("", None).await;
-    t.fake.push(from_customer(1, 10, "/start"));
-    t.fake.push(from_customer(1, 10, "/start")); // the same update again
-    t.fake.push(from_customer(2, 11, "/frobnicate"));
+    t.telegram().push(from_customer(1, 10, "/start"));
+    t.telegram().push(from_customer(1, 10, "/start")); // the same update again
+    t.telegram().push(from_customer(2, 11, "/frobnicate"));
     let mut photo = message(12, private_chat(CUSTOMER), user(CUSTOMER, "Ann"), "");
     photo.as_object_mut().unwrap().remove("text");
     photo["photo"] =
         json!([{"file_id": "f", "file_unique_id": "u", "width": 1, "height": 1, "file_size": 10}]);
-    t.fake.push(message_update(3, photo));
-    t.fake.push(from_customer(4, 13, "/human"));
-    t.fake
+    t.telegram().push(message_update(3, photo));
+    t.telegram().push(from_customer(4, 13, "/human"));
+    t.telegram()
         .wait_until("four replies", |f| f.texts_to(CUSTOMER).len() >= 4)
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let texts = t.fake.texts_to(CUSTOMER);
+    t.settled().await;
+    let texts = t.telegram().texts_to(CUSTOMER);
     assert_eq!(texts.len(), 4, "{texts:#?}");
     assert!(
         texts
@@ -276,17 +250,18 @@ async fn commands_photo_and_duplicate_updates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_and_server_errors_are_retried() {
     let t = start("", None).await;
-    t.fake.fail("sendmessage", Failure::TooMany(1), 1);
-    t.fake.fail("sendmessage", Failure::ServerError, 1);
-    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    t.telegram().fail("sendmessage", Failure::TooMany(1), 1);
+    t.telegram().fail("sendmessage", Failure::ServerError, 1);
+    t.telegram()
+        .push(from_customer(1, 10, "how do I get a refund"));
     // teloxide waits 10 s after a 5xx before it reports it.
-    t.fake
+    t.telegram()
         .wait_up_to(30, "the answer after retries", |f| {
             f.texts_to(CUSTOMER).len() >= 3
         })
         .await;
     // 429, 500, then success: the same message three times, delivered once.
-    let texts = t.fake.texts_to(CUSTOMER);
+    let texts = t.telegram().texts_to(CUSTOMER);
     assert_eq!(texts.len(), 3);
     assert!(texts.iter().all(|x| x == &texts[0]));
     t.stop().await;
@@ -305,19 +280,20 @@ async fn a_long_answer_is_split_under_the_limit() {
         .collect();
     llm.script([openai_fake::Script::Stream(long)]);
     let t = start("", Some(llm_url)).await;
-    t.fake.push(from_customer(1, 10, "how do I get a refund"));
-    t.fake
+    t.telegram()
+        .push(from_customer(1, 10, "how do I get a refund"));
+    t.telegram()
         .wait_until("the sources at the end", |f| {
             f.texts_to(CUSTOMER).iter().any(|x| x.contains("Sources:"))
         })
         .await;
-    let sent = t.fake.calls_of("sendmessage");
+    let sent = t.telegram().calls_of("sendmessage");
     assert!(
         sent.len() >= 3,
         "10,000 characters need three messages: {}",
         sent.len()
     );
-    for text in t.fake.texts_to(CUSTOMER) {
+    for text in t.telegram().texts_to(CUSTOMER) {
         assert!(text.chars().count() <= 4096);
     }
     t.stop().await;
@@ -330,10 +306,10 @@ async fn webhook_mode_checks_the_secret() {
         None,
     )
     .await;
-    let set = t.fake.calls_of("setwebhook");
+    let set = t.telegram().calls_of("setwebhook");
     assert_eq!(set[0]["secret_token"], "s3cret");
     let client = reqwest::Client::new();
-    let url = format!("{}/telegram/webhook", t.base);
+    let url = format!("{}/telegram/webhook", t.base());
     let wrong = client
         .post(&url)
         .header("X-Telegram-Bot-Api-Secret-Token", "nope")
@@ -350,12 +326,12 @@ async fn webhook_mode_checks_the_secret() {
         .await
         .unwrap();
     assert_eq!(right.status(), 200);
-    t.fake
+    t.telegram()
         .wait_until("the answer", |f| !f.texts_to(CUSTOMER).is_empty())
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.settled().await;
     assert_eq!(
-        t.fake.texts_to(CUSTOMER).len(),
+        t.telegram().texts_to(CUSTOMER).len(),
         1,
         "only the update with the right secret"
     );
@@ -365,16 +341,16 @@ async fn webhook_mode_checks_the_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customer_on_telegram_and_agent_in_the_agents_group() {
     let t = start(&format!("agents_chat_id = {AGENTS}"), None).await;
-    t.fake.push(from_customer(1, 10, "/human"));
-    t.fake
+    t.telegram().push(from_customer(1, 10, "/human"));
+    t.telegram()
         .wait_until("the hand-off card", |f| {
             f.texts_to(AGENTS).iter().any(|x| x.contains("Hand-off"))
         })
         .await;
-    let topic = t.fake.calls_of("createforumtopic");
+    let topic = t.telegram().calls_of("createforumtopic");
     assert_eq!(topic[0]["chat_id"], AGENTS);
     let card = t
-        .fake
+        .telegram()
         .calls_of("sendmessage")
         .into_iter()
         .find(|c| c["chat_id"] == AGENTS)
@@ -398,14 +374,14 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
         m["is_topic_message"] = json!(true);
         m
     };
-    t.fake.push(callback_update(
+    t.telegram().push(callback_update(
         2,
         "cb-1",
         user(6666, "Eve"),
         card_message(2000),
         &claim,
     ));
-    t.fake
+    t.telegram()
         .wait_until("the refusal", |f| {
             f.calls_of("answercallbackquery")
                 .iter()
@@ -413,14 +389,14 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
         })
         .await;
     // Alice claims and answers in the topic.
-    t.fake.push(callback_update(
+    t.telegram().push(callback_update(
         3,
         "cb-2",
         user(ALICE, "Alice"),
         card_message(2000),
         &claim,
     ));
-    t.fake
+    t.telegram()
         .wait_until("the claim", |f| {
             f.calls_of("answercallbackquery")
                 .iter()
@@ -435,8 +411,8 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
     );
     reply["message_thread_id"] = json!(77);
     reply["is_topic_message"] = json!(true);
-    t.fake.push(message_update(4, reply));
-    t.fake
+    t.telegram().push(message_update(4, reply));
+    t.telegram()
         .wait_until("the agent's reply at the customer", |f| {
             f.texts_to(CUSTOMER)
                 .iter()
@@ -444,9 +420,9 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
         })
         .await;
     // The customer's next message reaches the topic, not the bot.
-    t.fake
+    t.telegram()
         .push(from_customer(5, 14, "thanks, my invoice number is 42"));
-    t.fake
+    t.telegram()
         .wait_until("the forwarded message", |f| {
             f.texts_to(AGENTS)
                 .iter()
@@ -454,7 +430,7 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
         })
         .await;
     assert!(
-        !t.fake
+        !t.telegram()
             .texts_to(CUSTOMER)
             .iter()
             .any(|x| x.contains("help centre")),
@@ -469,9 +445,14 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
     );
     note["message_thread_id"] = json!(77);
     note["is_topic_message"] = json!(true);
-    t.fake.push(message_update(6, note));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!t.fake.texts_to(CUSTOMER).iter().any(|x| x.contains("VIP")));
+    t.telegram().push(message_update(6, note));
+    t.settled().await;
+    assert!(
+        !t.telegram()
+            .texts_to(CUSTOMER)
+            .iter()
+            .any(|x| x.contains("VIP"))
+    );
     let queue = t.core.desk.queue().await.unwrap();
     assert_eq!(
         queue[0].conversation.assigned_agent.as_deref(),
@@ -482,31 +463,23 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
 
 #[tokio::test]
 async fn a_bad_token_is_one_clear_error() {
-    let (_fake, api) = telegram_fake::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("kb")).unwrap();
-    let toml = format!(
-        "[database]\nurl = \"sqlite://{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\n[prompts]\npath = \"{}\"\n[web]\nlisten = \"127.0.0.1:0\"\n[telegram]\nenabled = true\napi_url = \"{api}\"\ntoken = \"000:WRONG\"\n",
-        dir.path().join("t.db").display(),
-        dir.path().join("kb").display(),
-        dir.path().join("index").display(),
-        concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
-    );
-    let err = App::build(Settings::from_toml_str(&toml).unwrap(), system())
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let build_error = |settings: &'static str| async move {
+        let options = Options::new().telegram().settings(settings);
+        let deployment = Deployment::new(&options).await;
+        match try_spawn_on(deployment, options).await {
+            Ok(_) => panic!("the app started with {settings}"),
+            Err((e, deployment)) => {
+                deployment.finish().await;
+                e.to_string()
+            }
+        }
+    };
+    let err = build_error("[telegram]\ntoken = \"000:WRONG\"").await;
     assert!(
         err.contains("refused the bot token") && !err.contains('\n'),
         "{err}"
     );
-    let unreachable = toml.replace(&api, "http://127.0.0.1:9");
-    let err = App::build(Settings::from_toml_str(&unreachable).unwrap(), system())
-        .await
-        .err()
-        .unwrap()
-        .to_string();
+    let err = build_error("[telegram]\napi_url = \"http://127.0.0.1:9\"").await;
     assert!(err.contains("cannot reach the Telegram Bot API"), "{err}");
 }
 
@@ -517,14 +490,14 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
         None,
     )
     .await;
-    t.fake.push(from_customer(1, 10, "/human"));
-    t.fake
+    t.telegram().push(from_customer(1, 10, "/human"));
+    t.telegram()
         .wait_until("the card", |f| {
             f.texts_to(AGENTS).iter().any(|x| x.contains("Hand-off"))
         })
         .await;
     let card = t
-        .fake
+        .telegram()
         .calls_of("sendmessage")
         .into_iter()
         .find(|c| c["chat_id"] == AGENTS)
@@ -541,16 +514,18 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
     );
     card_message["message_thread_id"] = json!(77);
     card_message["is_topic_message"] = json!(true);
-    t.fake.push(callback_update(
+    t.telegram().push(callback_update(
         2,
         "cb-resolve",
         user(ALICE, "Alice"),
         card_message,
         &resolve,
     ));
+    t.settled().await;
+    t.surveys_tick().await;
 
     // The survey reaches the customer on Telegram with 1–5 buttons.
-    t.fake
+    t.telegram()
         .wait_until("the CSAT question", |f| {
             f.texts_to(CUSTOMER)
                 .iter()
@@ -558,7 +533,7 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
         })
         .await;
     let survey = t
-        .fake
+        .telegram()
         .calls_of("sendmessage")
         .into_iter()
         .find(|c| c["text"].as_str().unwrap_or("").contains("How satisfied"))
@@ -576,27 +551,27 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
         telegram_fake::bot_user(),
         "How satisfied…",
     );
-    t.fake.push(callback_update(
+    t.telegram().push(callback_update(
         3,
         "cb-4",
         user(CUSTOMER, "Ann"),
         survey_message.clone(),
         &four,
     ));
-    t.fake
+    t.telegram()
         .wait_until("the CES question", |f| {
             f.texts_to(CUSTOMER).iter().any(|x| x.contains("How easy"))
         })
         .await;
     // A second click on 4 changes nothing and gets no new question.
-    t.fake.push(callback_update(
+    t.telegram().push(callback_update(
         4,
         "cb-4-again",
         user(CUSTOMER, "Ann"),
         survey_message,
         &four,
     ));
-    t.fake
+    t.telegram()
         .wait_until("the second click answered", |f| {
             f.calls_of("answercallbackquery")
                 .iter()
@@ -604,7 +579,7 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
         })
         .await;
     assert_eq!(
-        t.fake
+        t.telegram()
             .texts_to(CUSTOMER)
             .iter()
             .filter(|x| x.contains("How easy"))
@@ -627,24 +602,25 @@ async fn survey_after_resolution_arrives_with_buttons_and_counts_in_the_report()
         }
         .encode()
     };
-    t.fake
+    t.telegram()
         .push(press(5, "cb-ces", survey_press(SurveyStep::Ces, 6)));
-    t.fake
+    t.telegram()
         .wait_until("the NPS question", |f| {
             f.texts_to(CUSTOMER).iter().any(|x| x.contains("recommend"))
         })
         .await;
-    t.fake
+    t.telegram()
         .push(press(6, "cb-nps", survey_press(SurveyStep::Nps, 9)));
-    t.fake
+    t.telegram()
         .wait_until("the comment invitation", |f| {
             f.texts_to(CUSTOMER)
                 .iter()
                 .any(|x| x.contains("anything you'd like to add"))
         })
         .await;
-    t.fake.push(from_customer(7, 15, "Quick & friendly <3"));
-    t.fake
+    t.telegram()
+        .push(from_customer(7, 15, "Quick & friendly <3"));
+    t.telegram()
         .wait_until("the thanks", |f| {
             f.texts_to(CUSTOMER)
                 .iter()
@@ -676,8 +652,9 @@ async fn stop_surveys_button_opts_out_for_good() {
     let alice = t.core.desk.agents().by_name("alice").unwrap().clone();
     for (index, update) in [1, 3].into_iter().enumerate() {
         let cards = index + 1;
-        t.fake.push(from_customer(update, update * 10, "/human"));
-        t.fake
+        t.telegram()
+            .push(from_customer(update, update * 10, "/human"));
+        t.telegram()
             .wait_until("a card", |f| f.calls_of("createforumtopic").len() >= cards)
             .await;
         let open = t.core.desk.queue().await.unwrap();
@@ -691,8 +668,9 @@ async fn stop_surveys_button_opts_out_for_good() {
             )
             .await
             .unwrap();
+        t.surveys_tick().await;
         if update == 1 {
-            t.fake
+            t.telegram()
                 .wait_until("the first survey", |f| {
                     f.texts_to(CUSTOMER)
                         .iter()
@@ -700,7 +678,7 @@ async fn stop_surveys_button_opts_out_for_good() {
                 })
                 .await;
             let survey = t
-                .fake
+                .telegram()
                 .calls_of("sendmessage")
                 .into_iter()
                 .find(|c| c["text"].as_str().unwrap_or("").contains("How satisfied"))
@@ -719,14 +697,14 @@ async fn stop_surveys_button_opts_out_for_good() {
                 telegram_fake::bot_user(),
                 "How satisfied…",
             );
-            t.fake.push(callback_update(
+            t.telegram().push(callback_update(
                 2,
                 "cb-stop",
                 user(CUSTOMER, "Ann"),
                 m,
                 &stop,
             ));
-            t.fake
+            t.telegram()
                 .wait_until("the confirmation", |f| {
                     f.texts_to(CUSTOMER)
                         .iter()
@@ -735,9 +713,11 @@ async fn stop_surveys_button_opts_out_for_good() {
                 .await;
         }
     }
-    tokio::time::sleep(Duration::from_secs(6)).await; // more than one survey tick
+    // The next pass of the scheduler sends no survey for the second
+    // resolution.
+    t.surveys_tick().await;
     let surveys = t
-        .fake
+        .telegram()
         .texts_to(CUSTOMER)
         .iter()
         .filter(|x| x.contains("How satisfied"))
@@ -748,7 +728,7 @@ async fn stop_surveys_button_opts_out_for_good() {
 
 /// Renames a table of the running bot's database, so that every statement
 /// touching it fails as a broken database would.
-async fn rename_table(t: &Running, from: &str, to: &str) {
+async fn rename_table(t: &TestApp, from: &str, to: &str) {
     // Test-only, with table names from this file.
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "ALTER TABLE {from} RENAME TO {to}"
@@ -763,7 +743,7 @@ async fn a_message_with_a_case_changing_first_character_does_not_stop_the_channe
     // U+212A (Kelvin) is 3 bytes and lower-cases to the 1-byte 'k': a byte
     // index found in the lower-cased text used to be cut in the original.
     let t = start("", None).await;
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         1,
         message(
             1,
@@ -775,22 +755,23 @@ async fn a_message_with_a_case_changing_first_character_does_not_stop_the_channe
             ),
         ),
     ));
-    t.fake.push(from_customer(2, 10, "how do I get a refund"));
-    t.fake
+    t.telegram()
+        .push(from_customer(2, 10, "how do I get a refund"));
+    t.telegram()
         .wait_until("the answer to the later message", |f| {
             f.texts_to(CUSTOMER)
                 .iter()
                 .any(|t| t.contains("Settings → Billing"))
         })
         .await;
-    let health = reqwest::get(format!("{}/healthz", t.base)).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", t.base())).await.unwrap();
     assert_eq!(health.status(), 200);
     // A stopped channel is not healthy.
     t.core.health.set(
         "telegram",
         switchboard::health::ChannelState::Down("panicked: poison".into()),
     );
-    let health = reqwest::get(format!("{}/healthz", t.base)).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", t.base())).await.unwrap();
     assert_eq!(health.status(), 503);
     assert!(health.text().await.unwrap().contains("telegram is down"));
     t.stop().await;
@@ -801,16 +782,14 @@ async fn an_update_that_cannot_be_stored_is_quarantined_and_later_updates_go_on(
     let t = start("", None).await;
     // The first message cannot be stored: the messages table is away.
     rename_table(&t, "messages", "messages_away").await;
-    t.fake.push(from_customer(1, 10, "how do I get a refund"));
+    t.telegram()
+        .push(from_customer(1, 10, "how do I get a refund"));
     let store = t.core.store.clone();
-    let mut quarantined = Vec::new();
-    for _ in 0..200 {
-        quarantined = store.dead_letters(10).await.unwrap();
-        if !quarantined.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let quarantined = common::wait_for_value("the update quarantined", || {
+        let store = store.clone();
+        async move { Some(store.dead_letters(10).await.unwrap()).filter(|q| !q.is_empty()) }
+    })
+    .await;
     assert_eq!(quarantined.len(), 1, "quarantined after a few attempts");
     let letter = &quarantined[0];
     assert_eq!(
@@ -825,19 +804,19 @@ async fn an_update_that_cannot_be_stored_is_quarantined_and_later_updates_go_on(
     assert!(letter.error.as_deref().unwrap_or("").contains("not stored"));
     // It was confirmed, and the next update is answered.
     rename_table(&t, "messages_away", "messages").await;
-    t.fake.push(from_customer(2, 11, "refund please"));
-    t.fake
+    t.telegram().push(from_customer(2, 11, "refund please"));
+    t.telegram()
         .wait_until("the answer to the next update", |f| {
             f.texts_to(CUSTOMER).iter().any(|t| t.contains("Billing"))
         })
         .await;
-    assert!(!t.fake.unconfirmed().contains(&1));
+    assert!(!t.telegram().unconfirmed().contains(&1));
     // An operator hands it back; the inbound pass answers it.
-    let answers_before = t.fake.texts_to(CUSTOMER).len();
+    let answers_before = t.telegram().texts_to(CUSTOMER).len();
     store.retry_dead_letter(&letter.id).await.unwrap();
     // The background pass may take it first; either way it is processed once.
     t.core.inbound.run_once().await.unwrap();
-    t.fake
+    t.telegram()
         .wait_until("the answer to the retried update", |f| {
             f.texts_to(CUSTOMER).len() > answers_before
         })
@@ -849,14 +828,15 @@ async fn an_update_that_cannot_be_stored_is_quarantined_and_later_updates_go_on(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_button_press_is_confirmed_only_once_it_is_kept() {
     let t = start("", None).await;
-    t.fake.push(from_customer(1, 10, "how do I get a refund"));
-    t.fake
+    t.telegram()
+        .push(from_customer(1, 10, "how do I get a refund"));
+    t.telegram()
         .wait_until("the answer", |f| {
             f.texts_to(CUSTOMER).iter().any(|t| t.contains("Billing"))
         })
         .await;
     rename_table(&t, "inbound", "inbound_away").await;
-    t.fake.push(callback_update(
+    t.telegram().push(callback_update(
         2,
         "cb-kept",
         user(CUSTOMER, "Ann"),
@@ -869,17 +849,14 @@ async fn a_button_press_is_confirmed_only_once_it_is_kept() {
         "fb:up:x",
     ));
     // Not kept, so not confirmed: Telegram keeps offering it.
-    let polls = t.fake.calls_of("getupdates").len();
-    for _ in 0..200 {
-        if t.fake.calls_of("getupdates").len() >= polls + 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(t.fake.unconfirmed().contains(&2));
-    assert!(t.fake.calls_of("answercallbackquery").is_empty());
+    common::wait_for("the press offered again", || {
+        t.telegram().times_served(2) >= 2
+    })
+    .await;
+    assert!(t.telegram().unconfirmed().contains(&2));
+    assert!(t.telegram().calls_of("answercallbackquery").is_empty());
     rename_table(&t, "inbound_away", "inbound").await;
-    t.fake
+    t.telegram()
         .wait_up_to(40, "the press answered once kept", |f| {
             f.calls_of("answercallbackquery")
                 .iter()
@@ -914,7 +891,7 @@ async fn a_kept_press_interrupted_by_a_crash_is_processed_after_the_restart() {
     assert!(kept.is_some());
     // The background pass may take it first; either way it is processed once.
     t.core.inbound.run_once().await.unwrap();
-    t.fake
+    t.telegram()
         .wait_until("the press answered", |f| {
             f.calls_of("answercallbackquery")
                 .iter()
@@ -922,12 +899,12 @@ async fn a_kept_press_interrupted_by_a_crash_is_processed_after_the_restart() {
         })
         .await;
     // A platform retry of the same update is not processed twice.
-    t.fake.push(update);
-    t.fake
+    t.telegram().push(update);
+    t.telegram()
         .wait_until("the retry confirmed", |f| f.unconfirmed().is_empty())
         .await;
     let presses = t
-        .fake
+        .telegram()
         .calls_of("answercallbackquery")
         .iter()
         .filter(|c| c["callback_query_id"] == "cb-crash")
@@ -980,7 +957,7 @@ fn last_keyboard(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
     let t = start(&format!("agents_chat_id = {AGENTS}"), None).await;
-    t.fake.fail(
+    t.telegram().fail(
         "createforumtopic",
         Failure::BadRequest("Bad Request: the chat is not a forum"),
         5,
@@ -991,8 +968,8 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
             .filter(|(_, x)| x.contains("Hand-off"))
             .collect::<Vec<_>>()
     };
-    t.fake.push(from_other(1, 10, "/human"));
-    t.fake
+    t.telegram().push(from_other(1, 10, "/human"));
+    t.telegram()
         .wait_until("Bob's card", |f| cards(f).len() == 1)
         .await;
     let bob = t.core.desk.queue().await.unwrap()[0]
@@ -1001,16 +978,16 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .clone();
     // Ann's first message names Bob's conversation; her card shows it
     // before her own id.
-    t.fake
+    t.telegram()
         .push(from_customer(2, 11, &format!("/human about #{bob} please")));
-    t.fake
+    t.telegram()
         .wait_until("Ann's card", |f| cards(f).len() == 2)
         .await;
     let ann = t.core.desk.queue().await.unwrap()[1]
         .conversation
         .id
         .clone();
-    let (ann_card, card_text) = cards(&t.fake)[1].clone();
+    let (ann_card, card_text) = cards(t.telegram())[1].clone();
     assert!(card_text.find(&bob) < card_text.find(&ann), "{card_text}");
 
     let group = group_chat(AGENTS, false);
@@ -1021,7 +998,7 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
     };
     let bot_post =
         |id: i64, text: &str| message(id, group.clone(), telegram_fake::bot_user(), text);
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         3,
         agent_reply(
             3000,
@@ -1029,7 +1006,7 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
             bot_post(ann_card, &card_text),
         ),
     ));
-    t.fake
+    t.telegram()
         .wait_until("the reply at Ann", |f| {
             f.texts_to(CUSTOMER)
                 .iter()
@@ -1038,8 +1015,9 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .await;
 
     // Ann's next message is forwarded; a reply to that post reaches her too.
-    t.fake.push(from_customer(4, 12, "my order number is 42"));
-    t.fake
+    t.telegram()
+        .push(from_customer(4, 12, "my order number is 42"));
+    t.telegram()
         .wait_until("the forwarded message", |f| {
             f.sent_to(AGENTS)
                 .iter()
@@ -1047,16 +1025,16 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         })
         .await;
     let (post, post_text) = t
-        .fake
+        .telegram()
         .sent_to(AGENTS)
         .into_iter()
         .find(|(_, x)| x.contains("my order number is 42"))
         .unwrap();
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         5,
         agent_reply(3001, "Found order 42", bot_post(post, &post_text)),
     ));
-    t.fake
+    t.telegram()
         .wait_until("the second reply at Ann", |f| {
             f.texts_to(CUSTOMER)
                 .iter()
@@ -1067,11 +1045,11 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
     // A reply to a message the bot never posted is not guessed from its
     // text, even when the text holds a conversation id.
     let stray_target = message(2999, group.clone(), user(OTHER, "Bob"), &format!("#{bob}"));
-    t.fake.push(message_update(
+    t.telegram().push(message_update(
         6,
         agent_reply(3002, "Is this yours?", stray_target),
     ));
-    t.fake
+    t.telegram()
         .wait_until("the question back", |f| {
             f.texts_to(AGENTS)
                 .iter()
@@ -1080,12 +1058,12 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .await;
 
     assert!(
-        t.fake
+        t.telegram()
             .texts_to(OTHER)
             .iter()
             .all(|x| !x.contains("(support)")),
         "nothing reached Bob: {:?}",
-        t.fake.texts_to(OTHER)
+        t.telegram().texts_to(OTHER)
     );
     let bob_now = t.core.store.conversation(&bob).await.unwrap();
     assert_eq!(
@@ -1102,24 +1080,25 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_and_stale_presses_change_nothing() {
     let t = start("", None).await;
-    t.fake.push(from_customer(1, 10, "how do I get a refund"));
-    t.fake
+    t.telegram()
+        .push(from_customer(1, 10, "how do I get a refund"));
+    t.telegram()
         .wait_until("the answer's buttons", |f| {
             last_keyboard(f, CUSTOMER, |d| matches!(d, ButtonData::SolvedYes { .. })).is_some()
         })
         .await;
-    let answer = last_keyboard(&t.fake, CUSTOMER, |d| {
+    let answer = last_keyboard(t.telegram(), CUSTOMER, |d| {
         matches!(d, ButtonData::SolvedYes { .. })
     })
     .unwrap();
-    t.fake
+    t.telegram()
         .push(from_customer(2, 11, "what size wipers does my car take"));
-    t.fake
+    t.telegram()
         .wait_until("the offer's buttons", |f| {
             last_keyboard(f, CUSTOMER, |d| matches!(d, ButtonData::OfferYes { .. })).is_some()
         })
         .await;
-    let offer = last_keyboard(&t.fake, CUSTOMER, |d| {
+    let offer = last_keyboard(t.telegram(), CUSTOMER, |d| {
         matches!(d, ButtonData::OfferYes { .. })
     })
     .unwrap();
@@ -1127,7 +1106,7 @@ async fn foreign_and_stale_presses_change_nothing() {
         .unwrap()
         .conversation()
         .to_string();
-    t.fake.push(from_other(3, 20, "hello"));
+    t.telegram().push(from_other(3, 20, "hello"));
 
     let press = |update: i64, cb: &str, from: i64, data: &str| {
         let m = message(
@@ -1146,23 +1125,26 @@ async fn foreign_and_stale_presses_change_nothing() {
         }
     };
     // Bob presses Ann's 👎 and her "Yes, talk to a person".
-    t.fake.push(press(4, "cb-bob-down", OTHER, &answer[1][1]));
-    t.fake.push(press(5, "cb-bob-offer", OTHER, &offer[0][0]));
-    t.fake
+    t.telegram()
+        .push(press(4, "cb-bob-down", OTHER, &answer[1][1]));
+    t.telegram()
+        .push(press(5, "cb-bob-offer", OTHER, &offer[0][0]));
+    t.telegram()
         .wait_until("Bob's 👎 refused", refused("cb-bob-down"))
         .await;
-    t.fake
+    t.telegram()
         .wait_until("Bob's offer press refused", refused("cb-bob-offer"))
         .await;
     // Ann's old "That solved it", under the newer offer.
-    t.fake
+    t.telegram()
         .push(press(6, "cb-old-solved", CUSTOMER, &answer[0][0]));
-    t.fake
+    t.telegram()
         .wait_until("the old button refused", refused("cb-old-solved"))
         .await;
     // An old-format button from before the upgrade.
-    t.fake.push(press(7, "cb-legacy", CUSTOMER, "offer:yes"));
-    t.fake
+    t.telegram()
+        .push(press(7, "cb-legacy", CUSTOMER, "offer:yes"));
+    t.telegram()
         .wait_until("the legacy button refused", refused("cb-legacy"))
         .await;
 
@@ -1174,7 +1156,7 @@ async fn foreign_and_stale_presses_change_nothing() {
         "no 👎 from Bob"
     );
     assert!(
-        t.fake
+        t.telegram()
             .texts_to(CUSTOMER)
             .iter()
             .all(|x| !x.contains("connecting you") && !x.contains("passing your conversation")),
@@ -1182,9 +1164,9 @@ async fn foreign_and_stale_presses_change_nothing() {
     );
 
     // Ann's own current button still works.
-    t.fake
+    t.telegram()
         .push(press(8, "cb-ann-offer", CUSTOMER, &offer[0][0]));
-    t.fake
+    t.telegram()
         .wait_until("Ann handed off", |f| {
             f.texts_to(CUSTOMER)
                 .iter()

@@ -1,10 +1,12 @@
 //! Hand-off and survey workflows through the core, the HTTP agent API and the
 //! console channel, with an injected clock (no test sleeps for real minutes).
 
-use std::sync::{Arc, Mutex, Once};
-use std::time::Duration;
+mod common;
 
-use switchboard::app::{App, Core};
+use std::sync::{Arc, Mutex, Once};
+
+use common::{Deployment, Options, TestApp, spawn_on, wait_for};
+use switchboard::app::Core;
 use switchboard::assistant::{Action, Mode, Pressed, Turn};
 use switchboard::button::{ButtonData, SurveyStep};
 use switchboard::channels::console;
@@ -30,46 +32,15 @@ fn init_env() {
     });
 }
 
-/// A scratch deployment: knowledge base, prompts, database, settings.
-struct Scratch {
-    dir: tempfile::TempDir,
-    db_url: String,
-}
+/// The harness's deployment with this file's hand-off and survey settings
+/// and two agents.
+struct Scratch(Deployment);
 
-impl Scratch {
-    fn new() -> Self {
-        init_env();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let kb = dir.path().join("kb");
-        std::fs::create_dir_all(kb.join("billing")).expect("kb dir");
-        std::fs::write(
-            kb.join("billing/refunds.md"),
-            "---\ntitle: Refunds\ntags: [billing]\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge. Refunds reach your card in 5–10 business days.\n",
-        )
-        .expect("article");
-        std::fs::write(
-            kb.join("password.md"),
-            "# Reset your password\n\n## Forgot password\nTo reset a forgotten password, click \"Forgot password\" on the sign-in page and follow the email link.\n",
-        )
-        .expect("article");
-        let db_url = format!("sqlite://{}", dir.path().join("test.db").display());
-        Self { dir, db_url }
-    }
-
-    fn settings(&self, extra: &str) -> Settings {
-        let prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts");
-        let toml = format!(
+/// This file's settings over the harness's, then `extra`.
+fn options(extra: &str) -> Options {
+    Options::new()
+        .settings(
             r#"
-[database]
-url = "{db}"
-[knowledge_base]
-path = "{kb}"
-index_path = "{index}"
-watch = false
-[prompts]
-path = "{prompts}"
-[web]
-listen = "127.0.0.1:0"
 [handoff]
 unclaimed_reping_secs = 300
 [csat]
@@ -82,13 +53,29 @@ token_env = "WORKFLOW_ALICE_TOKEN"
 [[agents]]
 name = "bob"
 token_env = "WORKFLOW_BOB_TOKEN"
-{extra}
 "#,
-            db = self.db_url,
-            kb = self.dir.path().join("kb").display(),
-            index = self.dir.path().join("index").display(),
-        );
-        Settings::from_toml_str(&toml).expect("settings")
+        )
+        .settings(extra)
+}
+
+impl Scratch {
+    async fn new() -> Self {
+        Self::with(Options::new()).await
+    }
+
+    /// On the database `options` asks for.
+    async fn with(options: Options) -> Self {
+        init_env();
+        Self(Deployment::new(&options).await)
+    }
+
+    fn settings(&self, extra: &str) -> Settings {
+        self.0.settings(&options(extra))
+    }
+
+    /// Starts the app on this deployment.
+    async fn start(&self, extra: &str, clock: SharedClock) -> TestApp {
+        spawn_on(self.0.clone(), options(extra).clock(clock)).await
     }
 }
 
@@ -136,41 +123,6 @@ fn turn(customer: &str, text: &str) -> Turn {
     }
 }
 
-/// A running app: its core, its address, and a way to stop it.
-struct Running {
-    core: Core,
-    base: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start(settings: Settings, clock: SharedClock) -> Running {
-    let app = App::build(settings, clock).await.expect("app builds");
-    let core = app.core().clone();
-    let base = format!("http://{}", app.local_addr().expect("web enabled"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        app.run_until_stopped(async move {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("app runs");
-    });
-    Running {
-        core,
-        base,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
-}
-
 async fn api(
     method: reqwest::Method,
     url: String,
@@ -190,9 +142,9 @@ async fn api(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn customer_on_console_and_agent_on_http_api() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
-    let app = start(scratch.settings(""), clock.clone()).await;
+    let app = scratch.start("", clock.clone()).await;
     let assistant = app.core.assistant.clone();
 
     // The customer chats on the console (in-process, output captured).
@@ -221,13 +173,16 @@ async fn customer_on_console_and_agent_on_http_api() {
         .await
         .unwrap();
     let screen = || String::from_utf8_lossy(&captured.lock().unwrap()).to_string();
-    wait_for(|| screen().contains("connecting you with a person")).await;
+    wait_for("the hand-off notice", || {
+        screen().contains("connecting you with a person")
+    })
+    .await;
     assert!(screen().contains("number 1 in the queue"), "{}", screen());
 
     // The agent sees it in the queue with its reason.
     let (status, queue) = api(
         reqwest::Method::GET,
-        format!("{}/api/agent/queue", app.base),
+        format!("{}/api/agent/queue", app.base()),
         ALICE,
         None,
     )
@@ -237,7 +192,7 @@ async fn customer_on_console_and_agent_on_http_api() {
     assert_eq!(entry["status"], "waiting_for_agent");
     assert_eq!(entry["handoff_reason"], "customer_request");
     let id = entry["id"].as_str().unwrap().to_string();
-    let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base);
+    let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base());
 
     // Unknown token refused.
     let (status, body) = api(reqwest::Method::POST, url("claim"), "nope", None).await;
@@ -252,7 +207,7 @@ async fn customer_on_console_and_agent_on_http_api() {
 
     // The customer writes while with the agent: the bot stays silent.
     input.write_all(b"my invoice is wrong\n").await.unwrap();
-    wait_for(|| {
+    wait_for("the customer message stored", || {
         futures_ready(&app.core, &id, |m| {
             m.iter().any(|m| m.text == "my invoice is wrong")
         })
@@ -276,7 +231,10 @@ async fn customer_on_console_and_agent_on_http_api() {
     )
     .await;
     assert_eq!(status, 200);
-    wait_for(|| screen().contains("alice (support): Hello, I can help")).await;
+    wait_for("the agent's reply", || {
+        screen().contains("alice (support): Hello, I can help")
+    })
+    .await;
     assert!(!screen().contains("SECRET-NOTE"));
     let bot_answers_while_with_agent = app
         .core
@@ -294,9 +252,15 @@ async fn customer_on_console_and_agent_on_http_api() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "bot");
     assert!(body["context_since"].is_i64());
-    wait_for(|| screen().contains("passed you back to the assistant")).await;
+    wait_for("the give-back notice", || {
+        screen().contains("passed you back to the assistant")
+    })
+    .await;
     input.write_all(b"how do I get a refund\n").await.unwrap();
-    wait_for(|| screen().contains("Refunds reach your card")).await;
+    wait_for("the answer", || {
+        screen().contains("Refunds reach your card")
+    })
+    .await;
 
     let events: Vec<String> = app
         .core
@@ -312,17 +276,6 @@ async fn customer_on_console_and_agent_on_http_api() {
     drop(input);
     chat.await.unwrap().unwrap();
     app.shutdown().await;
-}
-
-/// Polls a synchronous condition (bounded: fails the test after 10 s).
-async fn wait_for(mut condition: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if condition() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("condition not met within 10 s");
 }
 
 fn futures_ready(
@@ -347,7 +300,7 @@ fn futures_ready(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_race_has_exactly_one_winner() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
         .await
         .unwrap();
@@ -415,7 +368,7 @@ async fn claim_race_has_exactly_one_winner() {
 
 #[tokio::test]
 async fn knowledge_gap_offer_then_accept_hands_off() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
         .await
         .unwrap();
@@ -469,7 +422,7 @@ async fn knowledge_gap_offer_then_accept_hands_off() {
 
 #[tokio::test]
 async fn frustration_hands_off() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
         .await
         .unwrap();
@@ -504,7 +457,7 @@ async fn frustration_hands_off() {
 
 #[tokio::test]
 async fn restart_keeps_queue_owner_and_delivers_messages_received_meanwhile() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let id = {
         let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
@@ -618,7 +571,7 @@ impl switchboard::desk::StaffDesk for StaffRecorder {
 
 #[tokio::test]
 async fn unclaimed_conversation_pings_agents_again_and_tells_the_customer() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
         .await
@@ -703,7 +656,7 @@ fn press(customer: &str, data: &str) -> Turn {
 
 #[tokio::test]
 async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     let id = resolved_by_agent(&core, "s1").await;
@@ -819,7 +772,7 @@ async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
 
 #[tokio::test]
 async fn opted_out_customers_get_no_survey() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     let reply = core
@@ -840,7 +793,7 @@ async fn opted_out_customers_get_no_survey() {
 
 #[tokio::test]
 async fn survey_scheduled_before_a_restart_is_sent_once_after_it() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let id = {
         let (core, _) = survey_core(&scratch, &clock, "").await;
@@ -866,7 +819,7 @@ async fn survey_scheduled_before_a_restart_is_sent_once_after_it() {
 
 #[tokio::test]
 async fn late_click_counts_after_a_new_conversation_started() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     let id = resolved_by_agent(&core, "s4").await;
@@ -889,7 +842,7 @@ async fn late_click_counts_after_a_new_conversation_started() {
 
 #[tokio::test]
 async fn confirmed_answer_and_inactivity_resolve_conversations() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, _) = survey_core(&scratch, &clock, "").await;
     let answer = core
@@ -934,29 +887,10 @@ async fn confirmed_answer_and_inactivity_resolve_conversations() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
 async fn two_processes_on_one_postgres_database_send_a_survey_once() {
-    let Ok(base) = std::env::var("SWITCHBOARD_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: SWITCHBOARD_TEST_POSTGRES_URL is not set");
-        return;
-    };
-    init_env();
     // A fresh database for this test.
-    let name = format!("sb_workflow_{}", uuid::Uuid::new_v4().simple());
-    {
-        use sqlx::Connection;
-        sqlx::any::install_default_drivers();
-        let mut admin = sqlx::AnyConnection::connect(&base).await.expect("postgres");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create database");
-    }
-    let url = match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("SWITCHBOARD_TEST_POSTGRES_URL needs a database name"),
-    };
-    let mut scratch = Scratch::new();
-    scratch.db_url = url;
+    let scratch = Scratch::with(Options::new().postgres()).await;
     let clock = ManualClock::new(START);
     let (one, channel_one) = survey_core(&scratch, &clock, "").await;
     let (two, channel_two) = survey_core(&scratch, &clock, "").await;
@@ -979,24 +913,17 @@ async fn two_processes_on_one_postgres_database_send_a_survey_once() {
     assert_eq!(surveys(&channel_one) + surveys(&channel_two), 5);
     one.store.close().await;
     two.store.close().await;
-    use sqlx::Connection;
-    let mut admin = sqlx::AnyConnection::connect(&base).await.expect("postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .expect("drop database");
+    scratch.0.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_widget_customer_and_agent() {
-    let scratch = Scratch::new();
-    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let scratch = Scratch::new().await;
+    let app = scratch.start("", ManualClock::new(START)).await;
     let client = reqwest::Client::new();
     let session = "widget-session-1";
     let post = |path: &str, body: serde_json::Value| {
-        let request = client.post(format!("{}{path}", app.base)).json(&body);
+        let request = client.post(format!("{}{path}", app.base())).json(&body);
         async move {
             let response = request.send().await.unwrap();
             (
@@ -1006,7 +933,7 @@ async fn web_widget_customer_and_agent() {
         }
     };
     let page = client
-        .get(format!("{}/", app.base))
+        .get(format!("{}/", app.base()))
         .send()
         .await
         .unwrap()
@@ -1015,7 +942,7 @@ async fn web_widget_customer_and_agent() {
         .unwrap();
     assert!(page.contains("/static/widget.js"));
     let script = client
-        .get(format!("{}/static/widget.js", app.base))
+        .get(format!("{}/static/widget.js", app.base()))
         .send()
         .await
         .unwrap()
@@ -1055,7 +982,7 @@ async fn web_widget_customer_and_agent() {
     assert_eq!(body["reply"]["handoff"], true);
     let (_, queue) = api(
         reqwest::Method::GET,
-        format!("{}/api/agent/queue", app.base),
+        format!("{}/api/agent/queue", app.base()),
         ALICE,
         None,
     )
@@ -1063,14 +990,14 @@ async fn web_widget_customer_and_agent() {
     let id = queue[0]["id"].as_str().unwrap().to_string();
     let (status, _) = api(
         reqwest::Method::POST,
-        format!("{}/api/agent/conversations/{id}/reply", app.base),
+        format!("{}/api/agent/conversations/{id}/reply", app.base()),
         ALICE,
         Some(serde_json::json!({"text": "Hi, Alice here"})),
     )
     .await;
     assert_eq!(status, 200);
     let updates: serde_json::Value = client
-        .get(format!("{}/api/chat/updates?session={session}", app.base))
+        .get(format!("{}/api/chat/updates?session={session}", app.base()))
         .send()
         .await
         .unwrap()
@@ -1085,7 +1012,7 @@ async fn web_widget_customer_and_agent() {
     let later: serde_json::Value = client
         .get(format!(
             "{}/api/chat/updates?session={session}&after={cursor}",
-            app.base
+            app.base()
         ))
         .send()
         .await
@@ -1099,7 +1026,7 @@ async fn web_widget_customer_and_agent() {
 
 #[tokio::test]
 async fn message_stored_before_a_crash_is_answered_after_restart() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     // The previous process stored the message and died before answering.
@@ -1157,7 +1084,7 @@ async fn message_stored_before_a_crash_is_answered_after_restart() {
 /// answer), and skipped a message left unanswered when a later one was.
 #[tokio::test]
 async fn recovery_answers_what_the_last_run_left_and_nothing_this_run_answers() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     let customer = core
@@ -1230,7 +1157,7 @@ async fn recovery_answers_what_the_last_run_left_and_nothing_this_run_answers() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_while_waiting_and_canned_replies() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let id = {
         let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
@@ -1244,12 +1171,12 @@ async fn restart_while_waiting_and_canned_replies() {
         core.store.close().await;
         r.conversation_id
     };
-    let app = start(scratch.settings(""), clock.clone()).await;
+    let app = scratch.start("", clock.clone()).await;
     let channel = Arc::new(Recorder::default());
     app.core.registry.register("test", channel.clone());
     let (_, queue) = api(
         reqwest::Method::GET,
-        format!("{}/api/agent/queue", app.base),
+        format!("{}/api/agent/queue", app.base()),
         ALICE,
         None,
     )
@@ -1258,7 +1185,7 @@ async fn restart_while_waiting_and_canned_replies() {
     assert_eq!(queue[0]["position"], 1);
     let (status, body) = api(
         reqwest::Method::POST,
-        format!("{}/api/agent/conversations/{id}/canned", app.base),
+        format!("{}/api/agent/conversations/{id}/canned", app.base()),
         ALICE,
         Some(serde_json::json!({"name": "greeting"})),
     )
@@ -1275,7 +1202,7 @@ async fn restart_while_waiting_and_canned_replies() {
     );
     let (status, body) = api(
         reqwest::Method::POST,
-        format!("{}/api/agent/conversations/{id}/canned", app.base),
+        format!("{}/api/agent/conversations/{id}/canned", app.base()),
         ALICE,
         Some(serde_json::json!({"name": "nope"})),
     )
@@ -1290,7 +1217,7 @@ async fn restart_while_waiting_and_canned_replies() {
 
 #[tokio::test]
 async fn a_survey_that_cannot_be_sent_does_not_hold_up_the_batch() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     let broken = resolved_by_agent(&core, "s-broken").await;
@@ -1320,7 +1247,7 @@ async fn a_survey_that_cannot_be_sent_does_not_hold_up_the_batch() {
 
 #[tokio::test]
 async fn a_survey_left_sending_by_a_dead_process_is_sent_later() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     let id = resolved_by_agent(&core, "s-orphan").await;
@@ -1346,12 +1273,12 @@ async fn a_survey_left_sending_by_a_dead_process_is_sent_later() {
 /// one message and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_buttons_are_bound_to_their_session_and_their_moment() {
-    let scratch = Scratch::new();
-    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let scratch = Scratch::new().await;
+    let app = scratch.start("", ManualClock::new(START)).await;
     let client = reqwest::Client::new();
     let (ann, eve) = ("session-ann-1", "session-eve-1");
     let post = |path: &str, body: serde_json::Value| {
-        let request = client.post(format!("{}{path}", app.base)).json(&body);
+        let request = client.post(format!("{}{path}", app.base())).json(&body);
         async move {
             let response = request.send().await.unwrap();
             assert_eq!(response.status().as_u16(), 200);
@@ -1458,7 +1385,7 @@ async fn web_buttons_are_bound_to_their_session_and_their_moment() {
 /// customer pressing it (a rating, "Stop surveys") changes nothing.
 #[tokio::test]
 async fn survey_buttons_count_only_for_their_customer_and_open_question() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let (core, channel) = survey_core(&scratch, &clock, "").await;
     let id = resolved_by_agent(&core, "s6").await;
@@ -1514,8 +1441,8 @@ async fn survey_buttons_count_only_for_their_customer_and_open_question() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_widget_message_handed_back_is_answered_in_the_mailbox() {
-    let scratch = Scratch::new();
-    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let scratch = Scratch::new().await;
+    let app = scratch.start("", ManualClock::new(START)).await;
     let session = "session-dead-1";
     // A widget message whose handling panicked, as the chat API keeps it.
     let payload =
@@ -1535,19 +1462,12 @@ async fn a_quarantined_widget_message_handed_back_is_answered_in_the_mailbox() {
     app.core.store.retry_dead_letter(&id).await.unwrap();
     app.core.inbound.run_once().await.unwrap();
     // The background pass may have taken it first: wait for the answer.
-    let mut updates = serde_json::Value::Null;
-    for _ in 0..200 {
-        updates = reqwest::get(format!("{}/api/chat/updates?session={session}", app.base))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if !updates["messages"].as_array().unwrap().is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let url = format!("{}/api/chat/updates?session={session}", app.base());
+    let updates: serde_json::Value = common::wait_for_value("the answer", || async {
+        let updates: serde_json::Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        Some(updates).filter(|u| !u["messages"].as_array().unwrap().is_empty())
+    })
+    .await;
     let texts: Vec<&str> = updates["messages"]
         .as_array()
         .unwrap()
@@ -1562,7 +1482,7 @@ async fn a_quarantined_widget_message_handed_back_is_answered_in_the_mailbox() {
 
 #[tokio::test]
 async fn a_new_topic_is_never_answered_from_the_previous_one() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
         .await
         .unwrap();
@@ -1596,7 +1516,7 @@ async fn a_new_topic_is_never_answered_from_the_previous_one() {
 
 #[tokio::test]
 async fn a_follow_up_is_answered_from_the_conversation() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
         .await
         .unwrap();
