@@ -1548,7 +1548,7 @@ async fn a_follow_up_is_answered_from_the_conversation() {
 /// once, and the recovery pass does not answer it again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_widget_message_left_by_a_crash_is_answered_when_the_client_retries_it() {
-    let scratch = Scratch::new();
+    let scratch = Scratch::new().await;
     let clock = ManualClock::new(START);
     let session = "session-crash-1";
     let conversation_id = {
@@ -1577,10 +1577,11 @@ async fn a_widget_message_left_by_a_crash_is_answered_when_the_client_retries_it
         conversation.id
     };
     clock.advance(10_000);
-    let app = start(scratch.settings(""), clock.clone()).await;
+    let app = scratch.start("", clock.clone()).await;
+    let base = app.base.clone().unwrap();
     let client = reqwest::Client::new();
     let retry = client
-        .post(format!("{}/api/chat/messages", app.base))
+        .post(format!("{}/api/chat/messages", base))
         .json(&serde_json::json!({"session": session, "text": "how do I get a refund", "id": "m1"}))
         .send()
         .await
@@ -1588,7 +1589,7 @@ async fn a_widget_message_left_by_a_crash_is_answered_when_the_client_retries_it
     assert_eq!(retry.status(), 200);
     // Answered by the time the retry is confirmed, without the recovery pass.
     let updates: serde_json::Value =
-        reqwest::get(format!("{}/api/chat/updates?session={session}", app.base))
+        reqwest::get(format!("{}/api/chat/updates?session={session}", base))
             .await
             .unwrap()
             .json()
@@ -1604,7 +1605,7 @@ async fn a_widget_message_left_by_a_crash_is_answered_when_the_client_retries_it
     assert!(texts[0].contains("Refunds reach your card"), "{texts:?}");
     // A second retry and the recovery pass answer nothing more.
     let again = client
-        .post(format!("{}/api/chat/messages", app.base))
+        .post(format!("{}/api/chat/messages", base))
         .json(&serde_json::json!({"session": session, "text": "how do I get a refund", "id": "m1"}))
         .send()
         .await
@@ -1640,8 +1641,9 @@ async fn a_widget_message_left_by_a_crash_is_answered_when_the_client_retries_it
 /// "everywhere" ends the others; bearer tokens keep working for the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_sign_in_with_password_session_csrf_and_lock_out() {
-    let scratch = Scratch::new();
-    let app = start(scratch.settings(""), ManualClock::new(START)).await;
+    let scratch = Scratch::new().await;
+    let app = scratch.start("", ManualClock::new(START)).await;
+    let base = app.base.clone().unwrap();
     let auth =
         switchboard::auth::ConsoleAuth::new(app.core.store.clone(), app.core.desk.agents().clone());
     assert!(matches!(
@@ -1661,7 +1663,7 @@ async fn console_sign_in_with_password_session_csrf_and_lock_out() {
 
     let http = reqwest::Client::new();
     let sign_in = |name: &str, password: &str| {
-        http.post(format!("{}/api/agent/session", app.base))
+        http.post(format!("{}/api/agent/session", base))
             .json(&serde_json::json!({"name": name, "password": password}))
             .send()
     };
@@ -1678,13 +1680,13 @@ async fn console_sign_in_with_password_session_csrf_and_lock_out() {
         set.split(';').next().unwrap().to_string()
     };
     let get = |cookie: &str, path: &str| {
-        http.get(format!("{}/api/agent{path}", app.base))
+        http.get(format!("{}/api/agent{path}", base))
             .header("cookie", cookie)
             .send()
     };
     // Without a session nothing is shown.
     let r = http
-        .get(format!("{}/api/agent/queue", app.base))
+        .get(format!("{}/api/agent/queue", base))
         .send()
         .await
         .unwrap();
@@ -1734,7 +1736,7 @@ async fn console_sign_in_with_password_session_csrf_and_lock_out() {
         .unwrap();
     assert!(handed.handoff, "{handed:?}");
     let conversation = handed.conversation_id;
-    let claim = format!("{}/api/agent/conversations/{conversation}/claim", app.base);
+    let claim = format!("{}/api/agent/conversations/{conversation}/claim", base);
     // A change without the CSRF token (what a cross-site form would send).
     let post = |cookie: &str, url: &str| http.post(url).header("cookie", cookie);
     let r = post(&browser, &claim).send().await.unwrap();
@@ -1755,7 +1757,7 @@ async fn console_sign_in_with_password_session_csrf_and_lock_out() {
     // Bearer tokens still work, without CSRF.
     let (status, _) = api(
         reqwest::Method::GET,
-        format!("{}/api/agent/queue", app.base),
+        format!("{}/api/agent/queue", base),
         ALICE,
         None,
     )
@@ -1780,14 +1782,11 @@ async fn console_sign_in_with_password_session_csrf_and_lock_out() {
         .unwrap()
         .to_string();
     assert_ne!(second, browser);
-    let r = post(
-        &second,
-        &format!("{}/api/agent/session/everywhere", app.base),
-    )
-    .header("x-csrf-token", &csrf2)
-    .send()
-    .await
-    .unwrap();
+    let r = post(&second, &format!("{}/api/agent/session/everywhere", base))
+        .header("x-csrf-token", &csrf2)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     for cookie in [&browser, &second] {
         assert_eq!(get(cookie, "/queue").await.unwrap().status(), 401);
