@@ -55,16 +55,18 @@ pub enum Entry {
     Notice(Notice),
 }
 
-/// `messages` (oldest first) with the notices of `events` placed by time.
-/// A notice recorded in the same millisecond as a message comes first: an
-/// agent's first reply is stored right after the claim it caused.
+/// `messages` (in their order) with the notices of `events` placed by
+/// time: before the first message recorded after them. Within one
+/// millisecond the ids decide, which are time-ordered ([`store::new_id`]).
 pub fn merge(messages: Vec<Message>, events: &[Event]) -> Vec<Entry> {
     let mut notices: Vec<Notice> = events.iter().filter_map(Notice::from_event).collect();
     notices.sort_by(|a, b| (a.created_at, &a.event_id).cmp(&(b.created_at, &b.event_id)));
     let mut notices = notices.into_iter().peekable();
     let mut out = Vec::with_capacity(messages.len() + notices.len());
     for message in messages {
-        while let Some(notice) = notices.next_if(|n| n.created_at <= message.created_at) {
+        while let Some(notice) =
+            notices.next_if(|n| (n.created_at, &n.event_id) < (message.created_at, &message.id))
+        {
             out.push(Entry::Notice(notice));
         }
         out.push(Entry::Message(message));
@@ -90,7 +92,7 @@ mod tests {
 
     fn message(text: &str, at: Millis) -> Message {
         Message {
-            id: format!("m-{at}"),
+            id: format!("{at}-m"),
             conversation_id: "c".into(),
             seq: at,
             role: Role::Customer,
@@ -111,7 +113,7 @@ mod tests {
 
     fn event(kind: &str, notice: Option<&str>, at: Millis) -> Event {
         Event {
-            id: format!("e-{at}"),
+            id: format!("{at}-e"),
             conversation_id: "c".into(),
             kind: kind.into(),
             actor: "alice".into(),
@@ -158,19 +160,26 @@ mod tests {
     }
 
     #[test]
-    fn a_notice_in_the_same_millisecond_precedes_the_message() {
-        let entries = merge(
-            vec![message("hello from Alice", 30)],
-            &[event("claim", Some("Alice joined."), 30)],
-        );
+    fn within_a_millisecond_the_ids_decide() {
+        let mut before = message("are you there?", 30);
+        before.id = "0001".into();
+        let mut claim = event("claim", Some("Alice joined."), 30);
+        claim.id = "0002".into();
+        let mut after = message("hello from Alice", 30);
+        after.id = "0003".into();
+        let entries = merge(vec![before, after], &[claim]);
         assert_eq!(
             kinds(&entries),
-            ["notice:Alice joined.", "message:hello from Alice"]
+            [
+                "message:are you there?",
+                "notice:Alice joined.",
+                "message:hello from Alice"
+            ]
         );
-        let json = serde_json::to_value(&entries[0]).unwrap();
+        let json = serde_json::to_value(&entries[1]).unwrap();
         assert_eq!(json["kind"], "notice");
         assert_eq!(json["actor_name"], "Alice");
-        let json = serde_json::to_value(&entries[1]).unwrap();
+        let json = serde_json::to_value(&entries[2]).unwrap();
         assert_eq!(json["kind"], "message");
         assert_eq!(json["role"], "customer");
     }

@@ -1245,7 +1245,10 @@ async fn the_customer_is_told_who_joins_transfers_gives_back_and_closes() {
     card_message["message_thread_id"] = json!(77);
     card_message["is_topic_message"] = json!(true);
     let told = |f: &telegram_fake::Fake, text: &str| {
-        f.texts_to(CUSTOMER).iter().filter(|x| x.contains(text)).count()
+        f.texts_to(CUSTOMER)
+            .iter()
+            .filter(|x| x.contains(text))
+            .count()
     };
 
     // Alice presses Claim twice: the customer is told once.
@@ -1288,11 +1291,15 @@ async fn the_customer_is_told_who_joins_transfers_gives_back_and_closes() {
             told(f, "number 1 in the queue") == 2
         })
         .await;
-    t.fake.push(message_update(7, in_topic(2003, BEN, "/claim")));
     t.fake
-        .wait_until("Ben joined", |f| told(f, "ben joined the conversation.") == 1)
+        .push(message_update(7, in_topic(2003, BEN, "/claim")));
+    t.fake
+        .wait_until("Ben joined", |f| {
+            told(f, "ben joined the conversation.") == 1
+        })
         .await;
-    t.fake.push(message_update(8, in_topic(2004, BEN, "/resolve")));
+    t.fake
+        .push(message_update(8, in_topic(2004, BEN, "/resolve")));
     t.fake
         .wait_until("the closing notice", |f| {
             told(f, "ben has closed this conversation.") == 1
@@ -1301,7 +1308,10 @@ async fn the_customer_is_told_who_joins_transfers_gives_back_and_closes() {
     assert_eq!(told(&t.fake, "joined the conversation."), 2);
     assert_eq!(told(&t.fake, "transferred"), 1);
 
-    let id = ButtonData::parse(&claim).unwrap().conversation().to_string();
+    let id = ButtonData::parse(&claim)
+        .unwrap()
+        .conversation()
+        .to_string();
     let notices: Vec<String> = switchboard::transcript::load(&t.core.store, &id)
         .await
         .unwrap()

@@ -1688,7 +1688,13 @@ async fn console_customer_is_told_who_joins_transfers_gives_back_and_closes() {
     // Transfer: told the new owner's name; a repeated transfer to the
     // owner says nothing new.
     let to_bob = Some(serde_json::json!({"agent": "bob"}));
-    let (status, body) = api(reqwest::Method::POST, url("transfer"), ALICE, to_bob.clone()).await;
+    let (status, body) = api(
+        reqwest::Method::POST,
+        url("transfer"),
+        ALICE,
+        to_bob.clone(),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["assigned_agent"], "bob");
     let (status, body) = api(reqwest::Method::POST, url("transfer"), BOB, to_bob).await;
@@ -1713,13 +1719,22 @@ async fn console_customer_is_told_who_joins_transfers_gives_back_and_closes() {
     assert_eq!(count("has closed this conversation"), 1, "{}", screen());
 
     // The transcript shows the same notices, in order, apart from messages.
-    let (status, conversation) = api(reqwest::Method::GET, url("").trim_end_matches('/').to_string(), ALICE, None).await;
+    let (status, conversation) = api(
+        reqwest::Method::GET,
+        url("").trim_end_matches('/').to_string(),
+        ALICE,
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{conversation}");
     let notices = transcript_notices(&conversation);
     assert_eq!(notices.len(), 5, "{notices:?}");
     assert_eq!(notices[0], "alice joined the conversation.");
     assert_eq!(notices[1], "You've been transferred to bob.");
-    assert!(notices[2].starts_with("bob has passed you back"), "{notices:?}");
+    assert!(
+        notices[2].starts_with("bob has passed you back"),
+        "{notices:?}"
+    );
     assert_eq!(notices[3], "bob joined the conversation.");
     assert!(notices[4].starts_with("bob has closed this conversation."));
     let kinds: Vec<&str> = conversation["transcript"]
@@ -1728,7 +1743,14 @@ async fn console_customer_is_told_who_joins_transfers_gives_back_and_closes() {
         .iter()
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.first(), Some(&"message"), "{kinds:?}");
+    assert_eq!(
+        kinds,
+        [
+            "message", "message", "notice", "notice", "notice", "message", "message", "notice",
+            "notice"
+        ],
+        "/human, the hand-off answer, three notices, again, two notices"
+    );
     let events = app.core.store.events(&id).await.unwrap();
     let told: Vec<(&str, &str, Option<&str>)> = events
         .iter()
@@ -1745,7 +1767,11 @@ async fn console_customer_is_told_who_joins_transfers_gives_back_and_closes() {
             ("resolve", "bob", Some("bob")),
         ]
     );
-    assert!(events.iter().all(|e| e.notice.is_none() || e.notified_at.is_some()));
+    assert!(
+        events
+            .iter()
+            .all(|e| e.notice.is_none() || e.notified_at.is_some())
+    );
     drop(input);
     chat.await.unwrap().unwrap();
     app.shutdown().await;
@@ -1812,7 +1838,9 @@ async fn a_notice_precedes_the_reply_that_claimed_and_is_sent_once() {
     let order: Vec<String> = transcript
         .iter()
         .map(|e| match e {
-            switchboard::transcript::Entry::Message(m) => format!("{}: {}", m.role.as_str(), m.text),
+            switchboard::transcript::Entry::Message(m) => {
+                format!("{}: {}", m.role.as_str(), m.text)
+            }
             switchboard::transcript::Entry::Notice(n) => format!("notice: {}", n.text),
         })
         .collect();
@@ -1973,8 +2001,18 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
     let id = queue[0]["id"].as_str().unwrap().to_string();
     let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base);
     let nothing = updates(String::new()).await;
-    assert_eq!(nothing["messages"].as_array().unwrap().len(), 0, "{nothing}");
-    let (_, conversation) = api(reqwest::Method::GET, url("").trim_end_matches('/').to_string(), ALICE, None).await;
+    assert_eq!(
+        nothing["messages"].as_array().unwrap().len(),
+        0,
+        "{nothing}"
+    );
+    let (_, conversation) = api(
+        reqwest::Method::GET,
+        url("").trim_end_matches('/').to_string(),
+        ALICE,
+        None,
+    )
+    .await;
     assert!(
         transcript_notices(&conversation).is_empty(),
         "the customer's text is no notice: {conversation}"
@@ -2034,12 +2072,14 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
 
     // In the transcript: the customer's look-alike texts are messages; the
     // notices are the three from events.
-    let (_, conversation) = api(reqwest::Method::GET, url("").trim_end_matches('/').to_string(), ALICE, None).await;
-    assert_eq!(
-        transcript_notices(&conversation).len(),
-        3,
-        "{conversation}"
-    );
+    let (_, conversation) = api(
+        reqwest::Method::GET,
+        url("").trim_end_matches('/').to_string(),
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(transcript_notices(&conversation).len(), 3, "{conversation}");
     let customer_lookalikes = conversation["transcript"]
         .as_array()
         .unwrap()
