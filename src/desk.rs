@@ -7,6 +7,12 @@
 //! card posted by the `switchboard run` process; a customer message stored
 //! while a desk was unreachable is forwarded when it is back. Staff desks
 //! implement [`StaffDesk`]; the HTTP agent API calls [`Desk::act`] directly.
+//!
+//! The customer is told when an agent claims, transfers, gives back or
+//! resolves (`prompts/joined.md`, `transferred.md`, `given_back.md`,
+//! `resolved.md`): the notice is stored on the transition's event, so it
+//! exists exactly when the change happened, and sent at most once (see
+//! [`crate::transcript`] for where it is shown).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
