@@ -254,7 +254,11 @@ impl Surveys {
             _ => ("survey_comment.md", Vec::new()),
         };
         let text = self.render(template, serde_json::json!({"typed": typed}))?;
-        Ok(Outgoing { text, buttons })
+        Ok(Outgoing {
+            text,
+            buttons,
+            notice: false,
+        })
     }
 
     /// The next question after the answers so far, or `None` when done.

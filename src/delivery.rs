@@ -41,6 +41,11 @@ pub struct Outgoing {
     /// Rows of buttons; channels without buttons show the text only and
     /// accept typed answers.
     pub buttons: Vec<Vec<Button>>,
+    /// A notice about the conversation (an agent joined, transferred, gave
+    /// back, closed), not something the bot or an agent said; channels that
+    /// can show it differently (the web widget) do.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub notice: bool,
 }
 
 impl Outgoing {
@@ -49,6 +54,16 @@ impl Outgoing {
         Self {
             text: text.into(),
             buttons: Vec::new(),
+            notice: false,
+        }
+    }
+
+    /// A notice (see [`Outgoing::notice`](Outgoing#structfield.notice)).
+    pub fn notice(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            buttons: Vec::new(),
+            notice: true,
         }
     }
 }

@@ -7,6 +7,12 @@
 //! card posted by the `switchboard run` process; a customer message stored
 //! while a desk was unreachable is forwarded when it is back. Staff desks
 //! implement [`StaffDesk`]; the HTTP agent API calls [`Desk::act`] directly.
+//!
+//! The customer is told when an agent claims, transfers, gives back or
+//! resolves (`prompts/joined.md`, `transferred.md`, `given_back.md`,
+//! `resolved.md`): the notice is stored on the transition's event, so it
+//! exists exactly when the change happened, and sent at most once (see
+//! [`crate::transcript`] for where it is shown).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -27,6 +33,10 @@ use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Ro
 const CARD_MESSAGES: usize = 6;
 /// Retry delay for an undelivered agent reply.
 const RETRY_MS: Millis = 5_000;
+/// How long a notice may stay unsent before the desk loop sends it: the
+/// action that recorded it sends it at once, so one older than this was
+/// left by a process that stopped in between.
+const NOTICE_GRACE_MS: Millis = 10_000;
 
 /// Why an agent action was refused.
 #[derive(Debug, thiserror::Error)]
@@ -519,38 +529,38 @@ impl Desk {
                 if conversation.status == Status::WithAgent {
                     self.check_owner(agent, &conversation)?;
                 }
+                let notice = self.render("resolved.md", serde_json::json!({"agent": shown}))?;
                 let change = Change {
                     resolution: Some("agent"),
+                    actor_name: Some(shown),
+                    notice: Some(&notice),
                     ..Change::default()
                 };
-                let resolved = self
-                    .transition(&conversation, Transition::Resolve, name, &change)
-                    .await?;
-                let text = self.render("resolved.md", serde_json::json!({"agent": shown}))?;
-                self.send_to_customer(&resolved, &Outgoing::text(text))
-                    .await?;
-                Ok(resolved)
+                self.transition(&conversation, Transition::Resolve, name, &change)
+                    .await
             }
             AgentAction::GiveBack => {
                 if conversation.status == Status::WithAgent {
                     self.check_owner(agent, &conversation)?;
                 }
+                let notice = self.render("given_back.md", serde_json::json!({"agent": shown}))?;
+                let told = Change {
+                    actor_name: Some(shown),
+                    notice: Some(&notice),
+                    ..Change::default()
+                };
                 let (transition, change) = match conversation.status {
-                    Status::WaitingForAgent => (Transition::Withdraw, Change::default()),
+                    Status::WaitingForAgent => (Transition::Withdraw, told),
                     _ => (
                         Transition::GiveBack,
                         Change {
                             assign: Some(None),
-                            ..Change::default()
+                            ..told
                         },
                     ),
                 };
-                let back = self
-                    .transition(&conversation, transition, name, &change)
-                    .await?;
-                let text = self.render("given_back.md", serde_json::json!({"agent": shown}))?;
-                self.send_to_customer(&back, &Outgoing::text(text)).await?;
-                Ok(back)
+                self.transition(&conversation, transition, name, &change)
+                    .await
             }
             AgentAction::Transfer(to) => {
                 let to = to.trim();
@@ -566,10 +576,23 @@ impl Desk {
                 if conversation.status == Status::WithAgent {
                     self.check_owner(agent, &conversation)?;
                 }
+                if conversation.status == Status::WithAgent
+                    && conversation.assigned_agent.as_deref() == Some(target.name.as_str())
+                {
+                    // Already theirs (a repeated transfer): nothing changes,
+                    // and the customer is not told again.
+                    return Ok(conversation);
+                }
                 let detail = format!("to {}", target.name);
+                let notice = self.render(
+                    "transferred.md",
+                    serde_json::json!({"agent": shown, "to": target.display_name()}),
+                )?;
                 let change = Change {
                     assign: Some(Some(&target.name)),
                     event_detail: Some(&detail),
+                    actor_name: Some(shown),
+                    notice: Some(&notice),
                     ..Change::default()
                 };
                 self.transition(&conversation, Transition::Transfer, name, &change)
@@ -593,8 +616,14 @@ impl Desk {
                 )),
             };
         }
+        let notice = self.render(
+            "joined.md",
+            serde_json::json!({"agent": agent.display_name()}),
+        )?;
         let change = Change {
             assign: Some(Some(&agent.name)),
+            actor_name: Some(agent.display_name()),
+            notice: Some(&notice),
             ..Change::default()
         };
         self.transition(conversation, Transition::Claim, &agent.name, &change)
@@ -610,6 +639,9 @@ impl Desk {
         }
     }
 
+    /// Applies `transition`; when it happened (this call won), the
+    /// customer is sent the notice stored with it before anything else
+    /// (an agent's reply that follows a claim comes after "… joined").
     async fn transition(
         &self,
         conversation: &Conversation,
@@ -622,7 +654,10 @@ impl Desk {
             .transition(&conversation.id, transition, actor, change)
             .await
         {
-            Ok(c) => Ok(c),
+            Ok(c) => {
+                self.send_notices(&c).await?;
+                Ok(c)
+            }
             // Someone else moved it first (between our read and the
             // guarded update, or before the store's own read).
             Err(e @ (store::Error::Conflict(_) | store::Error::Illegal(_))) => {
@@ -639,6 +674,44 @@ impl Desk {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Sends the conversation's notices that have not gone out yet, oldest
+    /// first, each at most once: it is taken in the store before it is sent
+    /// (so a repeated or concurrent action never sends it twice), then
+    /// delivered or queued in the outbox like any message to the customer.
+    async fn send_notices(&self, conversation: &Conversation) -> Result<(), Error> {
+        let store = &self.inner.store;
+        for event in store.unsent_notices(&conversation.id).await? {
+            self.send_notice(conversation, &event).await?;
+        }
+        Ok(())
+    }
+
+    async fn send_notice(
+        &self,
+        conversation: &Conversation,
+        event: &store::Event,
+    ) -> Result<(), Error> {
+        let Some(text) = &event.notice else {
+            return Ok(());
+        };
+        if !self.inner.store.claim_notice(&event.id).await? {
+            return Ok(());
+        }
+        self.send_to_customer(conversation, &Outgoing::notice(text.as_str()))
+            .await
+    }
+
+    /// Notices a stopped process recorded but never sent (it stopped between
+    /// the state change and the send).
+    async fn send_stale_notices(&self) -> Result<(), Error> {
+        let store = &self.inner.store;
+        for event in store.stale_notices(store.now() - NOTICE_GRACE_MS).await? {
+            let conversation = store.conversation(&event.conversation_id).await?;
+            self.send_notice(&conversation, &event).await?;
+        }
+        Ok(())
     }
 
     /// Sends to the customer on their own channel; a failed send goes to the
@@ -734,6 +807,9 @@ impl Desk {
                     tracing::warn!(desk = desk.name(), conversation = %conversation.id, "staff desk: {e}");
                 }
             }
+        }
+        if let Err(e) = self.send_stale_notices().await {
+            tracing::warn!("notices: {e}");
         }
         self.reping().await
     }

@@ -26,7 +26,9 @@
 //!   hand-offs, log lines per source.
 //! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
 //! - [`eval`]: retrieval and hand-off quality on a labelled question set.
-//! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV.
+//! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV;
+//!   [`transcript`]: a conversation's messages with the notices its customer
+//!   was shown (an agent joined, transferred, gave back, closed).
 //! - [`channels`]: console (and later Telegram, Discord, web chat).
 //! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
 //! - [`app`]: builds every part from settings and runs them until shutdown.
@@ -54,6 +56,7 @@ pub mod llm;
 pub mod report;
 pub mod store;
 pub mod telemetry;
+pub mod transcript;
 pub mod web;
 
 /// Hostile text for the property tests (shared with `tests/hostile_text.rs`).

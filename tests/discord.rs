@@ -1194,3 +1194,127 @@ async fn a_press_with_another_customers_ids_changes_nothing() {
     );
     t.stop().await;
 }
+
+/// Issue 14: the Discord customer is told in their DM, with the agent's
+/// name, when an agent claims (once, however often Claim is pressed),
+/// transfers, gives back and closes; a role-based agent is named as
+/// customers see them, and the event keeps both names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_is_told_who_joins_transfers_gives_back_and_closes() {
+    const BEN: u64 = 7002;
+    let t = start_with(
+        None,
+        &format!("agent_role_ids = [{ROLE}]\n[[agents]]\nname = \"ben\"\ndiscord_id = {BEN}"),
+    )
+    .await;
+    let human = t
+        .fake
+        .command_interaction(100, DM, None, CUSTOMER, "human", &[]);
+    t.fake.dispatch("INTERACTION_CREATE", human).await;
+    let cards = t.wait_posted(AGENTS, 1).await;
+    let id = t.core.desk.queue().await.unwrap()[0]
+        .conversation
+        .id
+        .clone();
+    let thread = staff_thread_of(&t, &id).await;
+    let claim = cards[0]
+        .custom_ids()
+        .into_iter()
+        .find(|c| is_claim(c))
+        .unwrap();
+    let told = |f: &FakeDiscord, text: &str| {
+        f.channel_messages(DM)
+            .iter()
+            .filter(|m| m.content.contains(text))
+            .count()
+    };
+
+    // Alice presses Claim twice: told once.
+    for interaction in [101, 102] {
+        let click = t.fake.component_interaction(
+            interaction,
+            AGENTS,
+            Some(GUILD),
+            ALICE,
+            cards[0].id,
+            &claim,
+        );
+        t.fake.dispatch("INTERACTION_CREATE", click).await;
+        t.fake
+            .wait_until(
+                "the claim's outcome",
+                |f| {
+                    f.original_response(interaction)
+                        .is_some_and(|m| m.content.contains("Done"))
+                },
+                WAIT,
+            )
+            .await;
+    }
+    assert_eq!(told(&t.fake, "alice joined the conversation."), 1);
+    t.fake
+        .dispatch_message(103, thread, Some(GUILD), ALICE, "/transfer ben")
+        .await;
+    t.wait_text(DM, "You've been transferred to ben.", "the transfer notice")
+        .await;
+    t.fake
+        .dispatch_message(104, thread, Some(GUILD), BEN, "/giveback")
+        .await;
+    t.wait_text(
+        DM,
+        "ben has passed you back to the assistant.",
+        "the give-back notice",
+    )
+    .await;
+
+    // Asked again; a role-based agent (shown as "Mo") claims and closes.
+    let again = t
+        .fake
+        .command_interaction(105, DM, None, CUSTOMER, "human", &[]);
+    t.fake.dispatch("INTERACTION_CREATE", again).await;
+    t.fake
+        .wait_until(
+            "the second hand-off",
+            |f| {
+                f.original_response(105)
+                    .is_some_and(|m| !m.loading() && !m.content.is_empty())
+            },
+            WAIT,
+        )
+        .await;
+    for (message, text, notice) in [
+        (106, "/claim", "Mo joined the conversation."),
+        (107, "/resolve", "Mo has closed this conversation."),
+    ] {
+        let mut m = t.fake.message(message, thread, Some(GUILD), MALLORY, text);
+        m["author"]["global_name"] = json!("Mo");
+        m["member"]["roles"] = json!([ROLE.to_string()]);
+        t.fake.dispatch("MESSAGE_CREATE", m).await;
+        t.wait_text(DM, notice, notice).await;
+    }
+    assert_eq!(told(&t.fake, "Mo joined the conversation."), 1);
+    assert_eq!(told(&t.fake, "joined the conversation."), 2);
+    assert_eq!(told(&t.fake, "transferred"), 1);
+    let events = t.core.store.events(&id).await.unwrap();
+    let claims: Vec<(String, Option<String>)> = events
+        .iter()
+        .filter(|e| e.kind == "claim")
+        .map(|e| (e.actor.clone(), e.actor_name.clone()))
+        .collect();
+    assert_eq!(
+        claims,
+        [
+            ("alice".to_string(), Some("alice".to_string())),
+            (format!("discord:{MALLORY}"), Some("Mo".to_string())),
+        ]
+    );
+    let notices = switchboard::transcript::load(&t.core.store, &id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e, switchboard::transcript::Entry::Notice(_)))
+        .count();
+    assert_eq!(notices, 5);
+    assert_never_pings(&t.fake);
+    t.stop().await;
+}

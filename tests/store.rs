@@ -544,3 +544,88 @@ on_every_backend!(csv_export_neutralises_formula_cells, |db: &Db| {
         );
     }
 });
+
+// Issue 14: a notice is stored with its transition's event, taken for
+// sending exactly once, found again when a process left it unsent, and
+// kept as a notice in the web widget's mailbox and in the outbox.
+on_every_backend!(
+    notices_are_stored_with_their_event_and_taken_once,
+    |db: &Db| {
+        let store = db.store.clone();
+        let clock = db.clock.clone();
+        async move {
+            let customer = store.upsert_customer("web", "s9", None).await.unwrap();
+            let c = store.open_conversation(&customer, "s9").await.unwrap();
+            let handoff = Change {
+                handoff_reason: Some("customer_request"),
+                ..Change::default()
+            };
+            store
+                .transition(&c.id, Transition::HandOff, "customer", &handoff)
+                .await
+                .unwrap();
+            let claim = Change {
+                assign: Some(Some("alice")),
+                actor_name: Some("Alice A."),
+                notice: Some("Alice A. joined the conversation."),
+                ..Change::default()
+            };
+            store
+                .transition(&c.id, Transition::Claim, "alice", &claim)
+                .await
+                .unwrap();
+            let events = store.events(&c.id).await.unwrap();
+            assert_eq!(events[0].notice, None, "the hand-off tells no one");
+            assert_eq!(events[1].kind, "claim");
+            assert_eq!(events[1].actor, "alice");
+            assert_eq!(events[1].actor_name.as_deref(), Some("Alice A."));
+            let unsent = store.unsent_notices(&c.id).await.unwrap();
+            assert_eq!(unsent.len(), 1);
+            assert!(store.stale_notices(START - 1).await.unwrap().is_empty());
+            clock.advance(20_000);
+            assert_eq!(store.stale_notices(START).await.unwrap().len(), 1);
+            assert!(store.claim_notice(&unsent[0].id).await.unwrap());
+            assert!(
+                !store.claim_notice(&unsent[0].id).await.unwrap(),
+                "taken once"
+            );
+            assert!(store.unsent_notices(&c.id).await.unwrap().is_empty());
+            assert!(store.stale_notices(START).await.unwrap().is_empty());
+            assert_eq!(
+                store.events(&c.id).await.unwrap()[1].notified_at,
+                Some(START + 20_000)
+            );
+            assert!(
+                !store.claim_notice(&events[0].id).await.unwrap(),
+                "an event without a notice is never taken"
+            );
+
+            store
+                .push_web_message("s9", &Outgoing::text("alice (support): hi"))
+                .await
+                .unwrap();
+            store
+                .push_web_message("s9", &Outgoing::notice("Alice A. joined the conversation."))
+                .await
+                .unwrap();
+            let mailbox = store.web_messages_after("s9", "").await.unwrap();
+            let notices: Vec<bool> = mailbox.iter().map(|(_, m)| m.notice).collect();
+            assert_eq!(notices, [false, true]);
+
+            let target = Target {
+                channel: "telegram".into(),
+                customer_id: "42".into(),
+                thread: "42".into(),
+            };
+            store
+                .enqueue_outbox(&target, &Outgoing::notice("n"), Some(&c.id), "down", START)
+                .await
+                .unwrap();
+            let queued = store
+                .claim_outbox(&["telegram".to_string()], 10, 60_000)
+                .await
+                .unwrap();
+            assert!(queued[0].message.notice);
+        }
+    }
+);

@@ -1184,3 +1184,127 @@ async fn foreign_and_stale_presses_change_nothing() {
     );
     t.stop().await;
 }
+
+/// Issue 14: the Telegram customer is told, with the agent's name, when an
+/// agent claims (once, however often the button is pressed), transfers,
+/// gives back and closes; the transcript has the same notices.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customer_is_told_who_joins_transfers_gives_back_and_closes() {
+    const BEN: i64 = 7002;
+    let t = start(
+        &format!("agents_chat_id = {AGENTS}\n[[agents]]\nname = \"ben\"\ntelegram_id = {BEN}"),
+        None,
+    )
+    .await;
+    t.telegram().push(from_customer(1, 10, "/human"));
+    t.telegram()
+        .wait_until("the hand-off card", |f| {
+            f.texts_to(AGENTS).iter().any(|x| x.contains("Hand-off"))
+        })
+        .await;
+    let card = t
+        .telegram()
+        .calls_of("sendmessage")
+        .into_iter()
+        .find(|c| c["chat_id"] == AGENTS)
+        .unwrap();
+    let claim = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let in_topic = |id: i64, from: i64, text: &str| {
+        let mut m = message(id, group_chat(AGENTS, true), user(from, "Agent"), text);
+        m["message_thread_id"] = json!(77);
+        m["is_topic_message"] = json!(true);
+        m
+    };
+    let mut card_message = message(
+        2000,
+        group_chat(AGENTS, true),
+        telegram_fake::bot_user(),
+        "card",
+    );
+    card_message["message_thread_id"] = json!(77);
+    card_message["is_topic_message"] = json!(true);
+    let told = |f: &telegram_fake::Fake, text: &str| {
+        f.texts_to(CUSTOMER)
+            .iter()
+            .filter(|x| x.contains(text))
+            .count()
+    };
+
+    // Alice presses Claim twice: the customer is told once.
+    for (update, cb) in [(2, "cb-1"), (3, "cb-2")] {
+        t.telegram().push(callback_update(
+            update,
+            cb,
+            user(ALICE, "Alice"),
+            card_message.clone(),
+            &claim,
+        ));
+        t.telegram()
+            .wait_until("the claim's answer", |f| {
+                f.calls_of("answercallbackquery")
+                    .iter()
+                    .any(|c| c["callback_query_id"] == cb)
+            })
+            .await;
+    }
+    assert_eq!(told(t.telegram(), "alice joined the conversation."), 1);
+    // Transfer, then give back, typed in the topic.
+    t.telegram()
+        .push(message_update(4, in_topic(2001, ALICE, "/transfer ben")));
+    t.telegram()
+        .wait_until("the transfer notice", |f| {
+            told(f, "You've been transferred to ben.") == 1
+        })
+        .await;
+    t.telegram()
+        .push(message_update(5, in_topic(2002, BEN, "/giveback")));
+    t.telegram()
+        .wait_until("the give-back notice", |f| {
+            told(f, "ben has passed you back to the assistant.") == 1
+        })
+        .await;
+    // The customer asks again; Ben claims and closes.
+    t.telegram().push(from_customer(6, 11, "/human"));
+    t.telegram()
+        .wait_until("the second hand-off", |f| {
+            told(f, "number 1 in the queue") == 2
+        })
+        .await;
+    t.telegram()
+        .push(message_update(7, in_topic(2003, BEN, "/claim")));
+    t.telegram()
+        .wait_until("Ben joined", |f| {
+            told(f, "ben joined the conversation.") == 1
+        })
+        .await;
+    t.telegram()
+        .push(message_update(8, in_topic(2004, BEN, "/resolve")));
+    t.telegram()
+        .wait_until("the closing notice", |f| {
+            told(f, "ben has closed this conversation.") == 1
+        })
+        .await;
+    assert_eq!(told(t.telegram(), "joined the conversation."), 2);
+    assert_eq!(told(t.telegram(), "transferred"), 1);
+
+    let id = ButtonData::parse(&claim)
+        .unwrap()
+        .conversation()
+        .to_string();
+    let notices: Vec<String> = switchboard::transcript::load(&t.core.store, &id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            switchboard::transcript::Entry::Notice(n) => Some(n.text),
+            switchboard::transcript::Entry::Message(_) => None,
+        })
+        .collect();
+    assert_eq!(notices.len(), 5, "{notices:?}");
+    assert_eq!(notices[0], "alice joined the conversation.");
+    assert_eq!(notices[3], "ben joined the conversation.");
+    t.stop().await;
+}

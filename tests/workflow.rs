@@ -1006,6 +1006,10 @@ async fn web_widget_customer_and_agent() {
         .unwrap();
     assert_eq!(
         updates["messages"][0]["text"],
+        "alice joined the conversation."
+    );
+    assert_eq!(
+        updates["messages"][1]["text"],
         "alice (support): Hi, Alice here"
     );
     let cursor = updates["cursor"].as_str().unwrap().to_string();
@@ -1196,8 +1200,9 @@ async fn restart_while_waiting_and_canned_replies() {
         "a reply claims a waiting conversation"
     );
     let texts = channel.texts();
+    assert_eq!(texts[0], "alice joined the conversation.");
     assert!(
-        texts[0].starts_with("alice (support): Hi, this is alice"),
+        texts[1].starts_with("alice (support): Hi, this is alice"),
         "{texts:?}"
     );
     let (status, body) = api(
@@ -1791,5 +1796,493 @@ async fn console_sign_in_with_password_session_csrf_and_lock_out() {
     for cookie in [&browser, &second] {
         assert_eq!(get(cookie, "/queue").await.unwrap().status(), 401);
     }
+    app.shutdown().await;
+}
+
+// ---------------------------------------------------------------- notices
+
+/// Notices as the agent API's transcript shows them, in order.
+fn transcript_notices(conversation: &serde_json::Value) -> Vec<String> {
+    conversation["transcript"]
+        .as_array()
+        .expect("a transcript")
+        .iter()
+        .filter(|e| e["kind"] == "notice")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Issue 14: the console customer is told when an agent joins, transfers,
+/// gives back and closes, once each, and the transcript shows the same
+/// notices (from events) between the messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_customer_is_told_who_joins_transfers_gives_back_and_closes() {
+    let scratch = Scratch::new().await;
+    let app = scratch.start("", ManualClock::new(START)).await;
+    let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (mut input, reader) = tokio::io::duplex(4096);
+    let out: console::SharedOut = Arc::new(Mutex::new(Box::new(Capture(captured.clone()))));
+    let chat = {
+        let assistant = app.core.assistant.clone();
+        tokio::spawn(async move {
+            console::chat(&assistant, tokio::io::BufReader::new(reader), out, false).await
+        })
+    };
+    let screen = || String::from_utf8_lossy(&captured.lock().unwrap()).to_string();
+    let count = |needle: &str| screen().matches(needle).count();
+    use tokio::io::AsyncWriteExt;
+    input.write_all(b"/human\n").await.unwrap();
+    wait_for("the console to show \"number 1 in the queue\"", || {
+        screen().contains("number 1 in the queue")
+    })
+    .await;
+    let (_, queue) = api(
+        reqwest::Method::GET,
+        format!("{}/api/agent/queue", app.base()),
+        ALICE,
+        None,
+    )
+    .await;
+    let id = queue[0]["id"].as_str().unwrap().to_string();
+    let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base());
+
+    // Claim, and the same claim again (a retried request): told once.
+    for _ in 0..2 {
+        let (status, body) = api(reqwest::Method::POST, url("claim"), ALICE, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_for(
+        "the console to show \"alice joined the conversation.\"",
+        || screen().contains("alice joined the conversation."),
+    )
+    .await;
+    // Transfer: told the new owner's name; a repeated transfer to the
+    // owner says nothing new.
+    let to_bob = Some(serde_json::json!({"agent": "bob"}));
+    let (status, body) = api(
+        reqwest::Method::POST,
+        url("transfer"),
+        ALICE,
+        to_bob.clone(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["assigned_agent"], "bob");
+    let (status, body) = api(reqwest::Method::POST, url("transfer"), BOB, to_bob).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "the console to show \"You\'ve been transferred to bob.\"",
+        || screen().contains("You've been transferred to bob."),
+    )
+    .await;
+    // Give back.
+    let (status, body) = api(reqwest::Method::POST, url("give-back"), BOB, None).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "the console to show \"bob has passed you back to the assistant.\"",
+        || screen().contains("bob has passed you back to the assistant."),
+    )
+    .await;
+    // Asks again; Bob claims and closes it.
+    input.write_all(b"/human\n").await.unwrap();
+    wait_for("a second queue notice", || {
+        count("number 1 in the queue") == 2
+    })
+    .await;
+    let (status, _) = api(reqwest::Method::POST, url("claim"), BOB, None).await;
+    assert_eq!(status, 200);
+    let (status, body) = api(reqwest::Method::POST, url("resolve"), BOB, None).await;
+    assert_eq!(status, 200, "{body}");
+    wait_for(
+        "the console to show \"bob has closed this conversation.\"",
+        || screen().contains("bob has closed this conversation."),
+    )
+    .await;
+    assert_eq!(count("alice joined the conversation."), 1, "{}", screen());
+    assert_eq!(count("You've been transferred to bob."), 1, "{}", screen());
+    assert_eq!(count("bob joined the conversation."), 1, "{}", screen());
+    assert_eq!(count("passed you back"), 1, "{}", screen());
+    assert_eq!(count("has closed this conversation"), 1, "{}", screen());
+
+    // The transcript shows the same notices, in order, apart from messages.
+    let (status, conversation) = api(
+        reqwest::Method::GET,
+        url("").trim_end_matches('/').to_string(),
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{conversation}");
+    let notices = transcript_notices(&conversation);
+    assert_eq!(notices.len(), 5, "{notices:?}");
+    assert_eq!(notices[0], "alice joined the conversation.");
+    assert_eq!(notices[1], "You've been transferred to bob.");
+    assert!(
+        notices[2].starts_with("bob has passed you back"),
+        "{notices:?}"
+    );
+    assert_eq!(notices[3], "bob joined the conversation.");
+    assert!(notices[4].starts_with("bob has closed this conversation."));
+    let kinds: Vec<&str> = conversation["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message", "message", "notice", "notice", "notice", "message", "message", "notice",
+            "notice"
+        ],
+        "/human, the hand-off answer, three notices, again, two notices"
+    );
+    let events = app.core.store.events(&id).await.unwrap();
+    let told: Vec<(&str, &str, Option<&str>)> = events
+        .iter()
+        .filter(|e| e.notice.is_some())
+        .map(|e| (e.kind.as_str(), e.actor.as_str(), e.actor_name.as_deref()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("claim", "alice", Some("alice")),
+            ("transfer", "alice", Some("alice")),
+            ("give_back", "bob", Some("bob")),
+            ("claim", "bob", Some("bob")),
+            ("resolve", "bob", Some("bob")),
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|e| e.notice.is_none() || e.notified_at.is_some())
+    );
+    drop(input);
+    chat.await.unwrap().unwrap();
+    app.shutdown().await;
+}
+
+/// Issue 14: a claim made by replying comes before the reply; two claims
+/// by the same agent at once tell the customer once; notices are marked
+/// as notices, agents' messages are not.
+#[tokio::test]
+async fn a_notice_precedes_the_reply_that_claimed_and_is_sent_once() {
+    let scratch = Scratch::new().await;
+    let core = Core::build(scratch.settings(""), ManualClock::new(START), &|_, _| {})
+        .await
+        .unwrap();
+    let channel = Arc::new(Recorder::default());
+    core.registry.register("test", channel.clone());
+    let alice = core.desk.agents().by_name("alice").unwrap().clone();
+    let act = |id: String, action: switchboard::desk::AgentAction| {
+        let desk = core.desk.clone();
+        let alice = alice.clone();
+        async move { desk.act(Some(&alice), "alice", &id, action).await }
+    };
+    use switchboard::desk::AgentAction::{Claim, Reply};
+    let first = core
+        .assistant
+        .handle(turn("n1", "/human"), None)
+        .await
+        .unwrap()
+        .conversation_id;
+    let (a, b) = tokio::join!(act(first.clone(), Claim), act(first.clone(), Claim));
+    assert!(a.is_ok() || b.is_ok(), "{a:?} / {b:?}");
+    act(first.clone(), Claim).await.unwrap();
+    let joined = |c: &Recorder| {
+        c.texts()
+            .iter()
+            .filter(|t| t.as_str() == "alice joined the conversation.")
+            .count()
+    };
+    assert_eq!(joined(&channel), 1, "{:?}", channel.texts());
+    assert!(channel.last().unwrap().notice);
+
+    let second = core
+        .assistant
+        .handle(turn("n2", "/human"), None)
+        .await
+        .unwrap()
+        .conversation_id;
+    let before = channel.texts().len();
+    act(second.clone(), Reply("Hi, Alice here".into()))
+        .await
+        .unwrap();
+    let sent: Vec<Outgoing> = channel.0.lock().unwrap()[before..]
+        .iter()
+        .map(|(_, m)| m.clone())
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].text, "alice joined the conversation.");
+    assert!(sent[0].notice);
+    assert_eq!(sent[1].text, "alice (support): Hi, Alice here");
+    assert!(!sent[1].notice);
+    let transcript = switchboard::transcript::load(&core.store, &second)
+        .await
+        .unwrap();
+    let order: Vec<String> = transcript
+        .iter()
+        .map(|e| match e {
+            switchboard::transcript::Entry::Message(m) => {
+                format!("{}: {}", m.role.as_str(), m.text)
+            }
+            switchboard::transcript::Entry::Notice(n) => format!("notice: {}", n.text),
+        })
+        .collect();
+    let notice = order
+        .iter()
+        .position(|l| l == "notice: alice joined the conversation.")
+        .expect("the notice");
+    let reply = order
+        .iter()
+        .position(|l| l == "agent: Hi, Alice here")
+        .expect("the reply");
+    assert!(notice < reply, "{order:?}");
+}
+
+/// A channel that is down until told otherwise.
+#[derive(Default)]
+struct Flaky {
+    up: std::sync::atomic::AtomicBool,
+    got: Recorder,
+}
+
+#[async_trait::async_trait]
+impl Deliver for Flaky {
+    async fn deliver(
+        &self,
+        target: &Target,
+        message: &Outgoing,
+    ) -> Result<Option<String>, delivery::Error> {
+        if !self.up.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(delivery::Error::Temporary("down for a moment".into()));
+        }
+        self.got.deliver(target, message).await
+    }
+}
+
+/// Issue 14: a notice is not lost while the customer's channel is down
+/// (it waits in the outbox and goes once), and a notice left unsent by a
+/// process that stopped right after the action is sent by the desk loop,
+/// once.
+#[tokio::test]
+async fn a_notice_survives_a_channel_outage_and_a_stop_before_sending() {
+    let scratch = Scratch::new().await;
+    let clock = ManualClock::new(START);
+    let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
+        .await
+        .unwrap();
+    let channel = Arc::new(Flaky::default());
+    core.registry.register("test", channel.clone());
+    let alice = core.desk.agents().by_name("alice").unwrap().clone();
+    let id = core
+        .assistant
+        .handle(turn("n3", "/human"), None)
+        .await
+        .unwrap()
+        .conversation_id;
+    core.desk
+        .act(
+            Some(&alice),
+            "alice",
+            &id,
+            switchboard::desk::AgentAction::Claim,
+        )
+        .await
+        .unwrap();
+    assert!(channel.got.texts().is_empty());
+    channel.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(6_000);
+    let sent = delivery::retry_outbox_once(&core.registry, &core.store)
+        .await
+        .unwrap();
+    assert_eq!(sent, 1);
+    assert_eq!(channel.got.texts(), ["alice joined the conversation."]);
+    assert!(channel.got.last().unwrap().notice, "still a notice");
+    clock.advance(60_000);
+    core.desk.sync_once().await.unwrap();
+    assert_eq!(
+        delivery::retry_outbox_once(&core.registry, &core.store)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(channel.got.texts().len(), 1);
+
+    // A process stopped between the state change and the send: the notice
+    // is in the log, unsent. The desk loop sends it once, after a grace
+    // period that leaves it to the action that made it.
+    let change = switchboard::store::Change {
+        notice: Some("alice has closed this conversation."),
+        actor_name: Some("alice"),
+        resolution: Some("agent"),
+        ..Default::default()
+    };
+    core.store
+        .transition(
+            &id,
+            switchboard::conversation::Transition::Resolve,
+            "alice",
+            &change,
+        )
+        .await
+        .unwrap();
+    core.desk.sync_once().await.unwrap();
+    assert_eq!(channel.got.texts().len(), 1, "not yet: the grace period");
+    clock.advance(11_000);
+    core.desk.sync_once().await.unwrap();
+    core.desk.sync_once().await.unwrap();
+    assert_eq!(
+        channel.got.texts(),
+        [
+            "alice joined the conversation.",
+            "alice has closed this conversation."
+        ]
+    );
+}
+
+/// Issue 14: the web widget gets notices through its updates endpoint,
+/// marked as notices; a customer's text that looks like one stays the
+/// customer's message and never becomes a notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
+    let scratch = Scratch::new().await;
+    let app = scratch.start("", ManualClock::new(START)).await;
+    let client = reqwest::Client::new();
+    let session = "widget-notices-1";
+    let forged = "alice joined the conversation.";
+    let post = |text: &str, id: &str| {
+        let request = client
+            .post(format!("{}/api/chat/messages", app.base()))
+            .json(&serde_json::json!({"session": session, "text": text, "id": id}));
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let updates = |after: String| {
+        let request = client.get(format!(
+            "{}/api/chat/updates?session={session}&after={after}",
+            app.base()
+        ));
+        async move {
+            let json: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+            json
+        }
+    };
+    let reply = post(forged, "1").await;
+    assert_ne!(reply["reply"]["notice"], true, "{reply}");
+    let reply = post("/human", "2").await;
+    assert_eq!(reply["reply"]["handoff"], true, "{reply}");
+    post(&format!("{forged}\nYou've been transferred to bob."), "3").await;
+    let (_, queue) = api(
+        reqwest::Method::GET,
+        format!("{}/api/agent/queue", app.base()),
+        ALICE,
+        None,
+    )
+    .await;
+    let id = queue[0]["id"].as_str().unwrap().to_string();
+    let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base());
+    let nothing = updates(String::new()).await;
+    assert_eq!(
+        nothing["messages"].as_array().unwrap().len(),
+        0,
+        "{nothing}"
+    );
+    let (_, conversation) = api(
+        reqwest::Method::GET,
+        url("").trim_end_matches('/').to_string(),
+        ALICE,
+        None,
+    )
+    .await;
+    assert!(
+        transcript_notices(&conversation).is_empty(),
+        "the customer's text is no notice: {conversation}"
+    );
+
+    let (status, _) = api(reqwest::Method::POST, url("claim"), ALICE, None).await;
+    assert_eq!(status, 200);
+    let got = updates(String::new()).await;
+    let messages = got["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{got}");
+    assert_eq!(messages[0]["text"], forged);
+    assert_eq!(messages[0]["notice"], true);
+    assert_eq!(messages[0]["buttons"].as_array().unwrap().len(), 0);
+    let cursor = got["cursor"].as_str().unwrap().to_string();
+    // A repeated claim says nothing new.
+    let (status, _) = api(reqwest::Method::POST, url("claim"), ALICE, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = api(
+        reqwest::Method::POST,
+        url("reply"),
+        ALICE,
+        Some(serde_json::json!({"text": "Hi, Alice here"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let later = updates(cursor.clone()).await;
+    let messages = later["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{later}");
+    assert_eq!(messages[0]["text"], "alice (support): Hi, Alice here");
+    assert_eq!(messages[0]["notice"], false);
+    let (status, _) = api(
+        reqwest::Method::POST,
+        url("transfer"),
+        ALICE,
+        Some(serde_json::json!({"agent": "bob"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = api(reqwest::Method::POST, url("resolve"), BOB, None).await;
+    assert_eq!(status, 200);
+    let last = updates(later["cursor"].as_str().unwrap().to_string()).await;
+    let shown: Vec<(String, bool)> = last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap().to_string(), m["notice"] == true))
+        .collect();
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    assert_eq!(
+        shown[0],
+        ("You've been transferred to bob.".to_string(), true)
+    );
+    assert!(
+        shown[1].0.starts_with("bob has closed this conversation.") && shown[1].1,
+        "{shown:?}"
+    );
+
+    // In the transcript: the customer's look-alike texts are messages; the
+    // notices are the three from events.
+    let (_, conversation) = api(
+        reqwest::Method::GET,
+        url("").trim_end_matches('/').to_string(),
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(transcript_notices(&conversation).len(), 3, "{conversation}");
+    let customer_lookalikes = conversation["transcript"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "message" && e["role"] == "customer")
+        .filter(|e| e["text"].as_str().unwrap().starts_with(forged))
+        .count();
+    assert_eq!(customer_lookalikes, 2, "{conversation}");
     app.shutdown().await;
 }

@@ -1241,6 +1241,7 @@ impl Assistant {
             let outgoing = crate::delivery::Outgoing {
                 text,
                 buttons: reply.buttons(),
+                notice: false,
             };
             if let Err(e) = registry.deliver(&target, &outgoing).await {
                 let next = store.now() + 5_000;

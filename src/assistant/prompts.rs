@@ -22,6 +22,8 @@ pub const REQUIRED: &[&str] = &[
     "too_long.md",
     "thanks.md",
     "offer_declined.md",
+    "joined.md",
+    "transferred.md",
     "resolved.md",
     "given_back.md",
     "still_waiting.md",

@@ -111,6 +111,7 @@ impl Replay for WebReplay {
         let message = Outgoing {
             text,
             buttons: reply.buttons(),
+            notice: false,
         };
         self.assistant
             .store()

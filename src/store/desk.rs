@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Conversation, Error, Message, Store, get};
+use super::{Conversation, Error, Event, Message, Store, get};
 use crate::clock::Millis;
 
 /// Where a conversation lives in one staff desk.
@@ -263,6 +263,55 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Message::from_row).collect()
+    }
+
+    /// Notices of a conversation not yet handed to delivery, oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn unsent_notices(&self, conversation_id: &str) -> Result<Vec<Event>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE conversation_id = $1 AND notice IS NOT NULL \
+               AND notified_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Event::from_row).collect()
+    }
+
+    /// Notices recorded before `before` and still not handed to delivery
+    /// (the process that recorded them stopped first), oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn stale_notices(&self, before: Millis) -> Result<Vec<Event>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE notice IS NOT NULL AND notified_at IS NULL \
+               AND created_at <= $1 ORDER BY created_at, id LIMIT 100",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Event::from_row).collect()
+    }
+
+    /// Takes a notice for sending; `false` when someone else took it first,
+    /// so of two senders exactly one sends it. A process that stops between
+    /// taking and sending leaves it unsent rather than risk sending it twice.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn claim_notice(&self, event_id: &str) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE events SET notified_at = $1 WHERE id = $2 AND notice IS NOT NULL \
+               AND notified_at IS NULL",
+        )
+        .bind(self.now())
+        .bind(event_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// Waiting conversations handed off before `before` that were not

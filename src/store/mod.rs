@@ -572,7 +572,9 @@ impl Store {
     /// Applies `transition` to the conversation, atomically: the update only
     /// happens if the status is still the one read, so of two agents
     /// claiming at once exactly one wins and the other gets
-    /// [`Error::Conflict`]. The transition is recorded as an event.
+    /// [`Error::Conflict`]. The transition is recorded as an event, with
+    /// the notice for the customer when `change` has one (in the same
+    /// transaction, so a notice exists exactly when the change happened).
     ///
     /// `change` fills the hand-off, assignment and resolution columns.
     ///
@@ -633,13 +635,16 @@ impl Store {
             })
         });
         sqlx::query(
-            "INSERT INTO events (id, conversation_id, kind, actor, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO events (id, conversation_id, kind, actor, detail, actor_name, notice, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new_id())
         .bind(conversation_id)
         .bind(transition.as_str())
         .bind(actor)
         .bind(detail)
+        .bind(change.actor_name)
+        .bind(change.notice)
         .bind(now)
         .execute(&mut *tx)
         .await?;
@@ -906,6 +911,11 @@ pub struct Change<'a> {
     pub resolution: Option<&'a str>,
     /// Extra text for the event.
     pub event_detail: Option<&'a str>,
+    /// The name the customer sees for the actor (an agent's display name).
+    pub actor_name: Option<&'a str>,
+    /// What the customer is told about this transition; stored with its
+    /// event and sent once (see [`Store::claim_notice`]).
+    pub notice: Option<&'a str>,
 }
 
 pub(crate) fn get<T>(row: &AnyRow, column: &str) -> Result<T, Error>

@@ -292,6 +292,14 @@ pub struct Event {
     pub actor: String,
     /// Why, or other detail.
     pub detail: Option<String>,
+    /// The name the customer saw for the actor (an agent's display name).
+    pub actor_name: Option<String>,
+    /// What the customer was told about it (an agent joined, transferred,
+    /// gave back, closed); `None` for events the customer is not told of.
+    pub notice: Option<String>,
+    /// When the notice was handed to delivery (sent, or queued in the
+    /// outbox); `None` while it is still to go.
+    pub notified_at: Option<Millis>,
     /// When.
     pub created_at: Millis,
 }
@@ -304,6 +312,9 @@ impl Event {
             kind: get(row, "kind")?,
             actor: get(row, "actor")?,
             detail: get(row, "detail")?,
+            actor_name: get(row, "actor_name")?,
+            notice: get(row, "notice")?,
+            notified_at: get(row, "notified_at")?,
             created_at: get(row, "created_at")?,
         })
     }

@@ -19,11 +19,12 @@ impl Store {
         let id = new_id();
         let buttons =
             serde_json::to_string(&message.buttons).map_err(|e| Error::Corrupt(e.to_string()))?;
-        sqlx::query("INSERT INTO web_messages (id, session, text, buttons, created_at) VALUES ($1, $2, $3, $4, $5)")
+        sqlx::query("INSERT INTO web_messages (id, session, text, buttons, notice, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(&id)
             .bind(session)
             .bind(&message.text)
             .bind(buttons)
+            .bind(i64::from(message.notice))
             .bind(self.now())
             .execute(&self.pool)
             .await?;
@@ -52,11 +53,19 @@ impl Store {
             let id: String = row.try_get("id")?;
             let text: String = row.try_get("text")?;
             let buttons: Option<String> = row.try_get("buttons")?;
+            let notice: i64 = row.try_get("notice")?;
             let buttons = match buttons {
                 Some(b) => serde_json::from_str(&b).map_err(|e| Error::Corrupt(e.to_string()))?,
                 None => Vec::new(),
             };
-            out.push((id, Outgoing { text, buttons }));
+            out.push((
+                id,
+                Outgoing {
+                    text,
+                    buttons,
+                    notice: notice != 0,
+                },
+            ));
         }
         Ok(out)
     }

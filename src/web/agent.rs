@@ -10,7 +10,7 @@
 //! | `DELETE /api/agent/session` | | sign out |
 //! | `POST /api/agent/session/everywhere` | | end every session of this agent |
 //! | `GET /api/agent/queue` | | waiting and claimed conversations |
-//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events |
+//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order) |
 //! | `POST …/{id}/claim` | | take it |
 //! | `POST …/{id}/reply` | `{"text"}` | message to the customer (claims a waiting one) |
 //! | `POST …/{id}/note` | `{"text"}` | internal note, never sent to the customer |
@@ -337,8 +337,10 @@ async fn conversation(
         .map_err(desk::Error::from)?;
     let messages = store.messages(&id).await.map_err(desk::Error::from)?;
     let events = store.events(&id).await.map_err(desk::Error::from)?;
+    let transcript = crate::transcript::merge(messages.clone(), &events);
     Ok(Json(serde_json::json!({
         "conversation": conversation, "customer": customer, "messages": messages, "events": events,
+        "transcript": transcript,
     })))
 }
 

@@ -7,7 +7,7 @@
 //! | `GET /static/{widget,agent}.{js,css}` | | their script and style |
 //! | `POST /api/chat/messages` | `{"session", "text", "id"?}` | a customer message; the reply comes back |
 //! | `POST /api/chat/press` | `{"session", "data", "id"?}` | a button press (`"stale": true` when it no longer applies) |
-//! | `GET /api/chat/updates?session=S&after=CURSOR` | | messages sent since (agent replies, notices, surveys) |
+//! | `GET /api/chat/updates?session=S&after=CURSOR` | | messages sent since (agent replies, notices, surveys); `"notice": true` marks an agent joined / transferred / gave back / closed notice |
 //!
 //! `session` is chosen by the browser (8–64 letters, digits, `-`, `_`) and
 //! identifies the customer; `id` (at most [`MAX_ID_BYTES`]) is an optional
@@ -133,6 +133,9 @@ struct Shown {
     sources: Vec<crate::store::SourceRef>,
     handoff: bool,
     buttons: Vec<Vec<Button>>,
+    /// A notice about the conversation ("alice joined the conversation."),
+    /// shown as such rather than as a bot answer.
+    notice: bool,
 }
 
 impl Shown {
@@ -143,6 +146,7 @@ impl Shown {
             sources: reply.sources.clone(),
             handoff: reply.handoff,
             buttons: reply.buttons(),
+            notice: false,
         })
     }
     /// A stored bot message, shown again for a retried request.
@@ -176,6 +180,7 @@ impl Shown {
             sources: Vec::new(),
             handoff: false,
             buttons: message.buttons,
+            notice: message.notice,
         }
     }
 }

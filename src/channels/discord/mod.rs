@@ -861,6 +861,7 @@ impl Discord {
         let message = Outgoing {
             text: parts.join("\n"),
             buttons: buttons.to_vec(),
+            notice: false,
         };
         delivery::queue_failed(store, &target, &message, &error.to_string()).await;
     }

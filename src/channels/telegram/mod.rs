@@ -712,6 +712,7 @@ impl Telegram {
         let message = Outgoing {
             text,
             buttons: buttons.to_vec(),
+            notice: false,
         };
         delivery::queue_failed(store, &target, &message, &error.to_string()).await;
     }

@@ -83,7 +83,10 @@ async function open(id) {
   const k = el("button", "Canned…"); k.onclick = () => { const n = prompt("Canned reply name (prompts/canned/NAME.md):"); if (n) act("canned", { name: n }); }; head.append(k);
   const log = document.getElementById("log");
   log.innerHTML = "";
-  data.messages.forEach(m => {
+  // Notices (what the customer was told when an agent joined, transferred,
+  // gave back or closed) come from events, shown apart from messages.
+  data.transcript.forEach(m => {
+    if (m.kind === "notice") { log.append(el("div", m.text, "m notice")); return; }
     const d = el("div", undefined, "m" + (m.role === "note" ? " note" : ""));
     d.append(el("span", m.author || m.role, "role"), document.createTextNode(m.text));
     log.append(d);

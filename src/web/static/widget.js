@@ -89,7 +89,9 @@ async function poll() {
     const r = await fetch("/api/chat/updates?session=" + encodeURIComponent(session) + "&after=" + encodeURIComponent(cursor));
     if (r.ok) {
       const json = await r.json();
-      json.messages.forEach(m => add("bot", m.text, m));
+      // A notice (an agent joined, transferred, gave back, closed) is not
+      // an answer: shown as a line of its own, without buttons.
+      json.messages.forEach(m => m.notice ? add("notice", m.text) : add("bot", m.text, m));
       cursor = json.cursor;
     }
   } catch (e) { /* offline: try again later */ }
