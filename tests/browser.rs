@@ -68,7 +68,11 @@ async fn browser(driver: &Driver) -> Client {
         serde_json::json!({
             "binary": "/usr/lib/chromium/chromium",
             "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--window-size=1280,900"],
+                     "--disable-gpu", "--window-size=1280,900",
+                     // Host names other than localhost: plain HTTP there is
+                     // not a secure context (no crypto.randomUUID), as on a
+                     // real site without TLS.
+                     "--host-resolver-rules=MAP *.test 127.0.0.1"],
         }),
     );
     ClientBuilder::rustls()
@@ -219,11 +223,15 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
     ])]);
     let dir = tempfile::tempdir().unwrap();
     let host_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let host_origin = format!("http://{}", host_listener.local_addr().unwrap());
+    let host_origin = format!(
+        "http://shop.test:{}",
+        host_listener.local_addr().unwrap().port()
+    );
     let app = App::build(settings(dir.path(), &llm_url, &host_origin), system())
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
+    let public = format!("http://support.test:{}", app.local_addr().unwrap().port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         app.run_until_stopped(async move {
@@ -232,13 +240,22 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
         .await
         .unwrap();
     });
-    let host = host_page(host_listener, Arc::new(Mutex::new(base.clone()))).await;
+    let host = host_page(host_listener, Arc::new(Mutex::new(public))).await;
     let driver = driver().await;
     let client = browser(&driver).await;
 
     // 1. The visitor opens the widget on the shop's page and asks.
     client.goto(&host_origin).await.unwrap();
     open_panel(&client).await;
+    // Plain HTTP on a real host name: no secure-context APIs.
+    let secure = client
+        .execute(
+            "return [window.isSecureContext, typeof crypto.randomUUID]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(secure, serde_json::json!([false, "undefined"]));
     type_and_send(&client, "how do I get a refund").await;
     client
         .wait()
@@ -346,6 +363,16 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
     );
     assert!(agent_text.contains("<img src=x onerror="), "{agent_text}");
     assert_eq!(count(&client, "#log img").await, 0);
+    // The first answer's buttons are superseded: shown, disabled.
+    let buttons = client
+        .execute("return Array.from(document.querySelectorAll('#log .buttons button')).map(b => b.disabled)", vec![])
+        .await
+        .unwrap();
+    let buttons = buttons.as_array().unwrap();
+    assert!(
+        !buttons.is_empty() && buttons.iter().all(|b| b == true),
+        "{buttons:?}"
+    );
     let pwned = client
         .execute("return document.body.dataset.pwned || null", vec![])
         .await
