@@ -363,16 +363,30 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
     );
     assert!(agent_text.contains("<img src=x onerror="), "{agent_text}");
     assert_eq!(count(&client, "#log img").await, 0);
-    // The first answer's buttons are superseded: shown, disabled.
+    // The answer's "solved?" buttons are superseded: shown, disabled; its
+    // 👍/👎 stay usable.
     let buttons = client
-        .execute("return Array.from(document.querySelectorAll('#log .buttons button')).map(b => b.disabled)", vec![])
+        .execute("return Array.from(document.querySelectorAll('#log .buttons button')).map(b => [!!b.dataset.lasting, b.disabled])", vec![])
         .await
         .unwrap();
-    let buttons = buttons.as_array().unwrap();
+    let buttons: Vec<(bool, bool)> = serde_json::from_value(buttons).unwrap();
+    assert!(buttons.iter().any(|&(lasting, _)| lasting), "{buttons:?}");
+    assert!(buttons.iter().any(|&(lasting, _)| !lasting), "{buttons:?}");
     assert!(
-        !buttons.is_empty() && buttons.iter().all(|b| b == true),
+        buttons
+            .iter()
+            .all(|&(lasting, disabled)| lasting != disabled),
         "{buttons:?}"
     );
+    // 👍 on the answer.
+    client
+        .find(Locator::Css("#log .buttons button[data-lasting]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&client, "return Array.from(document.querySelectorAll('.msg.note')).some(n => n.textContent === 'Thanks for the feedback!')").await;
     let pwned = client
         .execute("return document.body.dataset.pwned || null", vec![])
         .await
@@ -392,6 +406,14 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
         .for_element(Locator::Css(".msg.agent"))
         .await
         .unwrap();
+    // The 👍 given before the reload is shown chosen.
+    let chosen = client
+        .find_all(Locator::Css(
+            "#log .buttons button.chosen[data-lasting]:disabled",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(chosen.len(), 1);
     let inner = client
         .execute(
             "return [window.innerWidth, document.documentElement.scrollWidth]",

@@ -43,6 +43,7 @@ use super::AppState;
 use super::markdown::to_html;
 use super::visitor::Refused;
 use crate::assistant::{Action, Mode, Pressed, Reply, Turn};
+use crate::button::ButtonData;
 use crate::channels::web::{CHANNEL, Kept};
 use crate::delivery::{Button, Outgoing};
 use crate::inbound::guarded;
@@ -162,6 +163,12 @@ struct Shown {
     sources: Vec<crate::store::SourceRef>,
     handoff: bool,
     buttons: Vec<Vec<Button>>,
+    /// `data` of the buttons already pressed (the 👍 or 👎 given to an
+    /// answer), shown chosen after a reload.
+    chosen: Vec<String>,
+    /// `data` of buttons that stay usable when newer messages arrive (👍/👎
+    /// can be given to any answer of the conversation).
+    lasting: Vec<String>,
 }
 
 impl Shown {
@@ -176,15 +183,33 @@ impl Shown {
             sources: Vec::new(),
             handoff: false,
             buttons: Vec::new(),
+            chosen: Vec::new(),
+            lasting: Vec::new(),
         }
     }
+    /// Marks the feedback buttons as lasting, and the one matching
+    /// `feedback` (1 👍, -1 👎) as chosen.
+    fn with_feedback(mut self, feedback: Option<i64>) -> Self {
+        for button in self.buttons.iter().flatten() {
+            if let Some(ButtonData::Feedback { up, .. }) = ButtonData::parse(&button.data) {
+                self.lasting.push(button.data.clone());
+                if feedback == Some(if up { 1 } else { -1 }) {
+                    self.chosen.push(button.data.clone());
+                }
+            }
+        }
+        self
+    }
     fn reply(reply: &Reply, at: i64) -> Option<Self> {
-        (!reply.is_silent()).then(|| Shown {
-            mode: Some(reply.mode.as_str()),
-            sources: reply.sources.clone(),
-            handoff: reply.handoff,
-            buttons: reply.buttons(),
-            ..Shown::new("bot", reply.answer.clone(), at)
+        (!reply.is_silent()).then(|| {
+            Shown {
+                mode: Some(reply.mode.as_str()),
+                sources: reply.sources.clone(),
+                handoff: reply.handoff,
+                buttons: reply.buttons(),
+                ..Shown::new("bot", reply.answer.clone(), at)
+            }
+            .with_feedback(None)
         })
     }
     /// A stored bot message, shown again for a retried request.
@@ -209,7 +234,7 @@ impl Shown {
             },
             survey_buttons: Vec::new(),
         };
-        Self::reply(&reply, message.created_at)
+        Self::reply(&reply, message.created_at).map(|shown| shown.with_feedback(message.feedback))
     }
     /// A message of the conversation log, as history shows it (notes are
     /// not shown).

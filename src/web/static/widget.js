@@ -56,9 +56,13 @@ function scroll() { log.scrollTop = log.scrollHeight; }
 
 // A newer message supersedes every older row of buttons: they are
 // disabled, the chosen one stays marked (the server refuses stale presses
-// anyway).
-function retireButtons() {
-  log.querySelectorAll(".buttons button").forEach(b => { b.disabled = true; });
+// anyway). Lasting buttons (👍/👎 on an answer) stay until used.
+function retireButtons(except) {
+  log.querySelectorAll(".buttons button").forEach(b => {
+    if (except && except.contains(b)) return;
+    if (b.dataset.lasting && !b.parentElement.dataset.used) return;
+    b.disabled = true;
+  });
 }
 
 function note(text) {
@@ -113,13 +117,16 @@ function render(m) {
         const btn = document.createElement("button");
         btn.type = "button";
         btn.textContent = b.label;
-        btn.onclick = () => {
+        if ((m.lasting || []).includes(b.data)) btn.dataset.lasting = "1";
+        const choose = () => {
           // Only this row: 👍/👎 stay usable after "solved?" and back.
+          row.dataset.used = "1";
           row.querySelectorAll("button").forEach(x => { x.disabled = true; });
           btn.classList.add("chosen");
           btn.setAttribute("aria-pressed", "true");
-          press(b.data, row, btn);
         };
+        if ((m.chosen || []).includes(b.data)) choose();
+        btn.onclick = () => { choose(); press(b.data, row, btn); };
         row.append(btn);
       });
       div.append(row);
@@ -198,6 +205,7 @@ async function press(data, row, btn) {
   try { show(await request("POST", "/api/chat/press", { data, id: rid() })); }
   catch (e) {
     note("Not sent: " + e.message);
+    delete row.dataset.used;
     row.querySelectorAll("button").forEach(x => { x.disabled = false; });
     btn.classList.remove("chosen");
     btn.removeAttribute("aria-pressed");
@@ -249,9 +257,8 @@ async function start() {
       const history = await request("GET", "/api/chat/history");
       note(body.dataset.greeting || "");
       history.messages.forEach(render);
-      // Only the last message's buttons can still apply.
-      const last = log.lastElementChild;
-      log.querySelectorAll(".buttons button").forEach(b => { if (!last.contains(b)) b.disabled = true; });
+      // Only the last message's buttons (and unused 👍/👎) still apply.
+      retireButtons(log.lastElementChild);
       cursor = history.cursor || "";
       break;
     } catch (e) {
