@@ -397,6 +397,15 @@ impl App {
                 }
             });
         }
+        let visitors = match &core.settings.web.visitor_secret {
+            Some(secret) => web::Visitors::new(secret.expose().as_bytes()),
+            None => web::Visitors::new(
+                core.store
+                    .secret("web.visitor_secret", web::Visitors::generate_key)
+                    .await?
+                    .as_bytes(),
+            ),
+        };
         let metrics = crate::telemetry::metrics_handle();
         {
             let stop = stop.clone();
@@ -414,6 +423,11 @@ impl App {
             answers: web::InFlight::default(),
             auth: crate::auth::ConsoleAuth::new(core.store.clone(), core.desk.agents().clone()),
             cookie_secure: core.settings.web.cookie_secure,
+            visitors,
+            pages: Arc::new(web::Pages::new(
+                &core.settings.widget,
+                core.settings.assistant.max_message_chars,
+            )),
         });
         let web_settings = &core.settings.web;
         let limits = web::serve::Limits {

@@ -62,6 +62,8 @@ pub struct Settings {
     pub assistant: AssistantSettings,
     /// `[web]`
     pub web: WebSettings,
+    /// `[widget]`
+    pub widget: WidgetSettings,
     /// `[telegram]`
     pub telegram: TelegramSettings,
     /// `[discord]`
@@ -293,6 +295,10 @@ pub struct WebSettings {
     /// HTTPS only; browsers also send it to `http://localhost`). Turn off
     /// only for a console reached over plain HTTP on a trusted network.
     pub cookie_secure: bool,
+    /// Key of the widget's visitor tokens (HMAC-SHA256); normally from
+    /// `SWITCHBOARD_WEB__VISITOR_SECRET`. Unset: a key is generated once
+    /// and kept in the database.
+    pub visitor_secret: Option<Secret>,
 }
 
 impl Default for WebSettings {
@@ -311,6 +317,36 @@ impl Default for WebSettings {
             agent_burst: 60,
             handoffs_per_minute: 10,
             cookie_secure: true,
+            visitor_secret: None,
+        }
+    }
+}
+
+/// `[widget]`: how the web chat looks (standalone page and embedded).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WidgetSettings {
+    /// Header of the chat panel and the page title.
+    pub title: String,
+    /// First message a visitor sees.
+    pub greeting: String,
+    /// Colour of the header, the launcher and the visitor's bubbles, as
+    /// `#rgb` or `#rrggbb`.
+    pub accent: String,
+    /// Corner of the launcher on the host page: `right` or `left`.
+    pub position: String,
+    /// Text of the launcher button.
+    pub launcher: String,
+}
+
+impl Default for WidgetSettings {
+    fn default() -> Self {
+        Self {
+            title: "Support".into(),
+            greeting: "Ask anything about our product. Type /human to talk to a person.".into(),
+            accent: "#1d4ed8".into(),
+            position: "right".into(),
+            launcher: "Chat with us".into(),
         }
     }
 }
@@ -667,6 +703,19 @@ impl Settings {
                     format!("`{origin}` is not an origin such as https://www.example.com"),
                 );
             }
+        }
+        let accent = self.widget.accent.strip_prefix('#').unwrap_or("");
+        if !matches!(accent.len(), 3 | 6) || !accent.chars().all(|c| c.is_ascii_hexdigit()) {
+            return bad(
+                "widget.accent",
+                format!("`{}` is not a colour such as #1d4ed8", self.widget.accent),
+            );
+        }
+        if !matches!(self.widget.position.as_str(), "right" | "left") {
+            return bad(
+                "widget.position",
+                format!("`{}` is not `right` or `left`", self.widget.position),
+            );
         }
         if !(0.0..=1.0).contains(&self.assistant.refusal_target) {
             return bad(

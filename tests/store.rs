@@ -629,3 +629,87 @@ on_every_backend!(
         }
     }
 );
+
+on_every_backend!(widget_history_queries_and_secrets, |db: &Db| {
+    let store = db.store.clone();
+    let clock = db.clock.clone();
+    async move {
+        // A secret is made once; later calls get the kept one.
+        let first = store.secret("test.key", || "one".into()).await.unwrap();
+        let again = store.secret("test.key", || "two".into()).await.unwrap();
+        assert_eq!((first.as_str(), again.as_str()), ("one", "one"));
+
+        assert_eq!(store.web_cursor("sess-1").await.unwrap(), "");
+        let customer = store.upsert_customer("web", "sess-1", None).await.unwrap();
+        assert!(
+            store
+                .latest_conversation(&customer.id, "sess-1")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let old = store.open_conversation(&customer, "sess-1").await.unwrap();
+        store
+            .push_web_message("sess-1", &Outgoing::text("before"))
+            .await
+            .unwrap();
+        clock.advance(10_000);
+        store
+            .transition(&old.id, Transition::Resolve, "bot", &Change::default())
+            .await
+            .unwrap();
+        // Resolved, it is still the latest conversation.
+        let latest = store
+            .latest_conversation(&customer.id, "sess-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (latest.id.as_str(), latest.status),
+            (old.id.as_str(), Status::Resolved)
+        );
+        clock.advance(10_000);
+        let new = store.open_conversation(&customer, "sess-1").await.unwrap();
+        let mut last = String::new();
+        for text in ["a", "b", "c"] {
+            last = store
+                .push_web_message("sess-1", &Outgoing::text(text))
+                .await
+                .unwrap();
+        }
+        store
+            .push_web_message("sess-2", &Outgoing::text("other"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .latest_conversation(&customer.id, "sess-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            new.id
+        );
+        assert_eq!(store.web_cursor("sess-1").await.unwrap(), last);
+        // Since the new conversation began: its three, the latest two when
+        // limited, oldest first, with their times.
+        let since = store
+            .web_messages_since("sess-1", new.created_at, 10)
+            .await
+            .unwrap();
+        let texts: Vec<&str> = since.iter().map(|(_, _, m)| m.text.as_str()).collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+        assert!(since.iter().all(|(_, at, _)| *at == new.created_at));
+        let limited = store
+            .web_messages_since("sess-1", new.created_at, 2)
+            .await
+            .unwrap();
+        let texts: Vec<&str> = limited.iter().map(|(_, _, m)| m.text.as_str()).collect();
+        assert_eq!(texts, ["b", "c"]);
+        let after = store
+            .web_messages_since_cursor("sess-1", &since[0].0)
+            .await
+            .unwrap();
+        assert_eq!(after.len(), 2);
+    }
+});

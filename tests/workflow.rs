@@ -2183,7 +2183,7 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
         }
     };
     let reply = post(forged, "1").await;
-    assert_ne!(reply["reply"]["notice"], true, "{reply}");
+    assert_ne!(reply["reply"]["kind"], "notice", "{reply}");
     let reply = post("/human", "2").await;
     assert_eq!(reply["reply"]["handoff"], true, "{reply}");
     post(&format!("{forged}\nYou've been transferred to bob."), "3").await;
@@ -2220,7 +2220,7 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
     let messages = got["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{got}");
     assert_eq!(messages[0]["text"], forged);
-    assert_eq!(messages[0]["notice"], true);
+    assert_eq!(messages[0]["kind"], "notice");
     assert_eq!(messages[0]["buttons"].as_array().unwrap().len(), 0);
     let cursor = got["cursor"].as_str().unwrap().to_string();
     // A repeated claim says nothing new.
@@ -2238,7 +2238,7 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
     let messages = later["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1, "{later}");
     assert_eq!(messages[0]["text"], "alice (support): Hi, Alice here");
-    assert_eq!(messages[0]["notice"], false);
+    assert_ne!(messages[0]["kind"], "notice");
     let (status, _) = api(
         reqwest::Method::POST,
         url("transfer"),
@@ -2254,7 +2254,12 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["text"].as_str().unwrap().to_string(), m["notice"] == true))
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap().to_string(),
+                m["kind"] == "notice",
+            )
+        })
         .collect();
     assert_eq!(shown.len(), 2, "{shown:?}");
     assert_eq!(
@@ -2284,5 +2289,252 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
         .filter(|e| e["text"].as_str().unwrap().starts_with(forged))
         .count();
     assert_eq!(customer_lookalikes, 2, "{conversation}");
+    app.shutdown().await;
+}
+
+/// The widget's visitor token: issued by the server, required for an issued
+/// id, and the whole conversation (customer, bot, agent, Markdown as
+/// sanitised HTML) comes back from history after a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_visitor_token_opens_the_whole_conversation_and_nothing_else_does() {
+    let scratch = Scratch::new().await;
+    let app = scratch.start("", ManualClock::new(START)).await;
+    let client = reqwest::Client::new();
+    let visitor: serde_json::Value = client
+        .post(format!("{}/api/chat/visitor", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = visitor["token"].as_str().unwrap().to_string();
+    let id = visitor["visitor"].as_str().unwrap().to_string();
+    assert!(token.starts_with(&format!("{id}.")), "{visitor}");
+    let post = |path: &str, body: serde_json::Value| {
+        let request = client.post(format!("{}{path}", app.base())).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, body) = post(
+        "/api/chat/messages",
+        serde_json::json!({"token": token, "text": "how do I get a refund", "id": "q1"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["reply"]["kind"], "bot");
+    assert_eq!(body["reply"]["at"], START);
+    assert!(
+        body["reply"]["html"].as_str().unwrap().contains("<p>"),
+        "{body}"
+    );
+    let (_, body) = post(
+        "/api/chat/messages",
+        serde_json::json!({"token": token, "text": "/human", "id": "q2"}),
+    )
+    .await;
+    assert_eq!(body["reply"]["handoff"], true, "{body}");
+
+    // The id alone, a forged signature, or another id's signature: refused.
+    let signature = token.split_once('.').unwrap().1.to_string();
+    for body in [
+        serde_json::json!({"session": id, "text": "hi"}),
+        serde_json::json!({"token": format!("{id}.{}", "0".repeat(64)), "text": "hi"}),
+        serde_json::json!({"token": format!("v1_{}.{signature}", "a".repeat(32)), "text": "hi"}),
+    ] {
+        let (status, answer) = post("/api/chat/messages", body.clone()).await;
+        assert_eq!(status, 401, "{body} → {answer}");
+    }
+    for url in [
+        format!("{}/api/chat/history?session={id}", app.base()),
+        format!("{}/api/chat/updates?session={id}", app.base()),
+        format!(
+            "{}/api/chat/history?token={id}.{}",
+            app.base(),
+            "f".repeat(64)
+        ),
+    ] {
+        let status = client.get(&url).send().await.unwrap().status().as_u16();
+        assert_eq!(status, 401, "{url}");
+    }
+
+    // An agent answers while the visitor is away.
+    let (_, queue) = api(
+        reqwest::Method::GET,
+        format!("{}/api/agent/queue", app.base()),
+        ALICE,
+        None,
+    )
+    .await;
+    let conversation = queue[0]["id"].as_str().unwrap().to_string();
+    let (status, _) = api(
+        reqwest::Method::POST,
+        format!("{}/api/agent/conversations/{conversation}/reply", app.base()),
+        ALICE,
+        Some(serde_json::json!({"text": "Hi, **Alice** here: [refunds](https://example.com/r) <img src=x onerror=alert(1)>"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Back: the whole conversation, once each, in order.
+    let get = |path: String| {
+        let request = client
+            .get(format!("{}{path}", app.base()))
+            .header("x-visitor-token", &token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let history = get("/api/chat/history".into()).await;
+    let messages = history["messages"].as_array().unwrap();
+    let kinds: Vec<&str> = messages
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["customer", "bot", "customer", "bot", "notice", "agent"],
+        "{history}"
+    );
+    assert_eq!(messages[1]["sources"][0]["slug"], "billing/refunds");
+    assert_eq!(history["status"], "with_agent", "{history}");
+    let agent = &messages[5];
+    assert_eq!(messages[4]["text"], "alice joined the conversation.");
+    assert_eq!(agent["author"], "alice");
+    assert_eq!(
+        agent["text"],
+        "Hi, **Alice** here: [refunds](https://example.com/r) <img src=x onerror=alert(1)>"
+    );
+    let html = agent["html"].as_str().unwrap();
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;") && !html.contains("<img"),
+        "{html}"
+    );
+    assert!(html.contains("<strong>Alice</strong>"), "{html}");
+    assert!(
+        html.contains("href=\"https://example.com/r\"") && html.contains("target=\"_blank\""),
+        "{html}"
+    );
+    // Polling from history's cursor shows nothing twice.
+    let cursor = history["cursor"].as_str().unwrap();
+    assert!(!cursor.is_empty());
+    let later = get(format!("/api/chat/updates?after={cursor}")).await;
+    assert_eq!(later["messages"].as_array().unwrap().len(), 0, "{later}");
+    // Polled from the start, the agent's reply is an agent message too.
+    let all = get("/api/chat/updates".into()).await;
+    let reply = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["kind"] == "agent")
+        .unwrap_or_else(|| panic!("{all}"));
+    assert_eq!(reply["author"], "alice");
+    assert!(
+        reply["html"]
+            .as_str()
+            .unwrap()
+            .contains("<strong>Alice</strong>")
+    );
+
+    // Another visitor's token shows none of it.
+    let other: serde_json::Value = client
+        .post(format!("{}/api/chat/visitor", app.base()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let theirs: serde_json::Value = client
+        .get(format!("{}/api/chat/history", app.base()))
+        .header("x-visitor-token", other["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["messages"].as_array().unwrap().len(), 0, "{theirs}");
+    app.shutdown().await;
+}
+
+/// `/widget.js`, `/embed` and CORS on the chat API follow `[widget]` and
+/// `web.allowed_origins`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn widget_script_embed_page_and_cors_follow_the_settings() {
+    let scratch = Scratch::new().await;
+    let app = scratch
+        .start(
+            "[web]\nallowed_origins = [\"https://shop.example\"]\n\
+             [widget]\ntitle = \"Acme <help>\"\naccent = \"#aa3300\"\nposition = \"left\"\n",
+            ManualClock::new(START),
+        )
+        .await;
+    let client = reqwest::Client::new();
+    let script = client
+        .get(format!("{}/widget.js", app.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let script = script.text().await.unwrap();
+    assert!(script.contains("\"accent\":\"#aa3300\""), "{script}");
+    assert!(script.contains("\"position\":\"left\""));
+    assert!(script.contains("/embed"));
+    let embed = client
+        .get(format!("{}/embed", app.base()))
+        .send()
+        .await
+        .unwrap();
+    let csp = embed.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("frame-ancestors 'self' https://shop.example"),
+        "{csp}"
+    );
+    let page = embed.text().await.unwrap();
+    assert!(page.contains("<title>Acme &lt;help&gt;</title>"), "{page}");
+    assert!(page.contains("data-mode=\"embed\""));
+    assert!(page.contains("/static/widget.js"));
+    assert!(!page.contains("<script>"), "no inline script: {page}");
+
+    // A preflight from the shop is allowed, from elsewhere not.
+    for (origin, allowed) in [
+        ("https://shop.example", true),
+        ("https://evil.example", false),
+    ] {
+        let response = client
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/chat/messages", app.base()),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await
+            .unwrap();
+        let allow = response
+            .headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(
+            allow.as_deref() == Some(origin),
+            allowed,
+            "{origin}: {allow:?}"
+        );
+    }
     app.shutdown().await;
 }

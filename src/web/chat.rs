@@ -2,15 +2,27 @@
 //!
 //! | route | body | what |
 //! | --- | --- | --- |
-//! | `GET /` | | the chat widget page |
 //! | `GET /agent` | | the agent console page (uses the agent API) |
 //! | `GET /static/{widget,agent}.{js,css}` | | their script and style |
-//! | `POST /api/chat/messages` | `{"session", "text", "id"?}` | a customer message; the reply comes back |
-//! | `POST /api/chat/press` | `{"session", "data", "id"?}` | a button press (`"stale": true` when it no longer applies) |
-//! | `GET /api/chat/updates?session=S&after=CURSOR` | | messages sent since (agent replies, notices, surveys); `"notice": true` marks an agent joined / transferred / gave back / closed notice |
+//! | `POST /api/chat/visitor` | | a new visitor: `{"visitor", "token"}` |
+//! | `POST /api/chat/messages` | `{"token", "text", "id"?}` | a customer message; the reply comes back |
+//! | `POST /api/chat/press` | `{"token", "data", "id"?}` | a button press (`"stale": true` when it no longer applies) |
+//! | `GET /api/chat/history` | | the visitor's current conversation, whole, and the polling cursor |
+//! | `GET /api/chat/updates?after=CURSOR` | | messages sent since (agent replies, notices, surveys) |
 //!
-//! `session` is chosen by the browser (8–64 letters, digits, `-`, `_`) and
-//! identifies the customer; `id` (at most [`MAX_ID_BYTES`]) is an optional
+//! The pages themselves (`/`, `/embed`, `/widget.js`) are in [`super::embed`].
+//!
+//! `token` is the visitor token ([`super::visitor`]); GET requests send it
+//! in the `X-Visitor-Token` header (or `?token=`). The old API's bare
+//! `session` (8–64 letters, digits, `-`, `_`, chosen by the browser) is
+//! still accepted in its place, except for ids the server issued. Every
+//! message shown carries `kind` (`customer`, `bot`, `agent`, `notice`),
+//! `author` (an agent's name), `at` (milliseconds since the epoch) and
+//! `html` (the message as sanitised HTML, [`super::markdown`]) besides
+//! `text`. `text` is what was delivered (an agent's reply polled from the
+//! mailbox keeps its `NAME (support): ` prefix; `html` and history's `text`
+//! have the agent's words only).
+//! `id` (at most [`MAX_ID_BYTES`]) is an optional
 //! client message id so a retried POST is not answered twice. The answer is
 //! made in a task of its own: a client that goes away does not lose it,
 //! and a retry with the same `id` gets the same reply (waiting for it if
@@ -20,7 +32,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,12 +40,15 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::AppState;
+use super::markdown::to_html;
+use super::visitor::Refused;
 use crate::assistant::{Action, Mode, Pressed, Reply, Turn};
-use crate::channels::web::{CHANNEL, Kept, valid_session};
+use crate::button::ButtonData;
+use crate::channels::web::{CHANNEL, Kept};
 use crate::delivery::{Button, Outgoing};
 use crate::inbound::guarded;
+use crate::store::{Message, Role};
 
-const WIDGET: &str = include_str!("static/widget.html");
 const WIDGET_JS: &str = include_str!("static/widget.js");
 const WIDGET_CSS: &str = include_str!("static/widget.css");
 const AGENT: &str = include_str!("static/agent.html");
@@ -48,12 +63,13 @@ pub const MAX_DATA_BYTES: usize = 512;
 /// Routes of the widget page and its API.
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
-        .route("/", get(|| async { Html(WIDGET) }))
         .route("/static/widget.js", get(|| async { script(WIDGET_JS) }))
         .route("/static/widget.css", get(|| async { style(WIDGET_CSS) }))
         .route("/api/chat/messages", post(message))
         .route("/api/chat/press", post(press))
         .route("/api/chat/updates", get(updates))
+        .route("/api/chat/history", get(history))
+        .route("/api/chat/visitor", post(visitor))
 }
 
 /// Routes of the agent console page.
@@ -106,47 +122,94 @@ impl Drop for Forget {
 
 #[derive(Deserialize)]
 struct MessageBody {
-    session: String,
+    session: Option<String>,
+    token: Option<String>,
     text: String,
     id: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct PressBody {
-    session: String,
+    session: Option<String>,
+    token: Option<String>,
     data: String,
     id: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct UpdatesQuery {
-    session: String,
+    session: Option<String>,
+    token: Option<String>,
     #[serde(default)]
     after: String,
 }
 
-/// What the widget shows for one bot message.
+/// Header carrying the visitor token of GET requests.
+pub const TOKEN_HEADER: &str = "x-visitor-token";
+
+/// What the widget shows for one message.
 #[derive(Serialize)]
 struct Shown {
+    /// `customer`, `bot`, `agent` or `notice`.
+    kind: &'static str,
+    /// The agent's name, for agent messages.
+    author: Option<String>,
     text: String,
+    /// `text` as sanitised HTML.
+    html: String,
+    /// Sent at, in milliseconds since the epoch.
+    at: i64,
     mode: Option<&'static str>,
     sources: Vec<crate::store::SourceRef>,
     handoff: bool,
     buttons: Vec<Vec<Button>>,
-    /// A notice about the conversation ("alice joined the conversation."),
-    /// shown as such rather than as a bot answer.
-    notice: bool,
+    /// `data` of the buttons already pressed (the 👍 or 👎 given to an
+    /// answer), shown chosen after a reload.
+    chosen: Vec<String>,
+    /// `data` of buttons that stay usable when newer messages arrive (👍/👎
+    /// can be given to any answer of the conversation).
+    lasting: Vec<String>,
 }
 
 impl Shown {
-    fn reply(reply: &Reply) -> Option<Self> {
-        (!reply.is_silent()).then(|| Shown {
-            text: reply.answer.clone(),
-            mode: Some(reply.mode.as_str()),
-            sources: reply.sources.clone(),
-            handoff: reply.handoff,
-            buttons: reply.buttons(),
-            notice: false,
+    fn new(kind: &'static str, text: String, at: i64) -> Self {
+        Shown {
+            kind,
+            author: None,
+            html: to_html(&text),
+            text,
+            at,
+            mode: None,
+            sources: Vec::new(),
+            handoff: false,
+            buttons: Vec::new(),
+            chosen: Vec::new(),
+            lasting: Vec::new(),
+        }
+    }
+    /// Marks the feedback buttons as lasting, and the one matching
+    /// `feedback` (1 👍, -1 👎) as chosen.
+    fn with_feedback(mut self, feedback: Option<i64>) -> Self {
+        for button in self.buttons.iter().flatten() {
+            if let Some(ButtonData::Feedback { up, .. }) = ButtonData::parse(&button.data) {
+                self.lasting.push(button.data.clone());
+                if feedback == Some(if up { 1 } else { -1 }) {
+                    self.chosen.push(button.data.clone());
+                }
+            }
+        }
+        self
+    }
+    fn reply(reply: &Reply, at: i64) -> Option<Self> {
+        (!reply.is_silent()).then(|| {
+            Shown {
+                mode: Some(reply.mode.as_str()),
+                sources: reply.sources.clone(),
+                handoff: reply.handoff,
+                buttons: reply.buttons(),
+                ..Shown::new("bot", reply.answer.clone(), at)
+            }
+            .with_feedback(None)
         })
     }
     /// A stored bot message, shown again for a retried request.
@@ -171,18 +234,185 @@ impl Shown {
             },
             survey_buttons: Vec::new(),
         };
-        Self::reply(&reply)
+        Self::reply(&reply, message.created_at).map(|shown| shown.with_feedback(message.feedback))
     }
-    fn message(message: Outgoing) -> Self {
-        Shown {
-            text: message.text,
-            mode: None,
-            sources: Vec::new(),
-            handoff: false,
-            buttons: message.buttons,
-            notice: message.notice,
+    /// A message of the conversation log, as history shows it (notes are
+    /// not shown).
+    fn logged(message: &Message) -> Option<Self> {
+        match message.role {
+            Role::Customer => Some(Shown::new(
+                "customer",
+                message.text.clone(),
+                message.created_at,
+            )),
+            Role::Bot => Self::stored(message, &message.conversation_id),
+            Role::Agent => Some(Shown {
+                author: message.author.clone(),
+                ..Shown::new("agent", message.text.clone(), message.created_at)
+            }),
+            Role::System => Some(Shown::new(
+                "notice",
+                message.text.clone(),
+                message.created_at,
+            )),
+            Role::Note => None,
         }
     }
+    /// A mailbox message sent at `at`. An agent's reply (delivered as
+    /// `NAME (support): TEXT`) is recognised by the agent message of the
+    /// log it copies, never by its shape alone.
+    fn message(message: Outgoing, at: i64, log: &[Message]) -> Self {
+        if message.notice {
+            // An agent joined / transferred / gave back / closed: a line of
+            // its own, from the desk's event, never from anyone's text.
+            return Shown::new("notice", message.text, at);
+        }
+        let agent = log.iter().filter(|m| m.role == Role::Agent).find_map(|m| {
+            let name = message
+                .text
+                .strip_suffix(m.text.as_str())?
+                .strip_suffix(" (support): ")?;
+            Some((name.to_string(), m.text.as_str()))
+        });
+        match agent {
+            // `text` stays as delivered; `html` is the agent's own words.
+            Some((name, body)) => Shown {
+                author: Some(name),
+                html: to_html(body),
+                buttons: message.buttons,
+                ..Shown::new("agent", message.text.clone(), at)
+            },
+            None => Shown {
+                buttons: message.buttons,
+                ..Shown::new("bot", message.text, at)
+            },
+        }
+    }
+    /// Whether this mailbox message copies a message of the log (an
+    /// agent's reply, an answer made by crash recovery, a stored notice):
+    /// history shows the logged one.
+    fn copies(message: &Outgoing, log: &[Message]) -> bool {
+        log.iter().any(|m| match m.role {
+            Role::Agent => message
+                .text
+                .strip_suffix(m.text.as_str())
+                .is_some_and(|name| name.ends_with(" (support): ")),
+            Role::Bot => !m.text.is_empty() && message.text.starts_with(m.text.as_str()),
+            Role::System => message.text == m.text,
+            Role::Customer | Role::Note => false,
+        })
+    }
+}
+
+/// The response refusing a request's visitor.
+fn refused(e: Refused) -> Response {
+    let status = match e {
+        Refused::Malformed => StatusCode::BAD_REQUEST,
+        Refused::Forged => StatusCode::UNAUTHORIZED,
+    };
+    (status, Json(serde_json::json!({"error": e.to_string()}))).into_response()
+}
+
+/// The token of a GET request: the header, else `?token=`.
+fn token_of<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or(query)
+}
+
+async fn visitor(State(state): State<Arc<AppState>>) -> Response {
+    let (visitor, token) = state.visitors.issue();
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({"visitor": visitor, "token": token})),
+    )
+        .into_response()
+}
+
+/// The session's latest conversation and its log (none before the first
+/// message).
+async fn conversation_log(
+    state: &AppState,
+    session: &str,
+) -> Result<Option<(crate::store::Conversation, Vec<Message>)>, crate::store::Error> {
+    let store = state.assistant.store();
+    let Some(customer) = store.find_customer(CHANNEL, session).await? else {
+        return Ok(None);
+    };
+    let Some(conversation) = store.latest_conversation(&customer.id, session).await? else {
+        return Ok(None);
+    };
+    let log = store.messages(&conversation.id).await?;
+    Ok(Some((conversation, log)))
+}
+
+/// Most mailbox messages one history shows.
+const HISTORY_MAILBOX: usize = 200;
+
+async fn history(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<UpdatesQuery>,
+) -> Response {
+    let session = match state
+        .visitors
+        .session(token_of(&headers, q.token.as_deref()), q.session.as_deref())
+    {
+        Ok(session) => session,
+        Err(e) => return refused(e),
+    };
+    let store = state.assistant.store();
+    // The cursor first: a message arriving meanwhile is polled, not lost.
+    let cursor = match store.web_cursor(&session).await {
+        Ok(cursor) => cursor,
+        Err(e) => return internal(e),
+    };
+    let (status, mut shown) = match conversation_log(&state, &session).await {
+        Ok(Some((conversation, log))) => {
+            let mailbox = match store
+                .web_messages_since(&session, conversation.created_at, HISTORY_MAILBOX)
+                .await
+            {
+                Ok(mailbox) => mailbox,
+                Err(e) => return internal(e),
+            };
+            let events = match store.events(&conversation.id).await {
+                Ok(events) => events,
+                Err(e) => return internal(e),
+            };
+            // Messages with the notices of their events, in order; the
+            // mailbox's copies of those notices are left out.
+            let mut shown: Vec<Shown> = crate::transcript::merge(log.clone(), &events)
+                .iter()
+                .filter_map(|entry| match entry {
+                    crate::transcript::Entry::Message(m) => Shown::logged(m),
+                    crate::transcript::Entry::Notice(n) => {
+                        Some(Shown::new("notice", n.text.clone(), n.created_at))
+                    }
+                })
+                .collect();
+            shown.extend(
+                mailbox
+                    .into_iter()
+                    .filter(|(id, _, m)| {
+                        id.as_str() <= cursor.as_str() && !m.notice && !Shown::copies(m, &log)
+                    })
+                    .map(|(_, at, m)| Shown::message(m, at, &log)),
+            );
+            (Some(conversation.status.as_str()), shown)
+        }
+        Ok(None) => (None, Vec::new()),
+        Err(e) => return internal(e),
+    };
+    // Stable: a log message and a mailbox message of the same moment keep
+    // the log's order first.
+    shown.sort_by_key(|m| m.at);
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({"messages": shown, "cursor": cursor, "status": status})),
+    )
+        .into_response()
 }
 
 fn bad_request(message: &str) -> Response {
@@ -237,16 +467,20 @@ fn bad_id(id: Option<&str>) -> Option<Response> {
 }
 
 async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBody>) -> Response {
-    if !valid_session(&body.session) {
-        return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
-    }
+    let session = match state
+        .visitors
+        .session(body.token.as_deref(), body.session.as_deref())
+    {
+        Ok(session) => session,
+        Err(e) => return refused(e),
+    };
     if let Some(response) = bad_id(body.id.as_deref()) {
         return response;
     }
     if body.text.trim().is_empty() {
         return bad_request("`text` is empty");
     }
-    let turn = turn(&body.session, body.text, body.id);
+    let turn = turn(&session, body.text, body.id);
     let key = turn.platform_message_id.clone();
     let result = answer(&state, turn).await;
     match result {
@@ -260,7 +494,10 @@ async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBod
             },
             None => Json(serde_json::json!({"reply": null})).into_response(),
         },
-        Ok(reply) => Json(serde_json::json!({"reply": Shown::reply(&reply)})).into_response(),
+        Ok(reply) => {
+            Json(serde_json::json!({"reply": Shown::reply(&reply, state.assistant.store().now())}))
+                .into_response()
+        }
         Err(e) => internal(e),
     }
 }
@@ -346,9 +583,13 @@ async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
 }
 
 async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) -> Response {
-    if !valid_session(&body.session) {
-        return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
-    }
+    let session = match state
+        .visitors
+        .session(body.token.as_deref(), body.session.as_deref())
+    {
+        Ok(session) => session,
+        Err(e) => return refused(e),
+    };
     if let Some(response) = bad_id(body.id.as_deref()) {
         return response;
     }
@@ -356,17 +597,15 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
         return bad_request(&format!("`data` must be at most {MAX_DATA_BYTES} bytes"));
     }
     let id = body.id.map(|id| format!("press:{id}"));
-    match state
-        .assistant
-        .press(turn(&body.session, body.data, id))
-        .await
-    {
+    match state.assistant.press(turn(&session, body.data, id)).await {
         Ok(Pressed::Reply(reply)) => {
-            Json(serde_json::json!({"reply": Shown::reply(&reply)})).into_response()
+            Json(serde_json::json!({"reply": Shown::reply(&reply, state.assistant.store().now())}))
+                .into_response()
         }
-        Ok(Pressed::Message(message)) => {
-            Json(serde_json::json!({"reply": Shown::message(message)})).into_response()
-        }
+        Ok(Pressed::Message(message)) => Json(serde_json::json!({
+            "reply": Shown::message(message, state.assistant.store().now(), &[])
+        }))
+        .into_response(),
         Ok(Pressed::Feedback(_)) => {
             Json(serde_json::json!({"reply": null, "ack": "Thanks for the feedback!"}))
                 .into_response()
@@ -382,24 +621,40 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
     }
 }
 
-async fn updates(State(state): State<Arc<AppState>>, Query(q): Query<UpdatesQuery>) -> Response {
-    if !valid_session(&q.session) {
-        return bad_request("`session` must be 8–64 letters, digits, '-' or '_'");
-    }
+async fn updates(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<UpdatesQuery>,
+) -> Response {
+    let session = match state
+        .visitors
+        .session(token_of(&headers, q.token.as_deref()), q.session.as_deref())
+    {
+        Ok(session) => session,
+        Err(e) => return refused(e),
+    };
     if q.after.len() > MAX_ID_BYTES {
         return bad_request(&format!("`after` must be at most {MAX_ID_BYTES} bytes"));
     }
-    match state
-        .assistant
-        .store()
-        .web_messages_after(&q.session, &q.after)
-        .await
-    {
+    let store = state.assistant.store();
+    match store.web_messages_since_cursor(&session, &q.after).await {
         Ok(messages) => {
-            let cursor = messages.last().map(|(id, _)| id.clone()).unwrap_or(q.after);
+            let cursor = messages
+                .last()
+                .map(|(id, _, _)| id.clone())
+                .unwrap_or(q.after);
+            // Agent replies are told apart by the log they copy.
+            let log = if messages.is_empty() {
+                Vec::new()
+            } else {
+                match conversation_log(&state, &session).await {
+                    Ok(found) => found.map(|(_, log)| log).unwrap_or_default(),
+                    Err(e) => return internal(e),
+                }
+            };
             let shown: Vec<Shown> = messages
                 .into_iter()
-                .map(|(_, m)| Shown::message(m))
+                .map(|(_, at, m)| Shown::message(m, at, &log))
                 .collect();
             (
                 [(header::CACHE_CONTROL, "no-store")],

@@ -8,7 +8,8 @@
 //! (`frame-ancestors` from `web.allowed_origins`), `X-Content-Type-Options:
 //! nosniff` and a Referrer-Policy. The chat API and pages are limited per
 //! IP address, the agent API separately (tower_governor, 429 with a JSON
-//! error); request bodies are capped at `web.max_body_bytes`.
+//! error); request bodies are capped at `web.max_body_bytes`. The chat API
+//! answers cross-origin requests (CORS) from `web.allowed_origins` only.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Weak};
@@ -32,9 +33,14 @@ use crate::limits::LogOnce;
 
 mod agent;
 mod chat;
+pub mod embed;
+pub mod markdown;
 pub mod serve;
+pub mod visitor;
 
 pub use chat::InFlight;
+pub use embed::Pages;
+pub use visitor::Visitors;
 
 /// Shared state of every handler.
 #[derive(Clone)]
@@ -57,11 +63,17 @@ pub struct AppState {
     pub auth: crate::auth::ConsoleAuth,
     /// Whether the session cookie is marked `Secure` (`web.cookie_secure`).
     pub cookie_secure: bool,
+    /// Signs and checks widget visitor tokens.
+    pub visitors: Visitors,
+    /// The chat pages and the embed script.
+    pub pages: Arc<Pages>,
 }
 
 /// The public routes: health, the chat page and API.
 pub fn public_router(state: Arc<AppState>, web: &WebSettings) -> Router {
     let chat = chat::routes()
+        .merge(embed::routes())
+        .layer(cors(web))
         .layer(per_ip(web.ip_requests_per_minute, web.ip_burst))
         .with_state(state.clone());
     let health = Router::new()
@@ -125,6 +137,25 @@ fn secure(router: Router, web: &WebSettings) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("strict-origin-when-cross-origin"),
         ))
+}
+
+/// Cross-origin requests to the chat API from the sites allowed to embed
+/// the widget (none when `web.allowed_origins` is empty).
+fn cors(web: &WebSettings) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, Method};
+    let origins: Vec<HeaderValue> = web
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static(chat::TOKEN_HEADER),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 type PerIp = GovernorLayer<PeerIpKeyExtractor, NoOpMiddleware, axum::body::Body>;

@@ -1,107 +1,271 @@
 "use strict";
+// The chat (standalone page `/` and the embedded panel `/embed`).
+// Message HTML comes sanitised from the server; the CSP forbids inline
+// script, so even markup that slipped through could not run.
+const body = document.body;
 const log = document.getElementById("log");
 const input = document.getElementById("text");
-let session = localStorage.getItem("switchboard-session");
-if (!session) { session = crypto.randomUUID(); localStorage.setItem("switchboard-session", session); }
+const send_button = document.getElementById("send");
+const counter = document.getElementById("counter");
+const typing = document.getElementById("typing");
+const MAX = parseInt(body.dataset.max, 10) || 4000;
+const TOKEN_KEY = "switchboard-visitor-token";
+let token = null;
 let cursor = "";
+let pending = 0;
+
+if (/^#[0-9a-fA-F]{3,6}$/.test(body.dataset.accent || "")) {
+  document.documentElement.style.setProperty("--accent", body.dataset.accent);
+}
+if (body.dataset.mode === "embed") {
+  const close = document.getElementById("close");
+  close.hidden = false;
+  close.onclick = () => window.parent.postMessage({ type: "switchboard:close" }, "*");
+}
+
+// Random ids without secure-context-only APIs (crypto.randomUUID is
+// missing on plain-HTTP hosts; getRandomValues is everywhere).
+function rid() {
+  const bytes = new Uint8Array(16);
+  if (window.crypto && crypto.getRandomValues) crypto.getRandomValues(bytes);
+  else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+  return Array.from(bytes, b => b.toString(16).padStart(2, "0")).join("");
+}
+
+function store(key, value) {
+  try { if (value === null) localStorage.removeItem(key); else localStorage.setItem(key, value); } catch (e) { /* storage blocked: this tab only */ }
+}
+function stored(key) {
+  try { return localStorage.getItem(key); } catch (e) { return null; }
+}
 
 function safeUrl(url) {
-  try { const u = new URL(url); return (u.protocol === "https:" || u.protocol === "http:") ? u.href : null; } catch { return null; }
+  try { const u = new URL(url); return (u.protocol === "https:" || u.protocol === "http:") ? u.href : null; } catch (e) { return null; }
 }
 
-// Buttons act on the message they came with; a newer bot message
-// supersedes every older row (the server refuses stale presses anyway).
-function retireButtons() {
-  log.querySelectorAll(".buttons button").forEach(b => b.disabled = true);
+function time(at) {
+  const d = at ? new Date(at) : new Date();
+  return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function add(kind, text, extra) {
-  if (kind === "bot") retireButtons();
+function initials(name) {
+  return (name || "?").split(/\s+/).filter(Boolean).slice(0, 2).map(w => w[0].toUpperCase()).join("");
+}
+
+function scroll() { log.scrollTop = log.scrollHeight; }
+
+// A newer message supersedes every older row of buttons: they are
+// disabled, the chosen one stays marked (the server refuses stale presses
+// anyway). Lasting buttons (👍/👎 on an answer) stay until used.
+function retireButtons(except) {
+  log.querySelectorAll(".buttons button").forEach(b => {
+    if (except && except.contains(b)) return;
+    if (b.dataset.lasting && !b.parentElement.dataset.used) return;
+    b.disabled = true;
+  });
+}
+
+function note(text) {
   const div = document.createElement("div");
-  div.className = "msg " + kind;
+  div.className = "msg note";
   div.textContent = text;
-  if (extra && extra.sources && extra.sources.length) {
+  log.append(div);
+  scroll();
+}
+
+// One message from the server: {kind, author, text, html, at, sources, buttons}.
+function render(m) {
+  const kind = ["customer", "bot", "agent", "notice"].includes(m.kind) ? m.kind : "bot";
+  if (kind !== "customer") retireButtons();
+  const div = document.createElement("div");
+  div.className = "msg " + (kind === "customer" ? "me" : kind);
+  if (kind === "agent") {
+    const who = document.createElement("div");
+    who.className = "author";
+    const avatar = document.createElement("span");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = initials(m.author);
+    who.append(avatar, (m.author || "Support") + " (support)");
+    div.append(who);
+  }
+  const text = document.createElement("div");
+  text.className = "text";
+  // The visitor's own words are shown as typed; everything else as the
+  // server rendered it.
+  if (kind !== "customer" && typeof m.html === "string") text.innerHTML = m.html; else text.textContent = m.text;
+  text.querySelectorAll("a").forEach(a => { a.target = "_blank"; a.rel = "noopener noreferrer nofollow"; });
+  div.append(text);
+  if (m.sources && m.sources.length) {
     const s = document.createElement("div");
     s.className = "sources";
-    s.append("Sources: ");
-    extra.sources.forEach((src, i) => {
-      if (i) s.append(" · ");
+    m.sources.forEach(src => {
       const url = src.url && safeUrl(src.url);
-      if (url) { const a = document.createElement("a"); a.href = url; a.target = "_blank"; a.rel = "noopener"; a.textContent = src.title; s.append(a); }
-      else s.append(src.title);
+      const card = document.createElement(url ? "a" : "span");
+      card.className = "source";
+      if (url) { card.href = url; card.target = "_blank"; card.rel = "noopener noreferrer"; }
+      card.textContent = src.title;
+      s.append(card);
     });
     div.append(s);
   }
-  if (extra && extra.buttons && extra.buttons.length) {
-    const row = document.createElement("div");
-    row.className = "buttons";
-    extra.buttons.flat().forEach(b => {
-      const btn = document.createElement("button");
-      btn.textContent = b.label;
-      btn.onclick = () => {
-        row.querySelectorAll("button").forEach(x => x.disabled = true);
-        btn.classList.add("chosen");
-        btn.setAttribute("aria-pressed", "true");
-        press(b.data, b.label);
-      };
-      row.append(btn);
+  if (m.buttons && m.buttons.length) {
+    m.buttons.forEach(rowButtons => {
+      const row = document.createElement("div");
+      row.className = "buttons";
+      rowButtons.forEach(b => {
+        const btn = document.createElement("button");
+        btn.type = "button";
+        btn.textContent = b.label;
+        if ((m.lasting || []).includes(b.data)) btn.dataset.lasting = "1";
+        const choose = () => {
+          // Only this row: 👍/👎 stay usable after "solved?" and back.
+          row.dataset.used = "1";
+          row.querySelectorAll("button").forEach(x => { x.disabled = true; });
+          btn.classList.add("chosen");
+          btn.setAttribute("aria-pressed", "true");
+        };
+        if ((m.chosen || []).includes(b.data)) choose();
+        btn.onclick = () => { choose(); press(b.data, row, btn); };
+        row.append(btn);
+      });
+      div.append(row);
     });
-    div.append(row);
   }
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  meta.textContent = time(m.at);
+  div.append(meta);
   log.append(div);
-  log.scrollTop = log.scrollHeight;
+  scroll();
+  return div;
 }
 
-async function post(path, body) {
-  const r = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+async function request(method, path, payload) {
+  const headers = { "x-visitor-token": token };
+  if (payload) headers["content-type"] = "application/json";
+  const r = await fetch(path, { method, headers, body: payload ? JSON.stringify(Object.assign({ token }, payload)) : undefined });
   const json = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(json.error || ("HTTP " + r.status));
+  if (r.status === 401) {
+    // The token is no longer valid (another server key): start over.
+    store(TOKEN_KEY, null);
+    token = null;
+  }
+  if (!r.ok) { const e = new Error(json.error || ("HTTP " + r.status)); e.status = r.status; throw e; }
   return json;
 }
 
+function showTyping(on) {
+  pending += on ? 1 : -1;
+  typing.hidden = pending <= 0;
+  if (!typing.hidden) scroll();
+}
+
 function show(json) {
-  if (json.reply) add("bot", json.reply.text, json.reply);
-  if (json.ack) add("note", json.ack);
+  if (json.reply) render(json.reply);
+  if (json.ack) note(json.ack);
 }
 
-async function send(text) {
-  add("me", text);
-  // A dropped connection is retried with the same id: the server finishes
-  // the answer anyway and hands the stored one back.
-  const id = crypto.randomUUID();
-  for (let attempt = 0; ; attempt++) {
-    try { show(await post("/api/chat/messages", { session, text, id })); return; }
-    catch (e) {
-      if (!(e instanceof TypeError) || attempt >= 3) { add("note", "Not sent: " + e.message); return; }
-      await new Promise(r => setTimeout(r, 2000 * (attempt + 1)));
+// A message bubble with its state: sending, sent, failed (retry with the
+// same id, so the server answers it once).
+function sendMessage(text, id, bubble) {
+  id = id || rid();
+  if (!bubble) bubble = render({ kind: "customer", text, at: Date.now() });
+  bubble.classList.remove("failed");
+  const meta = bubble.querySelector(".meta");
+  meta.textContent = time() + " · Sending…";
+  showTyping(true);
+  (async () => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const json = await request("POST", "/api/chat/messages", { text, id });
+        meta.textContent = time() + " · Sent";
+        show(json);
+        break;
+      } catch (e) {
+        // Network errors are retried quietly a few times.
+        if (e instanceof TypeError && attempt < 2) { await new Promise(r => setTimeout(r, 1500 * (attempt + 1))); continue; }
+        bubble.classList.add("failed");
+        meta.textContent = "Not sent" + (e instanceof TypeError ? "" : ": " + e.message) + " · ";
+        const retry = document.createElement("button");
+        retry.type = "button";
+        retry.className = "retry";
+        retry.textContent = "Retry";
+        retry.onclick = () => sendMessage(text, id, bubble);
+        meta.append(retry);
+        break;
+      }
     }
-  }
+    showTyping(false);
+  })();
 }
 
-async function press(data, label) {
-  add("me", label);
-  try { show(await post("/api/chat/press", { session, data, id: crypto.randomUUID() })); }
-  catch (e) { add("note", "Not sent: " + e.message); }
+async function press(data, row, btn) {
+  showTyping(true);
+  try { show(await request("POST", "/api/chat/press", { data, id: rid() })); }
+  catch (e) {
+    note("Not sent: " + e.message);
+    delete row.dataset.used;
+    row.querySelectorAll("button").forEach(x => { x.disabled = false; });
+    btn.classList.remove("chosen");
+    btn.removeAttribute("aria-pressed");
+  }
+  showTyping(false);
 }
 
 async function poll() {
   try {
-    const r = await fetch("/api/chat/updates?session=" + encodeURIComponent(session) + "&after=" + encodeURIComponent(cursor));
-    if (r.ok) {
-      const json = await r.json();
-      // A notice (an agent joined, transferred, gave back, closed) is not
-      // an answer: shown as a line of its own, without buttons.
-      json.messages.forEach(m => m.notice ? add("notice", m.text) : add("bot", m.text, m));
-      cursor = json.cursor;
-    }
+    const json = await request("GET", "/api/chat/updates?after=" + encodeURIComponent(cursor));
+    json.messages.forEach(render);
+    cursor = json.cursor;
   } catch (e) { /* offline: try again later */ }
   setTimeout(poll, 2000);
 }
 
-document.getElementById("form").onsubmit = e => {
-  e.preventDefault();
+function updateCounter() {
+  const n = input.value.length;
+  input.style.height = "auto";
+  input.style.height = Math.min(input.scrollHeight, 160) + "px";
+  input.style.overflowY = input.scrollHeight > 160 ? "auto" : "hidden";
+  counter.textContent = n > MAX * 0.8 ? n + " / " + MAX : "";
+  counter.classList.toggle("over", n > MAX);
+  send_button.disabled = n > MAX;
+}
+
+function submit() {
   const text = input.value.trim();
-  if (text) { input.value = ""; send(text); }
-};
-add("note", "Ask anything about our product. Type /human to talk to a person.");
-fetch("/api/chat/updates?session=" + encodeURIComponent(session)).then(r => r.json()).then(j => { cursor = j.cursor || ""; poll(); }).catch(poll);
+  if (!text || text.length > MAX || !token) return;
+  input.value = "";
+  updateCounter();
+  sendMessage(text);
+}
+
+document.getElementById("form").onsubmit = e => { e.preventDefault(); submit(); };
+input.addEventListener("input", updateCounter);
+input.addEventListener("keydown", e => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+});
+
+async function start() {
+  token = stored(TOKEN_KEY);
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (!token) {
+        token = (await request("POST", "/api/chat/visitor")).token;
+        store(TOKEN_KEY, token);
+      }
+      const history = await request("GET", "/api/chat/history");
+      note(body.dataset.greeting || "");
+      history.messages.forEach(render);
+      // Only the last message's buttons (and unused 👍/👎) still apply.
+      retireButtons(log.lastElementChild);
+      cursor = history.cursor || "";
+      break;
+    } catch (e) {
+      if (attempt >= 5) { note("Cannot reach support right now: " + e.message); break; }
+      await new Promise(r => setTimeout(r, 1000 * (attempt + 1)));
+    }
+  }
+  setTimeout(poll, 2000);
+}
+start();

@@ -1,0 +1,443 @@
+//! The embeddable widget in a real browser: Debian's `chromium` driven over
+//! WebDriver (`chromedriver`, fantoccini) against a running app whose model
+//! is the OpenAI-compatible fake. A host page on another port embeds
+//! `/widget.js`. Screenshots of each step go to `target/browser/`.
+//!
+//! Ignored by default (it needs `chromium` and `chromium-driver`); CI
+//! installs them and runs it with `cargo test --test browser -- --ignored`.
+
+mod openai_fake;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use switchboard::app::App;
+use switchboard::clock::system;
+use switchboard::config::Settings;
+
+const AGENT_TOKEN: &str = "alice-token-browser";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn driver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (apt-get install chromium-driver)");
+    let url = format!("http://127.0.0.1:{port}");
+    // Ready when it answers /status.
+    let http = reqwest::Client::new();
+    for attempt in 0.. {
+        if http.get(format!("{url}/status")).send().await.is_ok() {
+            break;
+        }
+        assert!(attempt < 200, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Driver { child, url }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    // Several rustls back ends are linked in; WebDriver runs on loopback.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/lib/chromium/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", "--window-size=1280,900",
+                     // Host names other than localhost: plain HTTP there is
+                     // not a secure context (no crypto.randomUUID), as on a
+                     // real site without TLS.
+                     "--host-resolver-rules=MAP *.test 127.0.0.1"],
+        }),
+    );
+    ClientBuilder::rustls()
+        .unwrap()
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session")
+}
+
+fn shots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/browser");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(client: &Client, name: &str) {
+    let png = client.screenshot().await.unwrap();
+    std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
+}
+
+/// The knowledge base, prompts and settings of one run.
+fn settings(dir: &std::path::Path, llm: &str, host_origin: &str) -> Settings {
+    let kb = dir.join("kb");
+    std::fs::create_dir_all(kb.join("billing")).unwrap();
+    std::fs::write(
+        kb.join("billing/refunds.md"),
+        "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge.\n",
+    )
+    .unwrap();
+    // SAFETY: this test binary has one test; nothing reads the variable
+    // before it is set.
+    unsafe { std::env::set_var("BROWSER_ALICE_TOKEN", AGENT_TOKEN) };
+    let toml = format!(
+        r##"
+[database]
+url = "sqlite://{db}"
+[knowledge_base]
+path = "{kb}"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{prompts}"
+[llm]
+base_url = "{llm}"
+model = "fake"
+[web]
+listen = "127.0.0.1:0"
+allowed_origins = ["{host_origin}"]
+[widget]
+title = "Acme help"
+accent = "#0f766e"
+[[agents]]
+name = "alice"
+token_env = "BROWSER_ALICE_TOKEN"
+"##,
+        db = dir.join("test.db").display(),
+        kb = kb.display(),
+        index = dir.join("index").display(),
+        prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+    );
+    Settings::from_toml_str(&toml).unwrap()
+}
+
+/// Serves the host page (a shop embedding the widget) on its own port.
+async fn host_page(
+    listener: tokio::net::TcpListener,
+    app_base: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
+    let router = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let base = app_base.lock().unwrap().clone();
+            async move {
+                axum::response::Html(format!(
+                    "<!doctype html><html><head><meta name=viewport content='width=device-width, initial-scale=1'>\
+                     <style>* {{ font-size: 40px !important; color: red !important; }} iframe {{ display: none !important; }}</style></head>\
+                     <body><h1>The Shop</h1><p>Host page.</p><script src=\"{base}/widget.js\" async></script></body></html>"
+                ))
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    })
+}
+
+/// Clicks the launcher in the widget's shadow root and enters its panel.
+async fn open_panel(client: &Client) {
+    client.enter_parent_frame().await.ok();
+    let host = client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Id("switchboard-widget"))
+        .await
+        .unwrap();
+    let root = host.shadow_root().await.unwrap();
+    root.find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let frame = root.find(Locator::Css("iframe")).await.unwrap();
+    frame.enter_frame().await.unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#text"))
+        .await
+        .unwrap();
+}
+
+/// Waits until `script` (run in the current frame) returns true.
+async fn until(client: &Client, script: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let value = client.execute(script, vec![]).await.unwrap();
+        if value == serde_json::Value::Bool(true) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "not true within {WAIT:?}: {script}\n{}",
+            client.source().await.unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(client: &Client, css: &str) -> usize {
+    client.find_all(Locator::Css(css)).await.unwrap().len()
+}
+
+async fn type_and_send(client: &Client, text: &str) {
+    let input = client.find(Locator::Css("#text")).await.unwrap();
+    input.send_keys(text).await.unwrap();
+    input.send_keys("\u{E007}").await.unwrap(); // Enter
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromium-driver"]
+async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
+    let (llm, llm_url) = openai_fake::start().await;
+    llm.script([openai_fake::Script::Stream(vec![
+        "To get a refund, open **Settings → Billing → Refund** ".into(),
+        "within 14 days.".into(),
+    ])]);
+    let dir = tempfile::tempdir().unwrap();
+    let host_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_origin = format!(
+        "http://shop.test:{}",
+        host_listener.local_addr().unwrap().port()
+    );
+    let app = App::build(settings(dir.path(), &llm_url, &host_origin), system())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let public = format!("http://support.test:{}", app.local_addr().unwrap().port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let host = host_page(host_listener, Arc::new(Mutex::new(public))).await;
+    let driver = driver().await;
+    let client = browser(&driver).await;
+
+    // 1. The visitor opens the widget on the shop's page and asks.
+    client.goto(&host_origin).await.unwrap();
+    open_panel(&client).await;
+    // Plain HTTP on a real host name: no secure-context APIs.
+    let secure = client
+        .execute(
+            "return [window.isSecureContext, typeof crypto.randomUUID]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(secure, serde_json::json!([false, "undefined"]));
+    type_and_send(&client, "how do I get a refund").await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".msg.bot a.source"))
+        .await
+        .unwrap();
+    let answer = client
+        .find(Locator::Css(".msg.bot:last-of-type .text"))
+        .await
+        .unwrap()
+        .html(true)
+        .await
+        .unwrap();
+    assert!(
+        answer.contains("<strong>Settings → Billing → Refund</strong>"),
+        "{answer}"
+    );
+    let source = client
+        .find(Locator::Css(".msg.bot a.source"))
+        .await
+        .unwrap();
+    assert_eq!(source.text().await.unwrap(), "Refunds");
+    assert_eq!(
+        source.attr("target").await.unwrap().as_deref(),
+        Some("_blank")
+    );
+    // The host's `* { color: red; font-size: 40px }` does not reach the chat.
+    let size = client
+        .find(Locator::Css("#title"))
+        .await
+        .unwrap()
+        .css_value("font-size")
+        .await
+        .unwrap();
+    assert_eq!(size, "16px");
+    shot(&client, "01-answer").await;
+
+    // 2. Hostile markup is shown as text and never runs.
+    let hostile = "<img src=x onerror=\"document.body.dataset.pwned='1'\"> hi";
+    type_and_send(&client, hostile).await;
+    until(&client, "return document.querySelectorAll('.msg.me').length === 2 && document.getElementById('typing').hidden").await;
+    type_and_send(&client, "/human").await;
+    until(&client, "return document.querySelectorAll('.msg.me').length === 3 && document.getElementById('typing').hidden").await;
+    assert_eq!(count(&client, "#log img").await, 0);
+
+    // 3. The tab closes; an agent answers meanwhile.
+    client.goto("about:blank").await.unwrap();
+    let http = reqwest::Client::new();
+    let queue: serde_json::Value = http
+        .get(format!("{base}/api/agent/queue"))
+        .bearer_auth(AGENT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversation = queue[0]["id"].as_str().unwrap().to_string();
+    let status = http
+        .post(format!(
+            "{base}/api/agent/conversations/{conversation}/reply"
+        ))
+        .bearer_auth(AGENT_TOKEN)
+        .json(&serde_json::json!({"text": "Hello, **I can help**. <img src=x onerror=\"document.body.dataset.pwned='2'\">"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert!(status.is_success());
+
+    // 4. Back on the page: the whole conversation, the agent's reply with
+    // her name, nothing executed.
+    client.goto(&host_origin).await.unwrap();
+    open_panel(&client).await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".msg.agent"))
+        .await
+        .unwrap();
+    assert_eq!(count(&client, ".msg.me").await, 3);
+    assert!(count(&client, ".msg.bot a.source").await >= 1);
+    let me: Vec<String> = {
+        let mut texts = Vec::new();
+        for e in client
+            .find_all(Locator::Css(".msg.me .text"))
+            .await
+            .unwrap()
+        {
+            texts.push(e.text().await.unwrap());
+        }
+        texts
+    };
+    assert_eq!(me, ["how do I get a refund", hostile, "/human"]);
+    let agent = client.find(Locator::Css(".msg.agent")).await.unwrap();
+    let agent_text = agent.text().await.unwrap();
+    assert!(agent_text.contains("alice (support)"), "{agent_text}");
+    assert!(
+        agent
+            .html(true)
+            .await
+            .unwrap()
+            .contains("<strong>I can help</strong>")
+    );
+    assert!(agent_text.contains("<img src=x onerror="), "{agent_text}");
+    assert_eq!(count(&client, "#log img").await, 0);
+    // The answer's "solved?" buttons are superseded: shown, disabled; its
+    // 👍/👎 stay usable.
+    let buttons = client
+        .execute("return Array.from(document.querySelectorAll('#log .buttons button')).map(b => [!!b.dataset.lasting, b.disabled])", vec![])
+        .await
+        .unwrap();
+    let buttons: Vec<(bool, bool)> = serde_json::from_value(buttons).unwrap();
+    assert!(buttons.iter().any(|&(lasting, _)| lasting), "{buttons:?}");
+    assert!(buttons.iter().any(|&(lasting, _)| !lasting), "{buttons:?}");
+    assert!(
+        buttons
+            .iter()
+            .all(|&(lasting, disabled)| lasting != disabled),
+        "{buttons:?}"
+    );
+    // 👍 on the answer.
+    client
+        .find(Locator::Css("#log .buttons button[data-lasting]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&client, "return Array.from(document.querySelectorAll('.msg.note')).some(n => n.textContent === 'Thanks for the feedback!')").await;
+    let pwned = client
+        .execute("return document.body.dataset.pwned || null", vec![])
+        .await
+        .unwrap();
+    assert_eq!(pwned, serde_json::Value::Null);
+    shot(&client, "02-history-after-reload").await;
+
+    // 5. A 360 px wide phone: the panel fills the screen, nothing scrolls
+    // sideways, the input is usable.
+    client.enter_parent_frame().await.unwrap();
+    client.set_window_size(360, 740).await.unwrap();
+    client.refresh().await.unwrap();
+    open_panel(&client).await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".msg.agent"))
+        .await
+        .unwrap();
+    // The 👍 given before the reload is shown chosen.
+    let chosen = client
+        .find_all(Locator::Css(
+            "#log .buttons button.chosen[data-lasting]:disabled",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(chosen.len(), 1);
+    let inner = client
+        .execute(
+            "return [window.innerWidth, document.documentElement.scrollWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let width = inner[0].as_u64().unwrap();
+    assert!((300..=360).contains(&width), "{inner}");
+    assert!(
+        inner[1].as_u64().unwrap() <= width,
+        "sideways scroll: {inner}"
+    );
+    type_and_send(&client, "thanks").await;
+    until(
+        &client,
+        "return document.querySelectorAll('.msg.me').length === 4",
+    )
+    .await;
+    shot(&client, "03-phone-360").await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    let _ = stop.send(());
+    let _ = running.await;
+    host.abort();
+}
