@@ -20,8 +20,6 @@ use sha2::{Digest, Sha256};
 use crate::embed::Embedder;
 use crate::kb::KnowledgeBase;
 
-/// Passages per embedding request.
-const BATCH: usize = 64;
 /// Characters of a passage that are embedded (small embedding models read
 /// a few hundred tokens at most).
 const MAX_CHARS: usize = 2000;
@@ -155,7 +153,7 @@ impl Semantic {
         };
         let mut embedded = 0;
         let mut result = Ok(());
-        for chunk in missing.chunks(BATCH) {
+        for chunk in missing.chunks(self.inner.model.batch_size().max(1)) {
             let texts: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
             match self.embed(&texts).await {
                 Ok(vectors) => {

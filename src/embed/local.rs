@@ -156,6 +156,12 @@ impl Embedder for LocalEmbedder {
         &self.identity
     }
 
+    /// One sub-batch per core: every core busy, and a call over in a few
+    /// seconds even on a loaded machine (calls are timed out).
+    fn batch_size(&self) -> usize {
+        SUB_BATCH * self.model.pool.current_num_threads()
+    }
+
     async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, Error> {
         if inputs.is_empty() {
             return Ok(Vec::new());

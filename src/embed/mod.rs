@@ -38,6 +38,13 @@ pub trait Embedder: Send + Sync {
     /// embedded again.
     fn identity(&self) -> &str;
 
+    /// Texts per call when indexing: each call must finish within the
+    /// embedding timeout (`llm.timeout_secs`), so a model whose time grows
+    /// with the batch asks for smaller ones.
+    fn batch_size(&self) -> usize {
+        64
+    }
+
     /// One vector per input, in order.
     ///
     /// # Errors
