@@ -23,6 +23,7 @@ use switchboard::app::Core;
 use switchboard::assistant::semantic::Semantic;
 use switchboard::clock::system;
 use switchboard::config::{KnowledgeBaseSettings, Settings};
+use switchboard::embed::Embedder;
 use switchboard::kb::KnowledgeBase;
 use switchboard::llm::{ChatMessage, ChatModel, Delta, DeltaStream, Error, Usage};
 use tantivy::collector::TopDocs;
@@ -223,14 +224,11 @@ impl ChatModel for InstantModel {
 struct HashEmbedder;
 
 #[async_trait::async_trait]
-impl ChatModel for HashEmbedder {
-    fn name(&self) -> &str {
-        "hash"
+impl Embedder for HashEmbedder {
+    fn identity(&self) -> &str {
+        "bench-384"
     }
-    async fn stream(&self, _messages: &[ChatMessage]) -> Result<DeltaStream, Error> {
-        Err(Error::Request("embeddings only".into()))
-    }
-    async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, Error> {
+    async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, switchboard::embed::Error> {
         Ok(inputs
             .iter()
             .map(|text| {
@@ -331,7 +329,6 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let semantic = Semantic::open(
         Arc::new(HashEmbedder),
-        "bench-384",
         Some(dir.path()),
         Duration::from_secs(60),
     );
@@ -344,7 +341,6 @@ fn main() {
     let started = Instant::now();
     let semantic = Semantic::open(
         Arc::new(HashEmbedder),
-        "bench-384",
         Some(dir.path()),
         Duration::from_secs(60),
     );

@@ -58,6 +58,8 @@ pub struct Settings {
     pub prompts: PromptSettings,
     /// `[llm]`
     pub llm: LlmSettings,
+    /// `[embeddings]`
+    pub embeddings: EmbeddingSettings,
     /// `[assistant]`
     pub assistant: AssistantSettings,
     /// `[web]`
@@ -156,7 +158,8 @@ pub struct LlmSettings {
     pub model: String,
     /// API key; normally from `OPENAI_API_KEY`.
     pub api_key: Option<Secret>,
-    /// Embedding model for hybrid retrieval; unset means BM25 only.
+    /// Deprecated alias of `embeddings.provider = "openai"` with
+    /// `embeddings.model`; used only when `[embeddings]` names no provider.
     pub embedding_model: Option<String>,
     /// Sampling temperature.
     pub temperature: f32,
@@ -200,6 +203,69 @@ impl LlmSettings {
     }
 }
 
+/// Where passage and question vectors for hybrid retrieval come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbeddingProvider {
+    /// A sentence-transformers folder run inside the process.
+    Local,
+    /// `/v1/embeddings` at `llm.base_url`.
+    Openai,
+}
+
+/// `[embeddings]`: hybrid retrieval. No provider means BM25 only.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingSettings {
+    /// `local` or `openai`; unset: BM25 only (or the deprecated
+    /// `llm.embedding_model`).
+    pub provider: Option<EmbeddingProvider>,
+    /// For `local`: a sentence-transformers folder (config.json,
+    /// tokenizer.json, model.safetensors).
+    pub path: Option<PathBuf>,
+    /// For `openai`: the model name sent to `/v1/embeddings`.
+    pub model: Option<String>,
+}
+
+/// The embedding source settled from `[embeddings]` and the deprecated
+/// `llm.embedding_model`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Embeddings {
+    /// BM25 only.
+    Off,
+    /// In process, from this folder.
+    Local(PathBuf),
+    /// `/v1/embeddings` at `llm.base_url` with this model name.
+    Openai(String),
+}
+
+impl Settings {
+    /// Which embeddings to use: `[embeddings]` when it names a provider,
+    /// else `llm.embedding_model` (deprecated) as `openai`, else none.
+    /// Call after validation (a provider without its key is rejected
+    /// there).
+    pub fn embeddings(&self) -> Embeddings {
+        match self.embeddings.provider {
+            Some(EmbeddingProvider::Local) => self
+                .embeddings
+                .path
+                .clone()
+                .map_or(Embeddings::Off, Embeddings::Local),
+            Some(EmbeddingProvider::Openai) => self
+                .embeddings
+                .model
+                .clone()
+                .or_else(|| self.llm.embedding_model.clone())
+                .map_or(Embeddings::Off, Embeddings::Openai),
+            None => self
+                .llm
+                .embedding_model
+                .clone()
+                .map_or(Embeddings::Off, Embeddings::Openai),
+        }
+    }
+}
+
 /// `[assistant]`: how answers are made.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -218,7 +284,7 @@ pub struct AssistantSettings {
     /// Optional: a fixed BM25 score at or above which a question counts as
     /// covered, instead of the calibrated threshold. Unset by default.
     pub min_score: Option<f32>,
-    /// With embeddings on (`llm.embedding_model`): a nearest passage at
+    /// With embeddings on (`[embeddings]`): a nearest passage at
     /// least this similar (cosine) counts as covering the question; 0.1
     /// less is enough when BM25 and the embeddings agree on the article.
     pub min_similarity: f32,
@@ -737,6 +803,29 @@ impl Settings {
                     .into(),
             );
         }
+        match self.embeddings.provider {
+            Some(EmbeddingProvider::Local) if self.embeddings.path.is_none() => {
+                return bad(
+                    "embeddings.path",
+                    "provider `local` needs the sentence-transformers folder (config.json, tokenizer.json, model.safetensors); scripts/local-embed.sh fetch downloads all-MiniLM-L6-v2".into(),
+                );
+            }
+            Some(EmbeddingProvider::Openai)
+                if self.embeddings.model.is_none() && self.llm.embedding_model.is_none() =>
+            {
+                return bad(
+                    "embeddings.model",
+                    "provider `openai` needs the model name sent to /v1/embeddings, e.g. text-embedding-3-small".into(),
+                );
+            }
+            None if self.embeddings.path.is_some() || self.embeddings.model.is_some() => {
+                return bad(
+                    "embeddings.provider",
+                    "set it to `local` (with embeddings.path) or `openai` (with embeddings.model); without it retrieval is BM25 only".into(),
+                );
+            }
+            _ => {}
+        }
         if !(-1.0..=1.0).contains(&self.assistant.min_similarity) {
             return bad(
                 "assistant.min_similarity",
@@ -868,6 +957,45 @@ mod tests {
     fn wrong_type_names_the_key() {
         let err = Settings::from_toml_str("[csat]\ndelay_secs = \"soon\"\n").unwrap_err();
         assert!(err.to_string().contains("csat.delay_secs"), "{err}");
+    }
+
+    #[test]
+    fn embeddings_provider_and_its_deprecated_alias() {
+        let off = Settings::from_toml_str("").unwrap();
+        assert_eq!(off.embeddings(), Embeddings::Off);
+        let local = Settings::from_toml_str(
+            "[embeddings]\nprovider = \"local\"\npath = \"models/minilm\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            local.embeddings(),
+            Embeddings::Local("models/minilm".into())
+        );
+        let openai = Settings::from_toml_str(
+            "[embeddings]\nprovider = \"openai\"\nmodel = \"text-embedding-3-small\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            openai.embeddings(),
+            Embeddings::Openai("text-embedding-3-small".into())
+        );
+        let legacy = Settings::from_toml_str("[llm]\nembedding_model = \"minilm\"\n").unwrap();
+        assert_eq!(legacy.embeddings(), Embeddings::Openai("minilm".into()));
+        // [embeddings] wins over the alias.
+        let both = Settings::from_toml_str(
+            "[llm]\nembedding_model = \"minilm\"\n[embeddings]\nprovider = \"local\"\npath = \"m\"\n",
+        )
+        .unwrap();
+        assert_eq!(both.embeddings(), Embeddings::Local("m".into()));
+        for (toml, key) in [
+            ("[embeddings]\nprovider = \"local\"\n", "embeddings.path"),
+            ("[embeddings]\nprovider = \"openai\"\n", "embeddings.model"),
+            ("[embeddings]\npath = \"m\"\n", "embeddings.provider"),
+            ("[embeddings]\nprovider = \"onnx\"\n", "embeddings.provider"),
+        ] {
+            let err = Settings::from_toml_str(toml).unwrap_err().to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
     }
 
     #[test]

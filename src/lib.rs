@@ -10,6 +10,9 @@
 //!   [`assistant::Reply`] out (retrieval, prompts, LLM, fallbacks, hand-off
 //!   decisions).
 //! - [`llm`]: the [`llm::ChatModel`] trait and its async-openai implementation.
+//! - [`embed`]: the [`embed::Embedder`] trait for hybrid retrieval: a
+//!   sentence-transformers folder run in the process (candle), or the
+//!   model endpoint's `/v1/embeddings`.
 //! - [`store`]: the conversation log over sqlx (SQLite or PostgreSQL).
 //! - [`conversation`]: conversation states and their legal transitions.
 //! - [`delivery`]: how the core reaches a customer on their channel.
@@ -45,6 +48,7 @@ pub mod conversation;
 pub mod csat;
 pub mod delivery;
 pub mod desk;
+pub mod embed;
 pub mod eval;
 pub mod export;
 pub mod handoff;

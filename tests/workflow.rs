@@ -2538,3 +2538,67 @@ async fn widget_script_embed_page_and_cors_follow_the_settings() {
     }
     app.shutdown().await;
 }
+
+/// Found by the soak run (the last lost message of 12,176): two quick
+/// Telegram messages were answered one after the other; the answer to the
+/// first was stored after the second, then the process was killed while
+/// answering the second. Recovery looked only at customer messages after
+/// the last bot message and found none. Each bot message answers the
+/// oldest customer message still waiting; the second is answered.
+#[tokio::test]
+async fn recovery_finds_a_message_whose_neighbours_answer_landed_after_it() {
+    let scratch = Scratch::new().await;
+    let clock = ManualClock::new(START);
+    let (core, channel) = survey_core(&scratch, &clock, "").await;
+    let customer = core
+        .store
+        .upsert_customer("test", "quick", None)
+        .await
+        .unwrap();
+    let conversation = core
+        .store
+        .open_conversation(&customer, "thread-quick")
+        .await
+        .unwrap();
+    for (text, id) in [
+        ("how do I get a refund", "update:1"),
+        ("how do I reset my password", "update:2"),
+    ] {
+        let stored = switchboard::store::NewMessage {
+            conversation_id: &conversation.id,
+            text,
+            channel: "test",
+            platform_message_id: Some(id),
+            ..Default::default()
+        };
+        core.store.insert_message(&stored).await.unwrap().unwrap();
+    }
+    // The answer to the first, stored after the second arrived.
+    let answer = switchboard::store::NewMessage {
+        conversation_id: &conversation.id,
+        role: switchboard::store::Role::Bot,
+        text: "Refunds reach your card in 5–10 business days.",
+        channel: "test",
+        ..Default::default()
+    };
+    core.store.insert_message(&answer).await.unwrap().unwrap();
+    clock.advance(1_000);
+    assert_eq!(
+        core.assistant
+            .answer_pending(&core.registry, 3_600_000, core.store.now())
+            .await
+            .unwrap(),
+        1
+    );
+    let texts = channel.texts();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("Forgot password"), "{texts:?}");
+    // Answered: a second pass finds nothing.
+    assert_eq!(
+        core.assistant
+            .answer_pending(&core.registry, 3_600_000, core.store.now())
+            .await
+            .unwrap(),
+        0
+    );
+}

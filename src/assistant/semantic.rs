@@ -1,7 +1,8 @@
-//! Dense retrieval beside BM25: passage embeddings from the same
-//! OpenAI-compatible endpoint (`/v1/embeddings`, `llm.embedding_model`),
-//! kept in a file beside the tantivy index and searched by cosine
-//! similarity. Only passages whose text changed are embedded again, so a
+//! Dense retrieval beside BM25: passage embeddings from an
+//! [`Embedder`] (the model run in the process, or an OpenAI-compatible
+//! `/v1/embeddings`; `[embeddings]` in the settings), kept in a file beside
+//! the tantivy index, keyed by passage hash and the embedder's identity,
+//! and searched by cosine similarity. Only passages whose text changed are embedded again, so a
 //! restart or a one-article edit costs one small request, not a re-embed
 //! of the whole knowledge base.
 //!
@@ -16,11 +17,9 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::embed::Embedder;
 use crate::kb::KnowledgeBase;
-use crate::llm::ChatModel;
 
-/// Passages per embedding request.
-const BATCH: usize = 64;
 /// Characters of a passage that are embedded (small embedding models read
 /// a few hundred tokens at most).
 const MAX_CHARS: usize = 2000;
@@ -30,9 +29,9 @@ pub const FILE: &str = "vectors.bin";
 /// A failure of the dense side; callers fall back to BM25.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The endpoint failed.
-    #[error("embedding request failed: {0}")]
-    Model(#[from] crate::llm::Error),
+    /// The embedder failed.
+    #[error("embedding failed: {0}")]
+    Model(#[from] crate::embed::Error),
     /// The endpoint did not answer in time.
     #[error("embedding request timed out after {0:?}")]
     Timeout(std::time::Duration),
@@ -74,8 +73,7 @@ pub struct Semantic {
 }
 
 struct Inner {
-    model: Arc<dyn ChatModel>,
-    model_name: String,
+    model: Arc<dyn Embedder>,
     /// Longest wait for one embedding request.
     timeout: std::time::Duration,
     path: Option<PathBuf>,
@@ -96,20 +94,19 @@ pub struct Near {
 }
 
 impl Semantic {
-    /// A dense index embedding with `model_name` through `model`, kept in
-    /// `dir/vectors.bin` (`None`: in memory only), waiting at most
-    /// `timeout` for each request. Loads what the file holds;
-    /// [`Semantic::sync`] embeds what is missing.
+    /// A dense index embedding through `model`, kept in `dir/vectors.bin`
+    /// (`None`: in memory only), waiting at most `timeout` for each
+    /// request. Loads what the file holds if `model` made it (same
+    /// [`Embedder::identity`]); [`Semantic::sync`] embeds what is missing.
     pub fn open(
-        model: Arc<dyn ChatModel>,
-        model_name: &str,
+        model: Arc<dyn Embedder>,
         dir: Option<&Path>,
         timeout: std::time::Duration,
     ) -> Self {
         let path = dir.map(|d| d.join(FILE));
         let state = path
             .as_deref()
-            .and_then(|p| match load(p, model_name) {
+            .and_then(|p| match load(p, model.identity()) {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("{}: unreadable, embedding again: {e}", p.display());
@@ -120,7 +117,6 @@ impl Semantic {
         Self {
             inner: Arc::new(Inner {
                 model,
-                model_name: model_name.to_string(),
                 timeout,
                 path,
                 state: RwLock::new(state),
@@ -157,7 +153,7 @@ impl Semantic {
         };
         let mut embedded = 0;
         let mut result = Ok(());
-        for chunk in missing.chunks(BATCH) {
+        for chunk in missing.chunks(self.inner.model.batch_size().max(1)) {
             let texts: Vec<String> = chunk.iter().map(|(_, t)| t.clone()).collect();
             match self.embed(&texts).await {
                 Ok(vectors) => {
@@ -304,7 +300,7 @@ impl Semantic {
             let file = std::fs::File::create(&tmp).map_err(io)?;
             let mut out = BufWriter::new(file);
             let header = Header {
-                model: self.inner.model_name.clone(),
+                model: self.inner.model.identity().to_string(),
                 dim: state.dim,
                 count: state.by_hash.len(),
             };

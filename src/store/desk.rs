@@ -349,8 +349,8 @@ impl Store {
     /// stored, but the process stopped before answering. Looks at the log as
     /// it was at `before` (the start of this process), so messages that
     /// this process is answering now are not taken twice; returns, per
-    /// conversation active after `since`, the customer messages after its
-    /// last answer up to `before`, oldest first.
+    /// conversation active after `since`, the customer messages up to
+    /// `before` that no bot message answers, oldest first.
     ///
     /// # Errors
     /// On a database failure.
@@ -377,17 +377,25 @@ impl Store {
             .bind(before)
             .fetch_all(&self.pool)
             .await?;
-            let mut waiting = Vec::new();
-            for row in &recent {
+            // Oldest first, each bot message answers the oldest customer
+            // message still waiting: answers made at the same time can be
+            // stored after a later customer message (the answer to the
+            // first of two quick messages lands after the second), so
+            // "customer messages after the last answer" would miss one.
+            // An agent's or the system's message settles what came before.
+            let mut waiting = std::collections::VecDeque::new();
+            for row in recent.iter().rev() {
                 let message = Message::from_row(row)?;
-                if message.role != super::Role::Customer {
-                    break;
+                match message.role {
+                    super::Role::Customer => waiting.push_back(message),
+                    super::Role::Bot => {
+                        waiting.pop_front();
+                    }
+                    _ => waiting.clear(),
                 }
-                waiting.push(message);
             }
             if !waiting.is_empty() {
-                waiting.reverse();
-                out.push((conversation, waiting));
+                out.push((conversation, waiting.into()));
             }
         }
         Ok(out)
