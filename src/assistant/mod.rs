@@ -1100,13 +1100,7 @@ impl Assistant {
             }
             let customer = store.customer(&conversation.customer_id).await?;
             // A message answered by an earlier pass is not answered again.
-            let recovered: Vec<String> = store
-                .events(&conversation.id)
-                .await?
-                .into_iter()
-                .filter(|e| e.kind == RECOVERED)
-                .filter_map(|e| e.detail)
-                .collect();
+            let recovered = self.recovered(&conversation.id).await?;
             for message in messages {
                 if recovered.contains(&message.id) {
                     continue;
@@ -1153,11 +1147,10 @@ impl Assistant {
         {
             return Ok(false);
         }
-        let answered_before = store
-            .events(&message.conversation_id)
+        let answered_before = self
+            .recovered(&message.conversation_id)
             .await?
-            .into_iter()
-            .any(|e| e.kind == RECOVERED && e.detail.as_deref() == Some(message.id.as_str()));
+            .contains(&message.id);
         let conversation = store.conversation(&message.conversation_id).await?;
         if answered_before || conversation.status != crate::conversation::Status::Bot {
             return Ok(false);
@@ -1165,6 +1158,20 @@ impl Assistant {
         let customer = store.customer(&conversation.customer_id).await?;
         self.recover(registry, &customer, conversation, message)
             .await
+    }
+
+    /// Ids of the messages of `conversation_id` that crash recovery has
+    /// answered (in any process).
+    async fn recovered(&self, conversation_id: &str) -> Result<Vec<String>, Error> {
+        Ok(self
+            .inner
+            .store
+            .events(conversation_id)
+            .await?
+            .into_iter()
+            .filter(|e| e.kind == RECOVERED)
+            .filter_map(|e| e.detail)
+            .collect())
     }
 
     /// Answers one message left by a crash, unless this process has taken

@@ -1,0 +1,136 @@
+//! The agents' channel as a staff desk: a card per conversation with a
+//! thread under it.
+
+use super::*;
+
+/// How a message the bot posted in the agents' channel is remembered.
+pub(super) fn post_ref(id: MessageId) -> String {
+    format!("msg:{}", id.get())
+}
+
+/// The agents' channel as a staff desk: a card per conversation with a
+/// thread under it.
+pub(super) struct StaffDeskImpl {
+    pub(super) discord: Discord,
+}
+
+impl StaffDeskImpl {
+    fn channel(&self) -> Result<ChannelId, delivery::Error> {
+        self.discord
+            .inner
+            .agents_channel
+            .ok_or_else(|| delivery::Error::Permanent("no agents channel".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl StaffDesk for StaffDeskImpl {
+    fn name(&self) -> &str {
+        CHANNEL
+    }
+
+    async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error> {
+        let channel = self.channel()?;
+        let place = Place {
+            channel,
+            kind: PlaceKind::Staff,
+            reply_to: None,
+            customer: None,
+        };
+        let text: String = render::split(&card.text()).join("\n");
+        let text: String = text.chars().take(render::LIMIT).collect();
+        let id = self
+            .discord
+            .post(&place, &text, &card.buttons, None)
+            .await
+            .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+        let who = card
+            .customer
+            .display_name
+            .clone()
+            .unwrap_or_else(|| card.customer.external_id.clone());
+        let name: String = format!("{who} · {}", card.reason)
+            .chars()
+            .take(90)
+            .collect();
+        let http = &self.discord.inner.http;
+        match retrying(|| {
+            channel.create_thread_from_message(http, id, CreateThread::new(name.clone()))
+        })
+        .await
+        {
+            Ok(thread) => {
+                self.discord.threads().insert(thread.id, channel);
+                Ok(PostedCard {
+                    thread_ref: format!("thread:{}", thread.id.get()),
+                    posts: vec![post_ref(id)],
+                })
+            }
+            Err(e) => {
+                tracing::info!("discord: no thread under the card ({e}); agents reply to the card");
+                Ok(PostedCard {
+                    thread_ref: post_ref(id),
+                    posts: vec![post_ref(id)],
+                })
+            }
+        }
+    }
+
+    async fn post(
+        &self,
+        thread_ref: &str,
+        _card: &Card,
+        body: &str,
+        notice: bool,
+    ) -> Result<Vec<String>, delivery::Error> {
+        let channel = self.channel()?;
+        let place = match thread_ref.split_once(':') {
+            Some(("thread", t)) => Place {
+                channel: t
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&t| t != 0)
+                    .map(ChannelId::new)
+                    .ok_or_else(|| {
+                        delivery::Error::Permanent(format!("bad thread {thread_ref}"))
+                    })?,
+                kind: PlaceKind::Staff,
+                reply_to: None,
+                customer: None,
+            },
+            Some(("msg", m)) => Place {
+                channel,
+                kind: PlaceKind::Staff,
+                reply_to: m
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&m| m != 0)
+                    .map(MessageId::new),
+                customer: None,
+            },
+            _ => {
+                return Err(delivery::Error::Permanent(format!(
+                    "bad thread reference {thread_ref}"
+                )));
+            }
+        };
+        let prefix = if notice {
+            NOTICE_PREFIX
+        } else {
+            CUSTOMER_PREFIX
+        };
+        // Agents answer by replying to any of these posts: each is
+        // remembered (by message id) as the conversation's.
+        let text = format!("{prefix}{body}");
+        let mut posts = Vec::new();
+        for part in render::split(&text) {
+            let id = self
+                .discord
+                .post(&place, &part, &[], None)
+                .await
+                .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+            posts.push(post_ref(id));
+        }
+        Ok(posts)
+    }
+}
