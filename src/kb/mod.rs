@@ -4,6 +4,7 @@
 //! [`KnowledgeBase`] is the one handle the rest of the program uses; it is
 //! cheap to share behind an `Arc` and safe to reload while it is searched.
 
+mod analysis;
 mod article;
 pub mod calibrate;
 mod index;
@@ -15,9 +16,10 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
+pub use analysis::{analyzer, terms};
 pub use article::{Article, Passage, Problem, parse, plain_text, slug_for};
 pub use calibrate::Calibration;
-pub use index::{Hit, SearchIndex, SyncReport, analyzer, terms};
+pub use index::{Hit, SearchIndex, SyncReport};
 
 use crate::config::KnowledgeBaseSettings;
 
