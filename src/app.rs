@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::agents::Agents;
 use crate::assistant::semantic::Semantic;
-use crate::assistant::{self, Assistant, Prompts};
+use crate::assistant::{self, Assistant, PromptBudget, Prompts};
 use crate::channels::discord::{self, Discord};
 use crate::channels::telegram::{self, Telegram};
 use crate::clock::SharedClock;
@@ -166,7 +166,11 @@ impl Core {
         )
         .with_desk(desk.clone())
         .with_surveys(surveys.clone())
-        .with_limits(limits);
+        .with_limits(limits)
+        .with_budget(PromptBudget {
+            context_tokens: settings.llm.context_tokens,
+            answer_tokens: settings.llm.max_tokens as usize,
+        });
         let embedder: Option<Arc<dyn Embedder>> = match (&embeddings, &model) {
             (Embeddings::Off, _) => None,
             (Embeddings::Local(path), _) => {

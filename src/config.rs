@@ -165,6 +165,10 @@ pub struct LlmSettings {
     pub temperature: f32,
     /// Upper bound on generated tokens.
     pub max_tokens: u32,
+    /// The model's context window in tokens: prompts (rules, sources,
+    /// recent conversation, question) are cut to fit it with `max_tokens`
+    /// left for the answer, the most relevant passages first.
+    pub context_tokens: usize,
     /// Seconds to wait for the first token, and between two tokens, before
     /// the answer falls back to an extractive one.
     pub timeout_secs: u64,
@@ -184,6 +188,7 @@ impl Default for LlmSettings {
             embedding_model: None,
             temperature: 0.2,
             max_tokens: 600,
+            context_tokens: 4096,
             timeout_secs: 20,
             max_concurrency: 4,
             max_queue: 64,

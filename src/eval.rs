@@ -326,6 +326,7 @@ pub async fn run(
             match assistant.draft_in(&case.q, &case.history, retrieval).await {
                 Ok(d) => {
                     answer_times.push(started.elapsed());
+                    tracing::debug!(q = %case.q, kind = ?case.kind, declined = d.declined, text = %d.text, "eval answer");
                     if d.declined {
                         drafts.declined += 1;
                     }

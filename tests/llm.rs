@@ -421,3 +421,64 @@ async fn a_question_of_its_own_is_not_rewritten() {
     assert_eq!(s.fake.requests().len(), 2);
     assert_eq!(reply.sources[0].slug, "password");
 }
+
+/// A refunds article whose one section is far longer than a small model's
+/// context.
+fn long_refunds_article() -> String {
+    let paragraph = "Refunds for annual plans are prorated by the remaining days of the plan, \
+                     and the refund reaches the card used to pay within five to ten working days. ";
+    let mut text = String::from(
+        "---\ntitle: Refunds for annual plans\n---\n# Refunds for annual plans\n\n## How refunds of annual plans work\n\n",
+    );
+    for i in 0..60 {
+        text.push_str(&format!("Step {i}. {paragraph}{paragraph}\n\n"));
+    }
+    text
+}
+
+/// The prompt's estimated size: characters over four, as the budget counts
+/// ASCII text.
+fn prompt_chars(request: &serde_json::Value) -> usize {
+    request["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap().len())
+        .sum()
+}
+
+#[tokio::test]
+async fn the_prompt_is_cut_to_the_models_context_best_passage_first() {
+    let (fake, base) = openai_fake::start().await;
+    fake.script(vec![Script::Stream(vec!["Prorated [1].".into()])]);
+    let options = Options::new()
+        .llm(base)
+        .settings("[llm]\ntimeout_secs = 1\ncontext_tokens = 1200\nmax_tokens = 200\n")
+        .article("billing/annual-refunds.md", &long_refunds_article());
+    let deployment = Deployment::new(&options).await;
+    let core = deployment.core(&options).await;
+    let reply = core
+        .assistant
+        .handle(turn("how are refunds of annual plans prorated"), None)
+        .await
+        .unwrap();
+    assert_eq!(reply.mode, Mode::Llm, "{}", reply.answer);
+    let request = &fake.requests()[0];
+    // 1,000 tokens of room at about four characters a token.
+    let chars = prompt_chars(request);
+    assert!(chars <= 4 * 1000, "the prompt has {chars} characters");
+    let user = request["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        user.contains("[1] Refunds for annual plans"),
+        "the best source is still given, first: {user}"
+    );
+    assert!(user.contains("Step 0. Refunds"), "from its start: {user}");
+    assert!(
+        user.contains("[1] Refunds for annual plans\n## How refunds"),
+        "the title and the section are on lines of their own: {user}"
+    );
+    assert!(user.contains("<question>\nhow are refunds of annual plans prorated\n</question>"));
+}

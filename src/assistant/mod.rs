@@ -9,6 +9,7 @@
 //! Streamed text goes to an optional channel so a channel can show the
 //! answer as it is written; the returned [`Reply`] is always the final word.
 
+mod budget;
 pub mod context;
 pub mod prompts;
 pub mod semantic;
@@ -450,6 +451,25 @@ const YES: &[&str] = &[
 ];
 const NO: &[&str] = &["no", "no thanks", "no thank you", "nope", "n", "not now"];
 
+/// How much of the model's context one prompt may use (`llm.context_tokens`)
+/// and how much of it the answer needs (`llm.max_tokens`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptBudget {
+    /// The model's context window, in tokens.
+    pub context_tokens: usize,
+    /// Tokens kept free for the answer.
+    pub answer_tokens: usize,
+}
+
+impl Default for PromptBudget {
+    fn default() -> Self {
+        Self {
+            context_tokens: 4096,
+            answer_tokens: 600,
+        }
+    }
+}
+
 /// The assistant. Cheap to clone; share one per process.
 #[derive(Clone)]
 pub struct Assistant {
@@ -468,6 +488,7 @@ struct Inner {
     surveys: Option<Surveys>,
     semantic: Option<Semantic>,
     limits: Option<Arc<Limits>>,
+    budget: PromptBudget,
     /// Follow-ups already rewritten by the model, by turn.
     rewrites: std::sync::Mutex<HashMap<u64, String>>,
     /// When this process started: customer messages stored before it and
@@ -503,6 +524,7 @@ impl Assistant {
                 surveys: None,
                 semantic: None,
                 limits: None,
+                budget: PromptBudget::default(),
                 rewrites: Default::default(),
                 started,
                 recovering: Default::default(),
@@ -549,6 +571,16 @@ impl Assistant {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.limits = Some(limits),
             None => tracing::error!("with_limits called on a shared assistant; not applied"),
+        }
+        self
+    }
+
+    /// Fits prompts into `budget` (the model's context). Call before the
+    /// assistant is shared.
+    pub fn with_budget(mut self, budget: PromptBudget) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.budget = budget,
+            None => tracing::error!("with_budget called on a shared assistant; not applied"),
         }
         self
     }
@@ -1546,10 +1578,9 @@ impl Assistant {
             Assessment::Answer(retrieval) => retrieval,
             Assessment::NotCovered(_) => return self.offer_human(&conversation, turn).await,
         };
-        let sources = self.group_sources(&retrieval.hits);
         if let Some(model) = self.inner.model.clone() {
             let started = Instant::now();
-            let messages = self.build_prompt(question, &sources, &earlier)?;
+            let (messages, sources) = self.build_prompt(question, &retrieval.hits, &earlier)?;
             let outcome = self.generate(model.as_ref(), &messages, deltas).await;
             let latency = started.elapsed();
             metrics::histogram!("switchboard_llm_latency_seconds").record(latency.as_secs_f64());
@@ -2041,12 +2072,22 @@ impl Assistant {
         Ok(messages)
     }
 
-    fn group_sources(&self, hits: &[Hit]) -> Vec<PromptSource> {
+    /// The best passages (at most `assistant.max_passages`) that fit in
+    /// `budget` tokens, grouped by article in the order of their best
+    /// passage.
+    fn prompt_sources(&self, hits: &[Hit], budget: usize) -> Vec<PromptSource> {
+        let hits: Vec<&Hit> = hits
+            .iter()
+            .take(self.inner.settings.max_passages.max(1))
+            .collect();
+        let texts: Vec<&str> = hits.iter().map(|h| h.markdown.as_str()).collect();
+        let (kept, _) = budget::fit_passages(&texts, budget);
         let mut sources: Vec<PromptSource> = Vec::new();
-        for hit in hits.iter().take(self.inner.settings.max_passages.max(1)) {
+        for (i, text) in kept {
+            let hit = hits[i];
             let passage = PromptPassage {
                 heading: hit.heading.clone(),
-                text: hit.markdown.clone(),
+                text,
             };
             match sources.iter_mut().find(|s| s.slug == hit.slug) {
                 Some(source) => source.passages.push(passage),
@@ -2062,22 +2103,47 @@ impl Assistant {
         sources
     }
 
+    /// The messages for the model (rules, the recent conversation, then
+    /// the sources and the question) and the sources they number, fitted
+    /// into the model's context (see [`budget`]).
     fn build_prompt(
         &self,
         question: &str,
-        sources: &[PromptSource],
+        hits: &[Hit],
         history: &[Earlier],
-    ) -> Result<Vec<ChatMessage>, Error> {
+    ) -> Result<(Vec<ChatMessage>, Vec<PromptSource>), Error> {
         let system = self.render("system.md", serde_json::json!({}))?;
         // The question is data inside <question>; a customer cannot close
         // the tag and write instructions after it.
         let question = prompts::without_tag(question, "question");
+        let skeleton = self.render(
+            "answer.md",
+            serde_json::json!({"sources": [], "question": question}),
+        )?;
+        let PromptBudget {
+            context_tokens,
+            answer_tokens,
+        } = self.inner.budget;
+        let fixed = budget::estimate_tokens(&system) + budget::estimate_tokens(&skeleton) + 32;
+        let room = context_tokens.saturating_sub(answer_tokens + fixed);
+        let history_need: usize = history
+            .iter()
+            .map(|m| budget::estimate_tokens(&m.text) + 8)
+            .sum();
+        let for_history = history_need.min(room / 4);
+        let sources = self.prompt_sources(hits, room - for_history);
+        let used: usize = sources
+            .iter()
+            .flat_map(|s| &s.passages)
+            .map(|p| budget::estimate_tokens(&p.text) + budget::estimate_tokens(&p.heading) + 16)
+            .sum();
+        let history = budget::fit_history(history, room.saturating_sub(used), room);
         let user = self.render(
             "answer.md",
             serde_json::json!({"sources": sources, "question": question}),
         )?;
         let mut messages = vec![ChatMessage::new(Speaker::System, system)];
-        for m in history {
+        for m in &history {
             let speaker = if m.role == context::Role::Customer {
                 Speaker::User
             } else {
@@ -2086,7 +2152,7 @@ impl Assistant {
             messages.push(ChatMessage::new(speaker, m.text.clone()));
         }
         messages.push(ChatMessage::new(Speaker::User, user));
-        Ok(messages)
+        Ok((messages, sources))
     }
 
     /// Generates an answer to `question` from `retrieval` with the same
@@ -2115,8 +2181,7 @@ impl Assistant {
             .model
             .as_ref()
             .ok_or_else(|| Error::Model("no LLM is configured (llm.base_url)".into()))?;
-        let sources = self.group_sources(&retrieval.hits);
-        let messages = self.build_prompt(question, &sources, earlier)?;
+        let (messages, sources) = self.build_prompt(question, &retrieval.hits, earlier)?;
         let (text, _) = self
             .generate(model.as_ref(), &messages, None)
             .await
