@@ -241,6 +241,30 @@ async fn model_saying_it_cannot_answer_offers_a_person() {
 }
 
 #[tokio::test]
+async fn model_saying_in_a_sentence_that_the_sources_do_not_cover_it_offers_a_person() {
+    let s = setup(vec![Script::Stream(vec![
+        "The sources do ".into(),
+        "not say how to get a refund ".into(),
+        "for gift cards.".into(),
+    ])])
+    .await;
+    let (reply, streamed) = ask(&s, "how do I get a refund").await;
+    assert_eq!(streamed, "", "a decline is never shown as an answer");
+    assert_eq!(reply.action, Action::OfferHuman, "{}", reply.answer);
+    assert!(reply.sources.is_empty());
+}
+
+#[tokio::test]
+async fn an_answer_with_a_caveat_and_a_citation_is_an_answer() {
+    let text = "The sources do not mention gift cards, but refunds reach your card in 14 days [1].";
+    let s = setup(vec![Script::Stream(vec![text.into()])]).await;
+    let (reply, streamed) = ask(&s, "how do I get a refund").await;
+    assert_eq!(reply.action, Action::Answer);
+    assert_eq!(streamed, text);
+    assert_eq!(reply.sources[0].slug, "billing/refunds");
+}
+
+#[tokio::test]
 async fn question_cannot_break_out_of_its_tag() {
     // Confidence 0 so that the odd question reaches the model.
     let s = setup_with(

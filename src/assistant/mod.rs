@@ -11,6 +11,7 @@
 
 mod budget;
 pub mod context;
+mod decline;
 pub mod prompts;
 pub mod semantic;
 
@@ -810,7 +811,7 @@ impl Assistant {
             .lines()
             .map(|l| l.trim().trim_matches('"').trim())
             .find(|l| !l.is_empty())?;
-        if is_no_answer(line) {
+        if decline::is_no_answer_token(line) {
             return None;
         }
         let rewrite: String = line.chars().take(REWRITE_MAX_CHARS).collect();
@@ -1585,7 +1586,7 @@ impl Assistant {
             let latency = started.elapsed();
             metrics::histogram!("switchboard_llm_latency_seconds").record(latency.as_secs_f64());
             match outcome {
-                Ok((text, usage)) if is_no_answer(&text) => {
+                Ok((text, usage)) if decline::is_decline(&text) => {
                     if conversation.llm_failures > 0 {
                         self.inner
                             .store
@@ -2186,7 +2187,7 @@ impl Assistant {
             .generate(model.as_ref(), &messages, None)
             .await
             .map_err(|e| Error::Model(e.to_string()))?;
-        if is_no_answer(&text) {
+        if decline::is_decline(&text) {
             return Ok(Draft {
                 text,
                 sources: Vec::new(),
@@ -2201,8 +2202,8 @@ impl Assistant {
         })
     }
 
-    /// Runs the model, forwarding text to `deltas` except while it could
-    /// still be the no-answer token.
+    /// Runs the model, forwarding text to `deltas` except while it may
+    /// still be a decline (see [`decline`]).
     async fn generate(
         &self,
         model: &dyn ChatModel,
@@ -2229,9 +2230,9 @@ impl Assistant {
                 Delta::Text(piece) => {
                     text.push_str(&piece);
                     if holding {
-                        let start = text.trim_start();
-                        if NO_ANSWER_TOKEN.starts_with(start) || start.starts_with(NO_ANSWER_TOKEN)
-                        {
+                        // Held back while it may still be a decline (the
+                        // customer then gets the no-answer message instead).
+                        if decline::may_decline(&text) != Some(false) {
                             continue;
                         }
                         holding = false;
@@ -2264,13 +2265,6 @@ async fn store_gap(store: &Store, conversation: &Conversation, turn: &Turn) -> R
         .record_event(&conversation.id, "no_answer", "bot", Some(&question))
         .await?;
     Ok(())
-}
-
-fn is_no_answer(text: &str) -> bool {
-    let t = text
-        .trim()
-        .trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
-    t.starts_with(NO_ANSWER_TOKEN) && t.len() <= NO_ANSWER_TOKEN.len() + 2
 }
 
 /// The sources whose `[n]` the answer cites; all of them if it cites none.
@@ -2516,15 +2510,6 @@ mod tests {
             Some(Command::Unknown("frobnicate"))
         );
         assert_eq!(parse_command("how do I /start"), None);
-    }
-
-    #[test]
-    fn no_answer_token_is_recognised() {
-        assert!(is_no_answer("NO_ANSWER"));
-        assert!(is_no_answer("  NO_ANSWER.\n"));
-        assert!(!is_no_answer(
-            "NO_ANSWER is not what I'd say: refunds take 5 days [1]"
-        ));
     }
 
     #[test]
