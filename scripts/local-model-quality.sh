@@ -5,7 +5,8 @@
 # default), builds Switchboard in release mode and runs `switchboard eval
 # --answers` with the default configuration on the shared development sets:
 #
-#   * mtrag (multi-turn, long documents; answerable and unanswerable cases),
+#   * a fixed sample of mtrag (every 3rd case: 85 of 254; multi-turn, long
+#     documents, answerable and unanswerable cases),
 #   * a fixed sample of StackFAQ (every 12th question: 105 of 1,249).
 #
 # Prints one line per set (answerable declined, unanswerable answered, token
@@ -19,7 +20,7 @@
 # Environment (all optional):
 #   LOCAL_LLM_MODEL      model for scripts/local-llm.sh (default qwen1.5b)
 #   QUALITY_EVAL_DIR     the development sets (default ../shared/eval beside the repository)
-#   QUALITY_MTRAG_EVERY  take every n-th mtrag case (default 1: all 254)
+#   QUALITY_MTRAG_EVERY  take every n-th mtrag case (default 3: 85 of 254; 1 for all)
 #   QUALITY_STACKFAQ_EVERY  take every n-th StackFAQ question (default 12)
 #   QUALITY_OUT          output folder (default target/quality)
 set -euo pipefail
@@ -28,7 +29,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
 MODEL="${LOCAL_LLM_MODEL:-qwen1.5b}"
 EVAL_DIR="${QUALITY_EVAL_DIR:-$REPO_ROOT/../shared/eval}"
-MTRAG_EVERY="${QUALITY_MTRAG_EVERY:-1}"
+MTRAG_EVERY="${QUALITY_MTRAG_EVERY:-3}"
 STACKFAQ_EVERY="${QUALITY_STACKFAQ_EVERY:-12}"
 OUT="${QUALITY_OUT:-$REPO_ROOT/target/quality}"
 PORT="${LOCAL_LLM_PORT:-8081}"
