@@ -666,6 +666,11 @@ async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
     let id = handed.conversation_id.clone();
     answer(&t, "ben", "how do I reset my password").await;
     assert_eq!(c.get(&Who::Anonymous, "/api/agent/inbox").await.0, 401);
+    assert_eq!(c.get(&Who::Anonymous, "/api/agent/agents").await.0, 401);
+    assert_eq!(
+        c.get(&bob, "/api/agent/agents").await.1,
+        json!({"agents": ["alice", "bob"]})
+    );
 
     let ids = |v: &Value| -> Vec<String> {
         v["conversations"]

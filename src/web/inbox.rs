@@ -3,6 +3,7 @@
 //! | route | what |
 //! | --- | --- |
 //! | `GET /api/agent/inbox?tab=waiting\|mine\|open\|resolved\|all&q=TEXT&channel=NAME&status=STATUS` | conversations with customer name, channel, reason, hand-off time, last message; `now` for wait times |
+//! | `GET /api/agent/agents` | the configured agents' names (to transfer to) |
 //!
 //! and the timeline of a conversation (messages and every event in the
 //! order they happened, each event with a line of text for people), which
@@ -22,7 +23,20 @@ use crate::store::{Event, InboxQuery, InboxTab, Message};
 
 /// Routes merged into `/api/agent`.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/inbox", get(inbox))
+    Router::new()
+        .route("/inbox", get(inbox))
+        .route("/agents", get(agents))
+}
+
+async fn agents(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl IntoResponse {
+    let names: Vec<&str> = state
+        .desk
+        .agents()
+        .all()
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    Json(serde_json::json!({ "agents": names }))
 }
 
 #[derive(Deserialize)]

@@ -114,8 +114,10 @@ const Inbox = (() => {
       } else if (c.status === "with_agent" && mine) {
         box.append(button("Resolve", () => act("resolve")));
         box.append(button("Give back to the bot", () => act("give-back")));
-        const to = el("input"); to.placeholder = "agent"; to.id = "transfer-to"; to.size = 8;
-        box.append(to, button("Transfer", () => { if (to.value.trim()) act("transfer", { agent: to.value.trim() }); else err.textContent = "Name the agent to transfer to."; }));
+        const to = el("select"); to.id = "transfer-to";
+        const pick = el("option", "transfer to…"); pick.value = ""; to.append(pick);
+        agents.filter(a => a !== me.agent).forEach(a => { const o = el("option", a); o.value = a; to.append(o); });
+        box.append(to, button("Transfer", () => { if (to.value) act("transfer", { agent: to.value }); else err.textContent = "Pick the agent to transfer to."; }));
         const canned = el("input"); canned.placeholder = "canned reply"; canned.id = "canned-name"; canned.size = 10;
         box.append(canned, button("Send canned", () => { if (canned.value.trim()) act("canned", { name: canned.value.trim() }); else err.textContent = "Name the canned reply (prompts/canned/NAME.md)."; }));
       }
@@ -158,8 +160,9 @@ const Inbox = (() => {
       log.scrollTop = atBottom ? log.scrollHeight : top;
       const canWrite = c.status === "waiting_for_agent" || (c.status === "with_agent" && c.assigned_agent === me.agent);
       form.hidden = !canWrite && c.status !== "with_agent";
-      cb.disabled = false;
+      // Someone else's chat takes notes only; one's own takes replies again.
       if (!canWrite) { cb.checked = true; cb.disabled = true; }
+      else if (cb.disabled) { cb.checked = false; cb.disabled = false; }
     }
 
     form.onsubmit = async e => {
@@ -177,7 +180,9 @@ const Inbox = (() => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
     };
 
+    let agents = [];
     function activate() {
+      api("GET", "/agents").then(r => { agents = r.agents; }).catch(() => {});
       timers.forEach(clearInterval);
       timers = [setInterval(refresh, 3000), setInterval(() => { if (current && !root.hidden) open(current); }, 5000)];
       refresh();
