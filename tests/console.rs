@@ -378,6 +378,19 @@ async fn edit_flow(options: Options) {
     );
     let after = answer(&t, "c2", "how do I get a refund").await;
     assert!(after.answer.contains("30 days"), "{}", after.answer);
+    // Articles larger than `web.max_body_bytes` (64 KB) can be saved.
+    let long = format!(
+        "# Warranty\n\n## Terms\n{}\n",
+        "Warranty terms apply. ".repeat(8_000)
+    );
+    let (status, big) = c
+        .post(
+            &alice,
+            "/api/admin/kb/save",
+            json!({"slug": "warranty", "body": long, "hash": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{big}");
     let leftovers: Vec<_> = std::fs::read_dir(file.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -656,7 +669,17 @@ fn urlencode(s: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
-    let t = spawn_app(options()).await;
+    inbox_flow(options()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
+async fn the_inbox_on_postgres() {
+    inbox_flow(options().postgres()).await;
+}
+
+async fn inbox_flow(options: Options) {
+    let t = spawn_app(options).await;
     let c = Console::new(&t).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let bob = Who::Token(BOB_TOKEN);
@@ -682,7 +705,7 @@ async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
     };
     let (status, waiting) = c.get(&alice, "/api/agent/inbox?tab=waiting").await;
     assert_eq!(status, 200, "{waiting}");
-    assert_eq!(ids(&waiting), [id.clone()]);
+    assert_eq!(ids(&waiting), vec![id.clone()]);
     let row = &waiting["conversations"][0];
     assert_eq!(row["customer"], "Customer ann");
     assert_eq!(row["channel"], "web");
@@ -709,7 +732,7 @@ async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
     assert_eq!(status, 200);
     assert_eq!(
         ids(&c.get(&alice, "/api/agent/inbox?tab=mine").await.1),
-        [id.clone()]
+        vec![id.clone()]
     );
     assert_eq!(
         ids(&c.get(&bob, "/api/agent/inbox?tab=mine").await.1),
@@ -717,7 +740,7 @@ async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
     );
     assert_eq!(
         ids(&c.get(&bob, "/api/agent/inbox?tab=open").await.1),
-        [id.clone()]
+        vec![id.clone()]
     );
     assert_eq!(
         ids(&c.get(&bob, "/api/agent/inbox?tab=waiting").await.1),
@@ -739,7 +762,7 @@ async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
         .await;
     assert_eq!(status, 200);
     let (_, resolved) = c.get(&alice, "/api/agent/inbox?tab=resolved").await;
-    assert_eq!(ids(&resolved), [id.clone()]);
+    assert_eq!(ids(&resolved), vec![id.clone()]);
     assert_eq!(
         resolved["conversations"][0]["last_text"],
         "Hello ann, checking your parcel."
@@ -749,18 +772,18 @@ async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
     // are literal.
     assert_eq!(
         ids(&c.get(&alice, "/api/agent/inbox?q=parcel").await.1),
-        [id.clone()]
+        vec![id.clone()]
     );
     assert_eq!(
         ids(&c.get(&alice, "/api/agent/inbox?q=ANN").await.1),
-        [id.clone()]
+        vec![id.clone()]
     );
     assert_eq!(
         ids(&c
             .get(&alice, "/api/agent/inbox?q=parcel&status=resolved")
             .await
             .1),
-        [id.clone()]
+        vec![id.clone()]
     );
     assert_eq!(
         ids(&c

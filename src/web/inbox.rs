@@ -85,7 +85,7 @@ async fn inbox(
             limit: params.limit.unwrap_or(200),
         })
         .await
-        .map_err(|e| crate::desk::Error::from(e))?;
+        .map_err(crate::desk::Error::from)?;
     Ok(Json(serde_json::json!({
         "now": store.now(), "agent": agent.name, "conversations": entries,
     })))

@@ -51,6 +51,9 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/changes", get(changes))
         .route("/changes/{id}", get(change))
         .route("/changes/{id}/revert", post(revert))
+        // An article (JSON-escaped) may be larger than `web.max_body_bytes`;
+        // only an admin's request body is read.
+        .layer(axum::extract::DefaultBodyLimit::max(3 * MAX_ARTICLE_BYTES))
 }
 
 /// A unified diff from `old` to `new`, line by line.
