@@ -299,6 +299,31 @@ async fn edit_flow(options: Options) {
         row["edited_at"].as_i64().is_some() && row["edited_by"].is_null(),
         "{row}"
     );
+    assert_eq!(
+        (row["problems"].as_i64(), row["broken"].as_bool()),
+        (Some(0), Some(false))
+    );
+    // A file `kb check` cannot load is listed, so that it can be fixed here.
+    std::fs::write(t.deployment().kb_path().join("broken.md"), "   \n").unwrap();
+    let (_, list) = c.get(&alice, "/api/admin/kb/articles").await;
+    let broken = list["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["slug"] == "broken")
+        .cloned();
+    assert_eq!(
+        broken.map(|b| (b["broken"].clone(), b["problems"].clone())),
+        Some((json!(true), json!(1))),
+        "{list}"
+    );
+    let (status, opened) = c.get(&alice, "/api/admin/kb/article?slug=broken").await;
+    assert_eq!(
+        (status, opened["problems"][0]["fatal"].clone()),
+        (200, json!(true)),
+        "{opened}"
+    );
+    std::fs::remove_file(t.deployment().kb_path().join("broken.md")).unwrap();
 
     // Opened: front matter as fields, the body, its rendering.
     let (status, opened) = c

@@ -4,7 +4,7 @@
 //!
 //! | route | body | what |
 //! | --- | --- | --- |
-//! | `GET /articles?q=TEXT` | | articles: slug, title, tags, last edit (who, when), answers that cited it and their 👍/👎 |
+//! | `GET /articles?q=TEXT` | | articles: slug, title, tags, last edit (who, when), answers that cited it and their 👍/👎, `kb check` problems (files that cannot be loaded are listed as `broken`) |
 //! | `GET /article?slug=SLUG` | | its source, `hash`, front matter as fields, body, rendered HTML, `kb check` problems, changes |
 //! | `POST /preview` | `{"slug", "front", "body"}` | the rendered HTML (as customers see answers) and the problems, without saving |
 //! | `POST /save` | `{"slug", "front", "body", "hash"}` | writes the article; `hash` is the version opened (`null` for a new one) |
@@ -14,6 +14,8 @@
 //! | `GET /changes/{id}` | | one change with its texts and a diff |
 //! | `POST /changes/{id}/revert` | | undoes it (recorded as a change of its own) |
 //!
+//! The last three are in [`super::kb_history`].
+//!
 //! A change made on a version that is no longer on disk is refused with 409
 //! and a unified diff from the file as it is now to the text sent; a draft
 //! with a fatal `kb check` problem with 422 and the problems. Saving
@@ -22,7 +24,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,9 +50,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/save", post(save))
         .route("/rename", post(rename))
         .route("/delete", post(delete))
-        .route("/changes", get(changes))
-        .route("/changes/{id}", get(change))
-        .route("/changes/{id}/revert", post(revert))
+        .merge(super::kb_history::routes())
         // An article (JSON-escaped) may be larger than `web.max_body_bytes`;
         // only an admin's request body is read.
         .layer(axum::extract::DefaultBodyLimit::max(3 * MAX_ARTICLE_BYTES))
@@ -65,7 +65,7 @@ pub fn diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
         .to_string()
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!("knowledge-base editor: {e}");
     ApiError(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,7 +117,22 @@ async fn list(
         articles.retain(|a| rank(a).is_some());
         articles.sort_by_key(|a| rank(a));
     }
-    let rows: Vec<_> = articles
+    // What `kb check` says, by slug; files it could not load at all are
+    // listed too (as `broken`), so they can be opened and fixed.
+    let root = kb.root().to_path_buf();
+    let (_, found) = tokio::task::spawn_blocking(move || kb::check_folder(&root))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    let mut problems: std::collections::BTreeMap<String, (usize, bool)> = Default::default();
+    for p in found {
+        if let Some(slug) = kb::slug_for(kb.root(), &p.path) {
+            let entry = problems.entry(slug).or_default();
+            entry.0 += 1;
+            entry.1 |= p.problem.fatal;
+        }
+    }
+    let mut rows: Vec<_> = articles
         .iter()
         .map(|a| {
             let cited = citations.get(&a.slug).copied().unwrap_or_default();
@@ -127,9 +142,20 @@ async fn list(
                 "edited_at": edit.map(|e| e.1).or_else(|| kb.modified(&a.slug)),
                 "edited_by": edit.map(|e| e.0.clone()),
                 "cited": cited.cited, "up": cited.up, "down": cited.down,
+                "problems": problems.get(&a.slug).map_or(0, |p| p.0), "broken": false,
             })
         })
         .collect();
+    for (slug, (count, _)) in problems
+        .iter()
+        .filter(|(slug, p)| p.1 && kb.article(slug).is_none() && slug.to_lowercase().contains(&q))
+    {
+        rows.push(json!({
+            "slug": slug, "title": slug, "tags": [], "url": null,
+            "edited_at": kb.modified(slug), "edited_by": edits.get(slug).map(|e| e.0.clone()),
+            "cited": 0, "up": 0, "down": 0, "problems": count, "broken": true,
+        }));
+    }
     Ok(Json(json!({ "articles": rows })).into_response())
 }
 
@@ -217,7 +243,7 @@ async fn preview(
 
 /// Applies `changes` on a blocking thread, then updates passage vectors.
 /// A stale version becomes a 409 with a diff from the file now to `mine`.
-async fn apply(
+pub(super) async fn apply(
     state: &AppState,
     changes: Vec<(String, Option<String>, Option<String>)>,
     mine: &str,
@@ -272,7 +298,7 @@ async fn apply(
 
 /// Records a change that was applied; when that fails, the files are put
 /// back (best effort) so nothing changes unrecorded.
-async fn record(
+pub(super) async fn record(
     state: &AppState,
     change: NewKbChange<'_>,
     undo: Vec<(String, Option<String>, Option<String>)>,
@@ -288,7 +314,7 @@ async fn record(
     }
 }
 
-fn hash(text: Option<&str>) -> Option<String> {
+pub(super) fn hash(text: Option<&str>) -> Option<String> {
     text.map(|t| edit::hash_of(t.as_bytes()))
 }
 
@@ -446,109 +472,6 @@ async fn delete(
     .await?;
     tracing::info!(agent = %admin.name, slug = %body.slug, "knowledge-base article deleted");
     Ok(Json(json!({"slug": body.slug, "change": change.id})).into_response())
-}
-
-#[derive(Deserialize)]
-struct ChangesQuery {
-    slug: Option<String>,
-    limit: Option<i64>,
-}
-
-async fn changes(
-    State(state): State<Arc<AppState>>,
-    _admin: AuthAdmin,
-    Query(query): Query<ChangesQuery>,
-) -> Result<Response, ApiError> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
-    let changes = state
-        .assistant
-        .store()
-        .kb_changes(query.slug.as_deref(), limit)
-        .await
-        .map_err(internal)?;
-    Ok(Json(json!({ "changes": changes })).into_response())
-}
-
-async fn find_change(state: &AppState, id: &str) -> Result<KbChange, ApiError> {
-    match state.assistant.store().kb_change(id).await {
-        Ok(c) => Ok(c),
-        Err(crate::store::Error::NotFound { .. }) => {
-            Err(ApiError(StatusCode::NOT_FOUND, format!("no change `{id}`")))
-        }
-        Err(e) => Err(internal(e)),
-    }
-}
-
-async fn change(
-    State(state): State<Arc<AppState>>,
-    _admin: AuthAdmin,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let change = find_change(&state, &id).await?;
-    let old_name = change.previous_slug.as_deref().unwrap_or(&change.slug);
-    let diff = diff(
-        change.before.as_deref().unwrap_or(""),
-        change.after.as_deref().unwrap_or(""),
-        &format!("{old_name} (before)"),
-        &format!("{} (after)", change.slug),
-    );
-    Ok(Json(json!({ "change": change, "diff": diff })).into_response())
-}
-
-async fn revert(
-    State(state): State<Arc<AppState>>,
-    AuthAdmin(admin): AuthAdmin,
-    Path(id): Path<String>,
-) -> Result<Response, Response> {
-    let change = find_change(&state, &id)
-        .await
-        .map_err(IntoResponse::into_response)?;
-    // The file must still be as the change left it.
-    let after_hash = hash(change.after.as_deref());
-    let (target, mut undo, mut redo) = match &change.previous_slug {
-        Some(old) => (
-            old.clone(),
-            vec![
-                (old.clone(), None, change.before.clone()),
-                (change.slug.clone(), after_hash.clone(), None),
-            ],
-            vec![
-                (change.slug.clone(), None, change.after.clone()),
-                (old.clone(), hash(change.before.as_deref()), None),
-            ],
-        ),
-        None => (
-            change.slug.clone(),
-            vec![(change.slug.clone(), after_hash, change.before.clone())],
-            vec![(
-                change.slug.clone(),
-                hash(change.before.as_deref()),
-                change.after.clone(),
-            )],
-        ),
-    };
-    undo.retain(|(_, expected, text)| expected.is_some() || text.is_some());
-    redo.retain(|(_, expected, text)| expected.is_some() || text.is_some());
-    apply(&state, undo, change.before.as_deref().unwrap_or("")).await?;
-    let reverted = record(
-        &state,
-        NewKbChange {
-            slug: &target,
-            previous_slug: change.previous_slug.as_ref().map(|_| change.slug.as_str()),
-            action: "revert",
-            agent: &admin.name,
-            before: change.after.as_deref(),
-            after: change.before.as_deref(),
-            reverts: Some(&change.id),
-        },
-        redo,
-    )
-    .await?;
-    tracing::info!(agent = %admin.name, change = %change.id, "knowledge-base change reverted");
-    Ok(Json(json!({
-        "slug": target, "hash": hash(change.before.as_deref()), "change": reverted.id,
-    }))
-    .into_response())
 }
 
 #[cfg(test)]

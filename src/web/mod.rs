@@ -37,6 +37,7 @@ mod console;
 pub mod embed;
 mod inbox;
 pub mod kb_editor;
+mod kb_history;
 pub mod markdown;
 pub mod serve;
 pub mod visitor;

@@ -36,6 +36,7 @@ const KbEditor = (() => {
           if (a.edited_at) stats.push("edited " + new Date(a.edited_at).toLocaleString() + (a.edited_by ? " by " + a.edited_by : ""));
           stats.push(`cited ${a.cited}× · 👍 ${a.up} · 👎 ${a.down}`);
           row.append(el("div", stats.join(" · "), "muted small"));
+          if (a.problems) row.append(el("div", `⚠ ${a.problems} problem${a.problems > 1 ? "s" : ""}${a.broken ? " (not loaded: customers do not see it)" : ""}`, "warn small"));
           row.onclick = () => open(a.slug);
           list.append(row);
         });
