@@ -734,6 +734,24 @@ admin = true
     assert_eq!(count(&client, "#inbox-error:not(:empty)").await, 0);
     shot(&client, "console-08-search").await;
 
+    // 6. On a 390 px phone: the console fits without sideways scrolling,
+    // and the editor too.
+    client.set_window_size(390, 844).await.unwrap();
+    client.refresh().await.unwrap();
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list > div').length >= 1",
+    )
+    .await;
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
+    until(&client, fits).await;
+    shot(&client, "console-09-phone-inbox").await;
+    click(&client, "#nav button[data-view=kb]").await;
+    click(&client, "#kb-list .row[data-slug='billing/refunds']").await;
+    until(&client, "return !!document.getElementById('kb-body')").await;
+    until(&client, fits).await;
+    shot(&client, "console-10-phone-editor").await;
+
     client.close().await.unwrap();
     drop(driver);
     let _ = stop.send(());
