@@ -3,6 +3,10 @@
 //! is the OpenAI-compatible fake. A host page on another port embeds
 //! `/widget.js`. Screenshots of each step go to `target/browser/`.
 //!
+//! The console test signs an admin in at `/agent`, edits an article with
+//! its live preview, saves it (the bot then answers from the new text), is
+//! refused a stale save with a diff, and works two chats in the inbox.
+//!
 //! Ignored by default (it needs `chromium` and `chromium-driver`); CI
 //! installs them and runs it with `cargo test --test browser -- --ignored`.
 
@@ -94,6 +98,18 @@ async fn shot(client: &Client, name: &str) {
     std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
 }
 
+static ENV: std::sync::Once = std::sync::Once::new();
+
+/// Sets the agent token's variable; every test calls it first.
+fn init_env() {
+    ENV.call_once(|| {
+        // SAFETY: every test calls this before anything else, and nothing
+        // in this test binary reads the environment before the Once has
+        // completed.
+        unsafe { std::env::set_var("BROWSER_ALICE_TOKEN", AGENT_TOKEN) };
+    });
+}
+
 /// The knowledge base, prompts and settings of one run.
 fn settings(dir: &std::path::Path, llm: &str, host_origin: &str) -> Settings {
     let kb = dir.join("kb");
@@ -103,9 +119,6 @@ fn settings(dir: &std::path::Path, llm: &str, host_origin: &str) -> Settings {
         "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge.\n",
     )
     .unwrap();
-    // SAFETY: this test binary has one test; nothing reads the variable
-    // before it is set.
-    unsafe { std::env::set_var("BROWSER_ALICE_TOKEN", AGENT_TOKEN) };
     let toml = format!(
         r##"
 [database]
@@ -216,6 +229,7 @@ async fn type_and_send(client: &Client, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromium-driver"]
 async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
+    init_env();
     let (llm, llm_url) = openai_fake::start().await;
     llm.script([openai_fake::Script::Stream(vec![
         "To get a refund, open **Settings → Billing → Refund** ".into(),
@@ -440,4 +454,306 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
     let _ = stop.send(());
     let _ = running.await;
     host.abort();
+}
+
+/// Sets `#id`'s value as a person would: cleared, then typed.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    let input = client.find(Locator::Css(css)).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(text).await.unwrap();
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Clicks the button labelled `label` (inside `scope`, a CSS selector).
+async fn press(client: &Client, scope: &str, label: &str) {
+    let xpath = format!("//*[@id='{scope}']//button[normalize-space(text())='{label}']");
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(&xpath))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The bot's answer to `question` from a new widget visitor.
+async fn widget_answer(http: &reqwest::Client, base: &str, question: &str) -> serde_json::Value {
+    let visitor: serde_json::Value = http
+        .post(format!("{base}/api/chat/visitor"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    http.post(format!("{base}/api/chat/messages"))
+        .json(&serde_json::json!({"token": visitor["token"], "text": question}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromium-driver"]
+async fn an_admin_edits_the_knowledge_base_and_works_the_inbox_in_the_console() {
+    init_env();
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    std::fs::create_dir_all(kb.join("billing")).unwrap();
+    let refunds = kb.join("billing/refunds.md");
+    std::fs::write(
+        &refunds,
+        "---\ntitle: Refunds\ntags: [billing]\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge.\n",
+    )
+    .unwrap();
+    let toml = format!(
+        r##"
+[database]
+url = "sqlite://{db}"
+[knowledge_base]
+path = "{kb}"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{prompts}"
+[web]
+listen = "127.0.0.1:0"
+cookie_secure = false
+[[agents]]
+name = "alice"
+admin = true
+"##,
+        db = dir.path().join("test.db").display(),
+        kb = kb.display(),
+        index = dir.path().join("index").display(),
+        prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+    );
+    let app = App::build(Settings::from_toml_str(&toml).unwrap(), system())
+        .await
+        .unwrap();
+    switchboard::auth::ConsoleAuth::new(app.core().store.clone(), app.core().desk.agents().clone())
+        .set_password("alice", "alice's browser password")
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let http = reqwest::Client::new();
+    let driver = driver().await;
+    let client = browser(&driver).await;
+
+    // 1. Sign in; a wrong password is refused inline.
+    client.goto(&format!("{base}/agent")).await.unwrap();
+    type_into(&client, "#name", "alice").await;
+    type_into(&client, "#password", "not the password").await;
+    click(&client, "#go").await;
+    until(
+        &client,
+        "return document.getElementById('err').textContent === 'wrong name or password'",
+    )
+    .await;
+    type_into(&client, "#password", "alice's browser password").await;
+    click(&client, "#go").await;
+    click(&client, "#nav button[data-view=kb]").await;
+    click(&client, "#kb-list .row[data-slug='billing/refunds']").await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#kb-body"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client
+            .find(Locator::Css("#kb-title"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Refunds")
+    );
+    shot(&client, "console-01-article").await;
+
+    // 2. Edit: the preview is rendered as customers see answers.
+    type_into(
+        &client,
+        "#kb-body",
+        "# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within **30 days** of the charge.\n",
+    )
+    .await;
+    until(&client, "return document.getElementById('kb-preview').innerHTML.includes('<strong>30 days</strong>')").await;
+    shot(&client, "console-02-preview").await;
+
+    // 3. Save; the bot answers from the new text at once.
+    click(&client, "#kb-save").await;
+    until(
+        &client,
+        "return document.getElementById('kb-status').textContent === 'Saved.'",
+    )
+    .await;
+    let saved = std::fs::read_to_string(&refunds).unwrap();
+    assert!(saved.contains("within **30 days**"), "{saved}");
+    let answer = widget_answer(&http, &base, "how do I get a refund").await;
+    assert!(
+        answer["reply"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("30 days"),
+        "{answer}"
+    );
+    until(
+        &client,
+        "return document.querySelectorAll('#kb-history .change').length === 1",
+    )
+    .await;
+    shot(&client, "console-03-saved").await;
+
+    // 4. Someone else changes the file; saving over it is refused with a
+    // diff, and neither text is lost.
+    let theirs = saved.replace("30 days", "60 days");
+    std::fs::write(&refunds, &theirs).unwrap();
+    type_into(
+        &client,
+        "#kb-body",
+        "# Refunds\n\n## How to get a refund\nWithin 45 days.\n",
+    )
+    .await;
+    click(&client, "#kb-save").await;
+    until(&client, "return document.getElementById('kb-error').textContent.includes('was changed since you opened it') && !document.getElementById('kb-diff').hidden").await;
+    let diff = client
+        .find(Locator::Css("#kb-diff"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        diff.contains("60 days") && diff.contains("+Within 45 days."),
+        "{diff}"
+    );
+    assert_eq!(std::fs::read_to_string(&refunds).unwrap(), theirs);
+    assert!(
+        client
+            .find(Locator::Css("#kb-body"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap()
+            .contains("Within 45 days.")
+    );
+    shot(&client, "console-04-stale-refused").await;
+
+    // 5. The inbox: two customers wait.
+    for question in ["/human", "/human"] {
+        let handed = widget_answer(&http, &base, question).await;
+        assert_eq!(handed["reply"]["handoff"], true, "{handed}");
+    }
+    click(&client, "#nav button[data-view=inbox]").await;
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list .row').length === 2",
+    )
+    .await;
+    shot(&client, "console-05-waiting").await;
+    click(&client, "#inbox-list .row").await;
+    // Only what applies: a waiting chat can be claimed, not transferred.
+    press(&client, "head", "Claim").await;
+    assert_eq!(count(&client, "#transfer-to").await, 0);
+    until(&client, "return Array.from(document.querySelectorAll('#log .m.event')).some(e => e.textContent === 'alice joined')").await;
+    assert!(count(&client, "#transfer-to").await == 1);
+    // Enter sends; Shift+Enter is a new line.
+    let text = client.find(Locator::Css("#reply-text")).await.unwrap();
+    text.send_keys("Hello, I can help.").await.unwrap();
+    text.send_keys("\u{E008}\u{E007}\u{E008}").await.unwrap(); // Shift down, Enter, Shift up
+    text.send_keys("Second line.").await.unwrap();
+    text.send_keys("\u{E007}").await.unwrap();
+    until(&client, "return Array.from(document.querySelectorAll('#log .m.agent')).some(m => m.textContent.includes('Hello, I can help.\\nSecond line.'))").await;
+    shot(&client, "console-06-replied").await;
+    press(&client, "head", "Resolve").await;
+    until(&client, "return Array.from(document.querySelectorAll('#log .m.event')).some(e => e.textContent === 'Resolved by alice')").await;
+    // The other chat nobody claimed: resolving it asks first.
+    click(&client, "#inbox-tabs button[data-tab=waiting]").await;
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list .row').length === 1",
+    )
+    .await;
+    click(&client, "#inbox-list .row").await;
+    press(&client, "head", "Resolve…").await;
+    // What is typed here would go to the customer, not into a note.
+    let note = client
+        .execute(
+            "const b = document.getElementById('reply-note'); return [b.checked, b.disabled]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(note, serde_json::json!([false, false]));
+    until(&client, "return !!document.getElementById('confirm-yes')").await;
+    shot(&client, "console-07-confirm-resolve").await;
+    click(&client, "#confirm-yes").await;
+    until(&client, "return Array.from(document.querySelectorAll('#log .m.event')).some(e => e.textContent === 'Resolved by alice')").await;
+    click(&client, "#inbox-tabs button[data-tab=resolved]").await;
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list .row').length === 2",
+    )
+    .await;
+    // Found by search too.
+    type_into(&client, "#inbox-search", "I can help").await;
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list .row').length === 1",
+    )
+    .await;
+    assert_eq!(count(&client, "#inbox-error:not(:empty)").await, 0);
+    shot(&client, "console-08-search").await;
+
+    // 6. On a 390 px phone: the console fits without sideways scrolling,
+    // and the editor too.
+    client.set_window_size(390, 844).await.unwrap();
+    client.refresh().await.unwrap();
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list > div').length >= 1",
+    )
+    .await;
+    let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
+    until(&client, fits).await;
+    shot(&client, "console-09-phone-inbox").await;
+    click(&client, "#nav button[data-view=kb]").await;
+    click(&client, "#kb-list .row[data-slug='billing/refunds']").await;
+    until(&client, "return !!document.getElementById('kb-body')").await;
+    until(&client, fits).await;
+    shot(&client, "console-10-phone-editor").await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    let _ = stop.send(());
+    let _ = running.await;
 }

@@ -221,6 +221,43 @@ pub fn parse(slug: &str, bytes: &[u8]) -> (Option<Article>, Vec<Problem>) {
     (Some(article), problems)
 }
 
+/// The front-matter fields of an article's source, as an editor shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Front {
+    /// `title`.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// `tags`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// `url`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// `locale`.
+    #[serde(default)]
+    pub locale: Option<String>,
+}
+
+/// Splits an article's source into its front matter (`None` when there is
+/// no block, or one that does not parse: the body then starts with it, so
+/// nothing is lost) and the body after it.
+pub fn split_source(text: &str) -> (Option<Front>, &str) {
+    let mut problems = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    match split_front_matter(text, &mut problems) {
+        (Some(front), body, _) => (
+            Some(Front {
+                title: front.title,
+                tags: front.tags.into_vec(),
+                url: front.url,
+                locale: front.locale,
+            }),
+            body,
+        ),
+        (None, _, _) => (None, text),
+    }
+}
+
 /// Returns (front matter, body, 1-based line where the body starts).
 fn split_front_matter<'a>(
     text: &'a str,

@@ -7,6 +7,7 @@
 mod analysis;
 mod article;
 pub mod calibrate;
+pub mod edit;
 mod index;
 pub mod watch;
 
@@ -17,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 pub use analysis::{analyzer, terms};
-pub use article::{Article, Passage, Problem, parse, plain_text, slug_for};
+pub use article::{Article, Front, Passage, Problem, parse, plain_text, slug_for, split_source};
 pub use calibrate::Calibration;
 pub use index::{Hit, SearchIndex, SyncReport};
 
@@ -48,6 +49,15 @@ pub enum Error {
     /// A slug that would escape the knowledge-base folder.
     #[error("slug `{0}` is not allowed: use letters, digits, `-`, `_` and `/` only")]
     BadSlug(String),
+    /// An edit made against a version of the file that is no longer there
+    /// (someone else changed, added or removed it since it was opened).
+    #[error("`{slug}` was changed since you opened it; reload it and apply your edit again")]
+    Stale {
+        /// The article.
+        slug: String,
+        /// Its text now (`None`: it does not exist any more).
+        current: Option<String>,
+    },
 }
 
 impl From<tantivy::TantivyError> for Error {
@@ -80,6 +90,9 @@ pub struct KnowledgeBase {
     articles: RwLock<BTreeMap<String, Arc<Article>>>,
     /// Redone whenever the index changes.
     calibration: RwLock<Arc<Calibration>>,
+    /// Held while the editor checks and changes files ([`edit`]), so two
+    /// saves cannot both pass the check against the same version.
+    edits: std::sync::Mutex<()>,
 }
 
 impl KnowledgeBase {
@@ -115,6 +128,7 @@ impl KnowledgeBase {
             index,
             articles: RwLock::new(BTreeMap::new()),
             calibration: RwLock::new(Arc::new(Calibration::default())),
+            edits: std::sync::Mutex::new(()),
         };
         kb.reload_with(on_progress)?;
         Ok(kb)

@@ -8,6 +8,8 @@
 mod csat;
 mod desk;
 mod inbound;
+mod inbox;
+mod kb_changes;
 mod limits;
 mod model;
 mod sessions;
@@ -23,6 +25,8 @@ use uuid::Uuid;
 pub use csat::{Answer, STALE_CLAIM_MS, Survey};
 pub use desk::StaffThread;
 pub use inbound::{InboundItem, InboundStatus};
+pub use inbox::{InboxEntry, InboxQuery, InboxTab};
+pub use kb_changes::{Citations, KbChange, NewKbChange};
 pub use model::*;
 pub use sessions::AgentSession;
 

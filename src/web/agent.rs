@@ -10,7 +10,8 @@
 //! | `DELETE /api/agent/session` | | sign out |
 //! | `POST /api/agent/session/everywhere` | | end every session of this agent |
 //! | `GET /api/agent/queue` | | waiting and claimed conversations |
-//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order) |
+//! | `GET /api/agent/inbox` | | the console's inbox (see [`super::inbox`]) |
+//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described) |
 //! | `POST …/{id}/claim` | | take it |
 //! | `POST …/{id}/reply` | `{"text"}` | message to the customer (claims a waiting one) |
 //! | `POST …/{id}/note` | `{"text"}` | internal note, never sent to the customer |
@@ -48,10 +49,11 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/conversations/{id}/resolve", post(resolve))
         .route("/conversations/{id}/give-back", post(give_back))
         .route("/conversations/{id}/transfer", post(transfer))
+        .merge(super::inbox::routes())
 }
 
 /// An API error: a status and a one-line JSON message.
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -180,6 +182,33 @@ impl FromRequestParts<Arc<AppState>> for AuthAgent {
         authenticate(parts, state)
             .await
             .map(|(agent, _)| AuthAgent(agent))
+    }
+}
+
+/// An admin (`admin = true` in `[[agents]]`), by bearer token or session
+/// cookie as [`AuthAgent`]: anonymous requests get 401, other agents 403.
+pub struct AuthAdmin(pub Agent);
+
+/// What an agent who is not an admin is told.
+pub const ADMINS_ONLY: &str = "only admins may do this";
+
+impl FromRequestParts<Arc<AppState>> for AuthAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let (agent, _) = authenticate(parts, state).await?;
+        if !agent.admin {
+            log_refused(
+                parts,
+                state,
+                "an admin action by an agent who is not an admin",
+            );
+            return Err(ApiError(StatusCode::FORBIDDEN, ADMINS_ONLY.into()));
+        }
+        Ok(AuthAdmin(agent))
     }
 }
 
@@ -338,9 +367,10 @@ async fn conversation(
     let messages = store.messages(&id).await.map_err(desk::Error::from)?;
     let events = store.events(&id).await.map_err(desk::Error::from)?;
     let transcript = crate::transcript::merge(messages.clone(), &events);
+    let timeline = super::inbox::timeline(messages.clone(), &events);
     Ok(Json(serde_json::json!({
         "conversation": conversation, "customer": customer, "messages": messages, "events": events,
-        "transcript": transcript,
+        "transcript": transcript, "timeline": timeline,
     })))
 }
 

@@ -33,7 +33,11 @@ use crate::limits::LogOnce;
 
 mod agent;
 mod chat;
+mod console;
 pub mod embed;
+mod inbox;
+pub mod kb_editor;
+mod kb_history;
 pub mod markdown;
 pub mod serve;
 pub mod visitor;
@@ -86,7 +90,9 @@ pub fn public_router(state: Arc<AppState>, web: &WebSettings) -> Router {
 pub fn admin_router(state: Arc<AppState>, web: &WebSettings) -> Router {
     let agent = Router::new()
         .nest("/api/agent", agent::routes())
+        .nest("/api/admin/kb", kb_editor::routes())
         .merge(chat::console_routes())
+        .merge(console::routes())
         .layer(per_ip(web.agent_requests_per_minute, web.agent_burst))
         .with_state(state.clone());
     let metrics = Router::new()

@@ -1,102 +1,86 @@
 "use strict";
-// Signed in by the session cookie (HttpOnly, set by POST /api/agent/session);
-// every change carries the session's CSRF token.
+// The console shell: sign-in, the top bar and its views (the inbox for
+// everyone, the knowledge-base editor for admins). Signed in by the session
+// cookie (HttpOnly, set by POST /api/agent/session); every change carries
+// the session's CSRF token.
 let csrf = null;
 let me = null;
-let current = null;
 
-async function api(method, path, body) {
+// A JSON request to `path` (a full path such as /api/agent/queue). Throws an
+// Error with `status` and `body` (the parsed JSON) when it is not a success.
+async function call(method, path, body) {
   const headers = { "content-type": "application/json" };
   if (csrf) headers["x-csrf-token"] = csrf;
-  const r = await fetch("/api/agent" + path, {
+  const r = await fetch(path, {
     method, headers, credentials: "same-origin",
-    body: body ? JSON.stringify(body) : undefined,
+    body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (r.status === 401 && me) { location.reload(); throw new Error("signed out"); }
   const json = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(json.error || ("HTTP " + r.status));
+  if (!r.ok) {
+    const e = new Error(json.error || ("HTTP " + r.status));
+    e.status = r.status; e.body = json;
+    throw e;
+  }
   return json;
 }
 
-function el(tag, text, cls) { const e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; }
+// The agent API (paths below /api/agent).
+function api(method, path, body) { return call(method, "/api/agent" + path, body); }
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function button(label, onclick, cls) {
+  const b = el("button", label, cls); b.type = "button"; b.onclick = onclick; return b;
+}
+
+// "3m", "2h 5m", "4d": how long ago `at` was (both in ms).
+function ago(now, at) {
+  const s = Math.max(0, Math.round((now - at) / 1000));
+  if (s < 60) return s + "s";
+  const m = Math.floor(s / 60);
+  if (m < 60) return m + "m";
+  const h = Math.floor(m / 60);
+  if (h < 24) return h + "h " + (m % 60) + "m";
+  return Math.floor(h / 24) + "d";
+}
+
+const views = {};
+let shown = null;
+
+function show(name) {
+  shown = name;
+  document.querySelectorAll("#nav button[data-view]").forEach(b => b.classList.toggle("active", b.dataset.view === name));
+  Object.entries(views).forEach(([n, v]) => { v.root.hidden = n !== name; if (n === name) v.activate(); });
+}
 
 function layout() {
   document.body.innerHTML = "";
-  const q = el("div"); q.id = "queue";
-  const main = el("div"); main.id = "main";
-  const head = el("div"); head.id = "head"; head.append(el("span", "Pick a conversation", "muted"));
-  const log = el("div"); log.id = "log";
-  const form = el("form");
-  const ta = el("textarea"); ta.placeholder = "Reply to the customer (or tick 'note' for an internal note)";
-  const note = el("label"); const cb = el("input"); cb.type = "checkbox"; note.append(cb, " note");
-  const send = el("button", "Send");
-  form.append(ta, note, send);
-  form.onsubmit = async e => {
-    e.preventDefault();
-    if (!current || !ta.value.trim()) return;
-    try { await api("POST", `/conversations/${current}/${cb.checked ? "note" : "reply"}`, { text: ta.value }); ta.value = ""; open(current); }
-    catch (err) { alert(err.message); }
+  document.body.className = "console";
+  const bar = el("div"); bar.id = "nav";
+  const tabs = el("div", undefined, "views");
+  const add = (name, label, view) => {
+    views[name] = view;
+    const b = button(label, () => show(name)); b.dataset.view = name; tabs.append(b);
   };
-  const bar = el("div"); bar.id = "bar";
-  bar.append(el("span", `${me.agent}${me.admin ? " (admin)" : ""}`, "muted"));
-  const out = el("button", "Sign out"); out.type = "button";
-  out.onclick = async () => { await api("DELETE", "/session").catch(() => {}); location.reload(); };
-  const everywhere = el("button", "Sign out everywhere"); everywhere.type = "button";
-  everywhere.onclick = async () => { await api("POST", "/session/everywhere").catch(() => {}); location.reload(); };
-  bar.append(out, everywhere);
-  main.append(bar, head, log, form);
-  document.body.append(q, main);
+  const main = el("div"); main.id = "views";
+  const inbox = Inbox.create(); main.append(inbox.root); add("inbox", "Inbox", inbox);
+  if (me.admin) { const kb = KbEditor.create(); main.append(kb.root); add("kb", "Knowledge base", kb); }
+  const who = el("div", undefined, "who");
+  who.append(el("span", `${me.agent}${me.admin ? " (admin)" : ""}`, "muted"));
+  who.append(button("Sign out", async () => { await api("DELETE", "/session").catch(() => {}); location.reload(); }));
+  who.append(button("Sign out everywhere", async () => { await api("POST", "/session/everywhere").catch(() => {}); location.reload(); }));
+  bar.append(tabs, who);
+  document.body.append(bar, main);
+  show(location.hash === "#kb" && me.admin ? "kb" : "inbox");
 }
 
-async function refresh() {
-  try {
-    const queue = await api("GET", "/queue");
-    const q = document.getElementById("queue");
-    q.innerHTML = "";
-    if (!queue.length) q.append(el("div", "Nobody is waiting.", "muted"));
-    queue.forEach(c => {
-      const d = el("div");
-      d.append(el("div", `${c.customer} · ${c.channel}`), el("div", `${c.status}${c.position ? " #" + c.position : ""} · ${c.handoff_reason || ""}${c.assigned_agent ? " · " + c.assigned_agent : ""}`, "muted"));
-      if (c.id === current) d.className = "active";
-      d.onclick = () => open(c.id);
-      q.append(d);
-    });
-  } catch (e) { console.warn(e); }
-}
-
-async function act(action, body) {
-  try { await api("POST", `/conversations/${current}/${action}`, body); open(current); refresh(); }
-  catch (e) { alert(e.message); }
-}
-
-async function open(id) {
-  current = id;
-  const data = await api("GET", `/conversations/${id}`);
-  const head = document.getElementById("head");
-  head.innerHTML = "";
-  const c = data.conversation;
-  head.append(el("div", `${data.customer.display_name || data.customer.external_id} on ${c.channel} — ${c.status}${c.assigned_agent ? " (" + c.assigned_agent + ")" : ""} — reason: ${c.handoff_reason || "-"}`));
-  [["Claim", "claim"], ["Resolve", "resolve"], ["Give back", "give-back"]].forEach(([label, action]) => {
-    const b = el("button", label); b.onclick = () => act(action); head.append(b);
-  });
-  const t = el("button", "Transfer…"); t.onclick = () => { const to = prompt("Transfer to agent:"); if (to) act("transfer", { agent: to }); }; head.append(t);
-  const k = el("button", "Canned…"); k.onclick = () => { const n = prompt("Canned reply name (prompts/canned/NAME.md):"); if (n) act("canned", { name: n }); }; head.append(k);
-  const log = document.getElementById("log");
-  log.innerHTML = "";
-  // Notices (what the customer was told when an agent joined, transferred,
-  // gave back or closed) come from events, shown apart from messages.
-  data.transcript.forEach(m => {
-    if (m.kind === "notice") { log.append(el("div", m.text, "m notice")); return; }
-    const d = el("div", undefined, "m" + (m.role === "note" ? " note" : ""));
-    d.append(el("span", m.author || m.role, "role"), document.createTextNode(m.text));
-    log.append(d);
-  });
-  log.scrollTop = log.scrollHeight;
-}
-
-function start() { layout(); refresh(); setInterval(refresh, 3000); setInterval(() => current && open(current), 5000); }
-
-function signedIn(who) { me = who; csrf = who.csrf; start(); }
+function signedIn(who) { me = who; csrf = who.csrf; layout(); }
 
 // Already signed in (the cookie survives a reload)?
 fetch("/api/agent/session", { credentials: "same-origin" })

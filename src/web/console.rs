@@ -1,0 +1,39 @@
+//! The console's scripts beyond sign-in (served from the binary; the page
+//! itself, `agent.js` and `agent.css` are served with the chat pages):
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /static/console/inbox.js` | the inbox: tabs, search, conversation view, actions |
+//! | `GET /static/console/kb.js` | the knowledge-base editor (admins) |
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::AppState;
+
+const INBOX_JS: &str = include_str!("static/console/inbox.js");
+const KB_JS: &str = include_str!("static/console/kb.js");
+
+/// The console's script routes.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/static/console/inbox.js",
+            get(|| async { script(INBOX_JS) }),
+        )
+        .route("/static/console/kb.js", get(|| async { script(KB_JS) }))
+}
+
+fn script(body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+}

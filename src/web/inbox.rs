@@ -1,0 +1,235 @@
+//! The console's inbox (agent API, any signed-in agent):
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `GET /api/agent/inbox?tab=waiting\|mine\|open\|resolved\|all&q=TEXT&channel=NAME&status=STATUS` | conversations with customer name, channel, reason, hand-off time, last message; `now` for wait times |
+//! | `GET /api/agent/agents` | the configured agents' names (to transfer to) |
+//!
+//! and the timeline of a conversation (messages and every event in the
+//! order they happened, each event with a line of text for people), which
+//! `GET /api/agent/conversations/{id}` returns as `timeline`.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::agent::{ApiError, AuthAgent};
+use crate::store::{Event, InboxQuery, InboxTab, Message};
+
+/// Routes merged into `/api/agent`.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/inbox", get(inbox))
+        .route("/agents", get(agents))
+}
+
+async fn agents(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl IntoResponse {
+    let names: Vec<&str> = state
+        .desk
+        .agents()
+        .all()
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    Json(serde_json::json!({ "agents": names }))
+}
+
+#[derive(Deserialize)]
+struct InboxParams {
+    #[serde(default)]
+    tab: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn inbox(
+    State(state): State<Arc<AppState>>,
+    AuthAgent(agent): AuthAgent,
+    Query(params): Query<InboxParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let searching = params.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let tab = match params.tab.as_deref() {
+        Some("waiting") => InboxTab::Waiting,
+        Some("mine") => InboxTab::Mine,
+        Some("open") => InboxTab::Open,
+        Some("resolved") => InboxTab::Resolved,
+        Some("all") => InboxTab::All,
+        None if searching => InboxTab::All,
+        None => InboxTab::Waiting,
+        Some(other) => {
+            return Err(ApiError(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("unknown tab `{other}`; use waiting, mine, open, resolved or all"),
+            ));
+        }
+    };
+    let store = state.assistant.store();
+    let entries = store
+        .inbox(&InboxQuery {
+            tab,
+            agent: &agent.name,
+            text: params.q.as_deref().map(|q| q.get(..200).unwrap_or(q)),
+            channel: params.channel.as_deref(),
+            status: params.status.as_deref(),
+            limit: params.limit.unwrap_or(200),
+        })
+        .await
+        .map_err(crate::desk::Error::from)?;
+    Ok(Json(serde_json::json!({
+        "now": store.now(), "agent": agent.name, "conversations": entries,
+    })))
+}
+
+/// One line of a timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Line {
+    /// A message (notes included: timelines are for agents).
+    Message(Message),
+    /// Something that happened, with what to show (the event is nested:
+    /// its own `kind` would clash with the tag).
+    Event {
+        /// The event.
+        event: Event,
+        /// A line for people ("Handed off: asked for a person").
+        text: String,
+    },
+}
+
+/// What an event means to an agent reading the conversation; `None` for
+/// bookkeeping events nobody needs to see.
+pub fn describe(event: &Event) -> Option<String> {
+    let actor = event.actor_name.as_deref().unwrap_or(&event.actor);
+    let detail = event.detail.as_deref().filter(|d| !d.trim().is_empty());
+    let with = |text: String| match detail {
+        Some(d) => format!("{text}: {d}"),
+        None => text,
+    };
+    Some(match event.kind.as_str() {
+        "handoff" => with("Handed off".into()),
+        "claim" => format!("{actor} joined"),
+        "transfer" => match detail {
+            Some(d) => format!("{actor} transferred it {d}"),
+            None => format!("{actor} transferred it"),
+        },
+        "give_back" => format!("{actor} gave it back to the bot"),
+        "withdraw" => with("The customer withdrew the request".into()),
+        "resolve" => with(format!("Resolved by {actor}")),
+        "no_answer" => "The bot had no answer".into(),
+        "delivery_failed" => with("Delivery failed".into()),
+        _ => return None,
+    })
+}
+
+/// `messages` (in their order) with the events placed by time: before the
+/// first message recorded after them (ids decide within a millisecond).
+pub fn timeline(messages: Vec<Message>, events: &[Event]) -> Vec<Line> {
+    let mut shown: Vec<(&Event, String)> = events
+        .iter()
+        .filter_map(|e| describe(e).map(|t| (e, t)))
+        .collect();
+    shown.sort_by(|a, b| (a.0.created_at, &a.0.id).cmp(&(b.0.created_at, &b.0.id)));
+    let mut shown = shown.into_iter().peekable();
+    let mut out = Vec::with_capacity(messages.len() + shown.len());
+    let event = |(e, text): (&Event, String)| Line::Event {
+        event: e.clone(),
+        text,
+    };
+    for message in messages {
+        while let Some(e) =
+            shown.next_if(|(e, _)| (e.created_at, &e.id) < (message.created_at, &message.id))
+        {
+            out.push(event(e));
+        }
+        out.push(Line::Message(message));
+    }
+    out.extend(shown.map(event));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, kind: &str, actor: &str, detail: Option<&str>, at: i64) -> Event {
+        Event {
+            id: id.into(),
+            conversation_id: "c".into(),
+            kind: kind.into(),
+            actor: actor.into(),
+            detail: detail.map(str::to_string),
+            actor_name: None,
+            notice: None,
+            notified_at: None,
+            created_at: at,
+        }
+    }
+
+    fn message(id: &str, text: &str, at: i64) -> Message {
+        Message {
+            id: id.into(),
+            conversation_id: "c".into(),
+            seq: 0,
+            role: crate::store::Role::Customer,
+            author: None,
+            text: text.into(),
+            mode: None,
+            sources: vec![],
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            latency_ms: None,
+            channel: "web".into(),
+            platform_message_id: None,
+            feedback: None,
+            created_at: at,
+        }
+    }
+
+    #[test]
+    fn events_are_told_in_order_between_messages() {
+        let events = [
+            event("e3", "resolve", "alice", None, 30),
+            event("e1", "handoff", "bot", Some("human_requested: asked"), 10),
+            event("e2", "claim", "alice", None, 20),
+            event("e0", "refused", "bob", None, 15),
+        ];
+        let lines = timeline(
+            vec![message("m1", "help", 5), message("m2", "hi alice", 25)],
+            &events,
+        );
+        let texts: Vec<String> = lines
+            .iter()
+            .map(|l| match l {
+                Line::Message(m) => m.text.clone(),
+                Line::Event { text, .. } => text.clone(),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "help",
+                "Handed off: human_requested: asked",
+                "alice joined",
+                "hi alice",
+                "Resolved by alice"
+            ]
+        );
+        let transfer = event("e4", "transfer", "alice", Some("to bob"), 1);
+        assert_eq!(
+            describe(&transfer).as_deref(),
+            Some("alice transferred it to bob")
+        );
+    }
+}

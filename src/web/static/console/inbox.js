@@ -1,0 +1,195 @@
+"use strict";
+// The inbox: tabs Waiting / Mine / All open / Resolved, a search over every
+// conversation (customer, text) with channel and status filters, and the
+// conversation view: the timeline (messages and what happened: handed off
+// because…, X joined, transferred, resolved), only the actions that apply,
+// errors shown inline, a confirmation before resolving a chat nobody
+// claimed, Enter to send (Shift+Enter for a new line). Re-reading keeps the
+// scroll position unless the view was at the bottom.
+const Inbox = (() => {
+  const TABS = [["waiting", "Waiting"], ["mine", "Mine"], ["open", "All open"], ["resolved", "Resolved"]];
+  const ICONS = { web: "🌐", telegram: "✈️", discord: "💬", console: "⌨️" };
+  const STATUS = { bot: "with the bot", waiting_for_agent: "waiting", with_agent: "with an agent", resolved: "resolved" };
+
+  function create() {
+    const root = el("div", undefined, "inbox view"); root.id = "inbox";
+    const side = el("div", undefined, "side");
+    const tabs = el("div", undefined, "tabs"); tabs.id = "inbox-tabs";
+    const filters = el("div", undefined, "filters");
+    const search = el("input"); search.type = "search"; search.id = "inbox-search"; search.placeholder = "Search customers and messages";
+    const channel = el("select"); channel.id = "inbox-channel";
+    [["", "any channel"], ["web", "web"], ["telegram", "telegram"], ["discord", "discord"], ["console", "console"]]
+      .forEach(([v, l]) => { const o = el("option", l); o.value = v; channel.append(o); });
+    const status = el("select"); status.id = "inbox-status";
+    [["", "any status"], ["waiting_for_agent", "waiting"], ["with_agent", "with an agent"], ["resolved", "resolved"], ["bot", "with the bot"]]
+      .forEach(([v, l]) => { const o = el("option", l); o.value = v; status.append(o); });
+    filters.append(search, channel, status);
+    const list = el("div", undefined, "list"); list.id = "inbox-list";
+    side.append(tabs, filters, list);
+    const main = el("div", undefined, "conversation"); main.id = "conversation";
+    const head = el("div", undefined, "head"); head.id = "head";
+    head.append(el("span", "Pick a conversation", "muted"));
+    const err = el("div", undefined, "error"); err.id = "inbox-error"; err.setAttribute("role", "alert");
+    const log = el("div", undefined, "log"); log.id = "log";
+    const form = el("form", undefined, "reply"); form.id = "reply";
+    const ta = el("textarea"); ta.id = "reply-text"; ta.placeholder = "Reply to the customer (Enter sends, Shift+Enter for a new line)";
+    const note = el("label", undefined, "note-toggle"); const cb = el("input"); cb.type = "checkbox"; cb.id = "reply-note"; note.append(cb, " internal note");
+    const send = el("button", "Send"); send.id = "reply-send";
+    form.append(ta, note, send);
+    form.hidden = true;
+    main.append(head, err, log, form);
+    root.append(side, main);
+
+    let tab = "waiting";
+    let current = null;
+    let lastList = "";
+    let lastConversation = "";
+    let timers = [];
+
+    TABS.forEach(([name, label]) => {
+      const b = button(label, () => { tab = name; search.value = ""; refresh(); }); b.dataset.tab = name; tabs.append(b);
+    });
+    const later = () => { clearTimeout(search.t); search.t = setTimeout(refresh, 200); };
+    search.oninput = later; channel.onchange = refresh; status.onchange = refresh;
+
+    async function refresh() {
+      const searching = search.value.trim() !== "" || status.value !== "";
+      tabs.querySelectorAll("button").forEach(b => b.classList.toggle("active", !searching && b.dataset.tab === tab));
+      const q = new URLSearchParams();
+      q.set("tab", searching ? "all" : tab);
+      if (search.value.trim()) q.set("q", search.value.trim());
+      if (channel.value) q.set("channel", channel.value);
+      if (status.value) q.set("status", status.value);
+      try {
+        const data = await api("GET", "/inbox?" + q);
+        const key = JSON.stringify([q.toString(), data.conversations.map(c => [c.id, c.status, c.assigned_agent, c.last_at]), current, Math.floor(data.now / 30000)]);
+        if (key === lastList) return;
+        lastList = key;
+        list.innerHTML = "";
+        if (!data.conversations.length) list.append(el("div", searching ? "Nothing matches." : "Nothing here.", "muted empty"));
+        data.conversations.forEach(c => {
+          const row = el("div", undefined, "row"); row.dataset.id = c.id;
+          if (c.id === current) row.classList.add("active");
+          const top = el("div", undefined, "top");
+          top.append(el("span", ICONS[c.channel] || "•", "icon"), el("span", c.customer, "name"));
+          const since = c.status === "resolved" ? c.resolved_at : (c.handoff_at || c.updated_at);
+          const when = c.status === "waiting_for_agent" ? "waiting " + ago(data.now, since) : ago(data.now, since) + " ago";
+          top.append(el("span", when, "when"));
+          row.append(top);
+          const meta = [c.channel, STATUS[c.status] || c.status];
+          if (c.handoff_reason) meta.push(c.handoff_reason);
+          if (c.assigned_agent) meta.push(c.assigned_agent);
+          row.append(el("div", meta.join(" · "), "muted small"));
+          if (c.last_text) row.append(el("div", (c.last_role === "customer" ? "" : c.last_role + ": ") + c.last_text, "last"));
+          row.onclick = () => open(c.id);
+          list.append(row);
+        });
+      } catch (e) { console.warn(e); }
+    }
+
+    function fail(e) { err.textContent = e.message; }
+
+    async function act(action, body) {
+      err.textContent = "";
+      try { await api("POST", `/conversations/${current}/${action}`, body); lastConversation = ""; await open(current); refresh(); }
+      catch (e) { fail(e); }
+    }
+
+    // Asks inline (no browser dialog) before `then`.
+    function confirmInline(question, label, then) {
+      head.querySelectorAll(".confirm").forEach(c => c.remove());
+      const c = el("div", question + " ", "confirm");
+      const yes = button(label, () => { c.remove(); then(); }, "danger"); yes.id = "confirm-yes";
+      c.append(yes, button("Cancel", () => c.remove()));
+      head.append(c);
+    }
+
+    function actions(c) {
+      const box = el("div", undefined, "actions");
+      const mine = c.assigned_agent === me.agent;
+      if (c.status === "waiting_for_agent") {
+        box.append(button("Claim", () => act("claim")));
+        box.append(button("Give back to the bot", () => act("give-back")));
+        box.append(button("Resolve…", () => confirmInline("Nobody has claimed this chat. Resolve it anyway?", "Resolve", () => act("resolve"))));
+      } else if (c.status === "with_agent" && mine) {
+        box.append(button("Resolve", () => act("resolve")));
+        box.append(button("Give back to the bot", () => act("give-back")));
+        const to = el("select"); to.id = "transfer-to";
+        const pick = el("option", "transfer to…"); pick.value = ""; to.append(pick);
+        agents.filter(a => a !== me.agent).forEach(a => { const o = el("option", a); o.value = a; to.append(o); });
+        box.append(to, button("Transfer", () => { if (to.value) act("transfer", { agent: to.value }); else err.textContent = "Pick the agent to transfer to."; }));
+        const canned = el("input"); canned.placeholder = "canned reply"; canned.id = "canned-name"; canned.size = 10;
+        box.append(canned, button("Send canned", () => { if (canned.value.trim()) act("canned", { name: canned.value.trim() }); else err.textContent = "Name the canned reply (prompts/canned/NAME.md)."; }));
+      }
+      return box;
+    }
+
+    function line(entry) {
+      if (entry.kind === "event") {
+        const d = el("div", entry.text, "m event");
+        d.title = new Date(entry.event.created_at).toLocaleString();
+        return d;
+      }
+      const d = el("div", undefined, "m " + entry.role);
+      d.append(el("span", entry.author || entry.role, "role"), document.createTextNode(entry.text));
+      d.title = new Date(entry.created_at).toLocaleString();
+      return d;
+    }
+
+    async function open(id) {
+      if (id !== current) { err.textContent = ""; lastConversation = ""; ta.value = ""; }
+      current = id;
+      list.querySelectorAll(".row").forEach(r => r.classList.toggle("active", r.dataset.id === id));
+      let data;
+      try { data = await api("GET", `/conversations/${id}`); } catch (e) { fail(e); return; }
+      if (current !== id) return;
+      const c = data.conversation;
+      const key = JSON.stringify([c.status, c.assigned_agent, data.timeline.length, c.updated_at]);
+      if (key === lastConversation) return;
+      lastConversation = key;
+      head.innerHTML = "";
+      const title = el("div", undefined, "title");
+      title.append(el("strong", data.customer.display_name || data.customer.external_id), ` on ${c.channel} — ${STATUS[c.status] || c.status}${c.assigned_agent ? " (" + c.assigned_agent + ")" : ""}`);
+      if (c.handoff_reason) title.append(el("span", ` — reason: ${c.handoff_reason}${c.handoff_detail ? " (" + c.handoff_detail + ")" : ""}`, "muted"));
+      head.append(title, actions(c));
+      // Keep the reader's place unless they were at the bottom.
+      const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+      const top = log.scrollTop;
+      log.innerHTML = "";
+      data.timeline.forEach(entry => log.append(line(entry)));
+      log.scrollTop = atBottom ? log.scrollHeight : top;
+      const canWrite = c.status === "waiting_for_agent" || (c.status === "with_agent" && c.assigned_agent === me.agent);
+      form.hidden = !canWrite && c.status !== "with_agent";
+      // Someone else's chat takes notes only; one's own takes replies again.
+      if (!canWrite) { cb.checked = true; cb.disabled = true; }
+      else if (cb.disabled) { cb.checked = false; cb.disabled = false; }
+    }
+
+    form.onsubmit = async e => {
+      e.preventDefault();
+      if (!current || !ta.value.trim()) return;
+      err.textContent = "";
+      try {
+        await api("POST", `/conversations/${current}/${cb.checked ? "note" : "reply"}`, { text: ta.value });
+        ta.value = ""; lastConversation = "";
+        log.scrollTop = log.scrollHeight;
+        await open(current); refresh();
+      } catch (x) { fail(x); }
+    };
+    ta.onkeydown = e => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
+    };
+
+    let agents = [];
+    function activate() {
+      api("GET", "/agents").then(r => { agents = r.agents; }).catch(() => {});
+      timers.forEach(clearInterval);
+      timers = [setInterval(refresh, 3000), setInterval(() => { if (current && !root.hidden) open(current); }, 5000)];
+      refresh();
+    }
+
+    return { root, activate, open, refresh };
+  }
+
+  return { create };
+})();

@@ -1,0 +1,877 @@
+//! The agent and admin console over HTTP (issue 15): the knowledge-base
+//! editor (admins only; every route refused to anonymous requests and to
+//! agents), its stale-edit refusal, the change record and reverts, untrusted
+//! slugs; and the inbox (tabs, search, the timeline of events).
+
+mod common;
+
+use std::sync::Once;
+
+use common::{Options, REFUNDS, REFUNDS_PATH, TestApp, spawn_app};
+use reqwest::Method;
+use serde_json::{Value, json};
+use switchboard::assistant::Turn;
+
+const ALICE_TOKEN: &str = "alice-token-console";
+const BOB_TOKEN: &str = "bob-token-console";
+const ALICE_PASSWORD: &str = "alice's console password";
+const BOB_PASSWORD: &str = "bob's console password!";
+
+static ENV: Once = Once::new();
+
+fn options() -> Options {
+    ENV.call_once(|| {
+        // SAFETY: every test calls this first, and nothing in this test
+        // binary reads the environment before the Once has completed.
+        unsafe {
+            std::env::set_var("CONSOLE_ALICE_TOKEN", ALICE_TOKEN);
+            std::env::set_var("CONSOLE_BOB_TOKEN", BOB_TOKEN);
+        }
+    });
+    Options::new().settings(
+        r#"
+[web]
+cookie_secure = false
+[[agents]]
+name = "alice"
+admin = true
+token_env = "CONSOLE_ALICE_TOKEN"
+[[agents]]
+name = "bob"
+token_env = "CONSOLE_BOB_TOKEN"
+"#,
+    )
+}
+
+/// How a request is signed: nobody, a console session, or a bearer token.
+#[derive(Clone)]
+enum Who {
+    Anonymous,
+    Session { cookie: String, csrf: String },
+    Token(&'static str),
+}
+
+struct Console {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Console {
+    async fn new(t: &TestApp) -> Self {
+        let auth =
+            switchboard::auth::ConsoleAuth::new(t.core.store.clone(), t.core.desk.agents().clone());
+        auth.set_password("alice", ALICE_PASSWORD).await.unwrap();
+        auth.set_password("bob", BOB_PASSWORD).await.unwrap();
+        Self {
+            http: reqwest::Client::new(),
+            base: t.base.clone().unwrap(),
+        }
+    }
+
+    async fn sign_in(&self, name: &str, password: &str) -> Who {
+        let r = self
+            .http
+            .post(format!("{}/api/agent/session", self.base))
+            .json(&json!({"name": name, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let me: Value = r.json().await.unwrap();
+        Who::Session {
+            cookie,
+            csrf: me["csrf"].as_str().unwrap().to_string(),
+        }
+    }
+
+    async fn call(
+        &self,
+        who: &Who,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        match who {
+            Who::Anonymous => {}
+            Who::Session { cookie, csrf } => {
+                request = request
+                    .header("cookie", cookie)
+                    .header("x-csrf-token", csrf)
+            }
+            Who::Token(token) => request = request.bearer_auth(token),
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, who: &Who, path: &str) -> (u16, Value) {
+        self.call(who, Method::GET, path, None).await
+    }
+
+    async fn post(&self, who: &Who, path: &str, body: Value) -> (u16, Value) {
+        self.call(who, Method::POST, path, Some(body)).await
+    }
+}
+
+fn turn(customer: &str, text: &str) -> Turn {
+    Turn {
+        channel: "web".into(),
+        customer_id: customer.into(),
+        customer_name: Some(format!("Customer {customer}")),
+        thread: format!("thread-{customer}"),
+        platform_message_id: None,
+        text: text.into(),
+    }
+}
+
+/// The bot's answer to `question` from a new customer.
+async fn answer(t: &TestApp, customer: &str, question: &str) -> switchboard::assistant::Reply {
+    t.core
+        .assistant
+        .handle(turn(customer, question), None)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_admin_route_refuses_anonymous_requests_and_agents() {
+    let t = spawn_app(options()).await;
+    let c = Console::new(&t).await;
+    let bob = c.sign_in("bob", BOB_PASSWORD).await;
+    let alice = c.sign_in("alice", ALICE_PASSWORD).await;
+    let (_, opened) = c
+        .get(&alice, "/api/admin/kb/article?slug=billing/refunds")
+        .await;
+    let hash = opened["hash"].as_str().unwrap().to_string();
+    let draft = json!({"slug": "billing/refunds", "front": {"title": "Refunds"}, "body": "# Refunds\n\nChanged by someone who may not.\n", "hash": hash});
+    // A change by alice, so that the change routes have something to name.
+    let (status, saved) = c
+        .post(
+            &alice,
+            "/api/admin/kb/save",
+            json!({"slug": "notes", "body": "# Notes\n\nAdmins only.\n", "hash": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let change = saved["change"].as_str().unwrap().to_string();
+    let routes: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, "/api/admin/kb/articles".into(), None),
+        (Method::GET, "/api/admin/kb/articles?q=refund".into(), None),
+        (
+            Method::GET,
+            "/api/admin/kb/article?slug=billing/refunds".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/admin/kb/preview".into(),
+            Some(draft.clone()),
+        ),
+        (
+            Method::POST,
+            "/api/admin/kb/save".into(),
+            Some(draft.clone()),
+        ),
+        (
+            Method::POST,
+            "/api/admin/kb/rename".into(),
+            Some(json!({"from": "billing/refunds", "to": "stolen", "hash": hash})),
+        ),
+        (
+            Method::POST,
+            "/api/admin/kb/delete".into(),
+            Some(json!({"slug": "billing/refunds", "hash": hash})),
+        ),
+        (Method::GET, "/api/admin/kb/changes".into(), None),
+        (Method::GET, format!("/api/admin/kb/changes/{change}"), None),
+        (
+            Method::POST,
+            format!("/api/admin/kb/changes/{change}/revert"),
+            None,
+        ),
+    ];
+    for (method, path, body) in &routes {
+        let (status, _) = c
+            .call(&Who::Anonymous, method.clone(), path, body.clone())
+            .await;
+        assert_eq!(status, 401, "anonymous {method} {path}");
+        for agent in [bob.clone(), Who::Token(BOB_TOKEN)] {
+            let (status, refused) = c.call(&agent, method.clone(), path, body.clone()).await;
+            assert_eq!(status, 403, "agent {method} {path}: {refused}");
+            assert_eq!(refused["error"], "only admins may do this");
+        }
+        // A forged cookie is nobody.
+        let forged = Who::Session {
+            cookie: "switchboard_session=00ff".into(),
+            csrf: "x".into(),
+        };
+        assert_eq!(
+            c.call(&forged, method.clone(), path, body.clone()).await.0,
+            401
+        );
+    }
+    // Nothing was changed by the refused requests.
+    let on_disk = std::fs::read_to_string(t.deployment().kb_path().join(REFUNDS_PATH)).unwrap();
+    assert_eq!(on_disk, REFUNDS);
+    assert!(!t.deployment().kb_path().join("stolen.md").exists());
+    assert!(t.deployment().kb_path().join("notes.md").exists());
+    // An admin's session without its CSRF token cannot change anything.
+    let Who::Session { cookie, .. } = &alice else {
+        unreachable!()
+    };
+    let r = c
+        .http
+        .post(format!("{}/api/admin/kb/save", c.base))
+        .header("cookie", cookie)
+        .json(&draft)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Every route answers the admin, by session or by token.
+    for (method, path, _) in routes.iter().filter(|r| r.0 == Method::GET) {
+        for admin in [alice.clone(), Who::Token(ALICE_TOKEN)] {
+            let (status, body) = c.call(&admin, method.clone(), path, None).await;
+            assert_eq!(status, 200, "admin {method} {path}: {body}");
+        }
+    }
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_edit_is_answered_from_at_once_refused_when_stale_and_revertible() {
+    edit_flow(options()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
+async fn the_edit_flow_on_postgres() {
+    edit_flow(options().postgres()).await;
+}
+
+async fn edit_flow(options: Options) {
+    let t = spawn_app(options).await;
+    let c = Console::new(&t).await;
+    let alice = c.sign_in("alice", ALICE_PASSWORD).await;
+    let file = t.deployment().kb_path().join(REFUNDS_PATH);
+
+    // The bot cites the article; the customer liked the answer.
+    let before = answer(&t, "c1", "how do I get a refund").await;
+    assert!(before.answer.contains("14 days"), "{}", before.answer);
+    assert!(
+        t.core
+            .store
+            .set_feedback(
+                &before.conversation_id,
+                before.message_id.as_deref().unwrap(),
+                1
+            )
+            .await
+            .unwrap()
+    );
+    let (status, list) = c.get(&alice, "/api/admin/kb/articles?q=refund").await;
+    assert_eq!(status, 200);
+    let row = &list["articles"][0];
+    assert_eq!(row["slug"], "billing/refunds", "{list}");
+    assert_eq!(
+        (
+            row["cited"].as_i64(),
+            row["up"].as_i64(),
+            row["down"].as_i64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{row}"
+    );
+    assert_eq!(row["tags"], json!(["billing"]));
+    assert!(
+        row["edited_at"].as_i64().is_some() && row["edited_by"].is_null(),
+        "{row}"
+    );
+    assert_eq!(
+        (row["problems"].as_i64(), row["broken"].as_bool()),
+        (Some(0), Some(false))
+    );
+    // A file `kb check` cannot load is listed, so that it can be fixed here.
+    std::fs::write(t.deployment().kb_path().join("broken.md"), "   \n").unwrap();
+    let (_, list) = c.get(&alice, "/api/admin/kb/articles").await;
+    let broken = list["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["slug"] == "broken")
+        .cloned();
+    assert_eq!(
+        broken.map(|b| (b["broken"].clone(), b["problems"].clone())),
+        Some((json!(true), json!(1))),
+        "{list}"
+    );
+    let (status, opened) = c.get(&alice, "/api/admin/kb/article?slug=broken").await;
+    assert_eq!(
+        (status, opened["problems"][0]["fatal"].clone()),
+        (200, json!(true)),
+        "{opened}"
+    );
+    std::fs::remove_file(t.deployment().kb_path().join("broken.md")).unwrap();
+
+    // Opened: front matter as fields, the body, its rendering.
+    let (status, opened) = c
+        .get(&alice, "/api/admin/kb/article?slug=billing/refunds")
+        .await;
+    assert_eq!(status, 200, "{opened}");
+    assert_eq!(opened["front"]["title"], "Refunds");
+    assert_eq!(opened["front"]["url"], "https://help.example/refunds");
+    assert!(opened["body"].as_str().unwrap().starts_with("# Refunds"));
+    assert_eq!(opened["problems"], json!([]));
+    let hash = opened["hash"].as_str().unwrap().to_string();
+
+    // The preview renders as customers see answers (raw HTML escaped) and
+    // shows `kb check` problems before saving.
+    let new_body = "# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within **30 days** of the charge. <script>alert(1)</script>\n";
+    let mut front = opened["front"].clone();
+    let (status, preview) = c
+        .post(
+            &alice,
+            "/api/admin/kb/preview",
+            json!({"slug": "billing/refunds", "front": front, "body": new_body}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let html = preview["html"].as_str().unwrap();
+    assert!(
+        html.contains("<strong>30 days</strong>") && !html.contains("<script>"),
+        "{html}"
+    );
+    front["title"] = json!("Reset your password");
+    let (_, clash) = c
+        .post(
+            &alice,
+            "/api/admin/kb/preview",
+            json!({"slug": "billing/refunds", "front": front, "body": new_body}),
+        )
+        .await;
+    assert!(
+        clash["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("also used by password"),
+        "{clash}"
+    );
+    let (_, empty) = c
+        .post(
+            &alice,
+            "/api/admin/kb/preview",
+            json!({"slug": "billing/refunds", "body": "   "}),
+        )
+        .await;
+    assert_eq!(empty["problems"][0]["fatal"], true, "{empty}");
+    let (status, refused) = c
+        .post(
+            &alice,
+            "/api/admin/kb/save",
+            json!({"slug": "billing/refunds", "body": "   ", "hash": hash}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), REFUNDS);
+
+    // Saved: the file changes, the index reloads before the answer comes.
+    front["title"] = json!("Refunds");
+    let (status, saved) = c
+        .post(
+            &alice,
+            "/api/admin/kb/save",
+            json!({"slug": "billing/refunds", "front": front, "body": new_body, "hash": hash}),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let on_disk = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        on_disk.starts_with("---\ntitle: Refunds\n") && on_disk.ends_with(new_body),
+        "{on_disk}"
+    );
+    let after = answer(&t, "c2", "how do I get a refund").await;
+    assert!(after.answer.contains("30 days"), "{}", after.answer);
+    // Articles larger than `web.max_body_bytes` (64 KB) can be saved.
+    let long = format!(
+        "# Warranty\n\n## Terms\n{}\n",
+        "Warranty terms apply. ".repeat(8_000)
+    );
+    let (status, big) = c
+        .post(
+            &alice,
+            "/api/admin/kb/save",
+            json!({"slug": "warranty", "body": long, "hash": null}),
+        )
+        .await;
+    assert_eq!(status, 200, "{big}");
+    let leftovers: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "temp files left: {leftovers:?}");
+
+    // A second editor still on the old version is refused, with a diff.
+    let (status, stale) = c
+        .post(
+            &alice,
+            "/api/admin/kb/save",
+            json!({"slug": "billing/refunds", "body": "# Refunds\n\nMine.\n", "hash": hash}),
+        )
+        .await;
+    assert_eq!(status, 409, "{stale}");
+    let diff = stale["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("-To get a refund, open Settings → Billing → Refund within **30 days**")
+            && diff.contains("+Mine."),
+        "{diff}"
+    );
+    assert_eq!(stale["current_hash"], saved["hash"]);
+    assert!(std::fs::read_to_string(&file).unwrap().ends_with(new_body));
+    // So is a save over a file changed on disk by someone else.
+    std::fs::write(&file, REFUNDS.replace("14 days", "21 days")).unwrap();
+    let (status, _) = c
+        .post(&alice, "/api/admin/kb/save", json!({"slug": "billing/refunds", "front": front, "body": "# R\n\nx\n", "hash": saved["hash"]}))
+        .await;
+    assert_eq!(status, 409);
+    std::fs::write(&file, &on_disk).unwrap();
+
+    // Recorded: who, before and after; listed as the last edit.
+    let (_, changes) = c
+        .get(&alice, "/api/admin/kb/changes?slug=billing/refunds")
+        .await;
+    let changes = changes["changes"].as_array().unwrap().clone();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(
+        (changes[0]["agent"].as_str(), changes[0]["action"].as_str()),
+        (Some("alice"), Some("update"))
+    );
+    let id = changes[0]["id"].as_str().unwrap();
+    let (_, change) = c.get(&alice, &format!("/api/admin/kb/changes/{id}")).await;
+    assert_eq!(change["change"]["before"], REFUNDS);
+    assert_eq!(change["change"]["after"], on_disk.as_str());
+    assert!(
+        change["diff"]
+            .as_str()
+            .unwrap()
+            .contains("+To get a refund, open Settings → Billing → Refund within **30 days**")
+    );
+    let (_, list) = c.get(&alice, "/api/admin/kb/articles").await;
+    let row = list["articles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["slug"] == "billing/refunds")
+        .unwrap()
+        .clone();
+    assert_eq!(row["edited_by"], "alice");
+
+    // Reverted: the old text is back and answered from; the revert is a
+    // change of its own, which can itself be reverted.
+    let (status, reverted) = c
+        .post(
+            &alice,
+            &format!("/api/admin/kb/changes/{id}/revert"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200, "{reverted}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), REFUNDS);
+    assert!(
+        answer(&t, "c3", "how do I get a refund")
+            .await
+            .answer
+            .contains("14 days")
+    );
+    let (_, changes) = c
+        .get(&alice, "/api/admin/kb/changes?slug=billing/refunds")
+        .await;
+    assert_eq!(changes["changes"][0]["action"], "revert");
+    assert_eq!(changes["changes"][0]["reverts"], id);
+    // Reverting the same change again finds the file no longer as it left it.
+    let (status, _) = c
+        .post(
+            &alice,
+            &format!("/api/admin/kb/changes/{id}/revert"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let undo = changes["changes"][0]["id"].as_str().unwrap();
+    let (status, _) = c
+        .post(
+            &alice,
+            &format!("/api/admin/kb/changes/{undo}/revert"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), on_disk);
+    let dep = t.shutdown().await;
+    dep.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn articles_are_added_renamed_and_deleted_and_each_can_be_undone() {
+    let t = spawn_app(options()).await;
+    let c = Console::new(&t).await;
+    let alice = c.sign_in("alice", ALICE_PASSWORD).await;
+    let kb = t.deployment().kb_path().to_path_buf();
+    let shipping = json!({"slug": "shipping", "front": {"title": "Shipping", "tags": ["orders", "delivery"]},
+        "body": "# Shipping\n\n## How long does delivery take\nParcels arrive within 3 working days by courier.\n", "hash": null});
+    let (status, created) = c.post(&alice, "/api/admin/kb/save", shipping.clone()).await;
+    assert_eq!(status, 200, "{created}");
+    assert!(kb.join("shipping.md").is_file());
+    assert!(
+        answer(&t, "c1", "how long does delivery take")
+            .await
+            .answer
+            .contains("3 working days")
+    );
+    // "New" over an existing article is a conflict, not an overwrite.
+    let (status, _) = c.post(&alice, "/api/admin/kb/save", shipping.clone()).await;
+    assert_eq!(status, 409);
+
+    let hash = created["hash"].as_str().unwrap();
+    let (status, renamed) = c
+        .post(
+            &alice,
+            "/api/admin/kb/rename",
+            json!({"from": "shipping", "to": "orders/shipping", "hash": hash}),
+        )
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+    assert!(!kb.join("shipping.md").exists() && kb.join("orders/shipping.md").is_file());
+    assert!(
+        t.core.kb.article("orders/shipping").is_some() && t.core.kb.article("shipping").is_none()
+    );
+    // Renaming onto an existing article is refused.
+    let (status, _) = c
+        .post(
+            &alice,
+            "/api/admin/kb/rename",
+            json!({"from": "orders/shipping", "to": "password", "hash": hash}),
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    let (status, deleted) = c
+        .post(
+            &alice,
+            "/api/admin/kb/delete",
+            json!({"slug": "orders/shipping", "hash": hash}),
+        )
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert!(!kb.join("orders/shipping.md").exists());
+    assert!(t.core.kb.article("orders/shipping").is_none());
+    // A stale delete (already gone) is a conflict.
+    let (status, _) = c
+        .post(
+            &alice,
+            "/api/admin/kb/delete",
+            json!({"slug": "orders/shipping", "hash": hash}),
+        )
+        .await;
+    assert_eq!(status, 409);
+
+    // Undo the delete, then the rename: back where it was created.
+    let (_, revert) = c
+        .post(
+            &alice,
+            &format!(
+                "/api/admin/kb/changes/{}/revert",
+                deleted["change"].as_str().unwrap()
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(revert["slug"], "orders/shipping", "{revert}");
+    assert!(kb.join("orders/shipping.md").is_file());
+    let (status, revert) = c
+        .post(
+            &alice,
+            &format!(
+                "/api/admin/kb/changes/{}/revert",
+                renamed["change"].as_str().unwrap()
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200, "{revert}");
+    assert!(kb.join("shipping.md").is_file() && !kb.join("orders/shipping.md").exists());
+    let (_, all) = c.get(&alice, "/api/admin/kb/changes").await;
+    let actions: Vec<&str> = all["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["revert", "revert", "delete", "rename", "create"]);
+    // Undo the creation: the article is gone.
+    let (status, _) = c
+        .post(
+            &alice,
+            &format!(
+                "/api/admin/kb/changes/{}/revert",
+                created["change"].as_str().unwrap()
+            ),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(!kb.join("shipping.md").exists() && t.core.kb.article("shipping").is_none());
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slugs_from_the_browser_never_reach_outside_the_folder() {
+    let t = spawn_app(options()).await;
+    let c = Console::new(&t).await;
+    let alice = c.sign_in("alice", ALICE_PASSWORD).await;
+    let outside = t.deployment().path().join("escape.md");
+    for slug in [
+        "../escape",
+        "/tmp/escape",
+        "a/../../escape",
+        ".hidden",
+        "x\\..\\escape",
+        "",
+        "a//b",
+        "notes.md",
+    ] {
+        let (status, body) = c
+            .post(
+                &alice,
+                "/api/admin/kb/save",
+                json!({"slug": slug, "body": "# Escape\n\nText.\n", "hash": null}),
+            )
+            .await;
+        assert_eq!(status, 422, "{slug:?}: {body}");
+        let (status, _) = c
+            .get(
+                &alice,
+                &format!("/api/admin/kb/article?slug={}", urlencode(slug)),
+            )
+            .await;
+        assert_eq!(status, 422, "{slug:?}");
+        let (status, _) = c
+            .post(
+                &alice,
+                "/api/admin/kb/rename",
+                json!({"from": "password", "to": slug, "hash": "x"}),
+            )
+            .await;
+        assert_eq!(status, 422, "{slug:?}");
+    }
+    let (status, _) = c
+        .post(
+            &alice,
+            "/api/admin/kb/delete",
+            json!({"slug": "../kb/password", "hash": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(!outside.exists());
+    assert!(t.deployment().kb_path().join("password.md").exists());
+    t.stop().await;
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_lists_by_tab_searches_and_tells_what_happened() {
+    inbox_flow(options()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
+async fn the_inbox_on_postgres() {
+    inbox_flow(options().postgres()).await;
+}
+
+async fn inbox_flow(options: Options) {
+    let t = spawn_app(options).await;
+    let c = Console::new(&t).await;
+    let alice = c.sign_in("alice", ALICE_PASSWORD).await;
+    let bob = Who::Token(BOB_TOKEN);
+    answer(&t, "ann", "how do I get a refund").await;
+    let handed = answer(&t, "ann", "I want a human about my parcel").await;
+    assert!(handed.handoff, "{handed:?}");
+    let id = handed.conversation_id.clone();
+    answer(&t, "ben", "how do I reset my password").await;
+    assert_eq!(c.get(&Who::Anonymous, "/api/agent/inbox").await.0, 401);
+    assert_eq!(c.get(&Who::Anonymous, "/api/agent/agents").await.0, 401);
+    assert_eq!(
+        c.get(&bob, "/api/agent/agents").await.1,
+        json!({"agents": ["alice", "bob"]})
+    );
+
+    let ids = |v: &Value| -> Vec<String> {
+        v["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (status, waiting) = c.get(&alice, "/api/agent/inbox?tab=waiting").await;
+    assert_eq!(status, 200, "{waiting}");
+    assert_eq!(ids(&waiting), vec![id.clone()]);
+    let row = &waiting["conversations"][0];
+    assert_eq!(row["customer"], "Customer ann");
+    assert_eq!(row["channel"], "web");
+    assert!(
+        row["handoff_reason"].is_string() && row["handoff_at"].is_i64(),
+        "{row}"
+    );
+    assert!(
+        row["last_text"].is_string() && waiting["now"].is_i64(),
+        "{row}"
+    );
+    assert_eq!(
+        ids(&c.get(&alice, "/api/agent/inbox?tab=mine").await.1),
+        Vec::<String>::new()
+    );
+
+    let (status, _) = c
+        .post(
+            &alice,
+            &format!("/api/agent/conversations/{id}/claim"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ids(&c.get(&alice, "/api/agent/inbox?tab=mine").await.1),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&c.get(&bob, "/api/agent/inbox?tab=mine").await.1),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&c.get(&bob, "/api/agent/inbox?tab=open").await.1),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&c.get(&bob, "/api/agent/inbox?tab=waiting").await.1),
+        Vec::<String>::new()
+    );
+    let (_, _) = c
+        .post(
+            &alice,
+            &format!("/api/agent/conversations/{id}/reply"),
+            json!({"text": "Hello ann, checking your parcel."}),
+        )
+        .await;
+    let (status, _) = c
+        .post(
+            &alice,
+            &format!("/api/agent/conversations/{id}/resolve"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, resolved) = c.get(&alice, "/api/agent/inbox?tab=resolved").await;
+    assert_eq!(ids(&resolved), vec![id.clone()]);
+    assert_eq!(
+        resolved["conversations"][0]["last_text"],
+        "Hello ann, checking your parcel."
+    );
+
+    // Search: customer names and message text, with filters; wildcards
+    // are literal.
+    assert_eq!(
+        ids(&c.get(&alice, "/api/agent/inbox?q=parcel").await.1),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&c.get(&alice, "/api/agent/inbox?q=ANN").await.1),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&c
+            .get(&alice, "/api/agent/inbox?q=parcel&status=resolved")
+            .await
+            .1),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        ids(&c
+            .get(&alice, "/api/agent/inbox?q=parcel&status=bot")
+            .await
+            .1),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&c
+            .get(&alice, "/api/agent/inbox?q=parcel&channel=telegram")
+            .await
+            .1),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&c.get(&alice, "/api/agent/inbox?q=%25").await.1),
+        Vec::<String>::new()
+    );
+    let (_, ben) = c
+        .get(&alice, "/api/agent/inbox?q=password&status=bot")
+        .await;
+    assert_eq!(ben["conversations"][0]["customer"], "Customer ben", "{ben}");
+    assert_eq!(c.get(&alice, "/api/agent/inbox?tab=nonsense").await.0, 400);
+
+    // The timeline tells what happened, in order.
+    let (_, conversation) = c
+        .get(&alice, &format!("/api/agent/conversations/{id}"))
+        .await;
+    let lines: Vec<String> = conversation["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| match l["kind"].as_str().unwrap() {
+            "event" => format!("event: {}", l["text"].as_str().unwrap()),
+            _ => format!(
+                "{}: {}",
+                l["role"].as_str().unwrap(),
+                l["text"].as_str().unwrap()
+            ),
+        })
+        .collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {lines:#?}"))
+    };
+    assert!(
+        at("customer: I want a human") < at("event: Handed off"),
+        "{lines:#?}"
+    );
+    assert!(
+        at("event: Handed off") < at("event: alice joined"),
+        "{lines:#?}"
+    );
+    assert!(
+        at("event: alice joined") < at("agent: Hello ann"),
+        "{lines:#?}"
+    );
+    assert!(
+        at("agent: Hello ann") < at("event: Resolved by alice"),
+        "{lines:#?}"
+    );
+    t.stop().await;
+}
