@@ -15,7 +15,7 @@ use crate::button::{ButtonData, SurveyStep};
 use crate::clock::Millis;
 use crate::config::CsatSettings;
 use crate::conversation::Transition;
-use crate::delivery::{self, Button, Outgoing, Registry, Target};
+use crate::delivery::{self, Button, Outgoing, Registry, Retry, Sent, Target};
 use crate::store::{self, Answer, Change, Conversation, Store, Survey};
 
 /// How long after a question a typed answer still counts.
@@ -175,8 +175,17 @@ impl Surveys {
         };
         let target = target_of(&conversation, &customer.external_id);
         let message = self.question("csat", &conversation.id, &target.channel)?;
-        match self.registry.deliver(&target, &message).await {
-            Ok(_) => {
+        let sent = delivery::send_or_queue(
+            &self.registry,
+            store,
+            &target,
+            &message,
+            Some(&conversation.id),
+            Retry::Caller,
+        )
+        .await?;
+        match sent {
+            Sent::Delivered(_) | Sent::Queued => {
                 let agent = conversation
                     .resolved_by
                     .as_deref()
@@ -186,7 +195,7 @@ impl Surveys {
                     .await?;
                 Ok(true)
             }
-            Err(delivery::Error::Temporary(_) | delivery::Error::NoChannel(_)) => {
+            Sent::Held(_) => {
                 let expire = (self.settings.expire_secs as Millis).saturating_mul(1000);
                 if store.now() - survey.due_at > expire {
                     store
@@ -199,7 +208,7 @@ impl Surveys {
                 }
                 Ok(false)
             }
-            Err(e @ (delivery::Error::Unreachable(_) | delivery::Error::Permanent(_))) => {
+            Sent::Failed(e) => {
                 tracing::info!(conversation = %conversation.id, "survey not delivered: {e}");
                 store
                     .release_survey(&conversation.id, Err("failed"))

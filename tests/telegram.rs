@@ -8,7 +8,7 @@ use common::{
 };
 use serde_json::json;
 use switchboard::button::{ButtonData, NO_LONGER_AVAILABLE, SurveyStep};
-use switchboard::channels::telegram::text;
+use switchboard::channels::text;
 use switchboard::conversation::Status;
 use telegram_fake::{
     Failure, callback_update, group_chat, message, message_update, private_chat, user,
@@ -385,7 +385,7 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
         .wait_until("the refusal", |f| {
             f.calls_of("answercallbackquery")
                 .iter()
-                .any(|c| c["text"] == text::NOT_AN_AGENT)
+                .any(|c| c["text"] == text::telegram::NOT_AN_AGENT)
         })
         .await;
     // Alice claims and answers in the topic.
@@ -1053,7 +1053,7 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .wait_until("the question back", |f| {
             f.texts_to(AGENTS)
                 .iter()
-                .any(|x| x == text::WHICH_CONVERSATION)
+                .any(|x| x == text::telegram::WHICH_CONVERSATION)
         })
         .await;
 

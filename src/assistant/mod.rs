@@ -1229,39 +1229,25 @@ impl Assistant {
             if reply.is_silent() {
                 return Ok(false);
             }
-            let mut text = reply.answer.clone();
-            for s in &reply.sources {
-                text.push_str(&format!(
-                    "\n• {}{}",
-                    s.title,
-                    s.url
-                        .as_deref()
-                        .map(|u| format!(" — {u}"))
-                        .unwrap_or_default()
-                ));
-            }
             let target = crate::delivery::Target {
                 channel: conversation.channel.clone(),
                 customer_id: customer.external_id.clone(),
                 thread: conversation.thread_key.clone(),
             };
             let outgoing = crate::delivery::Outgoing {
-                text,
+                text: crate::delivery::plain_reply(&reply.answer, &reply.sources),
                 buttons: reply.buttons(),
                 notice: false,
             };
-            if let Err(e) = registry.deliver(&target, &outgoing).await {
-                let next = store.now() + 5_000;
-                store
-                    .enqueue_outbox(
-                        &target,
-                        &outgoing,
-                        Some(&conversation.id),
-                        &e.to_string(),
-                        next,
-                    )
-                    .await?;
-            }
+            crate::delivery::send_or_queue(
+                registry,
+                store,
+                &target,
+                &outgoing,
+                Some(&conversation.id),
+                crate::delivery::Retry::Outbox,
+            )
+            .await?;
         }
         Ok(true)
     }

@@ -3,8 +3,10 @@
 
 pub mod console;
 pub mod discord;
+pub mod driver;
 pub mod stream;
 pub mod telegram;
+pub mod text;
 pub mod web;
 
 use std::collections::HashMap;

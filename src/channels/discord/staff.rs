@@ -1,11 +1,16 @@
 //! The agents' channel as a staff desk: a card per conversation with a
 //! thread under it.
 
+use serenity::all::MessageId;
+
+use super::platform::Sent;
 use super::*;
+use crate::delivery;
+use crate::desk::{Card, PostedCard, StaffDesk};
 
 /// How a message the bot posted in the agents' channel is remembered.
-pub(super) fn post_ref(id: MessageId) -> String {
-    format!("msg:{}", id.get())
+fn post_ref(id: MessageId) -> String {
+    driver::post_ref::<Discord>(Sent::Message(id))
 }
 
 /// The agents' channel as a staff desk: a card per conversation with a
@@ -39,20 +44,10 @@ impl StaffDesk for StaffDeskImpl {
         };
         let text: String = render::split(&card.text()).join("\n");
         let text: String = text.chars().take(render::LIMIT).collect();
-        let id = self
-            .discord
-            .post(&place, &text, &card.buttons, None)
+        let id = retrying(|| self.discord.post(&place, &text, &card.buttons, None))
             .await
             .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
-        let who = card
-            .customer
-            .display_name
-            .clone()
-            .unwrap_or_else(|| card.customer.external_id.clone());
-        let name: String = format!("{who} · {}", card.reason)
-            .chars()
-            .take(90)
-            .collect();
+        let name = card.thread_name(90);
         let http = &self.discord.inner.http;
         match retrying(|| {
             channel.create_thread_from_message(http, id, CreateThread::new(name.clone()))
@@ -114,23 +109,8 @@ impl StaffDesk for StaffDeskImpl {
                 )));
             }
         };
-        let prefix = if notice {
-            NOTICE_PREFIX
-        } else {
-            CUSTOMER_PREFIX
-        };
         // Agents answer by replying to any of these posts: each is
         // remembered (by message id) as the conversation's.
-        let text = format!("{prefix}{body}");
-        let mut posts = Vec::new();
-        for part in render::split(&text) {
-            let id = self
-                .discord
-                .post(&place, &part, &[], None)
-                .await
-                .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
-            posts.push(post_ref(id));
-        }
-        Ok(posts)
+        driver::post_to_staff(&self.discord, &Surface::Channel(place), body, notice).await
     }
 }
