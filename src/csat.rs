@@ -10,13 +10,13 @@
 
 use std::time::Duration;
 
-use crate::assistant::Prompts;
 use crate::button::{ButtonData, SurveyStep};
 use crate::clock::Millis;
 use crate::config::CsatSettings;
 use crate::conversation::Transition;
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Sent, Target};
 use crate::store::{self, Answer, Change, Conversation, Store, Survey};
+use crate::templates::Prompts;
 
 /// How long after a question a typed answer still counts.
 pub const TYPED_WINDOW_MS: Millis = 24 * 3600 * 1000;
@@ -37,7 +37,7 @@ pub enum Error {
     Store(#[from] store::Error),
     /// A template failed.
     #[error(transparent)]
-    Prompt(#[from] crate::assistant::prompts::Error),
+    Prompt(#[from] crate::templates::Error),
 }
 
 /// What one [`Surveys::tick`] did.
@@ -82,11 +82,8 @@ impl Surveys {
     }
 
     fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
-        let mut context = serde_json::json!({"product_name": self.product_name});
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        Ok(self.prompts.render(name, context)?)
+        let common = serde_json::json!({"product_name": self.product_name});
+        Ok(self.prompts.render_with(name, common, extra)?)
     }
 
     /// Runs [`Surveys::tick`] every `every` until `shutdown`.

@@ -21,13 +21,13 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::agents::{Agent, Agents};
-use crate::assistant::Prompts;
 use crate::button::{ButtonData, DeskButton};
 use crate::clock::Millis;
 use crate::conversation::{Status, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Target};
-use crate::handoff::BusinessHours;
+use crate::hours::BusinessHours;
 use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Role, Store};
+use crate::templates::Prompts;
 
 /// How many recent messages a card shows.
 const CARD_MESSAGES: usize = 6;
@@ -68,7 +68,7 @@ pub enum Error {
     Store(#[from] store::Error),
     /// A template failed.
     #[error(transparent)]
-    Prompt(#[from] crate::assistant::prompts::Error),
+    Prompt(#[from] crate::templates::Error),
 }
 
 /// What an agent does to a conversation.
@@ -293,11 +293,8 @@ impl Desk {
     }
 
     fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
-        let mut context = serde_json::json!({"product_name": self.inner.product_name});
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        Ok(self.inner.prompts.render(name, context)?)
+        let common = serde_json::json!({"product_name": self.inner.product_name});
+        Ok(self.inner.prompts.render_with(name, common, extra)?)
     }
 
     /// Waiting and claimed conversations, oldest hand-off first.

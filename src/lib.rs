@@ -53,13 +53,16 @@ pub mod eval;
 pub mod export;
 pub mod handoff;
 pub mod health;
+pub mod hours;
 pub mod inbound;
 pub mod kb;
 pub mod limits;
 pub mod llm;
+pub mod outgoing;
 pub mod report;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 pub mod transcript;
 pub mod web;
 

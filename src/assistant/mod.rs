@@ -10,7 +10,7 @@
 //! answer as it is written; the returned [`Reply`] is always the final word.
 
 pub mod context;
-pub mod prompts;
+pub use crate::templates as prompts;
 pub mod semantic;
 
 use std::collections::HashMap;
@@ -593,14 +593,11 @@ impl Assistant {
     /// # Errors
     /// When the template fails.
     pub fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
-        let mut context = serde_json::json!({
+        let common = serde_json::json!({
             "product_name": self.inner.settings.product_name,
             "no_answer_token": NO_ANSWER_TOKEN,
         });
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        Ok(self.inner.prompts.render(name, context)?)
+        Ok(self.inner.prompts.render_with(name, common, extra)?)
     }
 
     /// Searches the knowledge base for `question` and measures confidence.
