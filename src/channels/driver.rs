@@ -20,8 +20,9 @@ use crate::agents::Agent;
 use crate::assistant::{self, Assistant, Pressed, Received, Reply, Turn};
 use crate::button::{ButtonData, NO_LONGER_AVAILABLE};
 use crate::delivery::{self, Button, Deliver, Outgoing, Retry, Target};
-use crate::desk::Desk;
+use crate::desk::{AgentAction, Card, Desk, PostedCard, StaffDesk};
 use crate::inbound::guarded;
+use crate::store::Conversation;
 use crate::store::Store;
 
 /// What a channel holds of the core.
@@ -274,6 +275,28 @@ impl StaffMember {
             who: format!("{}:{user_id}", P::CHANNEL),
         }
     }
+
+    /// Carries out `action` on `conversation` as this member; `Err` is
+    /// what to tell them (`not_an_agent` when they are not one).
+    async fn act<P: Platform>(
+        &self,
+        platform: &P,
+        conversation: &str,
+        action: AgentAction,
+        not_an_agent: &str,
+    ) -> Result<Conversation, String> {
+        platform
+            .core()
+            .desk
+            .act_in_chat(
+                self.agent.as_ref(),
+                &self.who,
+                conversation,
+                action,
+                not_an_agent,
+            )
+            .await
+    }
 }
 
 /// A Claim / Resolve / Give back button on a staff card: what to tell the
@@ -291,16 +314,8 @@ pub async fn staff_press<P: Platform>(
     else {
         return NO_LONGER_AVAILABLE.into();
     };
-    platform
-        .core()
-        .desk
-        .act_in_chat(
-            member.agent.as_ref(),
-            &member.who,
-            &conversation,
-            action.into(),
-            not_an_agent,
-        )
+    member
+        .act(platform, &conversation, action.into(), not_an_agent)
         .await
         .map_or_else(|e| e, |c| text::done(c.status))
 }
@@ -346,17 +361,9 @@ pub async fn agent_message<P: Platform>(
         Ok(a) => a,
         Err(help) => return send_text(platform, place, &help, Vec::new()).await,
     };
-    let member = &message.member;
-    if let Err(explain) = platform
-        .core()
-        .desk
-        .act_in_chat(
-            member.agent.as_ref(),
-            &member.who,
-            &conversation,
-            action,
-            not_an_agent,
-        )
+    if let Err(explain) = message
+        .member
+        .act(platform, &conversation, action, not_an_agent)
         .await
     {
         send_text(platform, place, &explain, Vec::new()).await;
@@ -389,13 +396,59 @@ async fn staff_conversation<P: Platform>(
     }
 }
 
+/// A platform whose agents work in a staff place (a group, a channel):
+/// what differs there.
+#[async_trait::async_trait]
+pub trait StaffPlatform: Platform {
+    /// Posts a hand-off card and opens its staff thread (a forum topic, a
+    /// thread under the card, or replies to the card).
+    ///
+    /// # Errors
+    /// A delivery error; the card is tried again later.
+    async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error>;
+    /// The place a staff thread reference (as `post_card` returned it)
+    /// names.
+    ///
+    /// # Errors
+    /// [`delivery::Error::Permanent`] for a reference that names none.
+    fn staff_place(&self, thread_ref: &str) -> Result<Self::Place, delivery::Error>;
+}
+
+/// A platform's staff place as a [`StaffDesk`]: register
+/// `Arc::new(Staff(platform))` with [`Desk::add_staff_desk`].
+pub struct Staff<P>(pub P);
+
+#[async_trait::async_trait]
+impl<P: StaffPlatform> StaffDesk for Staff<P> {
+    fn name(&self) -> &str {
+        P::CHANNEL
+    }
+
+    async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error> {
+        self.0.post_card(card).await
+    }
+
+    /// Agents answer by replying to any of the posts: each is remembered
+    /// (by message id) as the conversation's.
+    async fn post(
+        &self,
+        thread_ref: &str,
+        _card: &Card,
+        body: &str,
+        notice: bool,
+    ) -> Result<Vec<String>, delivery::Error> {
+        let place = self.0.staff_place(thread_ref)?;
+        post_to_staff(&self.0, &place, body, notice).await
+    }
+}
+
 /// Posts `body` in a staff thread (a customer's message, or a notice when
 /// `notice`), in parts; returns the posts' references, by which agents
 /// reply.
 ///
 /// # Errors
 /// [`delivery::Error::Temporary`] when a part cannot be posted.
-pub async fn post_to_staff<P: Platform>(
+async fn post_to_staff<P: Platform>(
     platform: &P,
     place: &P::Place,
     body: &str,

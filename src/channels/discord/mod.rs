@@ -24,7 +24,6 @@ mod staff;
 use errors::{gateway_hint, http_client, retrying, status};
 use places::PlaceKind;
 pub use platform::{Place, Sent, Surface};
-use staff::StaffDeskImpl;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -149,9 +148,7 @@ impl Discord {
             .register(CHANNEL, Arc::new(driver::Delivery(discord.clone())));
         inbound.register(CHANNEL, Arc::new(discord.clone()));
         if discord.inner.agents_channel.is_some() {
-            desk.add_staff_desk(Arc::new(StaffDeskImpl {
-                discord: discord.clone(),
-            }));
+            desk.add_staff_desk(Arc::new(driver::Staff(discord.clone())));
         }
         tracing::info!(bot = %me.name, "discord connected");
         Ok(discord)

@@ -19,7 +19,6 @@ mod webhook;
 
 use crate::agents::constant_time_eq;
 use errors::retrying;
-use staff::StaffDeskImpl;
 pub use webhook::webhook_routes;
 
 use std::future::Future;
@@ -86,6 +85,9 @@ struct Inner {
     bot_id: u64,
     agents_chat: Option<ChatId>,
     webhook_secret: Option<String>,
+    /// Whether the agents' group takes forum topics; learnt on the first
+    /// card.
+    forum: AtomicBool,
 }
 
 impl Telegram {
@@ -132,16 +134,14 @@ impl Telegram {
                 bot_id: me.user.id.0,
                 agents_chat: settings.agents_chat_id.map(ChatId),
                 webhook_secret,
+                forum: AtomicBool::new(true),
             }),
         };
         desk.registry()
             .register(CHANNEL, Arc::new(driver::Delivery(telegram.clone())));
         inbound.register(CHANNEL, Arc::new(telegram.clone()));
         if telegram.inner.agents_chat.is_some() {
-            desk.add_staff_desk(Arc::new(StaffDeskImpl {
-                telegram: telegram.clone(),
-                forum: AtomicBool::new(true),
-            }));
+            desk.add_staff_desk(Arc::new(driver::Staff(telegram.clone())));
         }
         tracing::info!(bot = %telegram.inner.username, "telegram connected");
         Ok(telegram)

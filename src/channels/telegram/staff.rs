@@ -4,40 +4,31 @@
 use std::sync::atomic::Ordering;
 
 use super::*;
+use crate::channels::driver::StaffPlatform;
 use crate::delivery;
-use crate::desk::{Card, PostedCard, StaffDesk};
+use crate::desk::{Card, PostedCard};
 
-/// The agents' group as a staff desk.
-pub(super) struct StaffDeskImpl {
-    pub(super) telegram: Telegram,
-    /// Whether the group takes forum topics; learnt on the first card.
-    pub(super) forum: AtomicBool,
-}
-
-impl StaffDeskImpl {
-    fn chat(&self) -> Result<ChatId, delivery::Error> {
-        self.telegram
-            .inner
+impl Telegram {
+    fn agents_chat(&self) -> Result<ChatId, delivery::Error> {
+        self.inner
             .agents_chat
             .ok_or_else(|| delivery::Error::Permanent("no agents chat".into()))
     }
 }
 
+/// The agents' group: a card per conversation, in a topic of its own where
+/// the group has topics (learnt on the first card), else replies to it.
 #[async_trait::async_trait]
-impl StaffDesk for StaffDeskImpl {
-    fn name(&self) -> &str {
-        CHANNEL
-    }
-
+impl StaffPlatform for Telegram {
     async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error> {
-        let chat = self.chat()?;
+        let chat = self.agents_chat()?;
         let mut place = Place {
             chat,
             thread: None,
             reply_to: None,
         };
-        if self.forum.load(Ordering::Relaxed) {
-            let bot = &self.telegram.inner.bot;
+        if self.inner.forum.load(Ordering::Relaxed) {
+            let bot = &self.inner.bot;
             match bot
                 .create_forum_topic(chat, card.thread_name(120))
                 .send()
@@ -48,13 +39,13 @@ impl StaffDesk for StaffDeskImpl {
                     tracing::info!(
                         "telegram: agents chat has no topics ({e}); using replies to cards"
                     );
-                    self.forum.store(false, Ordering::Relaxed);
+                    self.inner.forum.store(false, Ordering::Relaxed);
                 }
                 Err(e) => return Err(delivery::Error::Temporary(e.to_string())),
             }
         }
         let html = render::fit(&card.text());
-        let id = driver::post_card(&self.telegram, &place, &html, &card.buttons).await?;
+        let id = driver::post_card(self, &place, &html, &card.buttons).await?;
         let post = driver::post_ref::<Telegram>(id);
         Ok(PostedCard {
             thread_ref: match place.thread {
@@ -65,33 +56,22 @@ impl StaffDesk for StaffDeskImpl {
         })
     }
 
-    async fn post(
-        &self,
-        thread_ref: &str,
-        _card: &Card,
-        body: &str,
-        notice: bool,
-    ) -> Result<Vec<String>, delivery::Error> {
-        let chat = self.chat()?;
-        let place = match thread_ref.split_once(':') {
-            Some(("topic", t)) => Place {
+    fn staff_place(&self, thread_ref: &str) -> Result<Place, delivery::Error> {
+        let chat = self.agents_chat()?;
+        match thread_ref.split_once(':') {
+            Some(("topic", t)) => Ok(Place {
                 chat,
                 thread: t.parse().ok().map(|t| ThreadId(MessageId(t))),
                 reply_to: None,
-            },
-            Some(("msg", m)) => Place {
+            }),
+            Some(("msg", m)) => Ok(Place {
                 chat,
                 thread: None,
                 reply_to: m.parse().ok().map(MessageId),
-            },
-            _ => {
-                return Err(delivery::Error::Permanent(format!(
-                    "bad thread reference {thread_ref}"
-                )));
-            }
-        };
-        // Agents answer by replying to any of these posts: each is
-        // remembered (by message id) as the conversation's.
-        driver::post_to_staff(&self.telegram, &place, body, notice).await
+            }),
+            _ => Err(delivery::Error::Permanent(format!(
+                "bad thread reference {thread_ref}"
+            ))),
+        }
     }
 }
