@@ -267,6 +267,30 @@ async fn rate_limits_and_server_errors_are_retried() {
     t.stop().await;
 }
 
+/// Issue 12: the channel kept a send Telegram refused for good (400) in the
+/// outbox, to be refused again on every retry. The one delivery policy
+/// keeps only what may succeed later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_telegram_refuses_for_good_is_not_queued() {
+    let t = start("", None).await;
+    t.telegram().fail(
+        "sendmessage",
+        Failure::BadRequest("Bad Request: can't parse entities"),
+        1,
+    );
+    t.telegram().push(from_customer(1, 10, "/help"));
+    // Answers in one chat go in order: once the second is there, the first
+    // was refused and settled.
+    t.telegram().push(from_customer(2, 11, "/help"));
+    t.telegram()
+        .wait_until("the second answer", |f| f.texts_to(CUSTOMER).len() >= 2)
+        .await;
+    // The fake records refused sends too: one refused (not retried), one sent.
+    assert_eq!(t.telegram().texts_to(CUSTOMER).len(), 2);
+    assert_eq!(t.outbox_pending().await, 0, "nothing queued");
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_answer_is_split_under_the_limit() {
     let (llm, llm_url) = openai_fake::start().await;
