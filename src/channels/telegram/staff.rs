@@ -8,14 +8,6 @@ use crate::channels::driver::StaffPlatform;
 use crate::delivery;
 use crate::desk::{Card, PostedCard};
 
-impl Telegram {
-    fn agents_chat(&self) -> Result<ChatId, delivery::Error> {
-        self.inner
-            .agents_chat
-            .ok_or_else(|| delivery::Error::Permanent("no agents chat".into()))
-    }
-}
-
 /// The agents' group: a card per conversation, in a topic of its own where
 /// the group has topics (learnt on the first card), else replies to it.
 #[async_trait::async_trait]
@@ -73,5 +65,14 @@ impl StaffPlatform for Telegram {
                 "bad thread reference {thread_ref}"
             ))),
         }
+    }
+}
+
+impl Telegram {
+    /// The agents' group.
+    fn agents_chat(&self) -> Result<ChatId, delivery::Error> {
+        self.inner
+            .agents_chat
+            .ok_or_else(|| delivery::Error::Permanent("no agents chat".into()))
     }
 }
