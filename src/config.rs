@@ -853,7 +853,7 @@ impl Settings {
             );
         }
         if let Some(hours) = &self.handoff.business_hours
-            && let Err(why) = crate::handoff::BusinessHours::parse(hours, &self.handoff.timezone)
+            && let Err(why) = crate::hours::BusinessHours::parse(hours, &self.handoff.timezone)
         {
             return bad("handoff.business_hours", why);
         }

@@ -12,7 +12,7 @@
 mod budget;
 pub mod context;
 mod decline;
-pub mod prompts;
+pub use crate::templates as prompts;
 pub mod semantic;
 
 use std::collections::HashMap;
@@ -626,14 +626,11 @@ impl Assistant {
     /// # Errors
     /// When the template fails.
     pub fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
-        let mut context = serde_json::json!({
+        let common = serde_json::json!({
             "product_name": self.inner.settings.product_name,
             "no_answer_token": NO_ANSWER_TOKEN,
         });
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        Ok(self.inner.prompts.render(name, context)?)
+        Ok(self.inner.prompts.render_with(name, common, extra)?)
     }
 
     /// Searches the knowledge base for `question` and measures confidence.
@@ -1262,39 +1259,25 @@ impl Assistant {
             if reply.is_silent() {
                 return Ok(false);
             }
-            let mut text = reply.answer.clone();
-            for s in &reply.sources {
-                text.push_str(&format!(
-                    "\n• {}{}",
-                    s.title,
-                    s.url
-                        .as_deref()
-                        .map(|u| format!(" — {u}"))
-                        .unwrap_or_default()
-                ));
-            }
             let target = crate::delivery::Target {
                 channel: conversation.channel.clone(),
                 customer_id: customer.external_id.clone(),
                 thread: conversation.thread_key.clone(),
             };
             let outgoing = crate::delivery::Outgoing {
-                text,
+                text: crate::delivery::plain_reply(&reply.answer, &reply.sources),
                 buttons: reply.buttons(),
                 notice: false,
             };
-            if let Err(e) = registry.deliver(&target, &outgoing).await {
-                let next = store.now() + 5_000;
-                store
-                    .enqueue_outbox(
-                        &target,
-                        &outgoing,
-                        Some(&conversation.id),
-                        &e.to_string(),
-                        next,
-                    )
-                    .await?;
-            }
+            crate::delivery::send_or_queue(
+                registry,
+                store,
+                &target,
+                &outgoing,
+                Some(&conversation.id),
+                crate::delivery::Retry::Outbox,
+            )
+            .await?;
         }
         Ok(true)
     }

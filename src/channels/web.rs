@@ -101,15 +101,8 @@ impl Replay for WebReplay {
         if reply.is_silent() {
             return Ok(());
         }
-        let mut text = reply.answer.clone();
-        for source in &reply.sources {
-            text.push_str(&format!("\n• {}", source.title));
-            if let Some(url) = &source.url {
-                text.push_str(&format!(" — {url}"));
-            }
-        }
         let message = Outgoing {
-            text,
+            text: delivery::plain_reply(&reply.answer, &reply.sources),
             buttons: reply.buttons(),
             notice: false,
         };

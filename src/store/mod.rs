@@ -768,8 +768,8 @@ impl Store {
     /// On a database failure.
     pub async fn enqueue_outbox(
         &self,
-        target: &crate::delivery::Target,
-        message: &crate::delivery::Outgoing,
+        target: &crate::outgoing::Target,
+        message: &crate::outgoing::Outgoing,
         conversation_id: Option<&str>,
         error: &str,
         next_attempt_at: Millis,

@@ -607,7 +607,7 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
         }))
         .into_response(),
         Ok(Pressed::Feedback(_)) => {
-            Json(serde_json::json!({"reply": null, "ack": "Thanks for the feedback!"}))
+            Json(serde_json::json!({"reply": null, "ack": crate::channels::text::FEEDBACK_THANKS}))
                 .into_response()
         }
         Ok(Pressed::Unknown) => Json(serde_json::json!({"reply": null})).into_response(),
