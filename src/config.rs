@@ -365,6 +365,11 @@ pub struct WebSettings {
     /// `SWITCHBOARD_WEB__VISITOR_SECRET`. Unset: a key is generated once
     /// and kept in the database.
     pub visitor_secret: Option<Secret>,
+    /// Widget event streams (`GET /api/chat/stream`) open at once, in all;
+    /// past it widgets poll. Keep it under `max_connections`.
+    pub max_streams: usize,
+    /// Event streams one visitor may have open at once (tabs).
+    pub max_streams_per_visitor: usize,
 }
 
 impl Default for WebSettings {
@@ -384,6 +389,8 @@ impl Default for WebSettings {
             handoffs_per_minute: 10,
             cookie_secure: true,
             visitor_secret: None,
+            max_streams: 512,
+            max_streams_per_visitor: 4,
         }
     }
 }
@@ -727,6 +734,11 @@ impl Settings {
         }
         for (key, value) in [
             ("web.max_connections", self.web.max_connections as u64),
+            ("web.max_streams", self.web.max_streams as u64),
+            (
+                "web.max_streams_per_visitor",
+                self.web.max_streams_per_visitor as u64,
+            ),
             (
                 "web.header_read_timeout_secs",
                 self.web.header_read_timeout_secs,

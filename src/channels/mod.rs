@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod discord;
+pub mod live;
 pub mod stream;
 pub mod telegram;
 pub mod web;

@@ -43,7 +43,7 @@ use super::AppState;
 use super::markdown::to_html;
 use super::visitor::Refused;
 use crate::assistant::{Action, Mode, Pressed, Reply, Turn};
-use crate::button::ButtonData;
+use crate::button::{ButtonData, SurveyStep};
 use crate::channels::web::{CHANNEL, Kept};
 use crate::delivery::{Button, Outgoing};
 use crate::inbound::guarded;
@@ -149,7 +149,7 @@ pub const TOKEN_HEADER: &str = "x-visitor-token";
 
 /// What the widget shows for one message.
 #[derive(Serialize)]
-struct Shown {
+pub(super) struct Shown {
     /// `customer`, `bot`, `agent` or `notice`.
     kind: &'static str,
     /// The agent's name, for agent messages.
@@ -169,9 +169,17 @@ struct Shown {
     /// `data` of buttons that stay usable when newer messages arrive (👍/👎
     /// can be given to any answer of the conversation).
     lasting: Vec<String>,
+    /// The mailbox id of a mailbox message (its polling cursor): the
+    /// widget shows each once, however it arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
 }
 
 impl Shown {
+    /// Its mailbox id, for a mailbox message.
+    pub(super) fn cursor(&self) -> Option<&str> {
+        self.cursor.as_deref()
+    }
     fn new(kind: &'static str, text: String, at: i64) -> Self {
         Shown {
             kind,
@@ -185,6 +193,7 @@ impl Shown {
             buttons: Vec::new(),
             chosen: Vec::new(),
             lasting: Vec::new(),
+            cursor: None,
         }
     }
     /// Marks the feedback buttons as lasting, and the one matching
@@ -398,8 +407,14 @@ async fn history(
                     .filter(|(id, _, m)| {
                         id.as_str() <= cursor.as_str() && !m.notice && !Shown::copies(m, &log)
                     })
-                    .map(|(_, at, m)| Shown::message(m, at, &log)),
+                    .map(|(id, at, m)| Shown {
+                        cursor: Some(id),
+                        ..Shown::message(m, at, &log)
+                    }),
             );
+            if let Err(e) = survey_choices(store, &mut shown).await {
+                return internal(e);
+            }
             (Some(conversation.status.as_str()), shown)
         }
         Ok(None) => (None, Vec::new()),
@@ -550,11 +565,36 @@ async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
                 let assistant = state.assistant.clone();
                 let answers = state.answers.clone();
                 let inbound = state.inbound.clone();
+                let live = state.live.clone();
                 tokio::spawn(async move {
                     // Forgotten when the task ends, even by a panic.
                     let _forget = key.clone().map(|key| Forget(answers, key));
                     let kept = kept(&turn);
-                    let result = match guarded(assistant.handle(turn, None)).await {
+                    // The words of the answer go to the session's event
+                    // stream as the model writes them, named by the
+                    // client's message id (without one the widget could
+                    // not tell whose they are).
+                    let (deltas, mut words) = tokio::sync::mpsc::unbounded_channel();
+                    let session = turn.customer_id.clone();
+                    let streamed = kept.id.clone().map(|id| {
+                        let live = live.clone();
+                        async move {
+                            while let Some(piece) = words.recv().await {
+                                let data = serde_json::json!({"id": id, "text": piece});
+                                live.publish(&session, "delta", data.to_string());
+                            }
+                        }
+                    });
+                    let deltas = streamed.is_some().then_some(deltas);
+                    let handled = guarded(assistant.handle(turn, deltas));
+                    // Every word is published before the answer is
+                    // returned: the widget never sees a word after it.
+                    let (handled, ()) = tokio::join!(handled, async {
+                        if let Some(streamed) = streamed {
+                            streamed.await;
+                        }
+                    });
+                    let result = match handled {
                         Ok(result) => result.map_err(|e| e.to_string()),
                         Err(panic) => {
                             // Quarantined with what the browser sent.
@@ -602,10 +642,24 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
             Json(serde_json::json!({"reply": Shown::reply(&reply, state.assistant.store().now())}))
                 .into_response()
         }
-        Ok(Pressed::Message(message)) => Json(serde_json::json!({
-            "reply": Shown::message(message, state.assistant.store().now(), &[])
-        }))
-        .into_response(),
+        Ok(Pressed::Message(message)) => {
+            // Kept in the mailbox (the next survey question, the thanks)
+            // so that history shows it after a reload; the widget shows it
+            // once by its id, from this response or the stream.
+            let store = state.assistant.store();
+            let id = match store.push_web_message(&session, &message).await {
+                Ok(id) => id,
+                Err(e) => return internal(e),
+            };
+            state.live.mailbox(&session);
+            Json(serde_json::json!({
+                "reply": Shown {
+                    cursor: Some(id),
+                    ..Shown::message(message, store.now(), &[])
+                }
+            }))
+            .into_response()
+        }
         Ok(Pressed::Feedback(_)) => {
             Json(serde_json::json!({"reply": null, "ack": "Thanks for the feedback!"}))
                 .into_response()
@@ -643,19 +697,10 @@ async fn updates(
                 .last()
                 .map(|(id, _, _)| id.clone())
                 .unwrap_or(q.after);
-            // Agent replies are told apart by the log they copy.
-            let log = if messages.is_empty() {
-                Vec::new()
-            } else {
-                match conversation_log(&state, &session).await {
-                    Ok(found) => found.map(|(_, log)| log).unwrap_or_default(),
-                    Err(e) => return internal(e),
-                }
+            let shown = match mailbox(&state, &session, messages).await {
+                Ok(shown) => shown,
+                Err(e) => return internal(e),
             };
-            let shown: Vec<Shown> = messages
-                .into_iter()
-                .map(|(_, at, m)| Shown::message(m, at, &log))
-                .collect();
             (
                 [(header::CACHE_CONTROL, "no-store")],
                 Json(serde_json::json!({"messages": shown, "cursor": cursor})),
@@ -664,4 +709,72 @@ async fn updates(
         }
         Err(e) => internal(e),
     }
+}
+
+/// Mailbox messages of `session` as the widget shows them, with their ids.
+/// Agent replies are told apart by the log they copy.
+///
+/// # Errors
+/// On a database failure.
+pub(super) async fn mailbox(
+    state: &AppState,
+    session: &str,
+    messages: Vec<(String, crate::clock::Millis, Outgoing)>,
+) -> Result<Vec<Shown>, crate::store::Error> {
+    let log = if messages.is_empty() {
+        Vec::new()
+    } else {
+        conversation_log(state, session)
+            .await?
+            .map(|(_, log)| log)
+            .unwrap_or_default()
+    };
+    let mut shown: Vec<Shown> = messages
+        .into_iter()
+        .map(|(id, at, m)| Shown {
+            cursor: Some(id),
+            ..Shown::message(m, at, &log)
+        })
+        .collect();
+    survey_choices(state.assistant.store(), &mut shown).await?;
+    Ok(shown)
+}
+
+/// Marks the survey answers already given as chosen, so a survey question
+/// shows its score after a reload.
+async fn survey_choices(
+    store: &crate::store::Store,
+    shown: &mut [Shown],
+) -> Result<(), crate::store::Error> {
+    let mut surveys: HashMap<String, Option<crate::store::Survey>> = HashMap::new();
+    for message in shown.iter_mut() {
+        let mut chosen = Vec::new();
+        for button in message.buttons.iter().flatten() {
+            let Some(ButtonData::Survey {
+                conversation,
+                step,
+                value,
+            }) = ButtonData::parse(&button.data)
+            else {
+                continue;
+            };
+            if !surveys.contains_key(&conversation) {
+                let survey = store.survey(&conversation).await?;
+                surveys.insert(conversation.clone(), survey);
+            }
+            let Some(Some(survey)) = surveys.get(&conversation) else {
+                continue;
+            };
+            let given = match step {
+                SurveyStep::Csat => survey.csat,
+                SurveyStep::Ces => survey.ces,
+                SurveyStep::Nps => survey.nps,
+            };
+            if given == Some(i64::from(value)) {
+                chosen.push(button.data.clone());
+            }
+        }
+        message.chosen.extend(chosen);
+    }
+    Ok(())
 }

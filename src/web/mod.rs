@@ -34,6 +34,7 @@ use crate::limits::LogOnce;
 mod agent;
 mod chat;
 pub mod embed;
+pub mod live;
 pub mod markdown;
 pub mod serve;
 pub mod visitor;
@@ -67,11 +68,14 @@ pub struct AppState {
     pub visitors: Visitors,
     /// The chat pages and the embed script.
     pub pages: Arc<Pages>,
+    /// Live events of widget sessions (the event stream).
+    pub live: crate::channels::live::Live,
 }
 
 /// The public routes: health, the chat page and API.
 pub fn public_router(state: Arc<AppState>, web: &WebSettings) -> Router {
     let chat = chat::routes()
+        .merge(live::routes())
         .merge(embed::routes())
         .layer(cors(web))
         .layer(per_ip(web.ip_requests_per_minute, web.ip_burst))

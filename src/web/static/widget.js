@@ -11,8 +11,17 @@ const typing = document.getElementById("typing");
 const MAX = parseInt(body.dataset.max, 10) || 4000;
 const TOKEN_KEY = "switchboard-visitor-token";
 let token = null;
+// The mailbox cursor: the newest mailbox message shown. Mailbox messages
+// arrive from history, the event stream, polling and press replies; each
+// is shown once, by its id.
 let cursor = "";
+const seen = new Set();
 let pending = 0;
+// Answers being written, by client message id: the bubble the words go
+// into until the answer itself replaces it.
+const writing = new Map();
+const answered = new Set();
+let live = false;
 
 if (/^#[0-9a-fA-F]{3,6}$/.test(body.dataset.accent || "")) {
   document.documentElement.style.setProperty("--accent", body.dataset.accent);
@@ -73,8 +82,18 @@ function note(text) {
   scroll();
 }
 
-// One message from the server: {kind, author, text, html, at, sources, buttons}.
-function render(m) {
+// A mailbox message (it has a cursor) is shown once; false if seen.
+function fresh(m) {
+  if (!m.cursor) return true;
+  if (seen.has(m.cursor)) return false;
+  seen.add(m.cursor);
+  if (m.cursor > cursor) cursor = m.cursor;
+  return true;
+}
+
+// One message from the server: {kind, author, text, html, at, sources,
+// buttons}; in place of `instead` (a bubble being written) when given.
+function render(m, instead) {
   const kind = ["customer", "bot", "agent", "notice"].includes(m.kind) ? m.kind : "bot";
   if (kind !== "customer") retireButtons();
   const div = document.createElement("div");
@@ -136,9 +155,28 @@ function render(m) {
   meta.className = "meta";
   meta.textContent = time(m.at);
   div.append(meta);
-  log.append(div);
+  if (instead && instead.parentNode) instead.replaceWith(div); else log.append(div);
   scroll();
   return div;
+}
+
+// Words of the answer to message `id`, as the model writes them: plain
+// text until the whole answer (sanitised HTML) replaces them.
+function write(id, text) {
+  if (answered.has(id)) return;
+  let bubble = writing.get(id);
+  if (!bubble) {
+    bubble = document.createElement("div");
+    bubble.className = "msg bot writing";
+    const t = document.createElement("div");
+    t.className = "text";
+    bubble.append(t);
+    log.append(bubble);
+    writing.set(id, bubble);
+    typing.hidden = true;
+  }
+  bubble.firstChild.textContent += text;
+  scroll();
 }
 
 async function request(method, path, payload) {
@@ -161,8 +199,12 @@ function showTyping(on) {
   if (!typing.hidden) scroll();
 }
 
-function show(json) {
-  if (json.reply) render(json.reply);
+// A reply to a request; `id` is the client message id it answers.
+function show(json, id) {
+  const bubble = id && writing.get(id);
+  if (id) { answered.add(id); writing.delete(id); }
+  if (json.reply && fresh(json.reply)) render(json.reply, bubble);
+  else if (bubble) bubble.remove();
   if (json.ack) note(json.ack);
 }
 
@@ -180,7 +222,7 @@ function sendMessage(text, id, bubble) {
       try {
         const json = await request("POST", "/api/chat/messages", { text, id });
         meta.textContent = time() + " · Sent";
-        show(json);
+        show(json, id);
         break;
       } catch (e) {
         // Network errors are retried quietly a few times.
@@ -213,13 +255,37 @@ async function press(data, row, btn) {
   showTyping(false);
 }
 
+// Polling: only while the event stream is not open.
 async function poll() {
-  try {
-    const json = await request("GET", "/api/chat/updates?after=" + encodeURIComponent(cursor));
-    json.messages.forEach(render);
-    cursor = json.cursor;
-  } catch (e) { /* offline: try again later */ }
+  if (!live && token) {
+    try {
+      const json = await request("GET", "/api/chat/updates?after=" + encodeURIComponent(cursor));
+      json.messages.filter(fresh).forEach(m => render(m));
+      if (json.cursor > cursor) cursor = json.cursor;
+    } catch (e) { /* offline: try again later */ }
+  }
   setTimeout(poll, 2000);
+}
+
+// The event stream: answers as they are written, agent messages and
+// notices at once. EventSource reconnects by itself and resumes from the
+// last event id; a stream refused or unavailable falls back to polling and
+// is tried again later.
+function listen() {
+  if (!window.EventSource || !token) return;
+  const url = "/api/chat/stream?token=" + encodeURIComponent(token) + "&after=" + encodeURIComponent(cursor);
+  const es = new EventSource(url);
+  es.addEventListener("ready", () => { live = true; });
+  es.addEventListener("message", e => {
+    try { const m = JSON.parse(e.data); if (fresh(m)) render(m); } catch (err) { /* ignore a bad event */ }
+  });
+  es.addEventListener("delta", e => {
+    try { const d = JSON.parse(e.data); write(String(d.id), String(d.text)); } catch (err) { /* ignore */ }
+  });
+  es.onerror = () => {
+    live = false;
+    if (es.readyState === EventSource.CLOSED) setTimeout(listen, 30000);
+  };
 }
 
 function updateCounter() {
@@ -256,16 +322,17 @@ async function start() {
       }
       const history = await request("GET", "/api/chat/history");
       note(body.dataset.greeting || "");
-      history.messages.forEach(render);
+      history.messages.filter(fresh).forEach(m => render(m));
       // Only the last message's buttons (and unused 👍/👎) still apply.
       retireButtons(log.lastElementChild);
-      cursor = history.cursor || "";
+      if ((history.cursor || "") > cursor) cursor = history.cursor;
       break;
     } catch (e) {
       if (attempt >= 5) { note("Cannot reach support right now: " + e.message); break; }
       await new Promise(r => setTimeout(r, 1000 * (attempt + 1)));
     }
   }
+  listen();
   setTimeout(poll, 2000);
 }
 start();
