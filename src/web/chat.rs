@@ -637,11 +637,15 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
         return bad_request(&format!("`data` must be at most {MAX_DATA_BYTES} bytes"));
     }
     let id = body.id.map(|id| format!("press:{id}"));
+    // A press that the log keeps as the customer's message (its label):
+    // the widget shows it as theirs, as history will.
+    let said = ButtonData::parse(&body.data).map(|data| data.label());
     match state.assistant.press(turn(&session, body.data, id)).await {
-        Ok(Pressed::Reply(reply)) => {
-            Json(serde_json::json!({"reply": Shown::reply(&reply, state.assistant.store().now())}))
-                .into_response()
-        }
+        Ok(Pressed::Reply(reply)) => Json(serde_json::json!({
+            "said": said,
+            "reply": Shown::reply(&reply, state.assistant.store().now())
+        }))
+        .into_response(),
         Ok(Pressed::Message(message)) => {
             // Kept in the mailbox (the next survey question, the thanks)
             // so that history shows it after a reload; the widget shows it

@@ -244,7 +244,12 @@ function sendMessage(text, id, bubble) {
 
 async function press(data, row, btn) {
   showTyping(true);
-  try { show(await request("POST", "/api/chat/press", { data, id: rid() })); }
+  try {
+    const json = await request("POST", "/api/chat/press", { data, id: rid() });
+    // Kept in the log as the visitor's message: shown as theirs.
+    if (typeof json.said === "string" && json.reply) render({ kind: "customer", text: json.said, at: Date.now() });
+    show(json);
+  }
   catch (e) {
     note("Not sent: " + e.message);
     delete row.dataset.used;
