@@ -410,3 +410,90 @@ async fn streams_need_a_signed_token_are_bounded_and_end_at_shutdown() {
         started.elapsed()
     );
 }
+
+async fn press(base: &str, token: &str, data: &str, id: &str) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/chat/press"))
+        .json(&serde_json::json!({"token": token, "data": data, "id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The `data` of the button labelled `label` in `message`.
+fn button(message: &serde_json::Value, label: &str) -> String {
+    message["buttons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_array().unwrap())
+        .find(|b| b["label"] == label)
+        .unwrap_or_else(|| panic!("no {label:?} button: {message}"))["data"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The survey as the widget shows it: pushed on the stream, and after a
+/// reload (history) with the score chosen and the thanks that followed,
+/// once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survey_score_and_what_followed_it_are_shown_after_a_reload() {
+    let app = spawn_app(options(
+        "[csat]\ndelay_secs = 0\nces = false\nnps = false\ncomment = false\n",
+    ))
+    .await;
+    app.openai().script([Script::Stream(words())]);
+    let token = visitor(&app).await;
+    let answer = say(app.base(), &token, "how do I get a refund", "q1").await;
+    let solved = button(&answer["reply"], switchboard::button::SOLVED_YES_LABEL);
+    let pressed = press(app.base(), &token, &solved, "p1").await;
+    // Kept in the log as the visitor's message: said so.
+    assert_eq!(pressed["said"], switchboard::button::SOLVED_YES_LABEL);
+    let mut stream = Stream::open(&app, &token, None).await;
+    app.surveys_tick().await;
+    let survey = stream.next().await.unwrap().json();
+    let four = button(&survey, "4");
+    let thanks = press(app.base(), &token, &four, "p2").await;
+    let thanks_cursor = thanks["reply"]["cursor"]
+        .as_str()
+        .expect("kept in the mailbox");
+
+    let history: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/chat/history", app.base()))
+        .header("x-visitor-token", &token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let messages = history["messages"].as_array().unwrap();
+    let texts: Vec<&str> = messages
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    let asked = messages
+        .iter()
+        .filter(|m| m["text"] == survey["text"])
+        .collect::<Vec<_>>();
+    assert_eq!(asked.len(), 1, "{texts:?}");
+    assert_eq!(asked[0]["chosen"], serde_json::json!([four]), "{history}");
+    let thanked = messages
+        .iter()
+        .filter(|m| m["text"] == thanks["reply"]["text"])
+        .collect::<Vec<_>>();
+    assert_eq!(thanked.len(), 1, "{texts:?}");
+    assert_eq!(thanked[0]["cursor"], thanks_cursor);
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| **t == switchboard::button::SOLVED_YES_LABEL)
+            .count(),
+        1,
+        "{texts:?}"
+    );
+    app.stop().await;
+}
