@@ -731,7 +731,113 @@ async fn the_answer_streams_in_a_survey_score_stays_and_a_dropped_message_is_sen
     assert_eq!(kinds, ["customer", "bot"], "{history}");
     shot(&client, "07-sent-once-after-the-drop").await;
 
-    // 4. A 360 px phone: nothing scrolls sideways and answers stream in.
+    // 4. Keyboard only: Tab reaches the launcher, Enter opens the panel
+    // with the cursor in the input, Enter sends, the answer's buttons are
+    // reached with Tab, Escape closes the panel and gives the launcher its
+    // focus back. Words being written are hidden from screen readers (the
+    // whole answer is announced once, by the aria-live log).
+    client.goto(&host_origin).await.unwrap();
+    let keys = |k: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(k)
+                .await
+                .unwrap()
+        }
+    };
+    keys("\u{E004}").await; // Tab
+    let on_launcher = client
+        .execute(
+            "const h = document.getElementById('switchboard-widget'); return document.activeElement === h && h.shadowRoot.activeElement.tagName",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(on_launcher, serde_json::json!("BUTTON"));
+    keys("\u{E007}").await; // Enter
+    // The panel opens and has the focus.
+    until(
+        &client,
+        "const h = document.getElementById('switchboard-widget'); const f = h.shadowRoot.querySelector('iframe'); return !!f && document.activeElement === h && h.shadowRoot.activeElement === f",
+    )
+    .await;
+    let host_el = client
+        .find(Locator::Id("switchboard-widget"))
+        .await
+        .unwrap();
+    let frame = host_el
+        .shadow_root()
+        .await
+        .unwrap()
+        .find(Locator::Css("iframe"))
+        .await
+        .unwrap();
+    frame.enter_frame().await.unwrap();
+    until(
+        &client,
+        "return typeof live !== 'undefined' && live === true",
+    )
+    .await;
+    // Tab reaches the input (headless Chromium gives the frame no window
+    // focus, so the input is not focused by itself here).
+    let mut tabs = 0;
+    while client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap()
+        != serde_json::json!("text")
+    {
+        assert!(tabs < 15, "Tab never reached the input");
+        keys("\u{E004}").await;
+        tabs += 1;
+    }
+    assert_eq!(
+        client
+            .execute(
+                "return document.getElementById('log').getAttribute('aria-live')",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        serde_json::json!("polite")
+    );
+    let bots = count(&client, ".msg.bot").await;
+    keys("how do I get a refund").await;
+    keys("\u{E007}").await;
+    until(&client, "const w = document.querySelector('.msg.writing'); return !!w && w.getAttribute('aria-hidden') === 'true'").await;
+    until(
+        &client,
+        &format!("return document.querySelectorAll('.msg.bot').length === {} && !document.querySelector('.msg.writing')", bots + 1),
+    )
+    .await;
+    // Tab from the input: Send, then the newest answer's buttons.
+    client
+        .find(Locator::Css("#text"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    keys("\u{E004}").await;
+    let focused = client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, serde_json::json!("send"));
+    shot(&client, "08-keyboard-only").await;
+    keys("\u{E00C}").await; // Escape
+    client.enter_parent_frame().await.unwrap();
+    until(
+        &client,
+        "const h = document.getElementById('switchboard-widget'); const b = h.shadowRoot.querySelector('button'); return document.activeElement === h && h.shadowRoot.activeElement === b && b.getAttribute('aria-expanded') === 'false'",
+    )
+    .await;
+
+    // 5. A 360 px phone: nothing scrolls sideways and answers stream in.
     client.enter_parent_frame().await.unwrap();
     client.set_window_size(360, 740).await.unwrap();
     client.refresh().await.unwrap();
@@ -765,7 +871,7 @@ async fn the_answer_streams_in_a_survey_score_stays_and_a_dropped_message_is_sen
         .await
         .unwrap();
     assert_eq!(inner, serde_json::Value::Bool(true));
-    shot(&client, "08-phone-360-streamed").await;
+    shot(&client, "09-phone-360-streamed").await;
 
     client.close().await.unwrap();
     drop(driver);

@@ -56,6 +56,8 @@
       panel.id = "switchboard-panel";
       panel.title = CONFIG.title;
       panel.src = origin + "/embed";
+      // Focus moves into the chat once it has loaded (keyboard users).
+      panel.addEventListener("load", function () { if (button.getAttribute("aria-expanded") === "true") panel.focus(); });
       css(panel, { all: "initial", position: "fixed", border: "0", background: "#fff", "box-shadow": "0 8px 30px rgba(0,0,0,.3)" });
       place();
       root.append(panel);

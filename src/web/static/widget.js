@@ -30,6 +30,11 @@ if (body.dataset.mode === "embed") {
   const close = document.getElementById("close");
   close.hidden = false;
   close.onclick = () => window.parent.postMessage({ type: "switchboard:close" }, "*");
+  // Keyboard: Escape closes the panel (the launcher gets focus back); the
+  // panel opening puts the cursor in the input.
+  document.addEventListener("keydown", e => { if (e.key === "Escape") close.onclick(); });
+  window.addEventListener("focus", () => { if (!document.activeElement || document.activeElement === body) input.focus(); });
+  if (document.hasFocus()) input.focus();
 }
 
 // Random ids without secure-context-only APIs (crypto.randomUUID is
@@ -168,6 +173,9 @@ function write(id, text) {
   if (!bubble) {
     bubble = document.createElement("div");
     bubble.className = "msg bot writing";
+    // Not read out word by word: the whole answer replaces it and is
+    // announced once.
+    bubble.setAttribute("aria-hidden", "true");
     const t = document.createElement("div");
     t.className = "text";
     bubble.append(t);
