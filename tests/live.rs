@@ -47,6 +47,8 @@ impl Sse {
 struct Stream {
     body: futures::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
     buffer: String,
+    /// The id of its `ready` event.
+    ready: String,
 }
 
 impl Stream {
@@ -60,9 +62,11 @@ impl Stream {
         let mut stream = Self {
             body: response.bytes_stream().boxed(),
             buffer: String::new(),
+            ready: String::new(),
         };
         let ready = stream.next().await.expect("the ready event");
         assert_eq!(ready.event, "ready", "{ready:?}");
+        stream.ready = ready.id.expect("ready has an id");
         stream
     }
 
@@ -495,5 +499,26 @@ async fn a_survey_score_and_what_followed_it_are_shown_after_a_reload() {
         1,
         "{texts:?}"
     );
+    app.stop().await;
+}
+
+/// A stream dropped before any word: reconnecting with the `ready` event's
+/// id gets the whole answer written meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_dropped_at_once_resumes_from_its_ready_event() {
+    let app = spawn_app(options("")).await;
+    app.openai().script([Script::Stream(words())]);
+    let token = visitor(&app).await;
+    let stream = Stream::open(&app, &token, None).await;
+    let ready = stream.ready.clone();
+    drop(stream);
+    let answer = say(app.base(), &token, "how do I get a refund", "q1").await;
+    let mut stream = Stream::open(&app, &token, Some(&ready)).await;
+    let mut text = String::new();
+    while text != answer["reply"]["text"] {
+        let event = stream.next().await.unwrap();
+        assert_eq!(event.event, "delta", "{event:?}");
+        text.push_str(event.json()["text"].as_str().unwrap());
+    }
     app.stop().await;
 }

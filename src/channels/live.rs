@@ -269,6 +269,7 @@ impl Live {
         slot.touched = Instant::now();
         let bell = slot.bell.subscribe();
         sessions.open += 1;
+        metrics::gauge!("switchboard_chat_streams").set(sessions.open as f64);
         Ok((
             bell,
             Open {
@@ -294,6 +295,7 @@ impl Drop for Open {
     fn drop(&mut self) {
         let mut sessions = self.live.sessions();
         sessions.open = sessions.open.saturating_sub(1);
+        metrics::gauge!("switchboard_chat_streams").set(sessions.open as f64);
         if let Some(slot) = sessions.slots.get_mut(&self.session) {
             slot.open = slot.open.saturating_sub(1);
             slot.touched = Instant::now();

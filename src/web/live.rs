@@ -3,12 +3,12 @@
 //!
 //! | event | data | when |
 //! | --- | --- | --- |
-//! | `ready` | `{"boot"}` | first, once the stream listens (no id) |
+//! | `ready` | `{"boot"}` | first, once the stream listens |
 //! | `message` | a message as history shows it, plus `cursor` | an agent reply, a notice, a survey question left in the mailbox |
 //! | `delta` | `{"id", "text"}` | words of the answer to the customer message `id` (the client's), as the model writes them |
 //! | `gap` | `{}` | some `delta`s owed to this stream were dropped (wait for the answer itself) |
 //!
-//! Every event but `ready` has an id `BOOT_SEQ_CURSOR`: the server run,
+//! Every event has an id `BOOT_SEQ_CURSOR`: the server run,
 //! the number of the last passing event and the mailbox cursor (the
 //! polling cursor of `/api/chat/updates`). A client reconnecting with
 //! `Last-Event-ID` (EventSource does so by itself; `?last=` for clients
@@ -148,8 +148,11 @@ async fn stream(
     };
     let seq = live.resume(resume);
     let rung = bell.borrow().mailbox;
+    // With an id, so that a stream dropped before any other event still
+    // resumes where it started.
     let ready = Event::default()
         .event("ready")
+        .id(event_id(live.boot(), seq, &cursor))
         .retry(RETRY)
         .data(serde_json::json!({"boot": live.boot()}).to_string());
     let conn = Conn {
