@@ -469,10 +469,13 @@ impl App {
             cookie_secure: core.settings.web.cookie_secure,
             visitors,
             live: core.live.clone(),
-            pages: Arc::new(web::Pages::new(
-                &core.settings.widget,
-                core.settings.assistant.max_message_chars,
-            )),
+            pages: Arc::new(
+                web::Pages::new(
+                    &core.settings.widget,
+                    core.settings.assistant.max_message_chars,
+                )
+                .map_err(|e| Error::Config(e.to_string()))?,
+            ),
         });
         let web_settings = &core.settings.web;
         let limits = web::serve::Limits {

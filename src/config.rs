@@ -6,6 +6,7 @@
 //! silently ignored. Secrets (`llm.api_key`, bot tokens, agent tokens) are read
 //! from the environment and never printed: their `Debug` output is redacted.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -410,7 +411,33 @@ pub struct WidgetSettings {
     pub position: String,
     /// Text of the launcher button.
     pub launcher: String,
+    /// An image file (PNG, JPEG, GIF, WebP or SVG, at most 64 KB) shown in
+    /// the chat's header; read at start and served from this server.
+    pub logo: Option<PathBuf>,
+    /// The widget's fixed texts in other languages (or English ones
+    /// replaced), by language code: `[widget.texts.fr] send = "Envoyer"`.
+    /// Keys: [`WIDGET_TEXT_KEYS`]. The widget uses the language the embed
+    /// script's `data-lang` names, else the browser's first language found
+    /// here.
+    pub texts: BTreeMap<String, BTreeMap<String, String>>,
 }
+
+/// The widget's fixed texts that `[widget.texts.LANG]` may set.
+pub const WIDGET_TEXT_KEYS: &[&str] = &[
+    "title",
+    "greeting",
+    "placeholder",
+    "send",
+    "your_message",
+    "conversation",
+    "close",
+    "sending",
+    "sent",
+    "not_sent",
+    "retry",
+    "writing",
+    "unreachable",
+];
 
 impl Default for WidgetSettings {
     fn default() -> Self {
@@ -420,6 +447,8 @@ impl Default for WidgetSettings {
             accent: "#1d4ed8".into(),
             position: "right".into(),
             launcher: "Chat with us".into(),
+            logo: None,
+            texts: BTreeMap::new(),
         }
     }
 }
@@ -795,6 +824,31 @@ impl Settings {
                 format!("`{}` is not `right` or `left`", self.widget.position),
             );
         }
+        for (language, texts) in &self.widget.texts {
+            let code = !language.is_empty()
+                && language.len() <= 16
+                && language
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !code {
+                return bad(
+                    "widget.texts",
+                    format!("`{language}` is not a language code such as fr or pt-BR"),
+                );
+            }
+            if let Some(key) = texts
+                .keys()
+                .find(|k| !WIDGET_TEXT_KEYS.contains(&k.as_str()))
+            {
+                return bad(
+                    &format!("widget.texts.{language}"),
+                    format!(
+                        "`{key}` is not a text of the widget; use one of {}",
+                        WIDGET_TEXT_KEYS.join(", ")
+                    ),
+                );
+            }
+        }
         if !(0.0..=1.0).contains(&self.assistant.refusal_target) {
             return bad(
                 "assistant.refusal_target",
@@ -963,6 +1017,25 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(key) && text.contains("at least 1"), "{text}");
         }
+    }
+
+    #[test]
+    fn widget_texts_are_known_keys_of_language_codes() {
+        let ok = Settings::from_toml_str(
+            "[widget.texts.pt-BR]\nsend = \"Enviar\"\n[widget.texts.fr]\nretry = \"Réessayer\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.widget.texts["pt-BR"]["send"], "Enviar");
+        let err = Settings::from_toml_str("[widget.texts.fr]\nsubmit = \"x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("widget.texts.fr") && text.contains("placeholder"),
+            "{text}"
+        );
+        let err = Settings::from_toml_str("[widget.texts.\"fr fr\"]\nsend = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("language code"), "{err}");
+        let err = Settings::from_toml_str("[web]\nmax_streams = 0\n").unwrap_err();
+        assert!(err.to_string().contains("web.max_streams"), "{err}");
     }
 
     #[test]

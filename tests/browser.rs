@@ -554,12 +554,21 @@ async fn the_answer_streams_in_a_survey_score_stays_and_a_dropped_message_is_sen
         host_listener.local_addr().unwrap().port()
     );
     // One survey question, asked as soon as the conversation is resolved.
-    let extra = "[csat]\ndelay_secs = 0\nces = false\nnps = false\ncomment = false\n";
+    // French texts for a visitor who asks for them, and a logo.
+    let extra = "[csat]\ndelay_secs = 0\nces = false\nnps = false\ncomment = false\n\
+                 [widget.texts.fr]\nplaceholder = \"Posez votre question…\"\nsend = \"Envoyer\"\n";
     let mut settings = settings(dir.path(), &llm_url, &host_origin, extra);
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(
+        &logo,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24"><circle cx="12" cy="12" r="11" fill="#fbbf24"/></svg>"##,
+    )
+    .unwrap();
+    settings.widget.logo = Some(logo);
     let app = run(settings.clone()).await;
     let port = app.port;
     let public = format!("http://support.test:{port}");
-    let host = host_page(host_listener, Arc::new(Mutex::new(public))).await;
+    let host = host_page(host_listener, Arc::new(Mutex::new(public.clone()))).await;
     let driver = driver().await;
     let client = browser(&driver).await;
 
@@ -872,6 +881,38 @@ async fn the_answer_streams_in_a_survey_score_stays_and_a_dropped_message_is_sen
         .unwrap();
     assert_eq!(inner, serde_json::Value::Bool(true));
     shot(&client, "09-phone-360-streamed").await;
+
+    // 6. The fixed texts in French for a page that asks for them, the logo
+    // from the settings.
+    client.enter_parent_frame().await.ok();
+    client.set_window_size(1280, 900).await.unwrap();
+    client
+        .goto(&format!("{public}/embed?lang=fr"))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "return typeof live !== 'undefined' && live === true",
+    )
+    .await;
+    let french = client
+        .execute(
+            "const l = document.getElementById('logo'); return [document.documentElement.lang, document.getElementById('text').placeholder, document.getElementById('send').textContent, document.querySelector('label[for=text]').textContent, !!l && l.complete && l.naturalWidth > 0]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        french,
+        serde_json::json!([
+            "fr",
+            "Posez votre question…",
+            "Envoyer",
+            "Your message",
+            true
+        ])
+    );
+    shot(&client, "10-french-texts-and-logo").await;
 
     client.close().await.unwrap();
     drop(driver);

@@ -9,6 +9,38 @@ const send_button = document.getElementById("send");
 const counter = document.getElementById("counter");
 const typing = document.getElementById("typing");
 const MAX = parseInt(body.dataset.max, 10) || 4000;
+
+// Fixed texts: English, replaced by `[widget.texts.LANG]` for the language
+// the embed script names (`?lang=`) or the browser's first one configured.
+const T = {
+  title: null, greeting: null, placeholder: "Ask a question…", send: "Send",
+  your_message: "Your message", conversation: "Conversation", close: "Close chat",
+  sending: "Sending…", sent: "Sent", not_sent: "Not sent", retry: "Retry",
+  writing: "Support is writing…", unreachable: "Cannot reach support right now",
+};
+(function translate() {
+  let all = {};
+  try { all = JSON.parse(body.dataset.texts || "{}") || {}; } catch (e) { all = {}; }
+  const wanted = [new URLSearchParams(location.search).get("lang")].concat(navigator.languages || [navigator.language]);
+  let chosen = null;
+  for (const l of wanted) {
+    if (!l) continue;
+    const code = String(l).toLowerCase();
+    const found = Object.keys(all).find(k => k.toLowerCase() === code) || Object.keys(all).find(k => k.toLowerCase() === code.split("-")[0]);
+    if (found) { chosen = found; break; }
+  }
+  if (all.en && chosen !== "en") Object.assign(T, all.en);
+  if (chosen) { Object.assign(T, all[chosen]); document.documentElement.lang = chosen; }
+  if (T.title) { document.getElementById("title").textContent = T.title; document.title = T.title; }
+  if (T.greeting) body.dataset.greeting = T.greeting;
+  input.placeholder = T.placeholder;
+  send_button.textContent = T.send;
+  send_button.setAttribute("aria-label", T.send);
+  document.querySelector("label[for=text]").textContent = T.your_message;
+  log.setAttribute("aria-label", T.conversation);
+  document.getElementById("close").setAttribute("aria-label", T.close);
+  typing.querySelector(".visually-hidden").textContent = T.writing;
+})();
 const TOKEN_KEY = "switchboard-visitor-token";
 let token = null;
 // The mailbox cursor: the newest mailbox message shown. Mailbox messages
@@ -223,24 +255,24 @@ function sendMessage(text, id, bubble) {
   if (!bubble) bubble = render({ kind: "customer", text, at: Date.now() });
   bubble.classList.remove("failed");
   const meta = bubble.querySelector(".meta");
-  meta.textContent = time() + " · Sending…";
+  meta.textContent = time() + " · " + T.sending;
   showTyping(true);
   (async () => {
     for (let attempt = 0; ; attempt++) {
       try {
         const json = await request("POST", "/api/chat/messages", { text, id });
-        meta.textContent = time() + " · Sent";
+        meta.textContent = time() + " · " + T.sent;
         show(json, id);
         break;
       } catch (e) {
         // Network errors are retried quietly a few times.
         if (e instanceof TypeError && attempt < 2) { await new Promise(r => setTimeout(r, 1500 * (attempt + 1))); continue; }
         bubble.classList.add("failed");
-        meta.textContent = "Not sent" + (e instanceof TypeError ? "" : ": " + e.message) + " · ";
+        meta.textContent = T.not_sent + (e instanceof TypeError ? "" : ": " + e.message) + " · ";
         const retry = document.createElement("button");
         retry.type = "button";
         retry.className = "retry";
-        retry.textContent = "Retry";
+        retry.textContent = T.retry;
         retry.onclick = () => sendMessage(text, id, bubble);
         meta.append(retry);
         break;
@@ -259,7 +291,7 @@ async function press(data, row, btn) {
     show(json);
   }
   catch (e) {
-    note("Not sent: " + e.message);
+    note(T.not_sent + ": " + e.message);
     delete row.dataset.used;
     row.querySelectorAll("button").forEach(x => { x.disabled = false; });
     btn.classList.remove("chosen");
@@ -341,7 +373,7 @@ async function start() {
       if ((history.cursor || "") > cursor) cursor = history.cursor;
       break;
     } catch (e) {
-      if (attempt >= 5) { note("Cannot reach support right now: " + e.message); break; }
+      if (attempt >= 5) { note(T.unreachable + ": " + e.message); break; }
       await new Promise(r => setTimeout(r, 1000 * (attempt + 1)));
     }
   }
