@@ -37,6 +37,7 @@ pub mod embed;
 pub mod live;
 pub mod markdown;
 pub mod serve;
+mod shown;
 pub mod visitor;
 
 pub use chat::InFlight;
