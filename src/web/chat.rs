@@ -8,9 +8,12 @@
 //! | `POST /api/chat/messages` | `{"token", "text", "id"?}` | a customer message; the reply comes back |
 //! | `POST /api/chat/press` | `{"token", "data", "id"?}` | a button press (`"stale": true` when it no longer applies) |
 //! | `GET /api/chat/history` | | the visitor's current conversation, whole, and the polling cursor |
-//! | `GET /api/chat/updates?after=CURSOR` | | messages sent since (agent replies, notices, surveys) |
+//! | `GET /api/chat/updates?after=CURSOR` | | messages sent since (agent replies, notices, surveys): the fallback of the event stream |
 //!
-//! The pages themselves (`/`, `/embed`, `/widget.js`) are in [`super::embed`].
+//! The pages themselves (`/`, `/embed`, `/widget.js`) are in [`super::embed`];
+//! the event stream (`/api/chat/stream`: the words of answers as they are
+//! written, mailbox messages at once) in [`super::live`]. Mailbox messages
+//! carry their `cursor`, so the widget shows each once however it came.
 //!
 //! `token` is the visitor token ([`super::visitor`]); GET requests send it
 //! in the `X-Visitor-Token` header (or `?token=`). The old API's bare
