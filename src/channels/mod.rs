@@ -10,6 +10,7 @@
 pub mod console;
 pub mod discord;
 pub mod driver;
+pub mod live;
 pub mod stream;
 pub mod telegram;
 pub mod text;
