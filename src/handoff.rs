@@ -189,12 +189,37 @@ pub fn asks_for_person(text: &str) -> bool {
 /// Verbs of getting in touch with a person ("speak", "reach").
 const CONTACT_VERBS: &[&str] = &[
     "speak", "speaking", "talk", "talking", "chat", "chatting", "connect", "transfer", "reach",
-    "contact", "call", "phone",
+    "contact", "call", "phone", "discuss", "ring", "touch",
 ];
+
+/// The company's support as a group ("customer service", "your support
+/// team", "a live agent"): two words that together name people on the
+/// company's side, read as one role.
+const TEAMS: &[(&str, &str)] = &[
+    ("customer", "service"),
+    ("customer", "support"),
+    ("customer", "care"),
+    ("customer", "services"),
+    ("support", "team"),
+    ("support", "staff"),
+    ("support", "desk"),
+    ("service", "team"),
+    ("service", "desk"),
+    ("help", "desk"),
+    ("live", "support"),
+    ("live", "chat"),
+    ("your", "team"),
+    ("your", "support"),
+    ("the", "team"),
+];
+
+/// Words that make "someone" a person rather than the bot ("a real person",
+/// "someone real", "an actual human").
+const REAL: &[&str] = &["real", "actual", "live", "human", "physical"];
 
 /// Verbs of wanting that make a request with a role ("I need an agent",
 /// "get me a supervisor"), not with "someone" ("I want someone to see …").
-const WANT_VERBS: &[&str] = &["get", "want", "need", "like", "see"];
+const WANT_VERBS: &[&str] = &["get", "want", "need", "like", "see", "give", "prefer"];
 
 /// Words that may stand between a wanting verb and the role.
 const FILLERS: &[&str] = &[
@@ -235,6 +260,10 @@ const ROLES: &[&str] = &[
     "housekeeping",
 ];
 
+/// What [`TEAMS`] read as: a role word no text can contain (normalised text
+/// has no capitals).
+const TEAM: &str = "TEAM";
+
 /// Anyone at all: a request only with a contact verb ("talk to somebody").
 const ANYONE: &[&str] = &[
     "someone", "somebody", "anyone", "anybody", "person", "people",
@@ -245,19 +274,46 @@ const ANYONE: &[&str] = &[
 const OWN: &[&str] = &["my", "our", "their", "his", "her", "its"];
 
 /// Requests phrased in ways no phrase list spells out: a contact verb up
-/// to five words before a role or "someone" ("can I speak with one of your
+/// to six words before a role or "someone" ("can I speak with one of your
 /// cleaners"), a wanting verb before a role with only small words between
 /// ("get me your supervisor"), a role then a speaking verb ("a consultant I
 /// could phone"), or a role followed by "please".
 fn verb_and_person(normal: &str) -> bool {
-    let words: Vec<&str> = normal.split(' ').collect();
+    let mut words: Vec<&str> = Vec::new();
+    for w in normal.split(' ') {
+        // "customer service" reads as one role word.
+        if let Some(last) = words.last_mut()
+            && TEAMS.contains(&(*last, w))
+        {
+            *last = TEAM;
+            continue;
+        }
+        words.push(w);
+    }
     words.iter().enumerate().any(|(i, w)| {
-        let role = ROLES.contains(w);
+        let role = ROLES.contains(w) || *w == TEAM;
         if !(role || ANYONE.contains(w)) || (i > 0 && OWN.contains(&words[i - 1])) {
             return false;
         }
         let before = &words[i.saturating_sub(5)..i];
         if before.iter().any(|v| CONTACT_VERBS.contains(v)) {
+            return true;
+        }
+        // "a real person", "someone real".
+        if (i > 0 && REAL.contains(&words[i - 1]))
+            || words.get(i + 1).is_some_and(|n| REAL.contains(n))
+        {
+            return true;
+        }
+        // "could someone call me back", "have a representative contact us".
+        let after = &words[i + 1..words.len().min(i + 5)];
+        if after
+            .windows(2)
+            .any(|pair| CONTACT_VERBS.contains(&pair[0]) && matches!(pair[1], "me" | "us" | "back"))
+            || after.windows(3).any(|t| {
+                CONTACT_VERBS.contains(&t[0]) && t[1] == "out" && matches!(t[2], "to" | "me")
+            })
+        {
             return true;
         }
         if !role {
@@ -359,6 +415,16 @@ mod tests {
             "get me your supervisor",
             "is there a consultant I could phone",
             "receptionist please",
+            "is there a customer service number I can call",
+            "can someone from your team contact me",
+            "please have a representative call me back",
+            "I want live support",
+            "this isn't helping, give me someone real",
+            "I'd prefer to discuss this with an employee",
+            "can I have the phone number of customer support",
+            "could a person from support reach out to me",
+            "how do I get in touch with your staff",
+            "can your support people ring me",
         ] {
             assert!(asks_for_person(text), "{text}");
         }
@@ -372,6 +438,11 @@ mod tests {
             "can I chat with my team inside a note",
             "can I send a page to my colleagues",
             "what permissions do people in a workspace have",
+            "does the app support dark mode",
+            "how do I call a function from the support library",
+            "can people in my workspace call me from the app",
+            "how do I turn off the live preview",
+            "how do I add customer support hours to my page",
         ] {
             assert!(!asks_for_person(text), "{text}");
         }
