@@ -502,7 +502,8 @@ mod tests {
             prop_assert_eq!(rows.len(), names.len());
             for (i, (row, name)) in rows.iter().zip(&names).enumerate() {
                 prop_assert_eq!(row.len(), 2);
-                prop_assert_eq!(&row[0], csv_text(name).as_str());
+                let expected = csv_text(name);
+                prop_assert_eq!(&row[0], expected.as_str());
                 prop_assert!(!row[0].starts_with(['=', '+', '-', '@']));
                 prop_assert_eq!(row[1].parse::<f64>().unwrap(), i as f64);
             }
