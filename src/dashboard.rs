@@ -306,15 +306,13 @@ pub const SERIES: [&str; 12] = [
 impl Dashboard {
     /// The series called `name` (one of [`SERIES`]).
     pub fn series(&self, name: &str) -> Option<Series> {
-        let time = |title: &str, lines: Vec<(&str, &dyn Fn(&Point) -> Option<f64>)>| {
-            Series::Time {
-                title: title.into(),
-                days: self.points.iter().map(|p| p.day).collect(),
-                lines: lines
-                    .into_iter()
-                    .map(|(n, f)| (n.to_string(), self.points.iter().map(f).collect()))
-                    .collect(),
-            }
+        let time = |title: &str, lines: Vec<(&str, &dyn Fn(&Point) -> Option<f64>)>| Series::Time {
+            title: title.into(),
+            days: self.points.iter().map(|p| p.day).collect(),
+            lines: lines
+                .into_iter()
+                .map(|(n, f)| (n.to_string(), self.points.iter().map(f).collect()))
+                .collect(),
         };
         let bars = |title: &str, bars: Vec<(String, f64)>| Series::Bars {
             title: title.into(),
@@ -446,7 +444,8 @@ pub fn csv(series: &Series) -> String {
         Series::Bars { bars, .. } => {
             let mut result = w.write_record(["name", "value"]);
             for (name, value) in bars {
-                result = result.and_then(|()| w.write_record([csv_text(name), number(Some(*value))]));
+                result =
+                    result.and_then(|()| w.write_record([csv_text(name), number(Some(*value))]));
             }
             result
         }
@@ -474,7 +473,11 @@ mod tests {
         assert_eq!(r.step_days(), 7);
         let b = r.buckets();
         assert_eq!(b.len(), 13);
-        assert_eq!(b.last().unwrap().2, r.end(), "the last week is cut at the end");
+        assert_eq!(
+            b.last().unwrap().2,
+            r.end(),
+            "the last week is cut at the end"
+        );
         assert!(matches!(
             Range::parse(Some("2025-02-01"), Some("2025-01-01"), NOW),
             Err(RangeError::Backwards { .. })

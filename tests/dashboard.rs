@@ -150,7 +150,12 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
     clock.advance(60_000);
     let bob = Who::Token(BOB_TOKEN);
     let path = format!("/api/agent/conversations/{id}");
-    assert_eq!(c.request(&bob, Method::POST, &format!("{path}/claim")).await.0, 200);
+    assert_eq!(
+        c.request(&bob, Method::POST, &format!("{path}/claim"))
+            .await
+            .0,
+        200
+    );
     let reply = c
         .http
         .post(format!("{}{path}/reply", c.base))
@@ -161,7 +166,12 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
         .unwrap();
     assert_eq!(reply.status(), 200);
     clock.advance(120_000);
-    assert_eq!(c.request(&bob, Method::POST, &format!("{path}/resolve")).await.0, 200);
+    assert_eq!(
+        c.request(&bob, Method::POST, &format!("{path}/resolve"))
+            .await
+            .0,
+        200
+    );
     store.schedule_surveys(0, 0).await.unwrap();
     let due = store.claim_due_surveys(10).await.unwrap();
     assert!(due.iter().any(|s| s.conversation_id == id), "{due:?}");
@@ -169,10 +179,19 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
         .mark_survey_sent(&id, Some("bob"), false, false)
         .await
         .unwrap();
-    assert!(store.record_survey_answer(&id, Answer::Csat(5)).await.unwrap());
+    assert!(
+        store
+            .record_survey_answer(&id, Answer::Csat(5))
+            .await
+            .unwrap()
+    );
     let down = answer(t, "ben", "how do I reset my password").await;
     store
-        .set_feedback(&down.conversation_id, down.message_id.as_deref().unwrap(), -1)
+        .set_feedback(
+            &down.conversation_id,
+            down.message_id.as_deref().unwrap(),
+            -1,
+        )
         .await
         .unwrap();
 
@@ -191,7 +210,12 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
         .unwrap();
 }
 
-async fn report_for(t: &TestApp, since: Millis, until: Option<Millis>, channel: Option<&str>) -> Value {
+async fn report_for(
+    t: &TestApp,
+    since: Millis,
+    until: Option<Millis>,
+    channel: Option<&str>,
+) -> Value {
     let filter = Filter {
         since: Some(since),
         until,
@@ -218,14 +242,24 @@ async fn the_dashboard_shows_the_reports_numbers_to_admins_only() {
         "/api/admin/dashboard/csv/gaps".to_string(),
     ] {
         assert_eq!(c.get(&Who::Anonymous, &path).await.0, 401, "{path}");
-        assert_eq!(c.get(&bob, &path).await.0, 403, "{path}: bob is not an admin");
+        assert_eq!(
+            c.get(&bob, &path).await.0,
+            403,
+            "{path}: bob is not an admin"
+        );
         assert_eq!(c.get(&Who::Token(BOB_TOKEN), &path).await.0, 403, "{path}");
-        assert_eq!(c.get(&Who::Token(ALICE_TOKEN), &path).await.0, 200, "{path}");
+        assert_eq!(
+            c.get(&Who::Token(ALICE_TOKEN), &path).await.0,
+            200,
+            "{path}"
+        );
     }
 
     // The totals are the report for the range; the range ends today, so
     // they are also what `report --since` prints.
-    let d = c.json(&alice, &format!("/api/admin/dashboard?{range}")).await;
+    let d = c
+        .json(&alice, &format!("/api/admin/dashboard?{range}"))
+        .await;
     let end = MARCH_10 + 3 * DAY;
     assert_eq!(d["totals"], report_for(&t, MARCH_10, Some(end), None).await);
     assert_eq!(d["totals"], report_for(&t, MARCH_10, None, None).await);
@@ -236,34 +270,65 @@ async fn the_dashboard_shows_the_reports_numbers_to_admins_only() {
     assert_eq!(d["totals"]["first_response_secs_p50"], 60.0);
     assert_eq!((d["up"].clone(), d["down"].clone()), (json!(1), json!(1)));
     assert_eq!(d["volume"], json!({HOSTILE: 1, "web": 2}));
-    let gaps = report::gaps(&t.core.store, &Filter { since: Some(MARCH_10), until: Some(end), ..Filter::default() })
-        .await
-        .unwrap();
+    let gaps = report::gaps(
+        &t.core.store,
+        &Filter {
+            since: Some(MARCH_10),
+            until: Some(end),
+            ..Filter::default()
+        },
+    )
+    .await
+    .unwrap();
     assert!(!gaps.is_empty(), "the 👎 question is a gap");
     assert_eq!(d["gaps"], serde_json::to_value(&gaps).unwrap());
 
     // Each day's point is the report for that day.
     let series = &d["series"];
-    assert_eq!(series["csat"]["days"], json!(["2026-03-10", "2026-03-11", "2026-03-12"]));
+    assert_eq!(
+        series["csat"]["days"],
+        json!(["2026-03-10", "2026-03-11", "2026-03-12"])
+    );
     for (i, day) in (0..3).map(|i| (i, MARCH_10 + i * DAY)) {
         let r = report_for(&t, day, Some(day + DAY), None).await;
         let i = i as usize;
         assert_eq!(series["csat"]["lines"][0][1][i], r["csat_score"], "day {i}");
-        assert_eq!(series["containment"]["lines"][1][1][i], r["escalation_rate"], "day {i}");
-        assert_eq!(series["first_response"]["lines"][0][1][i], r["first_response_secs_p50"]);
+        assert_eq!(
+            series["containment"]["lines"][1][1][i], r["escalation_rate"],
+            "day {i}"
+        );
+        assert_eq!(
+            series["first_response"]["lines"][0][1][i],
+            r["first_response_secs_p50"]
+        );
     }
     assert_eq!(series["csat"]["lines"][0][1], json!([100.0, null, null]));
 
     // The CSV says the same.
-    let (status, kind, body) = c.get(&alice, &format!("/api/admin/dashboard/csv/csat?{range}")).await;
+    let (status, kind, body) = c
+        .get(&alice, &format!("/api/admin/dashboard/csv/csat?{range}"))
+        .await;
     assert_eq!((status, kind.as_str()), (200, "text/csv; charset=utf-8"));
-    assert_eq!(body, "day,csat_score\n2026-03-10,100\n2026-03-11,\n2026-03-12,\n");
-    let (_, _, body) = c.get(&alice, &format!("/api/admin/dashboard/csv/channels?{range}")).await;
+    assert_eq!(
+        body,
+        "day,csat_score\n2026-03-10,100\n2026-03-11,\n2026-03-12,\n"
+    );
+    let (_, _, body) = c
+        .get(
+            &alice,
+            &format!("/api/admin/dashboard/csv/channels?{range}"),
+        )
+        .await;
     assert_eq!(body, format!("name,value\n{HOSTILE},1\nweb,2\n"));
 
     // The channel filter is the report's.
-    let web = c.json(&alice, &format!("/api/admin/dashboard?{range}&channel=web")).await;
-    assert_eq!(web["totals"], report_for(&t, MARCH_10, Some(end), Some("web")).await);
+    let web = c
+        .json(&alice, &format!("/api/admin/dashboard?{range}&channel=web"))
+        .await;
+    assert_eq!(
+        web["totals"],
+        report_for(&t, MARCH_10, Some(end), Some("web")).await
+    );
     assert_eq!(web["totals"]["conversations"], 2);
     let march_12 = c
         .json(&alice, "/api/admin/dashboard?from=2026-03-12&to=2026-03-12")
@@ -272,8 +337,16 @@ async fn the_dashboard_shows_the_reports_numbers_to_admins_only() {
     assert_eq!(march_12["totals"]["csat_responses"], 0);
 
     // Charts are SVG, and a channel's name is text, not markup.
-    let (status, kind, svg) = c.get(&alice, &format!("/api/admin/dashboard/chart/channels?{range}")).await;
-    assert_eq!((status, kind.as_str()), (200, "image/svg+xml; charset=utf-8"));
+    let (status, kind, svg) = c
+        .get(
+            &alice,
+            &format!("/api/admin/dashboard/chart/channels?{range}"),
+        )
+        .await;
+    assert_eq!(
+        (status, kind.as_str()),
+        (200, "image/svg+xml; charset=utf-8")
+    );
     assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{svg}");
     assert!(svg.contains("&lt;b&gt;tg&amp;co&lt;/b&gt;"), "{svg}");
     assert!(!svg.contains("<b>"), "{svg}");
@@ -282,7 +355,15 @@ async fn the_dashboard_shows_the_reports_numbers_to_admins_only() {
     let (status, _, body) = c.get(&alice, "/api/admin/dashboard?from=10/03/2026").await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("YYYY-MM-DD"), "{body}");
-    assert_eq!(c.get(&alice, "/api/admin/dashboard?from=2026-03-12&to=2026-03-10").await.0, 422);
-    assert_eq!(c.get(&alice, "/api/admin/dashboard/chart/nothing").await.0, 404);
+    assert_eq!(
+        c.get(&alice, "/api/admin/dashboard?from=2026-03-12&to=2026-03-10")
+            .await
+            .0,
+        422
+    );
+    assert_eq!(
+        c.get(&alice, "/api/admin/dashboard/chart/nothing").await.0,
+        404
+    );
     t.stop().await;
 }

@@ -75,7 +75,10 @@ fn empty(out: &mut String, height: f64) {
 pub fn chart(series: &Series) -> String {
     match series {
         Series::Time { title, days, lines } => {
-            let labels: Vec<String> = days.iter().map(|d| d.format("%b %-d").to_string()).collect();
+            let labels: Vec<String> = days
+                .iter()
+                .map(|d| d.format("%b %-d").to_string())
+                .collect();
             time_chart(title, &labels, lines)
         }
         Series::Bars { title, bars } => bar_chart(title, bars),
@@ -89,7 +92,10 @@ pub fn time_chart(title: &str, labels: &[String], lines: &[(String, Vec<Option<f
     let (left, right, top, bottom) = (56.0, WIDTH - 12.0, 44.0, height - 28.0);
     let mut out = String::new();
     open(&mut out, height, title);
-    let values: Vec<f64> = lines.iter().flat_map(|(_, v)| v.iter().flatten().copied()).collect();
+    let values: Vec<f64> = lines
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten().copied())
+        .collect();
     if values.is_empty() || labels.is_empty() {
         empty(&mut out, height);
         return out;
@@ -143,7 +149,13 @@ pub fn time_chart(title: &str, labels: &[String], lines: &[(String, Vec<Option<f
         for (i, v) in points.iter().enumerate().take(n) {
             match v {
                 Some(v) => {
-                    let _ = write!(path, "{}{:.1},{:.1} ", if pen_down { "L" } else { "M" }, x(i), y(*v));
+                    let _ = write!(
+                        path,
+                        "{}{:.1},{:.1} ",
+                        if pen_down { "L" } else { "M" },
+                        x(i),
+                        y(*v)
+                    );
                     pen_down = true;
                     let _ = write!(
                         out,
@@ -211,7 +223,10 @@ mod tests {
     /// The tags of `svg` (names and attributes), in order. Escaped text
     /// holds no `<` or `>`, so this split is exact.
     fn tags(svg: &str) -> Vec<&str> {
-        svg.split('<').skip(1).map(|s| s.split('>').next().unwrap_or("")).collect()
+        svg.split('<')
+            .skip(1)
+            .map(|s| s.split('>').next().unwrap_or(""))
+            .collect()
     }
 
     fn unescape(s: &str) -> String {
