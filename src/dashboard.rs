@@ -287,6 +287,9 @@ pub enum Series {
     },
 }
 
+/// Picks one figure out of a point.
+type Pick = dyn Fn(&Point) -> Option<f64>;
+
 /// The names of the series, in the order the dashboard shows them.
 pub const SERIES: [&str; 12] = [
     "volume",
@@ -306,7 +309,7 @@ pub const SERIES: [&str; 12] = [
 impl Dashboard {
     /// The series called `name` (one of [`SERIES`]).
     pub fn series(&self, name: &str) -> Option<Series> {
-        let time = |title: &str, lines: Vec<(&str, &dyn Fn(&Point) -> Option<f64>)>| Series::Time {
+        let time = |title: &str, lines: Vec<(&str, &Pick)>| Series::Time {
             title: title.into(),
             days: self.points.iter().map(|p| p.day).collect(),
             lines: lines

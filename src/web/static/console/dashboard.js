@@ -42,8 +42,8 @@ const Dashboard = (() => {
     const pct = v => v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%";
     const num = (v, unit) => v === null || v === undefined ? "—" : (Math.round(v * 10) / 10) + (unit || "");
 
-    function figure(label, value) {
-      const f = el("div", undefined, "figure");
+    function figure(label, value, key) {
+      const f = el("div", undefined, "figure"); if (key) f.dataset.key = key;
       f.append(el("div", value, "value"), el("div", label, "muted"));
       return f;
     }
@@ -61,9 +61,9 @@ const Dashboard = (() => {
       const t = d.totals;
       totals.innerHTML = "";
       totals.append(
-        figure("conversations", String(t.conversations)),
-        figure("CSAT (4–5)", t.csat_score === null ? "—" : num(t.csat_score, "%")),
-        figure("CSAT average", num(t.csat_average)),
+        figure("conversations", String(t.conversations), "conversations"),
+        figure("CSAT (4–5)", num(t.csat_score, "%"), "csat_score"),
+        figure("CSAT average", num(t.csat_average), "csat_average"),
         figure("NPS", num(t.nps)),
         figure("CES", num(t.ces_average)),
         figure("containment", pct(t.containment_rate)),
