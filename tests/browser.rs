@@ -536,6 +536,9 @@ path = "{prompts}"
 [web]
 listen = "127.0.0.1:0"
 cookie_secure = false
+# The test leaves the CSAT answers itself (step 6).
+[csat]
+enabled = false
 [[agents]]
 name = "alice"
 admin = true
