@@ -89,7 +89,14 @@ pub fn chart(series: &Series) -> String {
 /// `lines` (a gap where a value is missing), a legend on top.
 pub fn time_chart(title: &str, labels: &[String], lines: &[(String, Vec<Option<f64>>)]) -> String {
     let height = 240.0;
-    let (left, right, top, bottom) = (56.0, WIDTH - 12.0, 44.0, height - 28.0);
+    // The legend: three names a row.
+    let legend_rows = lines.len().div_ceil(3).max(1);
+    let (left, right, top, bottom) = (
+        56.0,
+        WIDTH - 12.0,
+        32.0 + 12.0 * legend_rows as f64,
+        height - 28.0,
+    );
     let mut out = String::new();
     open(&mut out, height, title);
     let values: Vec<f64> = lines
@@ -139,10 +146,12 @@ pub fn time_chart(title: &str, labels: &[String], lines: &[(String, Vec<Option<f
         let color = COLORS[k % COLORS.len()];
         let _ = write!(
             out,
-            r#"<rect x="{}" y="24" width="10" height="10" fill="{color}"/><text x="{}" y="33">{}</text>"#,
-            8 + 150 * k,
-            22 + 150 * k,
-            escape(&clip(name, 22))
+            r#"<rect x="{}" y="{}" width="10" height="10" fill="{color}"/><text x="{}" y="{}">{}</text>"#,
+            8 + 200 * (k % 3),
+            24 + 12 * (k / 3),
+            22 + 200 * (k % 3),
+            33 + 12 * (k / 3),
+            escape(&clip(name, 30))
         );
         let mut path = String::new();
         let mut pen_down = false;
