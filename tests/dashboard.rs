@@ -227,8 +227,18 @@ async fn report_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_shows_the_reports_numbers_to_admins_only() {
+    dashboard_flow(options()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
+async fn the_dashboard_on_postgres() {
+    dashboard_flow(options().postgres()).await;
+}
+
+async fn dashboard_flow(options: Options) {
     let clock = ManualClock::new(MARCH_10 + 10 * 3_600_000);
-    let t = spawn_app(options().clock(clock.clone())).await;
+    let t = spawn_app(options.clock(clock.clone())).await;
     let c = Client::new(&t).await;
     fill(&t, &clock, &c).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
