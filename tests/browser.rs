@@ -6,7 +6,8 @@
 //! The console test signs an admin in at `/agent`, edits an article with
 //! its live preview, saves it (the bot then answers from the new text), is
 //! refused a stale save with a diff, works two chats in the inbox, and
-//! sees the CSAT left on them on the dashboard, as `report --json` has it.
+//! sees the CSAT left on them on the dashboard, as `report --json` has it,
+//! and a down-voted answer's question on the knowledge-gap page.
 //!
 //! Ignored by default (it needs `chromium` and `chromium-driver`); CI
 //! installs them and runs it with `cargo test --test browser -- --ignored`.
@@ -775,7 +776,44 @@ admin = true
     until(&client, "const i = Array.from(document.querySelectorAll('#dash-charts img')); return i.length === 12 && i.every(i => i.complete && i.naturalWidth > 0)").await;
     shot(&client, "console-09-dashboard").await;
 
-    // 7. On a 390 px phone: the console fits without sideways scrolling,
+    // 7. A 👎 on the refund answer makes its question a knowledge gap: the
+    // gap page lists it, and "Find articles" searches the editor for it.
+    let mut down = None;
+    for c in store.conversations_since(None).await.unwrap() {
+        let messages = store.messages(&c.id).await.unwrap();
+        if let Some(pair) = messages.windows(2).find(|p| {
+            p[0].role == switchboard::store::Role::Customer
+                && p[0].text.contains("refund")
+                && p[1].role == switchboard::store::Role::Bot
+        }) {
+            down = Some((c.id.clone(), pair[1].id.clone()));
+        }
+    }
+    let (conversation, message) = down.expect("the refund answer");
+    assert!(
+        store
+            .set_feedback(&conversation, &message, -1)
+            .await
+            .unwrap()
+    );
+    let gaps = switchboard::report::gaps(&store, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    click(&client, "#nav button[data-view=gaps]").await;
+    until(
+        &client,
+        &format!(
+            "const r = document.querySelectorAll('#gaps-list .gap'); return r.length === 1 && r[0].dataset.term === '{}' && r[0].textContent.includes('how do I get a refund')",
+            gaps[0].term
+        ),
+    )
+    .await;
+    shot(&client, "console-10-gaps").await;
+    press(&client, "gaps-list", "Find articles").await;
+    until(&client, &format!("return !document.getElementById('kb').hidden && document.getElementById('kb-search').value === '{}' && document.querySelectorAll('#kb-list .row').length >= 1", gaps[0].term)).await;
+
+    // 8. On a 390 px phone: the console fits without sideways scrolling,
     // and the editor too.
     client.set_window_size(390, 844).await.unwrap();
     client.refresh().await.unwrap();
@@ -786,12 +824,12 @@ admin = true
     .await;
     let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
     until(&client, fits).await;
-    shot(&client, "console-10-phone-inbox").await;
+    shot(&client, "console-11-phone-inbox").await;
     click(&client, "#nav button[data-view=kb]").await;
     click(&client, "#kb-list .row[data-slug='billing/refunds']").await;
     until(&client, "return !!document.getElementById('kb-body')").await;
     until(&client, fits).await;
-    shot(&client, "console-11-phone-editor").await;
+    shot(&client, "console-12-phone-editor").await;
     click(&client, "#nav button[data-view=dash]").await;
     until(
         &client,
@@ -799,7 +837,7 @@ admin = true
     )
     .await;
     until(&client, fits).await;
-    shot(&client, "console-12-phone-dashboard").await;
+    shot(&client, "console-13-phone-dashboard").await;
 
     client.close().await.unwrap();
     drop(driver);

@@ -250,6 +250,7 @@ async fn dashboard_flow(options: Options) {
         format!("/api/admin/dashboard/chart/csat?{range}"),
         format!("/api/admin/dashboard/csv/csat?{range}"),
         "/api/admin/dashboard/csv/gaps".to_string(),
+        format!("/api/admin/dashboard/gaps?{range}"),
     ] {
         assert_eq!(c.get(&Who::Anonymous, &path).await.0, 401, "{path}");
         assert_eq!(
@@ -292,6 +293,20 @@ async fn dashboard_flow(options: Options) {
     .unwrap();
     assert!(!gaps.is_empty(), "the 👎 question is a gap");
     assert_eq!(d["gaps"], serde_json::to_value(&gaps).unwrap());
+    let page = c
+        .json(&alice, &format!("/api/admin/dashboard/gaps?{range}"))
+        .await;
+    assert_eq!(
+        page["gaps"], d["gaps"],
+        "the gap page lists the same groups"
+    );
+    let none = c
+        .json(
+            &alice,
+            "/api/admin/dashboard/gaps?from=2026-03-12&to=2026-03-12",
+        )
+        .await;
+    assert_eq!(none["gaps"], json!([]), "the 👎 was on March 10");
 
     // Each day's point is the report for that day.
     let series = &d["series"];

@@ -7,6 +7,7 @@
 //! | `GET /api/admin/dashboard?from=&to=&channel=` | totals (the `report --json` object for the range), channels, 👍/👎, knowledge gaps, and every series |
 //! | `GET /api/admin/dashboard/chart/{series}?…` | one series drawn as SVG |
 //! | `GET /api/admin/dashboard/csv/{series}?…` | one series as CSV (a download) |
+//! | `GET /api/admin/dashboard/gaps?…` | the knowledge gaps alone (`report gaps` for the range), for the console's gap page |
 //!
 //! `from` and `to` are UTC days (`YYYY-MM-DD`, both included; default the
 //! last 30 days); `channel` empty means every channel. The series are
@@ -32,6 +33,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/", get(overview))
         .route("/chart/{series}", get(chart))
         .route("/csv/{series}", get(csv))
+        .route("/gaps", get(gaps))
 }
 
 #[derive(Deserialize)]
@@ -41,15 +43,27 @@ struct RangeQuery {
     channel: Option<String>,
 }
 
+/// The range and channel asked for (422 for a range that is refused).
+fn parse<'q>(
+    state: &AppState,
+    query: &'q RangeQuery,
+) -> Result<(Range, Option<&'q str>), ApiError> {
+    let range = Range::parse(
+        query.from.as_deref(),
+        query.to.as_deref(),
+        state.assistant.store().now(),
+    )
+    .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok((range, query.channel.as_deref().filter(|c| !c.is_empty())))
+}
+
 async fn load(
     state: &AppState,
     query: &RangeQuery,
     with_gaps: bool,
 ) -> Result<Dashboard, ApiError> {
     let store = state.assistant.store();
-    let range = Range::parse(query.from.as_deref(), query.to.as_deref(), store.now())
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let channel = query.channel.as_deref().filter(|c| !c.is_empty());
+    let (range, channel) = parse(state, query)?;
     dashboard::build(store, &range, channel, with_gaps)
         .await
         .map_err(super::kb_editor::internal)
@@ -82,6 +96,21 @@ async fn overview(
         "volume": d.volume, "gaps": d.gaps, "series": series,
     }))
     .into_response())
+}
+
+async fn gaps(
+    State(state): State<Arc<AppState>>,
+    _admin: AuthAdmin,
+    Query(query): Query<RangeQuery>,
+) -> Result<Response, ApiError> {
+    let (range, channel) = parse(&state, &query)?;
+    let gaps = crate::report::gaps(state.assistant.store(), &dashboard::filter(&range, channel))
+        .await
+        .map_err(super::kb_editor::internal)?;
+    Ok(
+        Json(json!({"from": range.from, "to": range.to, "channel": channel, "gaps": gaps}))
+            .into_response(),
+    )
 }
 
 async fn chart(

@@ -2,7 +2,8 @@
 // The dashboard (admins): a date range and a channel, the totals (the same
 // object `switchboard report --json` prints for that range), one chart per
 // series drawn by the server as SVG (shown as images, so nothing in them
-// runs), a CSV download of each, and the knowledge gaps with examples.
+// runs) and a CSV download of each. The gaps' questions are on their own
+// page (gaps.js).
 const Dashboard = (() => {
   const BASE = "/api/admin/dashboard";
   const SERIES = [
@@ -29,9 +30,8 @@ const Dashboard = (() => {
     const err = el("div", undefined, "error"); err.id = "dash-error"; err.setAttribute("role", "alert");
     const totals = el("div", undefined, "dash-totals"); totals.id = "dash-totals";
     const charts = el("div", undefined, "dash-charts"); charts.id = "dash-charts";
-    const gaps = el("div", undefined, "dash-gaps"); gaps.id = "dash-gaps";
     const body = el("div", undefined, "dash-body");
-    body.append(form, err, totals, charts, gaps);
+    body.append(form, err, totals, charts);
     root.append(body);
 
     const query = () => {
@@ -81,15 +81,6 @@ const Dashboard = (() => {
         const a = el("a", "CSV"); a.href = `${BASE}/csv/${name}?${q}`; a.setAttribute("download", "");
         card.append(img, a);
         charts.append(card);
-      });
-      gaps.innerHTML = "";
-      gaps.append(el("h3", "Knowledge gaps: questions the bot could not answer or whose answer got 👎"));
-      if (!d.gaps.length) gaps.append(el("p", "None in this range.", "muted"));
-      d.gaps.forEach(g => {
-        const row = el("div", undefined, "gap");
-        row.append(el("div", `${g.count} × ${g.term}`, "title"));
-        const ul = el("ul"); g.examples.forEach(x => ul.append(el("li", x))); row.append(ul);
-        gaps.append(row);
       });
     }
     form.onsubmit = e => { e.preventDefault(); refresh(); };
