@@ -21,8 +21,9 @@ use crate::csat::Surveys;
 use crate::delivery::{self, Registry};
 use crate::desk::Desk;
 use crate::embed::{self, Embedder, Endpoint, local::LocalEmbedder};
-use crate::handoff::{BusinessHours, Rules};
+use crate::handoff::Rules;
 use crate::health::Health;
+use crate::hours::BusinessHours;
 use crate::inbound::Inbound;
 use crate::kb::{self, KnowledgeBase};
 use crate::llm::{ChatModel, OpenAiModel};
@@ -82,6 +83,8 @@ pub struct Core {
     pub inbound: Inbound,
     /// Channel states, for `/healthz`.
     pub health: Health,
+    /// Live events of web-widget sessions (their event streams).
+    pub live: crate::channels::live::Live,
 }
 
 impl Core {
@@ -129,9 +132,16 @@ impl Core {
             tracing::info!("no LLM configured: answers quote the knowledge base (extractive mode)");
         }
         let registry = Registry::default();
+        let live = crate::channels::live::Live::new(
+            settings.web.max_streams,
+            settings.web.max_streams_per_visitor,
+        );
         registry.register(
             crate::channels::web::CHANNEL,
-            Arc::new(crate::channels::web::WebDelivery::new(store.clone())),
+            Arc::new(crate::channels::web::WebDelivery::new(
+                store.clone(),
+                live.clone(),
+            )),
         );
         // Validated with the settings; an error here cannot happen.
         let hours = settings
@@ -217,12 +227,16 @@ impl Core {
         let inbound = Inbound::new(store.clone());
         inbound.register(
             crate::channels::web::CHANNEL,
-            Arc::new(crate::channels::web::WebReplay::new(assistant.clone())),
+            Arc::new(crate::channels::web::WebReplay::new(
+                assistant.clone(),
+                live.clone(),
+            )),
         );
         Ok(Self {
             settings: Arc::new(settings),
             inbound,
             health: Health::default(),
+            live,
             store,
             kb,
             assistant,
@@ -459,10 +473,14 @@ impl App {
             auth: crate::auth::ConsoleAuth::new(core.store.clone(), core.desk.agents().clone()),
             cookie_secure: core.settings.web.cookie_secure,
             visitors,
-            pages: Arc::new(web::Pages::new(
-                &core.settings.widget,
-                core.settings.assistant.max_message_chars,
-            )),
+            live: core.live.clone(),
+            pages: Arc::new(
+                web::Pages::new(
+                    &core.settings.widget,
+                    core.settings.assistant.max_message_chars,
+                )
+                .map_err(|e| Error::Config(e.to_string()))?,
+            ),
         });
         let web_settings = &core.settings.web;
         let limits = web::serve::Limits {
@@ -496,6 +514,13 @@ impl App {
                         stop.cancelled().await
                     }))
                 });
+                // Event streams never end by themselves: they are ended
+                // first, so that the server can drain.
+                let live = core.live.clone();
+                let shutdown = async move {
+                    shutdown.await;
+                    live.close();
+                };
                 let served = web::serve::serve(listener, router, limits, shutdown).await;
                 admin_stop.cancel();
                 if let Some(admin) = admin {
@@ -506,6 +531,7 @@ impl App {
             None => shutdown.await,
         }
         tracing::info!("stopping");
+        core.live.close();
         stop.cancel();
         while tasks.join_next().await.is_some() {}
         core.store.close().await;

@@ -18,7 +18,7 @@
 
 use uuid::Uuid;
 
-use crate::delivery::Button;
+use crate::outgoing::Button;
 
 /// What a customer (or agent) is told when a button is stale, foreign or
 /// unreadable.

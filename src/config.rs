@@ -6,6 +6,7 @@
 //! silently ignored. Secrets (`llm.api_key`, bot tokens, agent tokens) are read
 //! from the environment and never printed: their `Debug` output is redacted.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -370,6 +371,11 @@ pub struct WebSettings {
     /// `SWITCHBOARD_WEB__VISITOR_SECRET`. Unset: a key is generated once
     /// and kept in the database.
     pub visitor_secret: Option<Secret>,
+    /// Widget event streams (`GET /api/chat/stream`) open at once, in all;
+    /// past it widgets poll. Keep it under `max_connections`.
+    pub max_streams: usize,
+    /// Event streams one visitor may have open at once (tabs).
+    pub max_streams_per_visitor: usize,
 }
 
 impl Default for WebSettings {
@@ -389,6 +395,8 @@ impl Default for WebSettings {
             handoffs_per_minute: 10,
             cookie_secure: true,
             visitor_secret: None,
+            max_streams: 512,
+            max_streams_per_visitor: 4,
         }
     }
 }
@@ -408,7 +416,33 @@ pub struct WidgetSettings {
     pub position: String,
     /// Text of the launcher button.
     pub launcher: String,
+    /// An image file (PNG, JPEG, GIF, WebP or SVG, at most 64 KB) shown in
+    /// the chat's header; read at start and served from this server.
+    pub logo: Option<PathBuf>,
+    /// The widget's fixed texts in other languages (or English ones
+    /// replaced), by language code: `[widget.texts.fr] send = "Envoyer"`.
+    /// Keys: [`WIDGET_TEXT_KEYS`]. The widget uses the language the embed
+    /// script's `data-lang` names, else the browser's first language found
+    /// here.
+    pub texts: BTreeMap<String, BTreeMap<String, String>>,
 }
+
+/// The widget's fixed texts that `[widget.texts.LANG]` may set.
+pub const WIDGET_TEXT_KEYS: &[&str] = &[
+    "title",
+    "greeting",
+    "placeholder",
+    "send",
+    "your_message",
+    "conversation",
+    "close",
+    "sending",
+    "sent",
+    "not_sent",
+    "retry",
+    "writing",
+    "unreachable",
+];
 
 impl Default for WidgetSettings {
     fn default() -> Self {
@@ -418,6 +452,8 @@ impl Default for WidgetSettings {
             accent: "#1d4ed8".into(),
             position: "right".into(),
             launcher: "Chat with us".into(),
+            logo: None,
+            texts: BTreeMap::new(),
         }
     }
 }
@@ -732,6 +768,11 @@ impl Settings {
         }
         for (key, value) in [
             ("web.max_connections", self.web.max_connections as u64),
+            ("web.max_streams", self.web.max_streams as u64),
+            (
+                "web.max_streams_per_visitor",
+                self.web.max_streams_per_visitor as u64,
+            ),
             (
                 "web.header_read_timeout_secs",
                 self.web.header_read_timeout_secs,
@@ -787,6 +828,31 @@ impl Settings {
                 "widget.position",
                 format!("`{}` is not `right` or `left`", self.widget.position),
             );
+        }
+        for (language, texts) in &self.widget.texts {
+            let code = !language.is_empty()
+                && language.len() <= 16
+                && language
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !code {
+                return bad(
+                    "widget.texts",
+                    format!("`{language}` is not a language code such as fr or pt-BR"),
+                );
+            }
+            if let Some(key) = texts
+                .keys()
+                .find(|k| !WIDGET_TEXT_KEYS.contains(&k.as_str()))
+            {
+                return bad(
+                    &format!("widget.texts.{language}"),
+                    format!(
+                        "`{key}` is not a text of the widget; use one of {}",
+                        WIDGET_TEXT_KEYS.join(", ")
+                    ),
+                );
+            }
         }
         if !(0.0..=1.0).contains(&self.assistant.refusal_target) {
             return bad(
@@ -853,7 +919,7 @@ impl Settings {
             );
         }
         if let Some(hours) = &self.handoff.business_hours
-            && let Err(why) = crate::handoff::BusinessHours::parse(hours, &self.handoff.timezone)
+            && let Err(why) = crate::hours::BusinessHours::parse(hours, &self.handoff.timezone)
         {
             return bad("handoff.business_hours", why);
         }
@@ -956,6 +1022,25 @@ mod tests {
             let text = err.to_string();
             assert!(text.contains(key) && text.contains("at least 1"), "{text}");
         }
+    }
+
+    #[test]
+    fn widget_texts_are_known_keys_of_language_codes() {
+        let ok = Settings::from_toml_str(
+            "[widget.texts.pt-BR]\nsend = \"Enviar\"\n[widget.texts.fr]\nretry = \"Réessayer\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.widget.texts["pt-BR"]["send"], "Enviar");
+        let err = Settings::from_toml_str("[widget.texts.fr]\nsubmit = \"x\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("widget.texts.fr") && text.contains("placeholder"),
+            "{text}"
+        );
+        let err = Settings::from_toml_str("[widget.texts.\"fr fr\"]\nsend = \"x\"\n").unwrap_err();
+        assert!(err.to_string().contains("language code"), "{err}");
+        let err = Settings::from_toml_str("[web]\nmax_streams = 0\n").unwrap_err();
+        assert!(err.to_string().contains("web.max_streams"), "{err}");
     }
 
     #[test]

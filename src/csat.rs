@@ -10,13 +10,13 @@
 
 use std::time::Duration;
 
-use crate::assistant::Prompts;
 use crate::button::{ButtonData, SurveyStep};
 use crate::clock::Millis;
 use crate::config::CsatSettings;
 use crate::conversation::Transition;
-use crate::delivery::{self, Button, Outgoing, Registry, Target};
+use crate::delivery::{self, Button, Outgoing, Registry, Retry, Sent, Target};
 use crate::store::{self, Answer, Change, Conversation, Store, Survey};
+use crate::templates::Prompts;
 
 /// How long after a question a typed answer still counts.
 pub const TYPED_WINDOW_MS: Millis = 24 * 3600 * 1000;
@@ -37,7 +37,7 @@ pub enum Error {
     Store(#[from] store::Error),
     /// A template failed.
     #[error(transparent)]
-    Prompt(#[from] crate::assistant::prompts::Error),
+    Prompt(#[from] crate::templates::Error),
 }
 
 /// What one [`Surveys::tick`] did.
@@ -82,11 +82,8 @@ impl Surveys {
     }
 
     fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
-        let mut context = serde_json::json!({"product_name": self.product_name});
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        Ok(self.prompts.render(name, context)?)
+        let common = serde_json::json!({"product_name": self.product_name});
+        Ok(self.prompts.render_with(name, common, extra)?)
     }
 
     /// Runs [`Surveys::tick`] every `every` until `shutdown`.
@@ -175,8 +172,17 @@ impl Surveys {
         };
         let target = target_of(&conversation, &customer.external_id);
         let message = self.question("csat", &conversation.id, &target.channel)?;
-        match self.registry.deliver(&target, &message).await {
-            Ok(_) => {
+        let sent = delivery::send_or_queue(
+            &self.registry,
+            store,
+            &target,
+            &message,
+            Some(&conversation.id),
+            Retry::Caller,
+        )
+        .await?;
+        match sent {
+            Sent::Delivered(_) | Sent::Queued => {
                 let agent = conversation
                     .resolved_by
                     .as_deref()
@@ -186,7 +192,7 @@ impl Surveys {
                     .await?;
                 Ok(true)
             }
-            Err(delivery::Error::Temporary(_) | delivery::Error::NoChannel(_)) => {
+            Sent::Held(_) => {
                 let expire = (self.settings.expire_secs as Millis).saturating_mul(1000);
                 if store.now() - survey.due_at > expire {
                     store
@@ -199,7 +205,7 @@ impl Surveys {
                 }
                 Ok(false)
             }
-            Err(e @ (delivery::Error::Unreachable(_) | delivery::Error::Permanent(_))) => {
+            Sent::Failed(e) => {
                 tracing::info!(conversation = %conversation.id, "survey not delivered: {e}");
                 store
                     .release_survey(&conversation.id, Err("failed"))

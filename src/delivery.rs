@@ -9,64 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
-
-/// Where a message goes: the customer's place on their channel.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Target {
-    /// Channel name (`telegram`, `discord`, …).
-    pub channel: String,
-    /// The customer's platform id.
-    pub customer_id: String,
-    /// The conversation's place (chat, thread, topic), as the channel set it
-    /// in [`crate::assistant::Turn::thread`].
-    pub thread: String,
-}
-
-/// A button under a message. `data` comes back to the channel when pressed
-/// and is passed to [`crate::assistant::Assistant::press`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Button {
-    /// Label shown.
-    pub label: String,
-    /// Opaque callback data (at most 64 bytes, Telegram's limit).
-    pub data: String,
-}
-
-/// A message to deliver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outgoing {
-    /// Plain text (channels escape it for their markup).
-    pub text: String,
-    /// Rows of buttons; channels without buttons show the text only and
-    /// accept typed answers.
-    pub buttons: Vec<Vec<Button>>,
-    /// A notice about the conversation (an agent joined, transferred, gave
-    /// back, closed), not something the bot or an agent said; channels that
-    /// can show it differently (the web widget) do.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub notice: bool,
-}
-
-impl Outgoing {
-    /// Text without buttons.
-    pub fn text(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            buttons: Vec::new(),
-            notice: false,
-        }
-    }
-
-    /// A notice (see [`Outgoing::notice`](Outgoing#structfield.notice)).
-    pub fn notice(text: impl Into<String>) -> Self {
-        Self {
-            text: text.into(),
-            buttons: Vec::new(),
-            notice: true,
-        }
-    }
-}
+pub use crate::outgoing::{Button, Outgoing, Target};
 
 /// Why a delivery failed.
 #[derive(Debug, thiserror::Error)]
@@ -174,25 +117,123 @@ impl Registry {
     }
 }
 
-/// A send that a channel gave up on, kept in the outbox: delivered by
-/// [`run_outbox`] in five seconds or later.
-pub async fn queue_failed(
+/// An answer with its sources as plain text, for channels without markup
+/// and for the outbox: a `• title — url` line per source.
+pub fn plain_reply(answer: &str, sources: &[crate::store::SourceRef]) -> String {
+    let mut text = answer.to_string();
+    for source in sources {
+        text.push_str(&format!("\n• {}", source.title));
+        if let Some(url) = &source.url {
+            text.push_str(&format!(" — {url}"));
+        }
+    }
+    text
+}
+
+/// How long a send that failed for now waits in the outbox before its
+/// first retry.
+const QUEUE_MS: crate::clock::Millis = 5_000;
+
+/// Who retries a send that failed for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// The outbox ([`run_outbox`]).
+    Outbox,
+    /// The caller, which keeps the message itself (a survey reschedules
+    /// itself, and expires).
+    Caller,
+}
+
+/// What became of a message given to [`send_or_queue`].
+#[derive(Debug)]
+pub enum Sent {
+    /// Delivered; the platform's message id.
+    Delivered(Option<String>),
+    /// Failed for now; kept in the outbox and retried.
+    Queued,
+    /// Failed for now; the caller keeps it ([`Retry::Caller`]).
+    Held(Error),
+    /// Failed for good (unreachable customer, refused message): recorded,
+    /// never queued.
+    Failed(Error),
+}
+
+/// The one delivery policy: deliver through the target's channel, or queue
+/// a retryable failure in the outbox (or leave it to the caller, with
+/// [`Retry::Caller`]); never queue a permanent failure. An unreachable
+/// customer is marked so; a failure for good is recorded on the
+/// conversation (`delivery_failed`) when it is known.
+///
+/// # Errors
+/// On a database failure.
+pub async fn send_or_queue(
+    registry: &Registry,
     store: &crate::store::Store,
     target: &Target,
     message: &Outgoing,
-    error: &str,
-) {
-    tracing::warn!(
-        channel = %target.channel,
-        thread = %target.thread,
-        "send failed, queued for retry: {error}"
-    );
-    let next = store.now() + 5_000;
-    if let Err(e) = store
-        .enqueue_outbox(target, message, None, error, next)
-        .await
-    {
-        tracing::error!(channel = %target.channel, "could not queue a failed send: {e}");
+    conversation: Option<&str>,
+    retry: Retry,
+) -> Result<Sent, crate::store::Error> {
+    match registry.deliver(target, message).await {
+        Ok(id) => Ok(Sent::Delivered(id)),
+        Err(e) => settle_failure(store, target, message, conversation, e, retry).await,
+    }
+}
+
+/// [`send_or_queue`]'s policy for a send that already failed (a channel
+/// that sent by itself and gave up after its own retries).
+///
+/// # Errors
+/// On a database failure.
+pub async fn settle_failure(
+    store: &crate::store::Store,
+    target: &Target,
+    message: &Outgoing,
+    conversation: Option<&str>,
+    error: Error,
+    retry: Retry,
+) -> Result<Sent, crate::store::Error> {
+    match error {
+        Error::Temporary(_) | Error::NoChannel(_) if retry == Retry::Caller => {
+            Ok(Sent::Held(error))
+        }
+        Error::Temporary(_) | Error::NoChannel(_) => {
+            tracing::warn!(
+                channel = %target.channel,
+                thread = %target.thread,
+                "send failed, queued for retry: {error}"
+            );
+            let next = store.now() + QUEUE_MS;
+            store
+                .enqueue_outbox(target, message, conversation, &error.to_string(), next)
+                .await?;
+            Ok(Sent::Queued)
+        }
+        Error::Unreachable(ref why) => {
+            tracing::warn!(channel = %target.channel, thread = %target.thread, "customer unreachable: {why}");
+            if let Some(customer) = store
+                .find_customer(&target.channel, &target.customer_id)
+                .await?
+            {
+                store.set_unreachable(&customer.id, true).await?;
+            }
+            if let Some(conversation) = conversation {
+                let detail = format!("unreachable: {why}");
+                store
+                    .record_event(conversation, "delivery_failed", "system", Some(&detail))
+                    .await?;
+            }
+            Ok(Sent::Failed(error))
+        }
+        Error::Permanent(ref why) => {
+            tracing::warn!(channel = %target.channel, thread = %target.thread, "message refused, not retried: {why}");
+            if let Some(conversation) = conversation {
+                store
+                    .record_event(conversation, "delivery_failed", "system", Some(why))
+                    .await?;
+            }
+            Ok(Sent::Failed(error))
+        }
     }
 }
 

@@ -21,18 +21,16 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::agents::{Agent, Agents};
-use crate::assistant::Prompts;
 use crate::button::{ButtonData, DeskButton};
 use crate::clock::Millis;
 use crate::conversation::{Status, Transition};
-use crate::delivery::{self, Button, Outgoing, Registry, Target};
-use crate::handoff::BusinessHours;
+use crate::delivery::{self, Button, Outgoing, Registry, Retry, Target};
+use crate::hours::BusinessHours;
 use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Role, Store};
+use crate::templates::Prompts;
 
 /// How many recent messages a card shows.
 const CARD_MESSAGES: usize = 6;
-/// Retry delay for an undelivered agent reply.
-const RETRY_MS: Millis = 5_000;
 /// How long a notice may stay unsent before the desk loop sends it: the
 /// action that recorded it sends it at once, so one older than this was
 /// left by a process that stopped in between.
@@ -70,7 +68,7 @@ pub enum Error {
     Store(#[from] store::Error),
     /// A template failed.
     #[error(transparent)]
-    Prompt(#[from] crate::assistant::prompts::Error),
+    Prompt(#[from] crate::templates::Error),
 }
 
 /// What an agent does to a conversation.
@@ -122,6 +120,20 @@ pub struct Card {
 }
 
 impl Card {
+    /// The name of the card's staff thread or topic: the customer and the
+    /// reason, cut to `max_chars` characters.
+    pub fn thread_name(&self, max_chars: usize) -> String {
+        let who = self
+            .customer
+            .display_name
+            .as_deref()
+            .unwrap_or(&self.customer.external_id);
+        format!("{who} · {}", self.reason)
+            .chars()
+            .take(max_chars)
+            .collect()
+    }
+
     /// The card as plain text (desks add their own markup).
     pub fn text(&self) -> String {
         let who = self
@@ -281,11 +293,8 @@ impl Desk {
     }
 
     fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
-        let mut context = serde_json::json!({"product_name": self.inner.product_name});
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        Ok(self.inner.prompts.render(name, context)?)
+        let common = serde_json::json!({"product_name": self.inner.product_name});
+        Ok(self.inner.prompts.render_with(name, common, extra)?)
     }
 
     /// Waiting and claimed conversations, oldest hand-off first.
@@ -731,40 +740,16 @@ impl Desk {
             customer_id: customer.external_id.clone(),
             thread: conversation.thread_key.clone(),
         };
-        match self.inner.registry.deliver(&target, message).await {
-            Ok(_) => Ok(()),
-            Err(delivery::Error::Unreachable(why)) => {
-                store.set_unreachable(&customer.id, true).await?;
-                store
-                    .record_event(
-                        &conversation.id,
-                        "delivery_failed",
-                        "system",
-                        Some(&format!("unreachable: {why}")),
-                    )
-                    .await?;
-                Ok(())
-            }
-            Err(delivery::Error::Permanent(why)) => {
-                store
-                    .record_event(&conversation.id, "delivery_failed", "system", Some(&why))
-                    .await?;
-                Ok(())
-            }
-            Err(e @ (delivery::Error::Temporary(_) | delivery::Error::NoChannel(_))) => {
-                let next = store.now() + RETRY_MS;
-                store
-                    .enqueue_outbox(
-                        &target,
-                        message,
-                        Some(&conversation.id),
-                        &e.to_string(),
-                        next,
-                    )
-                    .await?;
-                Ok(())
-            }
-        }
+        delivery::send_or_queue(
+            &self.inner.registry,
+            store,
+            &target,
+            message,
+            Some(&conversation.id),
+            Retry::Outbox,
+        )
+        .await?;
+        Ok(())
     }
 
     /// Runs the desk loop until `shutdown`: posts cards, forwards customer

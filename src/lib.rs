@@ -15,13 +15,16 @@
 //!   model endpoint's `/v1/embeddings`.
 //! - [`store`]: the conversation log over sqlx (SQLite or PostgreSQL).
 //! - [`conversation`]: conversation states and their legal transitions.
-//! - [`delivery`]: how the core reaches a customer on their channel.
+//! - [`outgoing`]: what the core sends and where (message, buttons, target).
+//! - [`delivery`]: how the core reaches a customer on their channel, and the
+//!   one "deliver or queue for retry" policy.
+//! - [`templates`]: the prompt and message templates (`prompts/`).
 //! - [`button`]: typed button data (what a press acts on), shared by the
 //!   assistant, surveys and the desk.
 //! - [`auth`]: console sign-in (argon2 passwords, sessions, lock-out).
 //! - [`agents`], [`desk`]: who may act as an agent, and the agents' side of
 //!   a hand-off (queue, claim, reply, notes, resolve, give back, staff desks).
-//! - [`handoff`]: why and when a person takes over.
+//! - [`handoff`]: why and when a person takes over; [`hours`]: business hours.
 //! - [`inbound`]: the panic boundary for outside input, inputs kept before
 //!   they are confirmed, and dead letters; [`health`]: channel states and the
 //!   supervisor that restarts a stopped channel.
@@ -32,7 +35,8 @@
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV;
 //!   [`transcript`]: a conversation's messages with the notices its customer
 //!   was shown (an agent joined, transferred, gave back, closed).
-//! - [`channels`]: console (and later Telegram, Discord, web chat).
+//! - [`channels`]: the channel driver ([`channels::driver::Platform`]) and
+//!   Telegram and Discord on it; the console; the widget's delivery.
 //! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
 //! - [`app`]: builds every part from settings and runs them until shutdown.
 
@@ -54,13 +58,16 @@ pub mod eval;
 pub mod export;
 pub mod handoff;
 pub mod health;
+pub mod hours;
 pub mod inbound;
 pub mod kb;
 pub mod limits;
 pub mod llm;
+pub mod outgoing;
 pub mod report;
 pub mod store;
 pub mod telemetry;
+pub mod templates;
 pub mod transcript;
 pub mod web;
 

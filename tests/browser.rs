@@ -100,20 +100,13 @@ async fn shot(client: &Client, name: &str) {
     std::fs::write(shots().join(format!("{name}.png")), png).unwrap();
 }
 
-static ENV: std::sync::Once = std::sync::Once::new();
+/// One chromium at a time: the machine running the tests is small, and
+/// the agent token's variable is set once for both tests.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Sets the agent token's variable; every test calls it first.
-fn init_env() {
-    ENV.call_once(|| {
-        // SAFETY: every test calls this before anything else, and nothing
-        // in this test binary reads the environment before the Once has
-        // completed.
-        unsafe { std::env::set_var("BROWSER_ALICE_TOKEN", AGENT_TOKEN) };
-    });
-}
-
-/// The knowledge base, prompts and settings of one run.
-fn settings(dir: &std::path::Path, llm: &str, host_origin: &str) -> Settings {
+/// The knowledge base, prompts and settings of one run (`extra` TOML
+/// appended).
+fn settings(dir: &std::path::Path, llm: &str, host_origin: &str, extra: &str) -> Settings {
     let kb = dir.join("kb");
     std::fs::create_dir_all(kb.join("billing")).unwrap();
     std::fs::write(
@@ -121,6 +114,9 @@ fn settings(dir: &std::path::Path, llm: &str, host_origin: &str) -> Settings {
         "---\ntitle: Refunds\nurl: https://help.example/refunds\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge.\n",
     )
     .unwrap();
+    // SAFETY: the tests of this binary run one at a time (ONE_AT_A_TIME)
+    // and set the same value; nothing reads it before.
+    unsafe { std::env::set_var("BROWSER_ALICE_TOKEN", AGENT_TOKEN) };
     let toml = format!(
         r##"
 [database]
@@ -143,6 +139,7 @@ accent = "#0f766e"
 [[agents]]
 name = "alice"
 token_env = "BROWSER_ALICE_TOKEN"
+{extra}
 "##,
         db = dir.join("test.db").display(),
         kb = kb.display(),
@@ -231,7 +228,7 @@ async fn type_and_send(client: &Client, text: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromium-driver"]
 async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
-    init_env();
+    let _one = ONE_AT_A_TIME.lock().await;
     let (llm, llm_url) = openai_fake::start().await;
     llm.script([openai_fake::Script::Stream(vec![
         "To get a refund, open **Settings → Billing → Refund** ".into(),
@@ -243,7 +240,7 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
         "http://shop.test:{}",
         host_listener.local_addr().unwrap().port()
     );
-    let app = App::build(settings(dir.path(), &llm_url, &host_origin), system())
+    let app = App::build(settings(dir.path(), &llm_url, &host_origin, ""), system())
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
@@ -458,6 +455,477 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
     host.abort();
 }
 
+/// A running app: its port, its core and how to stop it.
+struct Running {
+    port: u16,
+    core: switchboard::app::Core,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn run(settings: Settings) -> Running {
+    let app = App::build(settings, system()).await.unwrap();
+    let port = app.local_addr().unwrap().port();
+    let core = app.core().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.run_until_stopped(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running {
+        port,
+        core,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    /// Stops it and waits until it has (its port is free again).
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Records, in the chat frame, every text an answer being written shows
+/// and when it was painted (`window.__written`).
+const WATCH_WRITING: &str = r#"
+window.__written = [];
+new MutationObserver(() => {
+  const w = document.querySelector('.msg.writing .text');
+  if (!w || !w.textContent) return;
+  const t = w.textContent;
+  const seen = window.__written;
+  if (seen.length && seen[seen.length - 1].t === t) return;
+  seen.push({ t, at: null });
+  const entry = seen[seen.length - 1];
+  requestAnimationFrame(() => { entry.at = Date.now(); });
+}).observe(document.getElementById('log'), { subtree: true, childList: true, characterData: true });
+return true;
+"#;
+
+/// The texts and kinds of the conversation shown (notes left out).
+async fn shown(client: &Client) -> Vec<(String, String)> {
+    let value = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#log .msg:not(.note)')).map(m => [m.className, m.querySelector('.text').textContent])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+async fn click_button(client: &Client, label: &str) {
+    let clicked = client
+        .execute(
+            "const b = Array.from(document.querySelectorAll('#log .buttons button')).filter(b => b.textContent === arguments[0] && !b.disabled).pop(); if (b) b.click(); return !!b;",
+            vec![serde_json::json!(label)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        clicked,
+        serde_json::Value::Bool(true),
+        "no usable {label:?} button"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromium-driver"]
+async fn the_answer_streams_in_a_survey_score_stays_and_a_dropped_message_is_sent_once() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let words: Vec<String> = [
+        "To get a refund, ",
+        "open Settings, then Billing, then Refund, ",
+        "within 14 days ",
+        "of the charge.",
+    ]
+    .map(String::from)
+    .to_vec();
+    let answer = words.concat();
+    let (llm, llm_url) = openai_fake::start().await;
+    llm.script([openai_fake::Script::Slow(
+        words.clone(),
+        Duration::from_millis(200),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let host_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host_origin = format!(
+        "http://shop.test:{}",
+        host_listener.local_addr().unwrap().port()
+    );
+    // One survey question, asked as soon as the conversation is resolved.
+    // French texts for a visitor who asks for them, and a logo.
+    let extra = "[csat]\ndelay_secs = 0\nces = false\nnps = false\ncomment = false\n\
+                 [widget.texts.fr]\nplaceholder = \"Posez votre question…\"\nsend = \"Envoyer\"\n";
+    let mut settings = settings(dir.path(), &llm_url, &host_origin, extra);
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(
+        &logo,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24"><circle cx="12" cy="12" r="11" fill="#fbbf24"/></svg>"##,
+    )
+    .unwrap();
+    settings.widget.logo = Some(logo);
+    let app = run(settings.clone()).await;
+    let port = app.port;
+    let public = format!("http://support.test:{port}");
+    let host = host_page(host_listener, Arc::new(Mutex::new(public.clone()))).await;
+    let driver = driver().await;
+    let client = browser(&driver).await;
+
+    // 1. The answer is written word by word over the event stream.
+    client.goto(&host_origin).await.unwrap();
+    open_panel(&client).await;
+    until(&client, "return live === true").await;
+    client.execute(WATCH_WRITING, vec![]).await.unwrap();
+    type_and_send(&client, "how do I get a refund").await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".msg.writing"))
+        .await
+        .unwrap();
+    shot(&client, "04-answer-being-written").await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".msg.bot a.source"))
+        .await
+        .unwrap();
+    assert_eq!(count(&client, ".msg.writing").await, 0);
+    let written = client
+        .execute("return window.__written", vec![])
+        .await
+        .unwrap();
+    let written: Vec<serde_json::Value> = serde_json::from_value(written).unwrap();
+    let texts: Vec<&str> = written.iter().map(|w| w["t"].as_str().unwrap()).collect();
+    assert!(
+        texts.len() >= 2 && texts[0].len() < answer.len(),
+        "partial answers before the whole one: {texts:?}"
+    );
+    assert!(texts.iter().all(|t| answer.starts_with(t)), "{texts:?}");
+    let final_text = client
+        .find(Locator::Css(".msg.bot:last-of-type .text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(final_text.trim(), answer.trim());
+    // From the model's first token to the first painted words.
+    let first_token = llm.slow_chunks_sent.lock().unwrap()[0]
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let painted = written[0]["at"].as_i64().expect("painted");
+    let latency = painted - first_token;
+    println!("first model token → first visible token: {latency} ms");
+    assert!(
+        (0..1000).contains(&latency),
+        "first token took {latency} ms to show"
+    );
+    // Nothing was polled: the stream brought it.
+    let polls = client
+        .execute(
+            "return performance.getEntriesByType('resource').filter(e => e.name.includes('/api/chat/updates')).length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(polls, serde_json::json!(0));
+
+    // 2. Solved; the survey arrives over the stream; the score chosen is
+    // still shown after a reload, with the whole conversation.
+    click_button(&client, switchboard::button::SOLVED_YES_LABEL).await;
+    until(
+        &client,
+        "return document.querySelectorAll('.msg.bot').length === 2 && document.getElementById('typing').hidden",
+    )
+    .await;
+    let tick = app.core.surveys.tick().await.unwrap();
+    let _ = tick;
+    until(
+        &client,
+        "return Array.from(document.querySelectorAll('#log .buttons button')).some(b => b.textContent === '4' && !b.disabled)",
+    )
+    .await;
+    click_button(&client, "4").await;
+    until(
+        &client,
+        "return document.querySelectorAll('#log .msg.bot').length === 4 && document.getElementById('typing').hidden",
+    )
+    .await;
+    let before = shown(&client).await;
+    client.refresh().await.unwrap();
+    open_panel(&client).await;
+    until(&client, "return live === true").await;
+    let after = shown(&client).await;
+    assert_eq!(
+        before.iter().map(|(_, t)| t).collect::<Vec<_>>(),
+        after.iter().map(|(_, t)| t).collect::<Vec<_>>(),
+        "the whole conversation after a reload"
+    );
+    let chosen = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#log .buttons button.chosen')).map(b => b.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        chosen.as_array().unwrap().contains(&serde_json::json!("4")),
+        "the survey score after a reload: {chosen}"
+    );
+    shot(&client, "05-survey-score-after-reload").await;
+
+    // 3. The server goes away while the visitor writes: the message fails
+    // (after two quiet retries), the server comes back, Retry sends it
+    // once, and the stream reconnects by itself.
+    app.stop().await;
+    until(&client, "return live === false").await;
+    let question = "how do I get a refund for a yearly plan?";
+    type_and_send(&client, question).await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".msg.me.failed .retry"))
+        .await
+        .unwrap();
+    shot(&client, "06-offline-not-sent").await;
+    settings.web.listen = format!("127.0.0.1:{port}");
+    let app = run(settings.clone()).await;
+    until(&client, "return live === true").await;
+    client
+        .find(Locator::Css(".msg.me.failed .retry"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &client,
+        "return document.querySelectorAll('.msg.me.failed').length === 0 && Array.from(document.querySelectorAll('.msg.bot a.source')).length === 2 && document.getElementById('typing').hidden",
+    )
+    .await;
+    let texts = shown(&client).await;
+    let mine = texts.iter().filter(|(_, t)| t == question).count();
+    assert_eq!(mine, 1, "{texts:?}");
+    let answers = texts
+        .iter()
+        .filter(|(_, t)| t.trim() == answer.trim())
+        .count();
+    assert_eq!(answers, 2, "one answer per question: {texts:?}");
+    // The server has it once.
+    let token = client
+        .execute("return token", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
+    let history: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/chat/history"))
+        .header("x-visitor-token", token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["customer", "bot"], "{history}");
+    shot(&client, "07-sent-once-after-the-drop").await;
+
+    // 4. Keyboard only: Tab reaches the launcher, Enter opens the panel
+    // with the cursor in the input, Enter sends, the answer's buttons are
+    // reached with Tab, Escape closes the panel and gives the launcher its
+    // focus back. Words being written are hidden from screen readers (the
+    // whole answer is announced once, by the aria-live log).
+    client.goto(&host_origin).await.unwrap();
+    let keys = |k: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .active_element()
+                .await
+                .unwrap()
+                .send_keys(k)
+                .await
+                .unwrap()
+        }
+    };
+    keys("\u{E004}").await; // Tab
+    let on_launcher = client
+        .execute(
+            "const h = document.getElementById('switchboard-widget'); return document.activeElement === h && h.shadowRoot.activeElement.tagName",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(on_launcher, serde_json::json!("BUTTON"));
+    keys("\u{E007}").await; // Enter
+    // The panel opens and has the focus.
+    until(
+        &client,
+        "const h = document.getElementById('switchboard-widget'); const f = h.shadowRoot.querySelector('iframe'); return !!f && document.activeElement === h && h.shadowRoot.activeElement === f",
+    )
+    .await;
+    let host_el = client
+        .find(Locator::Id("switchboard-widget"))
+        .await
+        .unwrap();
+    let frame = host_el
+        .shadow_root()
+        .await
+        .unwrap()
+        .find(Locator::Css("iframe"))
+        .await
+        .unwrap();
+    frame.enter_frame().await.unwrap();
+    until(
+        &client,
+        "return typeof live !== 'undefined' && live === true",
+    )
+    .await;
+    // Tab reaches the input (headless Chromium gives the frame no window
+    // focus, so the input is not focused by itself here).
+    let mut tabs = 0;
+    while client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap()
+        != serde_json::json!("text")
+    {
+        assert!(tabs < 15, "Tab never reached the input");
+        keys("\u{E004}").await;
+        tabs += 1;
+    }
+    assert_eq!(
+        client
+            .execute(
+                "return document.getElementById('log').getAttribute('aria-live')",
+                vec![]
+            )
+            .await
+            .unwrap(),
+        serde_json::json!("polite")
+    );
+    let bots = count(&client, ".msg.bot").await;
+    keys("how do I get a refund").await;
+    keys("\u{E007}").await;
+    until(&client, "const w = document.querySelector('.msg.writing'); return !!w && w.getAttribute('aria-hidden') === 'true'").await;
+    until(
+        &client,
+        &format!("return document.querySelectorAll('.msg.bot').length === {} && !document.querySelector('.msg.writing')", bots + 1),
+    )
+    .await;
+    // Tab from the input: Send, then the newest answer's buttons.
+    client
+        .find(Locator::Css("#text"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    keys("\u{E004}").await;
+    let focused = client
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, serde_json::json!("send"));
+    shot(&client, "08-keyboard-only").await;
+    keys("\u{E00C}").await; // Escape
+    client.enter_parent_frame().await.unwrap();
+    until(
+        &client,
+        "const h = document.getElementById('switchboard-widget'); const b = h.shadowRoot.querySelector('button'); return document.activeElement === h && h.shadowRoot.activeElement === b && b.getAttribute('aria-expanded') === 'false'",
+    )
+    .await;
+
+    // 5. A 360 px phone: nothing scrolls sideways and answers stream in.
+    client.enter_parent_frame().await.unwrap();
+    client.set_window_size(360, 740).await.unwrap();
+    client.refresh().await.unwrap();
+    open_panel(&client).await;
+    until(&client, "return live === true").await;
+    let inner = client
+        .execute(
+            "return [window.innerWidth, document.documentElement.scrollWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let width = inner[0].as_u64().unwrap();
+    assert!((300..=360).contains(&width), "{inner}");
+    assert!(
+        inner[1].as_u64().unwrap() <= width,
+        "sideways scroll: {inner}"
+    );
+    client.execute(WATCH_WRITING, vec![]).await.unwrap();
+    type_and_send(&client, "how do I get a refund").await;
+    until(
+        &client,
+        "return Array.from(document.querySelectorAll('.msg.bot a.source')).length === 2 && window.__written.length >= 2",
+    )
+    .await;
+    let inner = client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inner, serde_json::Value::Bool(true));
+    shot(&client, "09-phone-360-streamed").await;
+
+    // 6. The fixed texts in French for a page that asks for them, the logo
+    // from the settings.
+    client.enter_parent_frame().await.ok();
+    client.set_window_size(1280, 900).await.unwrap();
+    client
+        .goto(&format!("{public}/embed?lang=fr"))
+        .await
+        .unwrap();
+    until(
+        &client,
+        "return typeof live !== 'undefined' && live === true",
+    )
+    .await;
+    let french = client
+        .execute(
+            "const l = document.getElementById('logo'); return [document.documentElement.lang, document.getElementById('text').placeholder, document.getElementById('send').textContent, document.querySelector('label[for=text]').textContent, !!l && l.complete && l.naturalWidth > 0]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        french,
+        serde_json::json!([
+            "fr",
+            "Posez votre question…",
+            "Envoyer",
+            "Your message",
+            true
+        ])
+    );
+    shot(&client, "10-french-texts-and-logo").await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    app.stop().await;
+    host.abort();
+}
+
 /// Sets `#id`'s value as a person would: cleared, then typed.
 async fn type_into(client: &Client, css: &str, text: &str) {
     let input = client.find(Locator::Css(css)).await.unwrap();
@@ -514,7 +982,10 @@ async fn widget_answer(http: &reqwest::Client, base: &str, question: &str) -> se
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromium-driver"]
 async fn an_admin_edits_the_knowledge_base_and_works_the_inbox_in_the_console() {
-    init_env();
+    let _one = ONE_AT_A_TIME.lock().await;
+    // SAFETY: the tests of this binary run one at a time (ONE_AT_A_TIME)
+    // and set the same value; nothing reads it before.
+    unsafe { std::env::set_var("BROWSER_ALICE_TOKEN", AGENT_TOKEN) };
     let dir = tempfile::tempdir().unwrap();
     let kb = dir.path().join("kb");
     std::fs::create_dir_all(kb.join("billing")).unwrap();

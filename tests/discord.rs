@@ -12,7 +12,8 @@ use discord_fake::{FakeDiscord, MessageOpts};
 use serde_json::json;
 use switchboard::app::App;
 use switchboard::button::{ButtonData, DeskButton, NO_LONGER_AVAILABLE};
-use switchboard::channels::discord::{self, render::LIMIT};
+use switchboard::channels::discord::render::LIMIT;
+use switchboard::channels::text;
 use switchboard::clock::{ManualClock, system};
 
 const GENERAL: u64 = 100;
@@ -278,7 +279,7 @@ async fn answers_mentions_and_replies_but_not_chatter() {
     );
     t.fake.dispatch("MESSAGE_CREATE", picture).await;
     let dm = t.wait_posted(DM, 1).await;
-    assert_eq!(dm[0].content, discord::TEXT_ONLY);
+    assert_eq!(dm[0].content, text::TEXT_ONLY);
     // A customer's mention after them: once it is answered and nothing is
     // left unanswered, the bot's and the webhook's messages were seen.
     let after = t.fake.message_with(
@@ -443,7 +444,7 @@ async fn ask_command_is_deferred_then_answered_and_buttons_are_acknowledged() {
             |f| {
                 f.followups(51)
                     .iter()
-                    .any(|m| m.ephemeral() && m.content == discord::FEEDBACK_THANKS)
+                    .any(|m| m.ephemeral() && m.content == text::FEEDBACK_THANKS)
             },
             WAIT,
         )
@@ -836,7 +837,7 @@ async fn human_hand_off_goes_to_a_staff_thread_and_the_agent_reply_reaches_the_d
             |f| {
                 f.channel_messages(thread)
                     .iter()
-                    .any(|m| m.content == discord::NOT_AN_AGENT)
+                    .any(|m| m.content == text::discord::NOT_AN_AGENT)
             },
             WAIT,
         )
@@ -931,7 +932,7 @@ async fn agents_are_recognised_by_user_id_and_role_id_never_by_name() {
         .message(200, thread, Some(GUILD), OTHER, "Eve writing as alice");
     renamed(&mut eve, &[]);
     t.fake.dispatch("MESSAGE_CREATE", eve).await;
-    t.wait_text(thread, discord::NOT_AN_AGENT, "Eve refused")
+    t.wait_text(thread, text::discord::NOT_AN_AGENT, "Eve refused")
         .await;
 
     // Alice claims with the card's button.

@@ -8,7 +8,7 @@ use common::{
 };
 use serde_json::json;
 use switchboard::button::{ButtonData, NO_LONGER_AVAILABLE, SurveyStep};
-use switchboard::channels::telegram::text;
+use switchboard::channels::text;
 use switchboard::conversation::Status;
 use telegram_fake::{
     Failure, callback_update, group_chat, message, message_update, private_chat, user,
@@ -267,6 +267,30 @@ async fn rate_limits_and_server_errors_are_retried() {
     t.stop().await;
 }
 
+/// Issue 12: the channel kept a send Telegram refused for good (400) in the
+/// outbox, to be refused again on every retry. The one delivery policy
+/// keeps only what may succeed later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_telegram_refuses_for_good_is_not_queued() {
+    let t = start("", None).await;
+    t.telegram().fail(
+        "sendmessage",
+        Failure::BadRequest("Bad Request: can't parse entities"),
+        1,
+    );
+    t.telegram().push(from_customer(1, 10, "/help"));
+    // Answers in one chat go in order: once the second is there, the first
+    // was refused and settled.
+    t.telegram().push(from_customer(2, 11, "/help"));
+    t.telegram()
+        .wait_until("the second answer", |f| f.texts_to(CUSTOMER).len() >= 2)
+        .await;
+    // The fake records refused sends too: one refused (not retried), one sent.
+    assert_eq!(t.telegram().texts_to(CUSTOMER).len(), 2);
+    assert_eq!(t.outbox_pending().await, 0, "nothing queued");
+    t.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_answer_is_split_under_the_limit() {
     let (llm, llm_url) = openai_fake::start().await;
@@ -385,7 +409,7 @@ async fn customer_on_telegram_and_agent_in_the_agents_group() {
         .wait_until("the refusal", |f| {
             f.calls_of("answercallbackquery")
                 .iter()
-                .any(|c| c["text"] == text::NOT_AN_AGENT)
+                .any(|c| c["text"] == text::telegram::NOT_AN_AGENT)
         })
         .await;
     // Alice claims and answers in the topic.
@@ -1053,7 +1077,7 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .wait_until("the question back", |f| {
             f.texts_to(AGENTS)
                 .iter()
-                .any(|x| x == text::WHICH_CONVERSATION)
+                .any(|x| x == text::telegram::WHICH_CONVERSATION)
         })
         .await;
 

@@ -2602,3 +2602,84 @@ async fn recovery_finds_a_message_whose_neighbours_answer_landed_after_it() {
         0
     );
 }
+
+/// A channel that refuses one customer for good and cannot reach another.
+struct Refusing;
+
+#[async_trait::async_trait]
+impl Deliver for Refusing {
+    async fn deliver(
+        &self,
+        target: &Target,
+        _message: &Outgoing,
+    ) -> Result<Option<String>, delivery::Error> {
+        Err(match target.customer_id.as_str() {
+            "blocked" => delivery::Error::Unreachable("bot blocked".into()),
+            _ => delivery::Error::Permanent("bad request".into()),
+        })
+    }
+}
+
+/// Issue 12: crash recovery had its own "deliver or queue" that queued
+/// even a permanent failure, retried from the outbox for ever. It follows
+/// the one policy now: a refused answer is recorded, an unreachable
+/// customer marked, and nothing is queued.
+#[tokio::test]
+async fn recovery_never_queues_an_answer_refused_for_good() {
+    let scratch = Scratch::new().await;
+    let clock = ManualClock::new(START);
+    let core = Core::build(scratch.settings(""), clock.clone(), &|_, _| {})
+        .await
+        .unwrap();
+    core.registry.register("test", Arc::new(Refusing));
+    let mut conversations = Vec::new();
+    for (who, id) in [("refused", "update:1"), ("blocked", "update:2")] {
+        let customer = core.store.upsert_customer("test", who, None).await.unwrap();
+        let conversation = core
+            .store
+            .open_conversation(&customer, &format!("thread-{who}"))
+            .await
+            .unwrap();
+        let stored = switchboard::store::NewMessage {
+            conversation_id: &conversation.id,
+            text: "how do I get a refund",
+            channel: "test",
+            platform_message_id: Some(id),
+            ..Default::default()
+        };
+        core.store.insert_message(&stored).await.unwrap().unwrap();
+        conversations.push(conversation.id);
+    }
+    core.assistant
+        .answer_pending(&core.registry, 3_600_000, core.store.now())
+        .await
+        .unwrap();
+    clock.advance(3_600_000);
+    let queued = core
+        .store
+        .claim_outbox(&["test".to_string()], 50, 60_000)
+        .await
+        .unwrap();
+    assert!(queued.is_empty(), "nothing queued: {queued:?}");
+    for conversation in &conversations {
+        let events = core.store.events(conversation).await.unwrap();
+        assert!(
+            events.iter().any(|e| e.kind == "delivery_failed"),
+            "{events:?}"
+        );
+    }
+    let blocked = core
+        .store
+        .find_customer("test", "blocked")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(blocked.unreachable);
+    let refused = core
+        .store
+        .find_customer("test", "refused")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!refused.unreachable);
+}

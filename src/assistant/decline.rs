@@ -112,6 +112,28 @@ const NEGATIONS: &[&str] = &[
     "there is no",
     "there are no",
     "nothing about",
+    "cannot answer",
+    "can't answer",
+    "unable to answer",
+    "not able to answer",
+    "cannot help",
+    "can't help",
+];
+
+/// Negations that decline whatever they are about, said by the assistant
+/// itself ("I'm sorry, but I cannot answer your question about the current
+/// time."; "You cannot answer calls in flight mode" is an answer).
+const SELF_SUFFICIENT: &[&str] = &[
+    "i don't know",
+    "i do not know",
+    "i'm not aware",
+    "i am not aware",
+    "i cannot answer",
+    "i can't answer",
+    "i am unable to answer",
+    "i'm unable to answer",
+    "i'm not able to answer",
+    "i am not able to answer",
 ];
 
 /// True when `answer` (the whole text) declines: the old token, or one
@@ -184,8 +206,7 @@ fn first_sentence_declines(text: &str, whole: bool) -> bool {
         words.split_whitespace().collect::<Vec<_>>().join(" ")
     );
     let has = |phrases: &[&str]| phrases.iter().any(|p| padded.contains(&format!(" {p} ")));
-    has(NEGATIONS)
-        && (has(SUBJECTS) || padded.contains(" i don't know ") || padded.contains(" not aware "))
+    has(NEGATIONS) && (has(SUBJECTS) || has(SELF_SUFFICIENT))
 }
 
 /// The first sentence of `text`, if it has ended (a full stop, question or
@@ -236,6 +257,7 @@ mod tests {
             "I couldn't find anything about that in the documentation.",
             "There is no information about refunds for gift cards in the sources.",
             "I don't know.",
+            "I'm sorry, but I cannot answer your question about the current time. The sources provided do not mention any information about the current time.",
         ] {
             assert!(is_decline(decline), "{decline}");
             assert_eq!(may_decline(decline), Some(true), "{decline}");
@@ -250,6 +272,7 @@ mod tests {
             "Yes, you can create a link to a particular place in a Google Doc: highlight it, then Insert → Bookmark.",
             "To filter by time, search for older_than:1d. This does not change the labels.",
             "You don't need an account: open the link and sign in later.",
+            "You cannot answer calls while the phone is in flight mode.",
         ] {
             assert!(!is_decline(answer), "{answer}");
         }

@@ -12,14 +12,15 @@
 mod budget;
 pub mod context;
 mod decline;
-pub mod prompts;
+mod generate;
+mod retrieve;
+pub use crate::templates as prompts;
 pub mod semantic;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -626,292 +627,11 @@ impl Assistant {
     /// # Errors
     /// When the template fails.
     pub fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
-        let mut context = serde_json::json!({
+        let common = serde_json::json!({
             "product_name": self.inner.settings.product_name,
             "no_answer_token": NO_ANSWER_TOKEN,
         });
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        Ok(self.inner.prompts.render(name, context)?)
-    }
-
-    /// Searches the knowledge base for `question` and measures confidence.
-    ///
-    /// # Errors
-    /// On an index failure.
-    pub async fn retrieve(&self, question: &str) -> Result<Retrieval, Error> {
-        self.retrieve_parts(&[(question, 1.0)]).await
-    }
-
-    /// Retrieval for weighted query parts (the new message first).
-    async fn retrieve_parts(&self, parts: &[(&str, f32)]) -> Result<Retrieval, Error> {
-        let started = Instant::now();
-        let kb = &self.inner.kb;
-        let pool = kb.retrieve_parts(parts, ARTICLE_POOL)?;
-        // Coverage as BM25 ranks passages: the share of the question found
-        // in the best few passages (with what earlier passages of the same
-        // article held).
-        let confidence = pool.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
-        let best_score = pool.first().map_or(0.0, |h| h.score);
-        let relevance = self.inner.kb.calibration().relevance(best_score);
-        let mut hits = by_article(pool);
-        hits.truncate(RETRIEVE_LIMIT);
-        let mut similarity = None;
-        let mut agree = false;
-        let dense_query = parts
-            .iter()
-            .filter(|(_, w)| *w >= 0.5)
-            .map(|(t, _)| *t)
-            .collect::<Vec<_>>()
-            .join("\n");
-        if let Some(semantic) = &self.inner.semantic {
-            match semantic.nearest(&dense_query, RETRIEVE_LIMIT).await {
-                Ok(near) if !near.is_empty() => {
-                    similarity = Some(near[0].similarity);
-                    agree = hits.first().is_some_and(|h| h.slug == near[0].slug);
-                    hits = fuse_hits(kb, hits, &near);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("dense retrieval skipped, BM25 only: {e}"),
-            }
-        }
-        metrics::histogram!("switchboard_retrieval_latency_seconds")
-            .record(started.elapsed().as_secs_f64());
-        Ok(Retrieval {
-            hits,
-            confidence,
-            best_score,
-            relevance,
-            similarity,
-            agree,
-        })
-    }
-
-    /// The stateless part of the decision for a question: a request for a
-    /// person, upset wording, an admin keyword, small talk, or retrieval and
-    /// whether it covers the question. Customers' messages and `switchboard
-    /// eval` both go through this.
-    ///
-    /// # Errors
-    /// On an index failure.
-    pub async fn assess(&self, question: &str) -> Result<Assessment, Error> {
-        self.assess_in(question, &[]).await
-    }
-
-    /// Retrieval for `question` in a conversation whose earlier turns are
-    /// `earlier` (oldest first). A message that leans on the conversation
-    /// is searched together with the earlier turns (at lower weights), and
-    /// that merged retrieval is kept only when its best article is about
-    /// the new message too; otherwise the message is searched alone.
-    ///
-    /// # Errors
-    /// On an index failure.
-    pub async fn retrieve_in(
-        &self,
-        question: &str,
-        earlier: &[Earlier],
-    ) -> Result<Retrieval, Error> {
-        let alone = self.retrieve(question).await?;
-        let parts = context::parts(question, earlier);
-        if parts.len() == 1 {
-            return Ok(alone);
-        }
-        let new_terms = self.inner.kb.analyze(question);
-        let follow_up = context::follow_up(question, new_terms.len());
-        if follow_up != context::FollowUp::No
-            && let Some(standalone) = self.standalone(question, earlier).await
-        {
-            // The model's rewrite says what the message is about; the
-            // message's own words still count.
-            return self
-                .retrieve_parts(&[(standalone.as_str(), 1.0), (question, 1.0)])
-                .await;
-        }
-        let merged = self.retrieve_parts(&parts).await?;
-        let Some(top) = merged.hits.first() else {
-            return Ok(alone);
-        };
-        if new_terms.is_empty() {
-            // Nothing but pointers ("tell me more"): the conversation says
-            // what it is about.
-            return Ok(merged);
-        }
-        let merged_share = context::about_share(&new_terms, &self.article_terms(&top.slug));
-        let alone_top = alone.hits.first();
-        let keep = match follow_up {
-            // "and how long does it take?": about the earlier topic unless
-            // the message alone is clearly about another article.
-            context::FollowUp::Explicit => {
-                merged_share > 0.0
-                    || !(self.covers(&alone) && alone_top.is_some_and(|h| h.slug != top.slug))
-            }
-            // "Probate?": a few words of their own, which the merged
-            // article must hold.
-            context::FollowUp::Short => merged_share > 0.0,
-            // A question of its own: the merged article must be about it at
-            // least as much as what the message finds alone.
-            context::FollowUp::No => {
-                let alone_share = alone_top.map_or(0.0, |h| {
-                    context::about_share(&new_terms, &self.article_terms(&h.slug))
-                });
-                merged_share >= ABOUT_NEW_TURN.max(alone_share)
-            }
-        };
-        Ok(if keep { merged } else { alone })
-    }
-
-    /// With a model: `question` rewritten as a standalone question from the
-    /// recent conversation (template `rewrite.md`; one short call, cached
-    /// per turn). `None` without a model or template, or when the call
-    /// fails: retrieval then merges the conversation without a model.
-    async fn standalone(&self, question: &str, earlier: &[Earlier]) -> Option<String> {
-        let model = self.inner.model.as_ref()?;
-        let recent = &earlier[earlier.len().saturating_sub(REWRITE_TURNS)..];
-        let key = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            recent.hash(&mut h);
-            question.hash(&mut h);
-            h.finish()
-        };
-        if let Some(hit) = self.inner.rewrites.lock().ok()?.get(&key) {
-            return Some(hit.clone());
-        }
-        let history: Vec<serde_json::Value> = recent
-            .iter()
-            .map(|e| {
-                let text: String = e.text.chars().take(REWRITE_TURN_CHARS).collect();
-                serde_json::json!({
-                    "role": if e.role == context::Role::Customer { "Customer" } else { "Assistant" },
-                    "text": text.replace("</conversation>", "").replace("</latest>", ""),
-                })
-            })
-            .collect();
-        let question_text = question.replace("</latest>", "").replace("<latest>", "");
-        let prompt = match self.render(
-            "rewrite.md",
-            serde_json::json!({"history": history, "question": question_text}),
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!("no follow-up rewrite: {e}");
-                return None;
-            }
-        };
-        let messages = vec![ChatMessage::new(Speaker::User, prompt)];
-        let text = match self.generate(model.as_ref(), &messages, None).await {
-            Ok((text, _)) => text,
-            Err(e) => {
-                tracing::warn!("follow-up rewrite failed, merging without the model: {e}");
-                return None;
-            }
-        };
-        let line = text
-            .lines()
-            .map(|l| l.trim().trim_matches('"').trim())
-            .find(|l| !l.is_empty())?;
-        if decline::is_no_answer_token(line) {
-            return None;
-        }
-        let rewrite: String = line.chars().take(REWRITE_MAX_CHARS).collect();
-        if let Ok(mut cache) = self.inner.rewrites.lock() {
-            if cache.len() >= REWRITE_CACHE {
-                cache.clear();
-            }
-            cache.insert(key, rewrite.clone());
-        }
-        Some(rewrite)
-    }
-
-    /// The analysed terms of an article (title, tags, every passage).
-    fn article_terms(&self, slug: &str) -> std::collections::HashSet<String> {
-        let Some(article) = self.inner.kb.article(slug) else {
-            return Default::default();
-        };
-        let mut text = format!("{}\n{}\n", article.title, article.tags.join(" "));
-        for p in &article.passages {
-            text.push_str(&p.heading);
-            text.push('\n');
-            text.push_str(&p.text);
-            text.push('\n');
-        }
-        self.inner.kb.analyze(&text).into_iter().collect()
-    }
-
-    /// [`Assistant::assess`] for a message in a conversation: the same
-    /// checks on the message itself, then [`Assistant::retrieve_in`].
-    /// Customers' messages and `switchboard eval` (with a case's `history`)
-    /// both go through this.
-    ///
-    /// # Errors
-    /// On an index failure.
-    pub async fn assess_in(
-        &self,
-        question: &str,
-        earlier: &[Earlier],
-    ) -> Result<Assessment, Error> {
-        let normal = handoff::normalise(question);
-        if let Some(keyword) = self.inner.rules.keyword_in(question) {
-            return Ok(Assessment::HandOff(
-                Reason::Rule,
-                Some(format!("keyword `{keyword}`")),
-            ));
-        }
-        if handoff::asks_for_person(question) {
-            return Ok(Assessment::HandOff(Reason::CustomerRequest, None));
-        }
-        if handoff::is_upset(question) {
-            return Ok(Assessment::HandOff(
-                Reason::Frustration,
-                Some("negative wording".into()),
-            ));
-        }
-        if GREETINGS.contains(&normal.as_str()) {
-            return Ok(Assessment::Reply("welcome.md"));
-        }
-        if THANKS.contains(&normal.as_str()) {
-            return Ok(Assessment::Reply("thanks.md"));
-        }
-        let retrieval = self.retrieve_in(question, earlier).await?;
-        if let Some(tag) = retrieval
-            .hits
-            .first()
-            .and_then(|h| self.inner.rules.tag_in(&h.tags))
-        {
-            return Ok(Assessment::HandOff(
-                Reason::Rule,
-                Some(format!("article tag `{tag}`")),
-            ));
-        }
-        Ok(if self.covers(&retrieval) {
-            Assessment::Answer(retrieval)
-        } else {
-            Assessment::NotCovered(retrieval)
-        })
-    }
-
-    /// Whether retrieval is confident enough to answer.
-    pub fn covers(&self, retrieval: &Retrieval) -> bool {
-        let settings = &self.inner.settings;
-        if retrieval.hits.is_empty() {
-            return false;
-        }
-        let dense = retrieval.similarity.is_some_and(|s| {
-            s >= settings.min_similarity
-                || (retrieval.agree && s >= settings.min_similarity - AGREEMENT_BONUS)
-        });
-        let threshold = settings.min_score.or_else(|| {
-            self.inner
-                .kb
-                .calibration()
-                .threshold(settings.refusal_target)
-        });
-        let scored = threshold.is_some_and(|t| retrieval.best_score >= t);
-        let confident = settings
-            .min_confidence
-            .is_some_and(|c| retrieval.confidence >= c);
-        scored || confident || dense
+        Ok(self.inner.prompts.render_with(name, common, extra)?)
     }
 
     /// Handles one customer message: [`Assistant::receive`] then
@@ -1262,39 +982,25 @@ impl Assistant {
             if reply.is_silent() {
                 return Ok(false);
             }
-            let mut text = reply.answer.clone();
-            for s in &reply.sources {
-                text.push_str(&format!(
-                    "\n• {}{}",
-                    s.title,
-                    s.url
-                        .as_deref()
-                        .map(|u| format!(" — {u}"))
-                        .unwrap_or_default()
-                ));
-            }
             let target = crate::delivery::Target {
                 channel: conversation.channel.clone(),
                 customer_id: customer.external_id.clone(),
                 thread: conversation.thread_key.clone(),
             };
             let outgoing = crate::delivery::Outgoing {
-                text,
+                text: crate::delivery::plain_reply(&reply.answer, &reply.sources),
                 buttons: reply.buttons(),
                 notice: false,
             };
-            if let Err(e) = registry.deliver(&target, &outgoing).await {
-                let next = store.now() + 5_000;
-                store
-                    .enqueue_outbox(
-                        &target,
-                        &outgoing,
-                        Some(&conversation.id),
-                        &e.to_string(),
-                        next,
-                    )
-                    .await?;
-            }
+            crate::delivery::send_or_queue(
+                registry,
+                store,
+                &target,
+                &outgoing,
+                Some(&conversation.id),
+                crate::delivery::Retry::Outbox,
+            )
+            .await?;
         }
         Ok(true)
     }
@@ -2072,184 +1778,6 @@ impl Assistant {
         messages.retain(|m| matches!(m.role, Role::Customer | Role::Bot | Role::Agent));
         Ok(messages)
     }
-
-    /// The best passages (at most `assistant.max_passages`) that fit in
-    /// `budget` tokens, grouped by article in the order of their best
-    /// passage.
-    fn prompt_sources(&self, hits: &[Hit], budget: usize) -> Vec<PromptSource> {
-        let hits: Vec<&Hit> = hits
-            .iter()
-            .take(self.inner.settings.max_passages.max(1))
-            .collect();
-        let texts: Vec<&str> = hits.iter().map(|h| h.markdown.as_str()).collect();
-        let (kept, _) = budget::fit_passages(&texts, budget);
-        let mut sources: Vec<PromptSource> = Vec::new();
-        for (i, text) in kept {
-            let hit = hits[i];
-            let passage = PromptPassage {
-                heading: hit.heading.clone(),
-                text,
-            };
-            match sources.iter_mut().find(|s| s.slug == hit.slug) {
-                Some(source) => source.passages.push(passage),
-                None => sources.push(PromptSource {
-                    slug: hit.slug.clone(),
-                    title: hit.title.clone(),
-                    url: self.inner.kb.link(&hit.slug, hit.url.as_deref()),
-                    score: hit.score,
-                    passages: vec![passage],
-                }),
-            }
-        }
-        sources
-    }
-
-    /// The messages for the model (rules, the recent conversation, then
-    /// the sources and the question) and the sources they number, fitted
-    /// into the model's context (see [`budget`]).
-    fn build_prompt(
-        &self,
-        question: &str,
-        hits: &[Hit],
-        history: &[Earlier],
-    ) -> Result<(Vec<ChatMessage>, Vec<PromptSource>), Error> {
-        let system = self.render("system.md", serde_json::json!({}))?;
-        // The question is data inside <question>; a customer cannot close
-        // the tag and write instructions after it.
-        let question = prompts::without_tag(question, "question");
-        let skeleton = self.render(
-            "answer.md",
-            serde_json::json!({"sources": [], "question": question}),
-        )?;
-        let PromptBudget {
-            context_tokens,
-            answer_tokens,
-        } = self.inner.budget;
-        let fixed = budget::estimate_tokens(&system) + budget::estimate_tokens(&skeleton) + 32;
-        let room = context_tokens.saturating_sub(answer_tokens + fixed);
-        let history_need: usize = history
-            .iter()
-            .map(|m| budget::estimate_tokens(&m.text) + 8)
-            .sum();
-        let for_history = history_need.min(room / 4);
-        let sources = self.prompt_sources(hits, room - for_history);
-        let used: usize = sources
-            .iter()
-            .flat_map(|s| &s.passages)
-            .map(|p| budget::estimate_tokens(&p.text) + budget::estimate_tokens(&p.heading) + 16)
-            .sum();
-        let history = budget::fit_history(history, room.saturating_sub(used), room);
-        let user = self.render(
-            "answer.md",
-            serde_json::json!({"sources": sources, "question": question}),
-        )?;
-        let mut messages = vec![ChatMessage::new(Speaker::System, system)];
-        for m in &history {
-            let speaker = if m.role == context::Role::Customer {
-                Speaker::User
-            } else {
-                Speaker::Assistant
-            };
-            messages.push(ChatMessage::new(speaker, m.text.clone()));
-        }
-        messages.push(ChatMessage::new(Speaker::User, user));
-        Ok((messages, sources))
-    }
-
-    /// Generates an answer to `question` from `retrieval` with the same
-    /// prompts customers get, but without a conversation: nothing is
-    /// stored and there is no history.
-    ///
-    /// # Errors
-    /// [`Error::Model`] without a model or when it fails.
-    pub async fn draft(&self, question: &str, retrieval: &Retrieval) -> Result<Draft, Error> {
-        self.draft_in(question, &[], retrieval).await
-    }
-
-    /// [`Assistant::draft`] in a conversation whose earlier turns are
-    /// `earlier` (given to the model as for a live conversation).
-    ///
-    /// # Errors
-    /// [`Error::Model`] without a model or when it fails.
-    pub async fn draft_in(
-        &self,
-        question: &str,
-        earlier: &[Earlier],
-        retrieval: &Retrieval,
-    ) -> Result<Draft, Error> {
-        let model = self
-            .inner
-            .model
-            .as_ref()
-            .ok_or_else(|| Error::Model("no LLM is configured (llm.base_url)".into()))?;
-        let (messages, sources) = self.build_prompt(question, &retrieval.hits, earlier)?;
-        let (text, _) = self
-            .generate(model.as_ref(), &messages, None)
-            .await
-            .map_err(|e| Error::Model(e.to_string()))?;
-        if decline::is_decline(&text) {
-            return Ok(Draft {
-                text,
-                sources: Vec::new(),
-                declined: true,
-            });
-        }
-        let sources = cited_sources(&text, &sources);
-        Ok(Draft {
-            text,
-            sources,
-            declined: false,
-        })
-    }
-
-    /// Runs the model, forwarding text to `deltas` except while it may
-    /// still be a decline (see [`decline`]).
-    async fn generate(
-        &self,
-        model: &dyn ChatModel,
-        messages: &[ChatMessage],
-        deltas: Option<mpsc::UnboundedSender<String>>,
-    ) -> Result<(String, Usage), llm::Error> {
-        // The place is held until the stream has ended (or failed): the
-        // limit is on calls in flight, not on calls started.
-        let _place = match &self.inner.limits {
-            Some(limits) => Some(limits.model().enter().await.ok_or(llm::Error::Busy)?),
-            None => None,
-        };
-        let limit = self.inner.llm_timeout;
-        let stream = tokio::time::timeout(limit, model.stream(messages))
-            .await
-            .map_err(|_| llm::Error::Timeout(limit))??;
-        let mut stream = llm::with_stall_timeout(stream, limit);
-        let mut text = String::new();
-        let mut usage = Usage::default();
-        let mut holding = true;
-        while let Some(item) = stream.next().await {
-            match item? {
-                Delta::Usage(u) => usage = u,
-                Delta::Text(piece) => {
-                    text.push_str(&piece);
-                    if holding {
-                        // Held back while it may still be a decline (the
-                        // customer then gets the no-answer message instead).
-                        if decline::may_decline(&text) != Some(false) {
-                            continue;
-                        }
-                        holding = false;
-                        if let Some(tx) = &deltas {
-                            let _ = tx.send(text.clone());
-                        }
-                    } else if let Some(tx) = &deltas {
-                        let _ = tx.send(piece);
-                    }
-                }
-            }
-        }
-        if text.trim().is_empty() {
-            return Err(llm::Error::Protocol("empty answer".into()));
-        }
-        Ok((text.trim().to_string(), usage))
-    }
 }
 
 struct Generated {
@@ -2358,68 +1886,6 @@ fn stuck(history: &[Message], normal: &str) -> Option<&'static str> {
         }
     }
     None
-}
-
-/// Passages grouped by article, articles in the order of their best
-/// passage (BM25 already scores each passage with its whole article), at
-/// most [`PASSAGES_PER_ARTICLE`] each.
-fn by_article(hits: Vec<Hit>) -> Vec<Hit> {
-    let mut order: Vec<String> = Vec::new();
-    for hit in &hits {
-        if !order.contains(&hit.slug) {
-            order.push(hit.slug.clone());
-        }
-    }
-    let mut kept: HashMap<String, usize> = HashMap::new();
-    let mut ranked: Vec<(usize, usize, Hit)> = hits
-        .into_iter()
-        .enumerate()
-        .filter(|(_, h)| {
-            let n = kept.entry(h.slug.clone()).or_default();
-            *n += 1;
-            *n <= PASSAGES_PER_ARTICLE
-        })
-        .map(|(i, h)| (order.iter().position(|s| *s == h.slug).unwrap_or(i), i, h))
-        .collect();
-    ranked.sort_by_key(|(article, i, _)| (*article, *i));
-    ranked.into_iter().map(|(_, _, h)| h).collect()
-}
-
-/// BM25 hits and dense neighbours fused by reciprocal rank. Passages only
-/// the embeddings found are taken from the knowledge base (BM25 score 0).
-fn fuse_hits(kb: &KnowledgeBase, hits: Vec<Hit>, near: &[semantic::Near]) -> Vec<Hit> {
-    let key = |slug: &str, heading: &str| (slug.to_string(), heading.to_string());
-    let bm25: Vec<(String, String)> = hits.iter().map(|h| key(&h.slug, &h.heading)).collect();
-    let dense: Vec<(String, String)> = near.iter().map(|n| key(&n.slug, &n.heading)).collect();
-    let mut by_key: HashMap<(String, String), Hit> = hits
-        .into_iter()
-        .map(|h| (key(&h.slug, &h.heading), h))
-        .collect();
-    semantic::fuse(&[bm25, dense], RRF_K)
-        .into_iter()
-        .filter_map(|(k, _)| match by_key.remove(&k) {
-            Some(hit) => Some(hit),
-            None => dense_hit(kb, &k.0, &k.1),
-        })
-        .take(RETRIEVE_LIMIT)
-        .collect()
-}
-
-fn dense_hit(kb: &KnowledgeBase, slug: &str, heading: &str) -> Option<Hit> {
-    let article = kb.article(slug)?;
-    let passage = article.passages.iter().find(|p| p.heading == heading)?;
-    Some(Hit {
-        slug: article.slug.clone(),
-        title: article.title.clone(),
-        heading: passage.heading.clone(),
-        snippet: passage.text.chars().take(200).collect(),
-        score: 0.0,
-        markdown: passage.markdown.clone(),
-        url: kb.link(&article.slug, article.url.as_deref()),
-        tags: article.tags.clone(),
-        coverage: 0.0,
-        query_weight: 0.0,
-    })
 }
 
 #[cfg(test)]

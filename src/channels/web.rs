@@ -1,9 +1,11 @@
 //! The web chat widget channel: a browser session is a customer.
 //!
 //! Answers go back in the HTTP response; messages the core sends later
-//! (agent replies, notices, surveys) wait in the `web_messages` mailbox until
-//! the widget polls for them.
+//! (agent replies, notices, surveys) wait in the `web_messages` mailbox,
+//! and the session's bell in [`Live`] rings so that an open event stream
+//! sends them at once (a widget without one polls for them).
 
+use super::live::Live;
 use crate::assistant::{Assistant, Turn};
 use crate::delivery::{self, Deliver, Outgoing, Target};
 use crate::inbound::Replay;
@@ -23,15 +25,17 @@ pub fn valid_session(session: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// Delivers to widget sessions by leaving the message in their mailbox.
+/// Delivers to widget sessions by leaving the message in their mailbox
+/// and ringing their bell.
 pub struct WebDelivery {
     store: Store,
+    live: Live,
 }
 
 impl WebDelivery {
-    /// A delivery over the store.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// A delivery over the store, telling open streams through `live`.
+    pub fn new(store: Store, live: Live) -> Self {
+        Self { store, live }
     }
 }
 
@@ -42,11 +46,13 @@ impl Deliver for WebDelivery {
         target: &Target,
         message: &Outgoing,
     ) -> Result<Option<String>, delivery::Error> {
-        self.store
+        let id = self
+            .store
             .push_web_message(&target.thread, message)
             .await
-            .map(Some)
-            .map_err(|e| delivery::Error::Temporary(e.to_string()))
+            .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
+        self.live.mailbox(&target.thread);
+        Ok(Some(id))
     }
 }
 
@@ -79,12 +85,13 @@ impl Kept {
 /// goes to the session's mailbox, where the widget finds it.
 pub struct WebReplay {
     assistant: Assistant,
+    live: Live,
 }
 
 impl WebReplay {
-    /// Replays through `assistant`.
-    pub fn new(assistant: Assistant) -> Self {
-        Self { assistant }
+    /// Replays through `assistant`, telling open streams through `live`.
+    pub fn new(assistant: Assistant, live: Live) -> Self {
+        Self { assistant, live }
     }
 }
 
@@ -101,15 +108,8 @@ impl Replay for WebReplay {
         if reply.is_silent() {
             return Ok(());
         }
-        let mut text = reply.answer.clone();
-        for source in &reply.sources {
-            text.push_str(&format!("\n• {}", source.title));
-            if let Some(url) = &source.url {
-                text.push_str(&format!(" — {url}"));
-            }
-        }
         let message = Outgoing {
-            text,
+            text: delivery::plain_reply(&reply.answer, &reply.sources),
             buttons: reply.buttons(),
             notice: false,
         };
@@ -117,7 +117,8 @@ impl Replay for WebReplay {
             .store()
             .push_web_message(&kept.session, &message)
             .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.live.mailbox(&kept.session);
+        Ok(())
     }
 }

@@ -326,9 +326,9 @@ pub struct OutboxItem {
     /// Id.
     pub id: String,
     /// Where it goes.
-    pub target: crate::delivery::Target,
+    pub target: crate::outgoing::Target,
     /// What it says.
-    pub message: crate::delivery::Outgoing,
+    pub message: crate::outgoing::Outgoing,
     /// Conversation, if any.
     pub conversation_id: Option<String>,
     /// Attempts so far.

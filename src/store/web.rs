@@ -4,7 +4,7 @@ use sqlx::Row;
 
 use super::{Conversation, Error, Store, new_id};
 use crate::clock::Millis;
-use crate::delivery::Outgoing;
+use crate::outgoing::Outgoing;
 
 impl Store {
     /// Leaves a message for a web-widget session; returns its id (ids sort

@@ -8,9 +8,12 @@
 //! | `POST /api/chat/messages` | `{"token", "text", "id"?}` | a customer message; the reply comes back |
 //! | `POST /api/chat/press` | `{"token", "data", "id"?}` | a button press (`"stale": true` when it no longer applies) |
 //! | `GET /api/chat/history` | | the visitor's current conversation, whole, and the polling cursor |
-//! | `GET /api/chat/updates?after=CURSOR` | | messages sent since (agent replies, notices, surveys) |
+//! | `GET /api/chat/updates?after=CURSOR` | | messages sent since (agent replies, notices, surveys): the fallback of the event stream |
 //!
-//! The pages themselves (`/`, `/embed`, `/widget.js`) are in [`super::embed`].
+//! The pages themselves (`/`, `/embed`, `/widget.js`) are in [`super::embed`];
+//! the event stream (`/api/chat/stream`: the words of answers as they are
+//! written, mailbox messages at once) in [`super::live`]. Mailbox messages
+//! carry their `cursor`, so the widget shows each once however it came.
 //!
 //! `token` is the visitor token ([`super::visitor`]); GET requests send it
 //! in the `X-Visitor-Token` header (or `?token=`). The old API's bare
@@ -36,18 +39,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::AppState;
-use super::markdown::to_html;
+use super::shown::Shown;
 use super::visitor::Refused;
-use crate::assistant::{Action, Mode, Pressed, Reply, Turn};
+use crate::assistant::{Action, Pressed, Reply, Turn};
 use crate::button::ButtonData;
 use crate::channels::web::{CHANNEL, Kept};
-use crate::delivery::{Button, Outgoing};
+use crate::delivery::Outgoing;
 use crate::inbound::guarded;
-use crate::store::{Message, Role};
+use crate::store::Message;
 
 const WIDGET_JS: &str = include_str!("static/widget.js");
 const WIDGET_CSS: &str = include_str!("static/widget.css");
@@ -147,163 +150,6 @@ struct UpdatesQuery {
 /// Header carrying the visitor token of GET requests.
 pub const TOKEN_HEADER: &str = "x-visitor-token";
 
-/// What the widget shows for one message.
-#[derive(Serialize)]
-struct Shown {
-    /// `customer`, `bot`, `agent` or `notice`.
-    kind: &'static str,
-    /// The agent's name, for agent messages.
-    author: Option<String>,
-    text: String,
-    /// `text` as sanitised HTML.
-    html: String,
-    /// Sent at, in milliseconds since the epoch.
-    at: i64,
-    mode: Option<&'static str>,
-    sources: Vec<crate::store::SourceRef>,
-    handoff: bool,
-    buttons: Vec<Vec<Button>>,
-    /// `data` of the buttons already pressed (the 👍 or 👎 given to an
-    /// answer), shown chosen after a reload.
-    chosen: Vec<String>,
-    /// `data` of buttons that stay usable when newer messages arrive (👍/👎
-    /// can be given to any answer of the conversation).
-    lasting: Vec<String>,
-}
-
-impl Shown {
-    fn new(kind: &'static str, text: String, at: i64) -> Self {
-        Shown {
-            kind,
-            author: None,
-            html: to_html(&text),
-            text,
-            at,
-            mode: None,
-            sources: Vec::new(),
-            handoff: false,
-            buttons: Vec::new(),
-            chosen: Vec::new(),
-            lasting: Vec::new(),
-        }
-    }
-    /// Marks the feedback buttons as lasting, and the one matching
-    /// `feedback` (1 👍, -1 👎) as chosen.
-    fn with_feedback(mut self, feedback: Option<i64>) -> Self {
-        for button in self.buttons.iter().flatten() {
-            if let Some(ButtonData::Feedback { up, .. }) = ButtonData::parse(&button.data) {
-                self.lasting.push(button.data.clone());
-                if feedback == Some(if up { 1 } else { -1 }) {
-                    self.chosen.push(button.data.clone());
-                }
-            }
-        }
-        self
-    }
-    fn reply(reply: &Reply, at: i64) -> Option<Self> {
-        (!reply.is_silent()).then(|| {
-            Shown {
-                mode: Some(reply.mode.as_str()),
-                sources: reply.sources.clone(),
-                handoff: reply.handoff,
-                buttons: reply.buttons(),
-                ..Shown::new("bot", reply.answer.clone(), at)
-            }
-            .with_feedback(None)
-        })
-    }
-    /// A stored bot message, shown again for a retried request.
-    fn stored(message: &crate::store::Message, conversation_id: &str) -> Option<Self> {
-        let mode = match message.mode.as_deref() {
-            Some("llm") => Mode::Llm,
-            Some("handoff") => Mode::Handoff,
-            _ => Mode::Extractive,
-        };
-        let answered = mode != Mode::Handoff && !message.sources.is_empty();
-        let reply = Reply {
-            conversation_id: conversation_id.to_string(),
-            message_id: Some(message.id.clone()),
-            answer: message.text.clone(),
-            mode,
-            sources: message.sources.clone(),
-            handoff: mode == Mode::Handoff,
-            action: if answered {
-                Action::Answer
-            } else {
-                Action::Info
-            },
-            survey_buttons: Vec::new(),
-        };
-        Self::reply(&reply, message.created_at).map(|shown| shown.with_feedback(message.feedback))
-    }
-    /// A message of the conversation log, as history shows it (notes are
-    /// not shown).
-    fn logged(message: &Message) -> Option<Self> {
-        match message.role {
-            Role::Customer => Some(Shown::new(
-                "customer",
-                message.text.clone(),
-                message.created_at,
-            )),
-            Role::Bot => Self::stored(message, &message.conversation_id),
-            Role::Agent => Some(Shown {
-                author: message.author.clone(),
-                ..Shown::new("agent", message.text.clone(), message.created_at)
-            }),
-            Role::System => Some(Shown::new(
-                "notice",
-                message.text.clone(),
-                message.created_at,
-            )),
-            Role::Note => None,
-        }
-    }
-    /// A mailbox message sent at `at`. An agent's reply (delivered as
-    /// `NAME (support): TEXT`) is recognised by the agent message of the
-    /// log it copies, never by its shape alone.
-    fn message(message: Outgoing, at: i64, log: &[Message]) -> Self {
-        if message.notice {
-            // An agent joined / transferred / gave back / closed: a line of
-            // its own, from the desk's event, never from anyone's text.
-            return Shown::new("notice", message.text, at);
-        }
-        let agent = log.iter().filter(|m| m.role == Role::Agent).find_map(|m| {
-            let name = message
-                .text
-                .strip_suffix(m.text.as_str())?
-                .strip_suffix(" (support): ")?;
-            Some((name.to_string(), m.text.as_str()))
-        });
-        match agent {
-            // `text` stays as delivered; `html` is the agent's own words.
-            Some((name, body)) => Shown {
-                author: Some(name),
-                html: to_html(body),
-                buttons: message.buttons,
-                ..Shown::new("agent", message.text.clone(), at)
-            },
-            None => Shown {
-                buttons: message.buttons,
-                ..Shown::new("bot", message.text, at)
-            },
-        }
-    }
-    /// Whether this mailbox message copies a message of the log (an
-    /// agent's reply, an answer made by crash recovery, a stored notice):
-    /// history shows the logged one.
-    fn copies(message: &Outgoing, log: &[Message]) -> bool {
-        log.iter().any(|m| match m.role {
-            Role::Agent => message
-                .text
-                .strip_suffix(m.text.as_str())
-                .is_some_and(|name| name.ends_with(" (support): ")),
-            Role::Bot => !m.text.is_empty() && message.text.starts_with(m.text.as_str()),
-            Role::System => message.text == m.text,
-            Role::Customer | Role::Note => false,
-        })
-    }
-}
-
 /// The response refusing a request's visitor.
 fn refused(e: Refused) -> Response {
     let status = match e {
@@ -398,8 +244,14 @@ async fn history(
                     .filter(|(id, _, m)| {
                         id.as_str() <= cursor.as_str() && !m.notice && !Shown::copies(m, &log)
                     })
-                    .map(|(_, at, m)| Shown::message(m, at, &log)),
+                    .map(|(id, at, m)| Shown {
+                        cursor: Some(id),
+                        ..Shown::message(m, at, &log)
+                    }),
             );
+            if let Err(e) = super::shown::survey_choices(store, &mut shown).await {
+                return internal(e);
+            }
             (Some(conversation.status.as_str()), shown)
         }
         Ok(None) => (None, Vec::new()),
@@ -550,11 +402,36 @@ async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
                 let assistant = state.assistant.clone();
                 let answers = state.answers.clone();
                 let inbound = state.inbound.clone();
+                let live = state.live.clone();
                 tokio::spawn(async move {
                     // Forgotten when the task ends, even by a panic.
                     let _forget = key.clone().map(|key| Forget(answers, key));
                     let kept = kept(&turn);
-                    let result = match guarded(assistant.handle(turn, None)).await {
+                    // The words of the answer go to the session's event
+                    // stream as the model writes them, named by the
+                    // client's message id (without one the widget could
+                    // not tell whose they are).
+                    let (deltas, mut words) = tokio::sync::mpsc::unbounded_channel();
+                    let session = turn.customer_id.clone();
+                    let streamed = kept.id.clone().map(|id| {
+                        let live = live.clone();
+                        async move {
+                            while let Some(piece) = words.recv().await {
+                                let data = serde_json::json!({"id": id, "text": piece});
+                                live.publish(&session, "delta", data.to_string());
+                            }
+                        }
+                    });
+                    let deltas = streamed.is_some().then_some(deltas);
+                    let handled = guarded(assistant.handle(turn, deltas));
+                    // Every word is published before the answer is
+                    // returned: the widget never sees a word after it.
+                    let (handled, ()) = tokio::join!(handled, async {
+                        if let Some(streamed) = streamed {
+                            streamed.await;
+                        }
+                    });
+                    let result = match handled {
                         Ok(result) => result.map_err(|e| e.to_string()),
                         Err(panic) => {
                             // Quarantined with what the browser sent.
@@ -597,17 +474,35 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
         return bad_request(&format!("`data` must be at most {MAX_DATA_BYTES} bytes"));
     }
     let id = body.id.map(|id| format!("press:{id}"));
+    // A press that the log keeps as the customer's message (its label):
+    // the widget shows it as theirs, as history will.
+    let said = ButtonData::parse(&body.data).map(|data| data.label());
     match state.assistant.press(turn(&session, body.data, id)).await {
-        Ok(Pressed::Reply(reply)) => {
-            Json(serde_json::json!({"reply": Shown::reply(&reply, state.assistant.store().now())}))
-                .into_response()
-        }
-        Ok(Pressed::Message(message)) => Json(serde_json::json!({
-            "reply": Shown::message(message, state.assistant.store().now(), &[])
+        Ok(Pressed::Reply(reply)) => Json(serde_json::json!({
+            "said": said,
+            "reply": Shown::reply(&reply, state.assistant.store().now())
         }))
         .into_response(),
+        Ok(Pressed::Message(message)) => {
+            // Kept in the mailbox (the next survey question, the thanks)
+            // so that history shows it after a reload; the widget shows it
+            // once by its id, from this response or the stream.
+            let store = state.assistant.store();
+            let id = match store.push_web_message(&session, &message).await {
+                Ok(id) => id,
+                Err(e) => return internal(e),
+            };
+            state.live.mailbox(&session);
+            Json(serde_json::json!({
+                "reply": Shown {
+                    cursor: Some(id),
+                    ..Shown::message(message, store.now(), &[])
+                }
+            }))
+            .into_response()
+        }
         Ok(Pressed::Feedback(_)) => {
-            Json(serde_json::json!({"reply": null, "ack": "Thanks for the feedback!"}))
+            Json(serde_json::json!({"reply": null, "ack": crate::channels::text::FEEDBACK_THANKS}))
                 .into_response()
         }
         Ok(Pressed::Unknown) => Json(serde_json::json!({"reply": null})).into_response(),
@@ -643,19 +538,10 @@ async fn updates(
                 .last()
                 .map(|(id, _, _)| id.clone())
                 .unwrap_or(q.after);
-            // Agent replies are told apart by the log they copy.
-            let log = if messages.is_empty() {
-                Vec::new()
-            } else {
-                match conversation_log(&state, &session).await {
-                    Ok(found) => found.map(|(_, log)| log).unwrap_or_default(),
-                    Err(e) => return internal(e),
-                }
+            let shown = match mailbox(&state, &session, messages).await {
+                Ok(shown) => shown,
+                Err(e) => return internal(e),
             };
-            let shown: Vec<Shown> = messages
-                .into_iter()
-                .map(|(_, at, m)| Shown::message(m, at, &log))
-                .collect();
             (
                 [(header::CACHE_CONTROL, "no-store")],
                 Json(serde_json::json!({"messages": shown, "cursor": cursor})),
@@ -664,4 +550,33 @@ async fn updates(
         }
         Err(e) => internal(e),
     }
+}
+
+/// Mailbox messages of `session` as the widget shows them, with their ids.
+/// Agent replies are told apart by the log they copy.
+///
+/// # Errors
+/// On a database failure.
+pub(super) async fn mailbox(
+    state: &AppState,
+    session: &str,
+    messages: Vec<(String, crate::clock::Millis, Outgoing)>,
+) -> Result<Vec<Shown>, crate::store::Error> {
+    let log = if messages.is_empty() {
+        Vec::new()
+    } else {
+        conversation_log(state, session)
+            .await?
+            .map(|(_, log)| log)
+            .unwrap_or_default()
+    };
+    let mut shown: Vec<Shown> = messages
+        .into_iter()
+        .map(|(id, at, m)| Shown {
+            cursor: Some(id),
+            ..Shown::message(m, at, &log)
+        })
+        .collect();
+    super::shown::survey_choices(state.assistant.store(), &mut shown).await?;
+    Ok(shown)
 }

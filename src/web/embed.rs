@@ -16,8 +16,12 @@
 //!
 //! The pages are rendered once at start from `[widget]`; the settings reach
 //! the chat script through `data-` attributes (the CSP allows no inline
-//! script), HTML-escaped.
+//! script), HTML-escaped: among them the fixed texts in other languages
+//! (`data-texts`, JSON), which the chat script applies for the language
+//! the embed script's `data-lang` names (`/embed?lang=`) or the browser's.
+//! The logo (`widget.logo`) is read at start and served at `/static/logo`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -32,24 +36,78 @@ use crate::config::WidgetSettings;
 const PAGE: &str = include_str!("static/widget.html");
 const LOADER: &str = include_str!("static/embed.js");
 
+/// Largest logo accepted, in bytes.
+pub const MAX_LOGO_BYTES: usize = 64 * 1024;
+
+/// The logo could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("widget.logo {}: {why}", path.display())]
+pub struct Error {
+    path: PathBuf,
+    why: String,
+}
+
 /// The chat pages and the loader script, rendered from settings.
 #[derive(Debug, Clone)]
 pub struct Pages {
     standalone: String,
     embedded: String,
     loader: String,
+    /// Content type and bytes.
+    logo: Option<(&'static str, Vec<u8>)>,
+}
+
+/// The logo file at `path`: its content type (by extension) and bytes.
+fn read_logo(path: &std::path::Path) -> Result<(&'static str, Vec<u8>), Error> {
+    let fail = |why: String| Error {
+        path: path.to_path_buf(),
+        why,
+    };
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let kind = match extension.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "svg" => "image/svg+xml",
+        _ => return Err(fail("use a .png, .jpg, .gif, .webp or .svg file".into())),
+    };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    if bytes.len() > MAX_LOGO_BYTES {
+        return Err(fail(format!(
+            "{} bytes; a logo may have at most {MAX_LOGO_BYTES}",
+            bytes.len()
+        )));
+    }
+    Ok((kind, bytes))
 }
 
 impl Pages {
     /// Renders the pages of `widget`; `max_chars` is the longest message
     /// the assistant accepts (the input's limit and counter).
-    pub fn new(widget: &WidgetSettings, max_chars: usize) -> Self {
+    ///
+    /// # Errors
+    /// When `widget.logo` cannot be read or is not an image file.
+    pub fn new(widget: &WidgetSettings, max_chars: usize) -> Result<Self, Error> {
+        let logo = widget.logo.as_deref().map(read_logo).transpose()?;
+        let logo_tag = match &logo {
+            Some(_) => r#"<img id="logo" src="/static/logo" alt="">"#,
+            None => "",
+        };
+        let texts = serde_json::to_string(&widget.texts).unwrap_or_else(|_| "{}".into());
         let page = |mode: &str| {
-            PAGE.replace("{{title}}", &escape(&widget.title))
+            PAGE.replace("{{logo}}", logo_tag)
+                .replace("{{title}}", &escape(&widget.title))
                 .replace("{{mode}}", mode)
                 .replace("{{greeting}}", &escape(&widget.greeting))
                 .replace("{{accent}}", &escape(&widget.accent))
                 .replace("{{max}}", &max_chars.to_string())
+                // Last: nothing in the texts is taken for a placeholder.
+                .replace("{{texts}}", &escape(&texts))
         };
         // JSON is a JavaScript expression; `<` is escaped so the text can
         // never close a script element.
@@ -61,11 +119,12 @@ impl Pages {
         })
         .to_string()
         .replace('<', "\\u003c");
-        Self {
+        Ok(Self {
             standalone: page("page"),
             embedded: page("embed"),
             loader: LOADER.replace("/*CONFIG*/{}", &config),
-        }
+            logo,
+        })
     }
 }
 
@@ -95,6 +154,22 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/embed",
             get(|State(s): State<Arc<AppState>>| async move { Html(s.pages.embedded.clone()) }),
+        )
+        .route(
+            "/static/logo",
+            get(|State(s): State<Arc<AppState>>| async move {
+                match &s.pages.logo {
+                    Some((kind, bytes)) => (
+                        [
+                            (header::CONTENT_TYPE, *kind),
+                            (header::CACHE_CONTROL, "public, max-age=300"),
+                        ],
+                        bytes.clone(),
+                    )
+                        .into_response(),
+                    None => axum::http::StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
         )
         .route(
             "/widget.js",
@@ -128,7 +203,7 @@ mod tests {
             launcher: "</script><script>alert(2)</script>".into(),
             ..WidgetSettings::default()
         };
-        let pages = Pages::new(&widget, 4000);
+        let pages = Pages::new(&widget, 4000).unwrap();
         assert!(!pages.standalone.contains("<script>alert"));
         assert!(pages.standalone.contains("Help &lt;script&gt;"));
         assert!(
@@ -141,5 +216,64 @@ mod tests {
         assert!(!pages.loader.contains("</script><script>alert(2)"));
         assert!(!pages.loader.contains("/*CONFIG*/"));
         assert!(pages.loader.contains("\\u003c/script>"));
+    }
+}
+
+#[cfg(test)]
+mod logo_and_texts {
+    use super::*;
+
+    #[test]
+    fn texts_reach_the_page_escaped_and_the_logo_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let logo = dir.path().join("logo.svg");
+        std::fs::write(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap();
+        let mut texts = std::collections::BTreeMap::new();
+        texts.insert(
+            "fr".to_string(),
+            [("send".to_string(), "Envoyer \"<b>\"".to_string())].into(),
+        );
+        let widget = WidgetSettings {
+            logo: Some(logo.clone()),
+            texts,
+            ..WidgetSettings::default()
+        };
+        let pages = Pages::new(&widget, 4000).unwrap();
+        assert!(
+            pages
+                .embedded
+                .contains(r#"<img id="logo" src="/static/logo" alt="">"#)
+        );
+        assert!(
+            pages
+                .embedded
+                .contains("data-texts=\"{&quot;fr&quot;:{&quot;send&quot;:&quot;Envoyer \\&quot;&lt;b&gt;\\&quot;&quot;}}\""),
+            "{}",
+            pages.embedded
+        );
+        assert_eq!(pages.logo.as_ref().map(|l| l.0), Some("image/svg+xml"));
+
+        // Not an image, too big, missing: refused with the path.
+        for (name, bytes) in [
+            ("logo.exe", vec![0u8; 10]),
+            ("big.png", vec![0u8; MAX_LOGO_BYTES + 1]),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            let widget = WidgetSettings {
+                logo: Some(path),
+                ..WidgetSettings::default()
+            };
+            let e = Pages::new(&widget, 4000).unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
+        let widget = WidgetSettings {
+            logo: Some(dir.path().join("missing.png")),
+            ..WidgetSettings::default()
+        };
+        assert!(Pages::new(&widget, 4000).is_err());
+        // No logo: no image.
+        let pages = Pages::new(&WidgetSettings::default(), 4000).unwrap();
+        assert!(!pages.embedded.contains("<img"));
     }
 }

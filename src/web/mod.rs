@@ -39,8 +39,10 @@ pub mod embed;
 mod inbox;
 pub mod kb_editor;
 mod kb_history;
+pub mod live;
 pub mod markdown;
 pub mod serve;
+mod shown;
 mod svg;
 pub mod visitor;
 
@@ -73,11 +75,14 @@ pub struct AppState {
     pub visitors: Visitors,
     /// The chat pages and the embed script.
     pub pages: Arc<Pages>,
+    /// Live events of widget sessions (the event stream).
+    pub live: crate::channels::live::Live,
 }
 
 /// The public routes: health, the chat page and API.
 pub fn public_router(state: Arc<AppState>, web: &WebSettings) -> Router {
     let chat = chat::routes()
+        .merge(live::routes())
         .merge(embed::routes())
         .layer(cors(web))
         .layer(per_ip(web.ip_requests_per_minute, web.ip_burst))

@@ -51,6 +51,9 @@ pub struct Fake {
     pub in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// The most chat completions ever answered at once.
     pub peak: Arc<std::sync::atomic::AtomicUsize>,
+    /// When each chunk of a [`Script::Slow`] answer was written to the
+    /// socket (wall clock, to compare with a browser's `Date.now()`).
+    pub slow_chunks_sent: Arc<Mutex<Vec<std::time::SystemTime>>>,
 }
 
 /// Counts one chat completion in flight until dropped.
@@ -124,18 +127,32 @@ fn usage_chunk() -> String {
 }
 
 fn sse(events: Vec<(String, Option<Duration>)>) -> Response {
-    sse_counted(events, None)
+    sse_counted(events, None, None)
 }
 
-fn sse_counted(events: Vec<(String, Option<Duration>)>, guard: Option<InFlight>) -> Response {
+type Sent = Arc<Mutex<Vec<std::time::SystemTime>>>;
+
+fn sse_counted(
+    events: Vec<(String, Option<Duration>)>,
+    guard: Option<InFlight>,
+    sent: Option<Sent>,
+) -> Response {
     let stream = futures::stream::unfold(
-        (events.into_iter(), guard),
-        |(mut events, guard)| async move {
+        (events.into_iter(), guard, sent),
+        |(mut events, guard, sent)| async move {
             let (event, delay) = events.next()?;
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
-            Some((Ok::<Bytes, Infallible>(Bytes::from(event)), (events, guard)))
+            if let Some(sent) = &sent
+                && event.contains("\"content\"")
+            {
+                sent.lock().unwrap().push(std::time::SystemTime::now());
+            }
+            Some((
+                Ok::<Bytes, Infallible>(Bytes::from(event)),
+                (events, guard, sent),
+            ))
         },
     );
     Response::builder()
@@ -154,7 +171,7 @@ async fn chat(State(fake): State<Arc<Fake>>, body: Bytes) -> Response {
                 chunks.iter().map(|c| (chunk(c), Some(pause))).collect();
             events.push((usage_chunk(), None));
             events.push(("data: [DONE]\n\n".into(), None));
-            sse_counted(events, Some(guard))
+            sse_counted(events, Some(guard), Some(fake.slow_chunks_sent.clone()))
         }
         Script::Stream(chunks) => {
             let mut events: Vec<(String, Option<Duration>)> = chunks.iter().map(|c| (chunk(c), None)).collect();

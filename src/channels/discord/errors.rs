@@ -2,6 +2,8 @@
 //! retries with backoff.
 
 use super::*;
+use serenity::all::HttpBuilder;
+use serenity::http::HttpError;
 
 /// The HTTP client. With the default `api_url` serenity's own rate limiter
 /// is used (it reads `retry_after` and waits exactly); any other
@@ -48,27 +50,13 @@ pub(super) fn is_unreachable(error: &serenity::Error) -> bool {
     )
 }
 
-/// Runs a request, retrying 429s and 5xx with back-off (four tries in
-/// all). serenity's rate limiter, when on, has already waited out any
-/// `retry_after` before a 429 reaches here; without it (a proxy) a 429
-/// waits at least a second.
+/// Runs a request with Discord's retry policy ([`driver::Platform::retry_wait`]).
 pub(super) async fn retrying<T, F, Fut>(attempt: F) -> Result<T, serenity::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, serenity::Error>>,
 {
-    let wait = |e: &serenity::Error, backoff: Duration| {
-        let pause = if status(e) == Some(429) {
-            backoff.max(Duration::from_millis(1000))
-        } else {
-            backoff
-        };
-        is_transient(e).then(|| {
-            tracing::debug!("discord: retrying in {pause:?}: {e}");
-            pause
-        })
-    };
-    crate::channels::retrying(Duration::from_millis(250), wait, attempt).await
+    driver::retry::<Discord, _, _, _>(attempt).await
 }
 
 /// A clearer line for gateway close codes admins can fix.
@@ -85,10 +73,10 @@ pub(super) fn gateway_hint(error: &serenity::Error) -> String {
     }
 }
 
-/// The nonce of part `part` of the message with idempotency key `key`:
-/// Discord takes at most 25 characters.
-pub(super) fn part_nonce(key: &str, part: usize) -> String {
+/// The nonce of a message part with idempotency key `key` (the driver's
+/// `key:part`): Discord takes at most 25 characters.
+pub(super) fn nonce(key: &str) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("{key}:{part}").as_bytes());
+    let digest = sha2::Sha256::digest(key.as_bytes());
     hex::encode(digest)[..25].to_string()
 }

@@ -1,36 +1,33 @@
 //! The agents' channel as a staff desk: a card per conversation with a
 //! thread under it.
 
+use serenity::all::MessageId;
+
+use super::platform::Sent;
 use super::*;
+use crate::channels::driver::StaffPlatform;
+use crate::delivery;
+use crate::desk::{Card, PostedCard};
 
 /// How a message the bot posted in the agents' channel is remembered.
-pub(super) fn post_ref(id: MessageId) -> String {
-    format!("msg:{}", id.get())
+fn post_ref(id: MessageId) -> String {
+    driver::post_ref::<Discord>(Sent::Message(id))
 }
 
-/// The agents' channel as a staff desk: a card per conversation with a
-/// thread under it.
-pub(super) struct StaffDeskImpl {
-    pub(super) discord: Discord,
-}
-
-impl StaffDeskImpl {
-    fn channel(&self) -> Result<ChannelId, delivery::Error> {
-        self.discord
-            .inner
+impl Discord {
+    fn agents_channel(&self) -> Result<ChannelId, delivery::Error> {
+        self.inner
             .agents_channel
             .ok_or_else(|| delivery::Error::Permanent("no agents channel".into()))
     }
 }
 
+/// The agents' channel: a card per conversation with a thread under it
+/// (or replies to the card when no thread can be opened).
 #[async_trait::async_trait]
-impl StaffDesk for StaffDeskImpl {
-    fn name(&self) -> &str {
-        CHANNEL
-    }
-
+impl StaffPlatform for Discord {
     async fn post_card(&self, card: &Card) -> Result<PostedCard, delivery::Error> {
-        let channel = self.channel()?;
+        let channel = self.agents_channel()?;
         let place = Place {
             channel,
             kind: PlaceKind::Staff,
@@ -39,28 +36,18 @@ impl StaffDesk for StaffDeskImpl {
         };
         let text: String = render::split(&card.text()).join("\n");
         let text: String = text.chars().take(render::LIMIT).collect();
-        let id = self
-            .discord
-            .post(&place, &text, &card.buttons, None)
+        let id = retrying(|| self.post(&place, &text, &card.buttons, None))
             .await
             .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
-        let who = card
-            .customer
-            .display_name
-            .clone()
-            .unwrap_or_else(|| card.customer.external_id.clone());
-        let name: String = format!("{who} · {}", card.reason)
-            .chars()
-            .take(90)
-            .collect();
-        let http = &self.discord.inner.http;
+        let name = card.thread_name(90);
+        let http = &self.inner.http;
         match retrying(|| {
             channel.create_thread_from_message(http, id, CreateThread::new(name.clone()))
         })
         .await
         {
             Ok(thread) => {
-                self.discord.threads().insert(thread.id, channel);
+                self.threads().insert(thread.id, channel);
                 Ok(PostedCard {
                     thread_ref: format!("thread:{}", thread.id.get()),
                     posts: vec![post_ref(id)],
@@ -76,14 +63,8 @@ impl StaffDesk for StaffDeskImpl {
         }
     }
 
-    async fn post(
-        &self,
-        thread_ref: &str,
-        _card: &Card,
-        body: &str,
-        notice: bool,
-    ) -> Result<Vec<String>, delivery::Error> {
-        let channel = self.channel()?;
+    fn staff_place(&self, thread_ref: &str) -> Result<Surface, delivery::Error> {
+        let channel = self.agents_channel()?;
         let place = match thread_ref.split_once(':') {
             Some(("thread", t)) => Place {
                 channel: t
@@ -114,23 +95,6 @@ impl StaffDesk for StaffDeskImpl {
                 )));
             }
         };
-        let prefix = if notice {
-            NOTICE_PREFIX
-        } else {
-            CUSTOMER_PREFIX
-        };
-        // Agents answer by replying to any of these posts: each is
-        // remembered (by message id) as the conversation's.
-        let text = format!("{prefix}{body}");
-        let mut posts = Vec::new();
-        for part in render::split(&text) {
-            let id = self
-                .discord
-                .post(&place, &part, &[], None)
-                .await
-                .map_err(|e| delivery::Error::Temporary(e.to_string()))?;
-            posts.push(post_ref(id));
-        }
-        Ok(posts)
+        Ok(Surface::Channel(place))
     }
 }

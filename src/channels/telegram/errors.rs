@@ -1,7 +1,7 @@
-//! How the Bot API's errors map to retry decisions, and retries with
-//! backoff.
+//! How the Bot API's errors map to retry decisions.
 
 use super::*;
+use teloxide::ApiError;
 
 pub(super) fn is_unreachable(error: &RequestError) -> bool {
     matches!(
@@ -31,18 +31,11 @@ pub(super) fn is_transient(error: &RequestError) -> bool {
     }
 }
 
-/// Runs a request, honouring `retry_after` on 429 and backing off on 5xx
-/// and network errors (three retries). teloxide itself already waits 10 s
-/// before it reports a 5xx answer.
+/// Runs a request with Telegram's retry policy ([`driver::Platform::retry_wait`]).
 pub(super) async fn retrying<T, F, Fut>(attempt: F) -> Result<T, RequestError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, RequestError>>,
 {
-    let wait = |e: &RequestError, backoff: Duration| match e {
-        RequestError::RetryAfter(secs) => Some(secs.duration().min(Duration::from_secs(60))),
-        e if is_transient(e) => Some(backoff),
-        _ => None,
-    };
-    crate::channels::retrying(Duration::from_millis(300), wait, attempt).await
+    driver::retry::<Telegram, _, _, _>(attempt).await
 }

@@ -11,46 +11,36 @@
 
 mod address;
 mod errors;
-mod outgoing;
+mod platform;
 pub mod render;
+mod replay;
 mod staff;
-pub mod text;
 mod webhook;
 
 use crate::agents::constant_time_eq;
-use errors::{is_transient, is_unreachable, retrying};
-use staff::{StaffDeskImpl, post_ref};
+use errors::retrying;
 pub use webhook::webhook_routes;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use teloxide::ApiError;
 use teloxide::RequestError;
-use teloxide::payloads::{
-    AnswerCallbackQuerySetters, EditMessageTextSetters, GetUpdatesSetters, SendMessageSetters,
-    SetWebhookSetters,
-};
+use teloxide::payloads::{GetUpdatesSetters, SetWebhookSetters};
 use teloxide::prelude::Requester;
 use teloxide::requests::Request;
 use teloxide::types::{
-    AllowedUpdate, BotCommand, CallbackQuery, ChatAction, ChatId, InlineKeyboardButton,
-    InlineKeyboardMarkup, MaybeInaccessibleMessage, Message, MessageId, ParseMode, ReplyParameters,
+    AllowedUpdate, BotCommand, CallbackQuery, ChatId, MaybeInaccessibleMessage, Message, MessageId,
     ThreadId, Update, UpdateKind,
 };
-use tokio::sync::mpsc;
 
-use super::PlaceLocks;
-use super::stream::{Sink, Streamer};
-use crate::assistant::{Assistant, Pressed, Reply, Turn};
-use crate::button::{ButtonData, NO_LONGER_AVAILABLE};
+use super::driver::{self, ChannelCore, Platform, StaffMember, StaffMessage};
+use super::text::{self, telegram::NOT_AN_AGENT};
+use crate::assistant::Turn;
 use crate::config::TelegramSettings;
-use crate::delivery::{self, Button, Deliver, Outgoing, Target};
-use crate::desk::{Card, Desk, PostedCard, StaffDesk};
-use crate::inbound::{self, Inbound, Replay, guarded};
-use crate::store::{InboundItem, Store};
+use crate::desk::Desk;
+use crate::inbound::{self, Inbound, guarded};
 
 /// Channel name in the log.
 pub const CHANNEL: &str = "telegram";
@@ -86,9 +76,7 @@ pub struct Telegram {
 
 struct Inner {
     bot: teloxide::Bot,
-    assistant: Assistant,
-    desk: Desk,
-    store: Store,
+    core: ChannelCore,
     inbound: Inbound,
     /// Failed attempts to store an update, by update id (cleared once it is
     /// stored or quarantined).
@@ -97,8 +85,9 @@ struct Inner {
     bot_id: u64,
     agents_chat: Option<ChatId>,
     webhook_secret: Option<String>,
-    /// Answers in one chat are sent in order.
-    chat_locks: PlaceLocks,
+    /// Whether the agents' group takes forum topics; learnt on the first
+    /// card.
+    forum: AtomicBool,
 }
 
 impl Telegram {
@@ -109,12 +98,11 @@ impl Telegram {
     /// [`Error`] naming what is wrong.
     pub async fn connect(
         settings: &TelegramSettings,
-        assistant: Assistant,
+        assistant: crate::assistant::Assistant,
         desk: Desk,
         inbound: Inbound,
     ) -> Result<Self, Error> {
         let token = settings.token.as_ref().ok_or(Error::NoToken)?;
-        let store = assistant.store().clone();
         let api = url::Url::parse(&settings.api_url).map_err(|e| Error::BadUrl(e.to_string()))?;
         let bot = teloxide::Bot::new(token.expose()).set_api_url(api);
         let me = match bot.get_me().send().await {
@@ -122,7 +110,7 @@ impl Telegram {
             Err(RequestError::Api(e)) => return Err(Error::BadToken(e.to_string())),
             Err(e) => return Err(Error::Unreachable(settings.api_url.clone(), e.to_string())),
         };
-        let commands: Vec<BotCommand> = text::COMMANDS
+        let commands: Vec<BotCommand> = text::telegram::COMMANDS
             .iter()
             .map(|(c, d)| BotCommand::new(*c, *d))
             .collect();
@@ -139,26 +127,21 @@ impl Telegram {
         let telegram = Self {
             inner: Arc::new(Inner {
                 bot,
-                assistant,
-                desk: desk.clone(),
-                store,
+                core: ChannelCore::new(assistant, desk.clone()),
                 inbound: inbound.clone(),
                 failures: Default::default(),
                 username: me.user.username.clone().unwrap_or_default(),
                 bot_id: me.user.id.0,
                 agents_chat: settings.agents_chat_id.map(ChatId),
                 webhook_secret,
-                chat_locks: PlaceLocks::default(),
+                forum: AtomicBool::new(true),
             }),
         };
         desk.registry()
-            .register(CHANNEL, Arc::new(telegram.clone()));
+            .register(CHANNEL, Arc::new(driver::Delivery(telegram.clone())));
         inbound.register(CHANNEL, Arc::new(telegram.clone()));
         if telegram.inner.agents_chat.is_some() {
-            desk.add_staff_desk(Arc::new(StaffDeskImpl {
-                telegram: telegram.clone(),
-                forum: AtomicBool::new(true),
-            }));
+            desk.add_staff_desk(Arc::new(driver::Staff(telegram.clone())));
         }
         tracing::info!(bot = %telegram.inner.username, "telegram connected");
         Ok(telegram)
@@ -379,7 +362,7 @@ impl Telegram {
                 let this = self.clone();
                 tokio::spawn(async move {
                     let place = Place::of(&message, false);
-                    this.send_text(&place, text::TEXT_ONLY, Vec::new()).await;
+                    driver::send_text(&this, &place, text::TEXT_ONLY, Vec::new()).await;
                 });
             }
             return Ok(());
@@ -396,22 +379,7 @@ impl Telegram {
             platform_message_id: Some(format!("update:{update_id}")),
             text,
         };
-        let received = self.inner.assistant.receive(turn).await?;
-        if received.is_duplicate() {
-            return Ok(());
-        }
-        let this = self.clone();
-        tokio::spawn(async move {
-            let lock = this.inner.chat_locks.of(&place.key());
-            let _guard = lock.lock().await;
-            if let Err(panic) = guarded(this.answer(place, received)).await {
-                // Stored, so `answer_pending` tries again after a restart.
-                tracing::error!(channel = CHANNEL, update = update_id, "answer {panic}");
-                metrics::counter!("switchboard_answer_panics_total", "channel" => CHANNEL)
-                    .increment(1);
-            }
-        });
-        Ok(())
+        driver::receive(self, place, turn).await
     }
 
     /// The text to answer in a group (mention removed), or `None` when the
@@ -427,322 +395,82 @@ impl Telegram {
         address::addressed(text, &self.inner.username, replied_to_bot)
     }
 
-    /// Answers a stored message: typing, then the streamed answer, then the
-    /// final text with sources and buttons.
-    async fn answer(&self, place: Place, received: crate::assistant::Received) {
-        let bot = &self.inner.bot;
-        let _ = bot
-            .send_chat_action(place.chat, ChatAction::Typing)
-            .send()
-            .await;
-        let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-        let assistant = self.inner.assistant.clone();
-        let work = tokio::spawn(async move { assistant.answer(received, Some(tx)).await });
-        let mut stream = self.streamer(&place);
-        while let Some(piece) = rx.recv().await {
-            stream.push(&piece).await;
-        }
-        match work.await {
-            Ok(Ok(reply)) => finish(&mut stream, &reply).await,
-            Ok(Err(e)) => tracing::error!("telegram: answering failed: {e}"),
-            Err(e) => tracing::error!("telegram: answer task failed: {e}"),
-        }
-    }
-
+    /// A button press: on a staff card in the agents' group, or under an
+    /// answer or survey question.
     async fn callback(&self, query: CallbackQuery) -> Result<(), String> {
-        let bot = &self.inner.bot;
         let data = query.data.clone().unwrap_or_default();
         let message = match &query.message {
             Some(MaybeInaccessibleMessage::Regular(m)) => Some(m.as_ref().clone()),
             _ => None,
         };
-        let mut ack: Option<String> = None;
-        if message
-            .as_ref()
-            .is_some_and(|m| Some(m.chat.id) == self.inner.agents_chat)
-        {
-            ack = Some(self.staff_button(&query, &data).await);
-        } else if let Some(message) = message {
-            let place = Place::of(&message, !message.chat.is_private());
-            let turn = Turn {
-                channel: CHANNEL.into(),
-                customer_id: query.from.id.0.to_string(),
-                customer_name: Some(query.from.full_name()),
-                thread: place.key(),
-                platform_message_id: Some(format!("callback:{}", query.id.0)),
-                text: data,
-            };
-            match self.inner.assistant.press(turn).await {
-                Ok(Pressed::Reply(reply)) => {
-                    let _ = bot.answer_callback_query(query.id.clone()).send().await;
-                    finish(&mut self.streamer(&place), &reply).await;
-                    return Ok(());
-                }
-                Ok(Pressed::Message(m)) => {
-                    let _ = bot.answer_callback_query(query.id.clone()).send().await;
-                    self.send_text(&place, &m.text, m.buttons).await;
-                    return Ok(());
-                }
-                Ok(Pressed::Feedback(_)) => ack = Some(text::FEEDBACK_THANKS.into()),
-                Ok(Pressed::Unknown) => {}
-                Ok(Pressed::Stale) => ack = Some(NO_LONGER_AVAILABLE.into()),
-                // Kept: retried by the inbound pass, then quarantined.
-                Err(e) => return Err(format!("button press failed: {e}")),
-            }
-        }
-        let mut answer = bot.answer_callback_query(query.id.clone());
-        if let Some(text) = ack {
-            answer = answer.text(text);
-        }
-        if let Err(e) = answer.send().await {
-            tracing::warn!("telegram: answerCallbackQuery failed: {e}");
-        }
-        Ok(())
-    }
-
-    /// A Claim / Resolve / Give back button on a card; the presser is
-    /// recognised by their Telegram user id.
-    async fn staff_button(&self, query: &CallbackQuery, data: &str) -> String {
-        let Some(ButtonData::Desk {
-            action,
-            conversation,
-        }) = ButtonData::parse(data)
-        else {
-            return NO_LONGER_AVAILABLE.into();
+        let Some(message) = message else {
+            self.acknowledge(&query.id, None).await;
+            return Ok(());
         };
-        let agent = self
-            .inner
-            .desk
-            .agents()
-            .by_telegram(query.from.id.0 as i64)
-            .cloned();
-        let who = format!("telegram:{}", query.from.id.0);
-        self.inner
-            .desk
-            .act_in_chat(
-                agent.as_ref(),
-                &who,
-                &conversation,
-                action.into(),
-                text::NOT_AN_AGENT,
-            )
-            .await
-            .map_or_else(
-                |e| e,
-                |c| format!("Done: the conversation is now {}", c.status),
-            )
-    }
-
-    /// An agent writing in the agents' group.
-    async fn agent_message(&self, message: Message) {
-        let Some(text) = message.text().map(str::to_string) else {
-            return;
-        };
-        let Some(from) = message.from.clone() else {
-            return;
-        };
-        let conversation = self.conversation_of_staff_message(&message).await;
-        let place = Place::of(&message, true);
-        let Some(conversation) = conversation else {
-            if message.reply_to_message().is_some() || message.thread_id.is_some() {
-                self.send_text(&place, text::WHICH_CONVERSATION, Vec::new())
-                    .await;
-            }
-            return;
-        };
-        let action = match Desk::parse_command(&text) {
-            Ok(a) => a,
-            Err(help) => {
-                self.send_text(&place, &help, Vec::new()).await;
-                return;
-            }
-        };
-        let agent = self
-            .inner
-            .desk
-            .agents()
-            .by_telegram(from.id.0 as i64)
-            .cloned();
-        let who = format!("telegram:{}", from.id.0);
-        if let Err(explain) = self
-            .inner
-            .desk
-            .act_in_chat(
-                agent.as_ref(),
-                &who,
-                &conversation,
-                action,
-                text::NOT_AN_AGENT,
-            )
-            .await
-        {
-            self.send_text(&place, &explain, Vec::new()).await;
+        if Some(message.chat.id) == self.inner.agents_chat {
+            let member = self.staff_member(&query.from);
+            let outcome = driver::staff_press(self, &data, &member, NOT_AN_AGENT).await;
+            self.acknowledge(&query.id, Some(&outcome)).await;
+            return Ok(());
         }
-    }
-
-    /// The conversation an agent's message is about, from stored mappings
-    /// only: the forum topic of the conversation, or the bot's post (card,
-    /// forwarded message, notice) the agent replied to. Text in the replied
-    /// message is never read: a customer may have written it.
-    async fn conversation_of_staff_message(&self, message: &Message) -> Option<String> {
-        let store = &self.inner.store;
-        if message.is_topic_message
-            && let Some(thread) = message.thread_id
-        {
-            let key = format!("topic:{}", thread.0.0);
-            match store.conversation_by_staff_thread(CHANNEL, &key).await {
-                Ok(Some(c)) => return Some(c.id),
-                Ok(None) => {}
-                Err(e) => tracing::warn!("telegram: staff topic lookup failed: {e}"),
-            }
-        }
-        let replied = message.reply_to_message()?;
-        match store
-            .conversation_by_staff_post(CHANNEL, &post_ref(replied.id))
-            .await
-        {
-            Ok(found) => found.map(|c| c.id),
-            Err(e) => {
-                tracing::warn!("telegram: staff post lookup failed: {e}");
-                None
-            }
-        }
-    }
-
-    /// Sends plain text (escaped) with buttons; retries, then the outbox.
-    async fn send_text(&self, place: &Place, text: &str, buttons: Vec<Vec<Button>>) {
-        let parts: Vec<String> = render::split(text)
-            .iter()
-            .map(|p| render::escape(p))
-            .collect();
-        self.send_parts(place, &parts, buttons).await
-    }
-
-    async fn send_parts(&self, place: &Place, parts: &[String], buttons: Vec<Vec<Button>>) {
-        self.streamer(place).finish(parts, &buttons).await;
-    }
-
-    fn streamer(&self, place: &Place) -> Streamer<ChatSink> {
-        Streamer::new(ChatSink {
-            telegram: self.clone(),
-            place: place.clone(),
-        })
-    }
-
-    async fn send_html(
-        &self,
-        place: &Place,
-        html: &str,
-        keyboard: Option<InlineKeyboardMarkup>,
-    ) -> Result<MessageId, RequestError> {
-        let bot = &self.inner.bot;
-        let sent = retrying(|| {
-            let mut request = bot
-                .send_message(place.chat, html.to_string())
-                .parse_mode(ParseMode::Html)
-                .link_preview_options(teloxide::types::LinkPreviewOptions {
-                    is_disabled: true,
-                    url: None,
-                    prefer_small_media: false,
-                    prefer_large_media: false,
-                    show_above_text: false,
-                });
-            if let Some(thread) = place.thread {
-                request = request.message_thread_id(thread);
-            }
-            if let Some(reply_to) = place.reply_to {
-                request = request
-                    .reply_parameters(ReplyParameters::new(reply_to).allow_sending_without_reply());
-            }
-            if let Some(k) = keyboard.clone() {
-                request = request.reply_markup(k);
-            }
-            request.send()
-        })
-        .await?;
-        Ok(sent.id)
-    }
-
-    async fn edit_html(
-        &self,
-        place: &Place,
-        id: MessageId,
-        html: &str,
-        keyboard: Option<InlineKeyboardMarkup>,
-    ) -> Result<(), RequestError> {
-        let bot = &self.inner.bot;
-        let result = retrying(|| {
-            let mut request = bot
-                .edit_message_text(place.chat, id, html.to_string())
-                .parse_mode(ParseMode::Html);
-            if let Some(k) = keyboard.clone() {
-                request = request.reply_markup(k);
-            }
-            request.send()
-        })
-        .await;
-        match result {
-            Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// A send that finally failed: mark a blocked customer, else keep it
-    /// in the outbox to be retried.
-    async fn give_up(
-        &self,
-        place: &Place,
-        parts: &[String],
-        buttons: &[Vec<Button>],
-        error: &RequestError,
-    ) {
-        let store = &self.inner.store;
-        if is_unreachable(error) {
-            if let Ok(Some(c)) = self.customer_of(place).await {
-                let _ = store.set_unreachable(&c, true).await;
-            }
-            tracing::warn!(
-                chat = place.chat.0,
-                "telegram: customer unreachable: {error}"
-            );
-            return;
-        }
-        let target = Target {
+        let place = Place::of(&message, !message.chat.is_private());
+        let turn = Turn {
             channel: CHANNEL.into(),
-            customer_id: place.chat.0.to_string(),
+            customer_id: query.from.id.0.to_string(),
+            customer_name: Some(query.from.full_name()),
             thread: place.key(),
+            platform_message_id: Some(format!("callback:{}", query.id.0)),
+            text: data,
         };
-        // The outbox holds plain text; the parts are HTML, so unescape.
-        let text = parts
-            .iter()
-            .map(|p| unescape(p))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let message = Outgoing {
-            text,
-            buttons: buttons.to_vec(),
-            notice: false,
-        };
-        delivery::queue_failed(store, &target, &message, &error.to_string()).await;
+        // An error is kept: retried by the inbound pass, then quarantined.
+        driver::press(self, place, &query.id, turn)
+            .await
+            .map_err(|e| format!("button press failed: {e}"))
     }
 
-    async fn customer_of(&self, place: &Place) -> Result<Option<String>, crate::store::Error> {
-        // In private chats the chat id is the user id.
-        if place.chat.0 > 0 {
-            let c = self
-                .inner
-                .store
-                .upsert_customer(CHANNEL, &place.chat.0.to_string(), None)
-                .await?;
-            return Ok(Some(c.id));
-        }
-        Ok(None)
+    /// A user in the agents' group, recognised by their Telegram user id.
+    fn staff_member(&self, user: &teloxide::types::User) -> StaffMember {
+        let agent = self
+            .core()
+            .desk
+            .agents()
+            .by_telegram(user.id.0 as i64)
+            .cloned();
+        StaffMember::new::<Self>(agent, user.id.0)
+    }
+
+    /// An agent writing in the agents' group: in the topic of a
+    /// conversation, or replying to the bot's post about it.
+    async fn agent_message(&self, message: Message) {
+        let (Some(text), Some(from)) = (message.text(), message.from.as_ref()) else {
+            return;
+        };
+        let staff = StaffMessage {
+            place: Place::of(&message, true),
+            text: text.to_string(),
+            member: self.staff_member(from),
+            thread: message
+                .thread_id
+                .filter(|_| message.is_topic_message)
+                .map(|t| format!("topic:{}", t.0.0)),
+            replied: message
+                .reply_to_message()
+                .map(|m| driver::post_ref::<Self>(m.id)),
+            ask_which: message.reply_to_message().is_some() || message.thread_id.is_some(),
+        };
+        driver::agent_message(
+            self,
+            staff,
+            text::telegram::WHICH_CONVERSATION,
+            NOT_AN_AGENT,
+        )
+        .await;
     }
 }
 
 /// Where a message goes: chat, forum topic, and the message it replies to.
 #[derive(Debug, Clone)]
-struct Place {
+pub struct Place {
     chat: ChatId,
     thread: Option<ThreadId>,
     reply_to: Option<MessageId>,
@@ -779,83 +507,6 @@ impl Place {
             reply_to: None,
         })
     }
-}
-
-/// A Telegram chat as the sink of a streamed answer.
-struct ChatSink {
-    telegram: Telegram,
-    place: Place,
-}
-
-#[async_trait::async_trait]
-impl Sink for ChatSink {
-    type Id = MessageId;
-    type Error = RequestError;
-
-    fn partial_limit(&self) -> usize {
-        render::LIMIT - 200
-    }
-
-    fn render_partial(&self, text: &str) -> String {
-        // The limit above counts characters before escaping; `&` escapes to
-        // five and an emoji counts as two UTF-16 units, so show only what
-        // fits (the first of the final parts).
-        let first = render::split(text).into_iter().next().unwrap_or_default();
-        render::escape(&first)
-    }
-
-    async fn send(
-        &mut self,
-        body: &str,
-        buttons: &[Vec<Button>],
-    ) -> Result<MessageId, RequestError> {
-        self.telegram
-            .send_html(&self.place, body, keyboard(buttons))
-            .await
-    }
-
-    async fn edit(
-        &mut self,
-        id: MessageId,
-        body: &str,
-        buttons: &[Vec<Button>],
-    ) -> Result<(), RequestError> {
-        self.telegram
-            .edit_html(&self.place, id, body, keyboard(buttons))
-            .await
-    }
-
-    async fn give_up(&mut self, rest: &[String], buttons: &[Vec<Button>], error: &RequestError) {
-        self.telegram
-            .give_up(&self.place, rest, buttons, error)
-            .await;
-    }
-}
-
-/// The final messages of a reply: answer, sources, buttons.
-async fn finish(stream: &mut Streamer<ChatSink>, reply: &Reply) {
-    if !reply.is_silent() {
-        let parts = render::with_sources(&reply.answer, &reply.sources);
-        stream.finish(&parts, &reply.buttons()).await;
-    }
-}
-
-fn keyboard(buttons: &[Vec<Button>]) -> Option<InlineKeyboardMarkup> {
-    if buttons.is_empty() {
-        return None;
-    }
-    Some(InlineKeyboardMarkup::new(buttons.iter().map(|row| {
-        row.iter()
-            .map(|b| InlineKeyboardButton::callback(b.label.clone(), b.data.clone()))
-            .collect::<Vec<_>>()
-    })))
-}
-
-fn unescape(html: &str) -> String {
-    html.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&amp;", "&")
 }
 
 #[cfg(test)]

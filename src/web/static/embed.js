@@ -4,7 +4,7 @@
    reach it; the chat runs in the iframe, so it cannot touch the host page.
    Embed with <script src="https://support.example/widget.js" async></script>
    and optional data-position="left|right", data-accent="#rrggbb",
-   data-open="true". */
+   data-open="true", data-lang="fr" (the language of the chat's texts). */
 (function () {
   "use strict";
   var CONFIG = /*CONFIG*/{};
@@ -55,7 +55,9 @@
       panel = document.createElement("iframe");
       panel.id = "switchboard-panel";
       panel.title = CONFIG.title;
-      panel.src = origin + "/embed";
+      panel.src = origin + "/embed" + (data.lang ? "?lang=" + encodeURIComponent(data.lang) : "");
+      // Focus moves into the chat once it has loaded (keyboard users).
+      panel.addEventListener("load", function () { if (button.getAttribute("aria-expanded") === "true") panel.focus(); });
       css(panel, { all: "initial", position: "fixed", border: "0", background: "#fff", "box-shadow": "0 8px 30px rgba(0,0,0,.3)" });
       place();
       root.append(panel);

@@ -9,10 +9,51 @@ const send_button = document.getElementById("send");
 const counter = document.getElementById("counter");
 const typing = document.getElementById("typing");
 const MAX = parseInt(body.dataset.max, 10) || 4000;
+
+// Fixed texts: English, replaced by `[widget.texts.LANG]` for the language
+// the embed script names (`?lang=`) or the browser's first one configured.
+const T = {
+  title: null, greeting: null, placeholder: "Ask a question…", send: "Send",
+  your_message: "Your message", conversation: "Conversation", close: "Close chat",
+  sending: "Sending…", sent: "Sent", not_sent: "Not sent", retry: "Retry",
+  writing: "Support is writing…", unreachable: "Cannot reach support right now",
+};
+(function translate() {
+  let all = {};
+  try { all = JSON.parse(body.dataset.texts || "{}") || {}; } catch (e) { all = {}; }
+  const wanted = [new URLSearchParams(location.search).get("lang")].concat(navigator.languages || [navigator.language]);
+  let chosen = null;
+  for (const l of wanted) {
+    if (!l) continue;
+    const code = String(l).toLowerCase();
+    const found = Object.keys(all).find(k => k.toLowerCase() === code) || Object.keys(all).find(k => k.toLowerCase() === code.split("-")[0]);
+    if (found) { chosen = found; break; }
+  }
+  if (all.en && chosen !== "en") Object.assign(T, all.en);
+  if (chosen) { Object.assign(T, all[chosen]); document.documentElement.lang = chosen; }
+  if (T.title) { document.getElementById("title").textContent = T.title; document.title = T.title; }
+  if (T.greeting) body.dataset.greeting = T.greeting;
+  input.placeholder = T.placeholder;
+  send_button.textContent = T.send;
+  send_button.setAttribute("aria-label", T.send);
+  document.querySelector("label[for=text]").textContent = T.your_message;
+  log.setAttribute("aria-label", T.conversation);
+  document.getElementById("close").setAttribute("aria-label", T.close);
+  typing.querySelector(".visually-hidden").textContent = T.writing;
+})();
 const TOKEN_KEY = "switchboard-visitor-token";
 let token = null;
+// The mailbox cursor: the newest mailbox message shown. Mailbox messages
+// arrive from history, the event stream, polling and press replies; each
+// is shown once, by its id.
 let cursor = "";
+const seen = new Set();
 let pending = 0;
+// Answers being written, by client message id: the bubble the words go
+// into until the answer itself replaces it.
+const writing = new Map();
+const answered = new Set();
+let live = false;
 
 if (/^#[0-9a-fA-F]{3,6}$/.test(body.dataset.accent || "")) {
   document.documentElement.style.setProperty("--accent", body.dataset.accent);
@@ -21,6 +62,11 @@ if (body.dataset.mode === "embed") {
   const close = document.getElementById("close");
   close.hidden = false;
   close.onclick = () => window.parent.postMessage({ type: "switchboard:close" }, "*");
+  // Keyboard: Escape closes the panel (the launcher gets focus back); the
+  // panel opening puts the cursor in the input.
+  document.addEventListener("keydown", e => { if (e.key === "Escape") close.onclick(); });
+  window.addEventListener("focus", () => { if (!document.activeElement || document.activeElement === body) input.focus(); });
+  if (document.hasFocus()) input.focus();
 }
 
 // Random ids without secure-context-only APIs (crypto.randomUUID is
@@ -73,8 +119,18 @@ function note(text) {
   scroll();
 }
 
-// One message from the server: {kind, author, text, html, at, sources, buttons}.
-function render(m) {
+// A mailbox message (it has a cursor) is shown once; false if seen.
+function fresh(m) {
+  if (!m.cursor) return true;
+  if (seen.has(m.cursor)) return false;
+  seen.add(m.cursor);
+  if (m.cursor > cursor) cursor = m.cursor;
+  return true;
+}
+
+// One message from the server: {kind, author, text, html, at, sources,
+// buttons}; in place of `instead` (a bubble being written) when given.
+function render(m, instead) {
   const kind = ["customer", "bot", "agent", "notice"].includes(m.kind) ? m.kind : "bot";
   if (kind !== "customer") retireButtons();
   const div = document.createElement("div");
@@ -136,9 +192,31 @@ function render(m) {
   meta.className = "meta";
   meta.textContent = time(m.at);
   div.append(meta);
-  log.append(div);
+  if (instead && instead.parentNode) instead.replaceWith(div); else log.append(div);
   scroll();
   return div;
+}
+
+// Words of the answer to message `id`, as the model writes them: plain
+// text until the whole answer (sanitised HTML) replaces them.
+function write(id, text) {
+  if (answered.has(id)) return;
+  let bubble = writing.get(id);
+  if (!bubble) {
+    bubble = document.createElement("div");
+    bubble.className = "msg bot writing";
+    // Not read out word by word: the whole answer replaces it and is
+    // announced once.
+    bubble.setAttribute("aria-hidden", "true");
+    const t = document.createElement("div");
+    t.className = "text";
+    bubble.append(t);
+    log.append(bubble);
+    writing.set(id, bubble);
+    typing.hidden = true;
+  }
+  bubble.firstChild.textContent += text;
+  scroll();
 }
 
 async function request(method, path, payload) {
@@ -161,8 +239,12 @@ function showTyping(on) {
   if (!typing.hidden) scroll();
 }
 
-function show(json) {
-  if (json.reply) render(json.reply);
+// A reply to a request; `id` is the client message id it answers.
+function show(json, id) {
+  const bubble = id && writing.get(id);
+  if (id) { answered.add(id); writing.delete(id); }
+  if (json.reply && fresh(json.reply)) render(json.reply, bubble);
+  else if (bubble) bubble.remove();
   if (json.ack) note(json.ack);
 }
 
@@ -173,24 +255,24 @@ function sendMessage(text, id, bubble) {
   if (!bubble) bubble = render({ kind: "customer", text, at: Date.now() });
   bubble.classList.remove("failed");
   const meta = bubble.querySelector(".meta");
-  meta.textContent = time() + " · Sending…";
+  meta.textContent = time() + " · " + T.sending;
   showTyping(true);
   (async () => {
     for (let attempt = 0; ; attempt++) {
       try {
         const json = await request("POST", "/api/chat/messages", { text, id });
-        meta.textContent = time() + " · Sent";
-        show(json);
+        meta.textContent = time() + " · " + T.sent;
+        show(json, id);
         break;
       } catch (e) {
         // Network errors are retried quietly a few times.
         if (e instanceof TypeError && attempt < 2) { await new Promise(r => setTimeout(r, 1500 * (attempt + 1))); continue; }
         bubble.classList.add("failed");
-        meta.textContent = "Not sent" + (e instanceof TypeError ? "" : ": " + e.message) + " · ";
+        meta.textContent = T.not_sent + (e instanceof TypeError ? "" : ": " + e.message) + " · ";
         const retry = document.createElement("button");
         retry.type = "button";
         retry.className = "retry";
-        retry.textContent = "Retry";
+        retry.textContent = T.retry;
         retry.onclick = () => sendMessage(text, id, bubble);
         meta.append(retry);
         break;
@@ -202,9 +284,14 @@ function sendMessage(text, id, bubble) {
 
 async function press(data, row, btn) {
   showTyping(true);
-  try { show(await request("POST", "/api/chat/press", { data, id: rid() })); }
+  try {
+    const json = await request("POST", "/api/chat/press", { data, id: rid() });
+    // Kept in the log as the visitor's message: shown as theirs.
+    if (typeof json.said === "string" && json.reply) render({ kind: "customer", text: json.said, at: Date.now() });
+    show(json);
+  }
   catch (e) {
-    note("Not sent: " + e.message);
+    note(T.not_sent + ": " + e.message);
     delete row.dataset.used;
     row.querySelectorAll("button").forEach(x => { x.disabled = false; });
     btn.classList.remove("chosen");
@@ -213,13 +300,37 @@ async function press(data, row, btn) {
   showTyping(false);
 }
 
+// Polling: only while the event stream is not open.
 async function poll() {
-  try {
-    const json = await request("GET", "/api/chat/updates?after=" + encodeURIComponent(cursor));
-    json.messages.forEach(render);
-    cursor = json.cursor;
-  } catch (e) { /* offline: try again later */ }
+  if (!live && token) {
+    try {
+      const json = await request("GET", "/api/chat/updates?after=" + encodeURIComponent(cursor));
+      json.messages.filter(fresh).forEach(m => render(m));
+      if (json.cursor > cursor) cursor = json.cursor;
+    } catch (e) { /* offline: try again later */ }
+  }
   setTimeout(poll, 2000);
+}
+
+// The event stream: answers as they are written, agent messages and
+// notices at once. EventSource reconnects by itself and resumes from the
+// last event id; a stream refused or unavailable falls back to polling and
+// is tried again later.
+function listen() {
+  if (!window.EventSource || !token) return;
+  const url = "/api/chat/stream?token=" + encodeURIComponent(token) + "&after=" + encodeURIComponent(cursor);
+  const es = new EventSource(url);
+  es.addEventListener("ready", () => { live = true; });
+  es.addEventListener("message", e => {
+    try { const m = JSON.parse(e.data); if (fresh(m)) render(m); } catch (err) { /* ignore a bad event */ }
+  });
+  es.addEventListener("delta", e => {
+    try { const d = JSON.parse(e.data); write(String(d.id), String(d.text)); } catch (err) { /* ignore */ }
+  });
+  es.onerror = () => {
+    live = false;
+    if (es.readyState === EventSource.CLOSED) setTimeout(listen, 30000);
+  };
 }
 
 function updateCounter() {
@@ -256,16 +367,17 @@ async function start() {
       }
       const history = await request("GET", "/api/chat/history");
       note(body.dataset.greeting || "");
-      history.messages.forEach(render);
+      history.messages.filter(fresh).forEach(m => render(m));
       // Only the last message's buttons (and unused 👍/👎) still apply.
       retireButtons(log.lastElementChild);
-      cursor = history.cursor || "";
+      if ((history.cursor || "") > cursor) cursor = history.cursor;
       break;
     } catch (e) {
-      if (attempt >= 5) { note("Cannot reach support right now: " + e.message); break; }
+      if (attempt >= 5) { note(T.unreachable + ": " + e.message); break; }
       await new Promise(r => setTimeout(r, 1000 * (attempt + 1)));
     }
   }
+  listen();
   setTimeout(poll, 2000);
 }
 start();

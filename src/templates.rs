@@ -125,6 +125,25 @@ impl Prompts {
         Ok(text.trim().to_string())
     }
 
+    /// Renders template `name` with the common context `common` (e.g.
+    /// `product_name`) and the template's own `extra` values merged in
+    /// (`extra` wins).
+    ///
+    /// # Errors
+    /// As [`Prompts::render`].
+    pub fn render_with(
+        &self,
+        name: &str,
+        common: serde_json::Value,
+        extra: serde_json::Value,
+    ) -> Result<String, Error> {
+        let mut context = common;
+        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
+            base.extend(extra);
+        }
+        self.render(name, context)
+    }
+
     /// Names of the canned replies (`canned/NAME.md` → `NAME`).
     pub fn canned_names(&self) -> Vec<String> {
         let env = self.env.read().unwrap_or_else(|p| p.into_inner());

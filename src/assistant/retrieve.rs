@@ -1,0 +1,352 @@
+//! Retrieval for a question in its conversation, and whether it is
+//! covered: BM25 (with every passage scored with its whole article as
+//! well), fused with dense neighbours when embeddings are on, follow-ups
+//! resolved against the conversation (see [`super::context`]), and the
+//! calibrated covered/not-covered decision.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::*;
+
+impl Assistant {
+    /// Searches the knowledge base for `question` and measures confidence.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn retrieve(&self, question: &str) -> Result<Retrieval, Error> {
+        self.retrieve_parts(&[(question, 1.0)]).await
+    }
+
+    /// Retrieval for weighted query parts (the new message first).
+    async fn retrieve_parts(&self, parts: &[(&str, f32)]) -> Result<Retrieval, Error> {
+        let started = Instant::now();
+        let kb = &self.inner.kb;
+        let pool = kb.retrieve_parts(parts, ARTICLE_POOL)?;
+        // Coverage as BM25 ranks passages: the share of the question found
+        // in the best few passages (with what earlier passages of the same
+        // article held).
+        let confidence = pool.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
+        let best_score = pool.first().map_or(0.0, |h| h.score);
+        let relevance = self.inner.kb.calibration().relevance(best_score);
+        let mut hits = by_article(pool);
+        hits.truncate(RETRIEVE_LIMIT);
+        let mut similarity = None;
+        let mut agree = false;
+        let dense_query = parts
+            .iter()
+            .filter(|(_, w)| *w >= 0.5)
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+            .join("\n");
+        if let Some(semantic) = &self.inner.semantic {
+            match semantic.nearest(&dense_query, RETRIEVE_LIMIT).await {
+                Ok(near) if !near.is_empty() => {
+                    similarity = Some(near[0].similarity);
+                    agree = hits.first().is_some_and(|h| h.slug == near[0].slug);
+                    hits = fuse_hits(kb, hits, &near);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("dense retrieval skipped, BM25 only: {e}"),
+            }
+        }
+        metrics::histogram!("switchboard_retrieval_latency_seconds")
+            .record(started.elapsed().as_secs_f64());
+        Ok(Retrieval {
+            hits,
+            confidence,
+            best_score,
+            relevance,
+            similarity,
+            agree,
+        })
+    }
+
+    /// The stateless part of the decision for a question: a request for a
+    /// person, upset wording, an admin keyword, small talk, or retrieval and
+    /// whether it covers the question. Customers' messages and `switchboard
+    /// eval` both go through this.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn assess(&self, question: &str) -> Result<Assessment, Error> {
+        self.assess_in(question, &[]).await
+    }
+
+    /// Retrieval for `question` in a conversation whose earlier turns are
+    /// `earlier` (oldest first). A message that leans on the conversation
+    /// is searched together with the earlier turns (at lower weights), and
+    /// that merged retrieval is kept only when its best article is about
+    /// the new message too; otherwise the message is searched alone.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn retrieve_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+    ) -> Result<Retrieval, Error> {
+        let alone = self.retrieve(question).await?;
+        let parts = context::parts(question, earlier);
+        if parts.len() == 1 {
+            return Ok(alone);
+        }
+        let new_terms = self.inner.kb.analyze(question);
+        let follow_up = context::follow_up(question, new_terms.len());
+        if follow_up != context::FollowUp::No
+            && let Some(standalone) = self.standalone(question, earlier).await
+        {
+            // The model's rewrite says what the message is about; the
+            // message's own words still count.
+            return self
+                .retrieve_parts(&[(standalone.as_str(), 1.0), (question, 1.0)])
+                .await;
+        }
+        let merged = self.retrieve_parts(&parts).await?;
+        let Some(top) = merged.hits.first() else {
+            return Ok(alone);
+        };
+        if new_terms.is_empty() {
+            // Nothing but pointers ("tell me more"): the conversation says
+            // what it is about.
+            return Ok(merged);
+        }
+        let merged_share = context::about_share(&new_terms, &self.article_terms(&top.slug));
+        let alone_top = alone.hits.first();
+        let keep = match follow_up {
+            // "and how long does it take?": about the earlier topic unless
+            // the message alone is clearly about another article.
+            context::FollowUp::Explicit => {
+                merged_share > 0.0
+                    || !(self.covers(&alone) && alone_top.is_some_and(|h| h.slug != top.slug))
+            }
+            // "Probate?": a few words of their own, which the merged
+            // article must hold.
+            context::FollowUp::Short => merged_share > 0.0,
+            // A question of its own: the merged article must be about it at
+            // least as much as what the message finds alone.
+            context::FollowUp::No => {
+                let alone_share = alone_top.map_or(0.0, |h| {
+                    context::about_share(&new_terms, &self.article_terms(&h.slug))
+                });
+                merged_share >= ABOUT_NEW_TURN.max(alone_share)
+            }
+        };
+        Ok(if keep { merged } else { alone })
+    }
+
+    /// With a model: `question` rewritten as a standalone question from the
+    /// recent conversation (template `rewrite.md`; one short call, cached
+    /// per turn). `None` without a model or template, or when the call
+    /// fails: retrieval then merges the conversation without a model.
+    async fn standalone(&self, question: &str, earlier: &[Earlier]) -> Option<String> {
+        let model = self.inner.model.as_ref()?;
+        let recent = &earlier[earlier.len().saturating_sub(REWRITE_TURNS)..];
+        let key = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            recent.hash(&mut h);
+            question.hash(&mut h);
+            h.finish()
+        };
+        if let Some(hit) = self.inner.rewrites.lock().ok()?.get(&key) {
+            return Some(hit.clone());
+        }
+        let history: Vec<serde_json::Value> = recent
+            .iter()
+            .map(|e| {
+                let text: String = e.text.chars().take(REWRITE_TURN_CHARS).collect();
+                serde_json::json!({
+                    "role": if e.role == context::Role::Customer { "Customer" } else { "Assistant" },
+                    "text": text.replace("</conversation>", "").replace("</latest>", ""),
+                })
+            })
+            .collect();
+        let question_text = question.replace("</latest>", "").replace("<latest>", "");
+        let prompt = match self.render(
+            "rewrite.md",
+            serde_json::json!({"history": history, "question": question_text}),
+        ) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!("no follow-up rewrite: {e}");
+                return None;
+            }
+        };
+        let messages = vec![ChatMessage::new(Speaker::User, prompt)];
+        let text = match self.generate(model.as_ref(), &messages, None).await {
+            Ok((text, _)) => text,
+            Err(e) => {
+                tracing::warn!("follow-up rewrite failed, merging without the model: {e}");
+                return None;
+            }
+        };
+        let line = text
+            .lines()
+            .map(|l| l.trim().trim_matches('"').trim())
+            .find(|l| !l.is_empty())?;
+        if decline::is_no_answer_token(line) {
+            return None;
+        }
+        let rewrite: String = line.chars().take(REWRITE_MAX_CHARS).collect();
+        if let Ok(mut cache) = self.inner.rewrites.lock() {
+            if cache.len() >= REWRITE_CACHE {
+                cache.clear();
+            }
+            cache.insert(key, rewrite.clone());
+        }
+        Some(rewrite)
+    }
+
+    /// The analysed terms of an article (title, tags, every passage).
+    fn article_terms(&self, slug: &str) -> std::collections::HashSet<String> {
+        let Some(article) = self.inner.kb.article(slug) else {
+            return Default::default();
+        };
+        let mut text = format!("{}\n{}\n", article.title, article.tags.join(" "));
+        for p in &article.passages {
+            text.push_str(&p.heading);
+            text.push('\n');
+            text.push_str(&p.text);
+            text.push('\n');
+        }
+        self.inner.kb.analyze(&text).into_iter().collect()
+    }
+
+    /// [`Assistant::assess`] for a message in a conversation: the same
+    /// checks on the message itself, then [`Assistant::retrieve_in`].
+    /// Customers' messages and `switchboard eval` (with a case's `history`)
+    /// both go through this.
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub async fn assess_in(
+        &self,
+        question: &str,
+        earlier: &[Earlier],
+    ) -> Result<Assessment, Error> {
+        let normal = handoff::normalise(question);
+        if let Some(keyword) = self.inner.rules.keyword_in(question) {
+            return Ok(Assessment::HandOff(
+                Reason::Rule,
+                Some(format!("keyword `{keyword}`")),
+            ));
+        }
+        if handoff::asks_for_person(question) {
+            return Ok(Assessment::HandOff(Reason::CustomerRequest, None));
+        }
+        if handoff::is_upset(question) {
+            return Ok(Assessment::HandOff(
+                Reason::Frustration,
+                Some("negative wording".into()),
+            ));
+        }
+        if GREETINGS.contains(&normal.as_str()) {
+            return Ok(Assessment::Reply("welcome.md"));
+        }
+        if THANKS.contains(&normal.as_str()) {
+            return Ok(Assessment::Reply("thanks.md"));
+        }
+        let retrieval = self.retrieve_in(question, earlier).await?;
+        if let Some(tag) = retrieval
+            .hits
+            .first()
+            .and_then(|h| self.inner.rules.tag_in(&h.tags))
+        {
+            return Ok(Assessment::HandOff(
+                Reason::Rule,
+                Some(format!("article tag `{tag}`")),
+            ));
+        }
+        Ok(if self.covers(&retrieval) {
+            Assessment::Answer(retrieval)
+        } else {
+            Assessment::NotCovered(retrieval)
+        })
+    }
+
+    /// Whether retrieval is confident enough to answer.
+    pub fn covers(&self, retrieval: &Retrieval) -> bool {
+        let settings = &self.inner.settings;
+        if retrieval.hits.is_empty() {
+            return false;
+        }
+        let dense = retrieval.similarity.is_some_and(|s| {
+            s >= settings.min_similarity
+                || (retrieval.agree && s >= settings.min_similarity - AGREEMENT_BONUS)
+        });
+        let threshold = settings.min_score.or_else(|| {
+            self.inner
+                .kb
+                .calibration()
+                .threshold(settings.refusal_target)
+        });
+        let scored = threshold.is_some_and(|t| retrieval.best_score >= t);
+        let confident = settings
+            .min_confidence
+            .is_some_and(|c| retrieval.confidence >= c);
+        scored || confident || dense
+    }
+}
+
+/// Passages grouped by article, articles in the order of their best
+/// passage (BM25 already scores each passage with its whole article), at
+/// most [`PASSAGES_PER_ARTICLE`] each.
+fn by_article(hits: Vec<Hit>) -> Vec<Hit> {
+    let mut order: Vec<String> = Vec::new();
+    for hit in &hits {
+        if !order.contains(&hit.slug) {
+            order.push(hit.slug.clone());
+        }
+    }
+    let mut kept: HashMap<String, usize> = HashMap::new();
+    let mut ranked: Vec<(usize, usize, Hit)> = hits
+        .into_iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            let n = kept.entry(h.slug.clone()).or_default();
+            *n += 1;
+            *n <= PASSAGES_PER_ARTICLE
+        })
+        .map(|(i, h)| (order.iter().position(|s| *s == h.slug).unwrap_or(i), i, h))
+        .collect();
+    ranked.sort_by_key(|(article, i, _)| (*article, *i));
+    ranked.into_iter().map(|(_, _, h)| h).collect()
+}
+
+/// BM25 hits and dense neighbours fused by reciprocal rank. Passages only
+/// the embeddings found are taken from the knowledge base (BM25 score 0).
+fn fuse_hits(kb: &KnowledgeBase, hits: Vec<Hit>, near: &[semantic::Near]) -> Vec<Hit> {
+    let key = |slug: &str, heading: &str| (slug.to_string(), heading.to_string());
+    let bm25: Vec<(String, String)> = hits.iter().map(|h| key(&h.slug, &h.heading)).collect();
+    let dense: Vec<(String, String)> = near.iter().map(|n| key(&n.slug, &n.heading)).collect();
+    let mut by_key: HashMap<(String, String), Hit> = hits
+        .into_iter()
+        .map(|h| (key(&h.slug, &h.heading), h))
+        .collect();
+    semantic::fuse(&[bm25, dense], RRF_K)
+        .into_iter()
+        .filter_map(|(k, _)| match by_key.remove(&k) {
+            Some(hit) => Some(hit),
+            None => dense_hit(kb, &k.0, &k.1),
+        })
+        .take(RETRIEVE_LIMIT)
+        .collect()
+}
+
+fn dense_hit(kb: &KnowledgeBase, slug: &str, heading: &str) -> Option<Hit> {
+    let article = kb.article(slug)?;
+    let passage = article.passages.iter().find(|p| p.heading == heading)?;
+    Some(Hit {
+        slug: article.slug.clone(),
+        title: article.title.clone(),
+        heading: passage.heading.clone(),
+        snippet: passage.text.chars().take(200).collect(),
+        score: 0.0,
+        markdown: passage.markdown.clone(),
+        url: kb.link(&article.slug, article.url.as_deref()),
+        tags: article.tags.clone(),
+        coverage: 0.0,
+        query_weight: 0.0,
+    })
+}

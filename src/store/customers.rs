@@ -1,0 +1,79 @@
+//! Customers: who writes, on which channel, and whether they can be reached.
+
+use super::*;
+
+impl Store {
+    /// Finds or creates the customer known on `channel` as `external_id`.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn upsert_customer(
+        &self,
+        channel: &str,
+        external_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<Customer, Error> {
+        let now = self.now();
+        let row = sqlx::query(
+            "INSERT INTO customers (id, channel, external_id, display_name, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (channel, external_id) DO UPDATE SET display_name = COALESCE(EXCLUDED.display_name, customers.display_name) \
+             RETURNING *",
+        )
+        .bind(new_id())
+        .bind(channel)
+        .bind(external_id)
+        .bind(display_name)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Customer::from_row(&row)
+    }
+
+    /// The customer known on `channel` as `external_id`, if any (never
+    /// creates one).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn find_customer(
+        &self,
+        channel: &str,
+        external_id: &str,
+    ) -> Result<Option<Customer>, Error> {
+        let row = sqlx::query("SELECT * FROM customers WHERE channel = $1 AND external_id = $2")
+            .bind(channel)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Customer::from_row).transpose()
+    }
+
+    /// A customer by id.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] or a database failure.
+    pub async fn customer(&self, id: &str) -> Result<Customer, Error> {
+        let row = sqlx::query("SELECT * FROM customers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                kind: "customer",
+                id: id.to_string(),
+            })?;
+        Customer::from_row(&row)
+    }
+
+    /// Marks a customer as unreachable (e.g. they blocked the bot).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn set_unreachable(&self, customer_id: &str, unreachable: bool) -> Result<(), Error> {
+        sqlx::query("UPDATE customers SET unreachable = $1 WHERE id = $2")
+            .bind(i64::from(unreachable))
+            .bind(customer_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! Messages and events of a conversation: storing (once, by platform id), reading back, feedback.
+
+use super::*;
+
+impl Store {
+    /// Stores a message. Returns `None`, storing nothing, when a message with
+    /// the same platform id was already stored on this channel (a platform
+    /// retry or gateway re-delivery).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn insert_message(&self, message: &NewMessage<'_>) -> Result<Option<String>, Error> {
+        self.insert_message_when(message, None).await
+    }
+
+    /// Stores a bot message only if the conversation is still with the bot,
+    /// checked in the same statement; `None` when it is not (someone took
+    /// the conversation while the answer was being made).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn insert_if_with_bot(
+        &self,
+        message: &NewMessage<'_>,
+    ) -> Result<Option<String>, Error> {
+        self.insert_message_when(message, Some(Status::Bot)).await
+    }
+
+    async fn insert_message_when(
+        &self,
+        message: &NewMessage<'_>,
+        status: Option<Status>,
+    ) -> Result<Option<String>, Error> {
+        let id = new_id();
+        let now = self.now();
+        let sources = if message.sources.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::to_string(message.sources)
+                    .map_err(|e| Error::Corrupt(e.to_string()))?,
+            )
+        };
+        // The conversation's timestamps follow in the same statement
+        // (trigger `messages_touch`).
+        let sql = if status.is_some() {
+            "INSERT INTO messages (id, conversation_id, seq, role, author, text, mode, sources, model, \
+               prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at) \
+             SELECT $1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), \
+               $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
+             WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $2 AND status = $15) \
+             ON CONFLICT (channel, platform_message_id) DO NOTHING"
+        } else {
+            "INSERT INTO messages (id, conversation_id, seq, role, author, text, mode, sources, model, \
+               prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at) \
+             VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), \
+               $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (channel, platform_message_id) DO NOTHING"
+        };
+        let mut query = sqlx::query(sql)
+            .bind(&id)
+            .bind(message.conversation_id)
+            .bind(message.role.as_str())
+            .bind(message.author)
+            .bind(message.text)
+            .bind(message.mode)
+            .bind(sources)
+            .bind(message.model)
+            .bind(message.prompt_tokens)
+            .bind(message.completion_tokens)
+            .bind(message.latency_ms)
+            .bind(message.channel)
+            .bind(message.platform_message_id)
+            .bind(now);
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        let result = query.execute(&self.pool).await?;
+        Ok((result.rows_affected() == 1).then_some(id))
+    }
+
+    /// The last `limit` messages of a conversation, oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn recent_messages(
+        &self,
+        conversation_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Message>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq DESC, created_at DESC LIMIT $2",
+        )
+        .bind(conversation_id)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut messages = rows
+            .iter()
+            .map(Message::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    /// A message by id, if it exists.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn message(&self, id: &str) -> Result<Option<Message>, Error> {
+        let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Message::from_row).transpose()
+    }
+
+    /// The conversation's latest bot message, if any.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn last_bot_message(&self, conversation_id: &str) -> Result<Option<Message>, Error> {
+        let row = sqlx::query(
+            "SELECT * FROM messages WHERE conversation_id = $1 AND role = 'bot' \
+             ORDER BY seq DESC, created_at DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Message::from_row).transpose()
+    }
+
+    /// Every message of a conversation, oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn messages(&self, conversation_id: &str) -> Result<Vec<Message>, Error> {
+        let rows = sqlx::query(
+            "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq, created_at",
+        )
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Message::from_row).collect()
+    }
+
+    /// Records an event (hand-off requested, resolved, refused action, …).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn record_event(
+        &self,
+        conversation_id: &str,
+        kind: &str,
+        actor: &str,
+        detail: Option<&str>,
+    ) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO events (id, conversation_id, kind, actor, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(new_id())
+        .bind(conversation_id)
+        .bind(kind)
+        .bind(actor)
+        .bind(detail)
+        .bind(self.now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Events of a conversation, oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn events(&self, conversation_id: &str) -> Result<Vec<Event>, Error> {
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE conversation_id = $1 ORDER BY created_at, id")
+                .bind(conversation_id)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(Event::from_row).collect()
+    }
+
+    /// Messages of conversations created since `since`, oldest first.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn messages_since(&self, since: Option<Millis>) -> Result<Vec<Message>, Error> {
+        let rows = sqlx::query(
+            "SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+             WHERE c.created_at >= $1 ORDER BY m.conversation_id, m.seq",
+        )
+        .bind(since.unwrap_or(i64::MIN))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Message::from_row).collect()
+    }
+
+    /// Sets the customer's 👍 (1) / 👎 (-1) on a bot message of
+    /// `conversation_id`. The first click counts; returns `false` when the
+    /// message already had feedback, is not a bot message or belongs to
+    /// another conversation.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn set_feedback(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        value: i64,
+    ) -> Result<bool, Error> {
+        let result = sqlx::query(
+            "UPDATE messages SET feedback = $1 \
+             WHERE id = $2 AND conversation_id = $3 AND role = 'bot' AND feedback IS NULL",
+        )
+        .bind(value.signum())
+        .bind(message_id)
+        .bind(conversation_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}
