@@ -50,6 +50,7 @@ pub mod clock;
 pub mod config;
 pub mod conversation;
 pub mod csat;
+pub mod dashboard;
 pub mod delivery;
 pub mod desk;
 pub mod embed;

@@ -313,6 +313,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let since = since_millis(since.as_deref(), &core)?;
             let filter = report::Filter {
                 since,
+                until: None,
                 channel,
                 agent,
             };

@@ -26,6 +26,8 @@ const WEEK_MS: Millis = 7 * 24 * 3600 * 1000;
 pub struct Filter {
     /// Only conversations created at or after this time.
     pub since: Option<Millis>,
+    /// Only conversations created before this time.
+    pub until: Option<Millis>,
     /// Only this channel.
     pub channel: Option<String>,
     /// Only conversations this agent worked.
@@ -112,23 +114,63 @@ fn secs(from: Millis, to: Millis) -> f64 {
     (to - from).max(0) as f64 / 1000.0
 }
 
+/// What a report is computed from, read once so that many reports (one
+/// per day of a chart, one per channel) can be computed from one read.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Every conversation (first-contact resolution looks past the window).
+    pub conversations: Vec<Conversation>,
+    /// Messages of conversations created since the snapshot's start.
+    pub messages: Vec<store::Message>,
+    /// Surveys sent.
+    pub surveys: Vec<store::Survey>,
+    /// When it was read.
+    pub now: Millis,
+}
+
+impl Snapshot {
+    /// Reads what reports on conversations created since `since` need.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn load(store: &Store, since: Option<Millis>) -> Result<Self, store::Error> {
+        Ok(Self {
+            conversations: store.conversations_since(None).await?,
+            messages: store.messages_since(since).await?,
+            surveys: store.sent_surveys().await?,
+            now: store.now(),
+        })
+    }
+}
+
+impl Filter {
+    /// Whether `c` is in the report.
+    pub fn keeps(&self, c: &Conversation) -> bool {
+        self.since.is_none_or(|s| c.created_at >= s)
+            && self.until.is_none_or(|u| c.created_at < u)
+            && self.channel.as_ref().is_none_or(|ch| &c.channel == ch)
+            && self
+                .agent
+                .as_ref()
+                .is_none_or(|a| c.assigned_agent.as_ref() == Some(a))
+    }
+}
+
 /// Computes the report.
 ///
 /// # Errors
 /// On a database failure.
 pub async fn build(store: &Store, filter: &Filter) -> Result<Report, store::Error> {
-    let all = store.conversations_since(None).await?;
-    let keep = |c: &Conversation| {
-        filter.since.is_none_or(|s| c.created_at >= s)
-            && filter.channel.as_ref().is_none_or(|ch| &c.channel == ch)
-            && filter
-                .agent
-                .as_ref()
-                .is_none_or(|a| c.assigned_agent.as_ref() == Some(a))
-    };
-    let selected: Vec<&Conversation> = all.iter().filter(|c| keep(c)).collect();
+    Ok(compute(&Snapshot::load(store, filter.since).await?, filter))
+}
+
+/// Computes the report from `data`, which must have been loaded with a
+/// start no later than `filter.since`.
+pub fn compute(data: &Snapshot, filter: &Filter) -> Report {
+    let all = &data.conversations;
+    let selected: Vec<&Conversation> = all.iter().filter(|c| filter.keeps(c)).collect();
     let ids: std::collections::HashSet<&str> = selected.iter().map(|c| c.id.as_str()).collect();
-    let messages = store.messages_since(filter.since).await?;
+    let messages = &data.messages;
     let mut report = Report {
         conversations: selected.len() as u64,
         ..Report::default()
@@ -147,7 +189,7 @@ pub async fn build(store: &Store, filter: &Filter) -> Result<Report, store::Erro
     let mut bot_first = Vec::new();
     let mut bot_resolution = Vec::new();
     let (mut resolved, mut fcr) = (0u64, 0u64);
-    let now = store.now();
+    let now = data.now;
     for c in &selected {
         match c.handoff_at {
             Some(handoff) => {
@@ -201,10 +243,9 @@ pub async fn build(store: &Store, filter: &Filter) -> Result<Report, store::Erro
     report.bot_first_response_secs_p90 = quantile(&mut bot_first, 0.9);
     report.bot_resolution_secs_p50 = quantile(&mut bot_resolution, 0.5);
     report.first_contact_resolution_rate = ratio(fcr, resolved);
-    let surveys: Vec<_> = store
-        .sent_surveys()
-        .await?
-        .into_iter()
+    let surveys: Vec<_> = data
+        .surveys
+        .iter()
         .filter(|s| ids.contains(s.conversation_id.as_str()))
         .filter(|s| {
             filter
@@ -233,7 +274,7 @@ pub async fn build(store: &Store, filter: &Filter) -> Result<Report, store::Erro
         let detractors = nps.iter().filter(|v| **v <= 6).count() as f64;
         report.nps = Some((promoters - detractors) / nps.len() as f64 * 100.0);
     }
-    Ok(report)
+    report
 }
 
 /// A group of questions the bot could not answer (or whose answer got 👎),
@@ -259,6 +300,7 @@ pub async fn gaps(store: &Store, filter: &Filter) -> Result<Vec<Gap>, store::Err
     for c in conversations
         .iter()
         .filter(|c| filter.channel.as_ref().is_none_or(|ch| &c.channel == ch))
+        .filter(|c| filter.until.is_none_or(|u| c.created_at < u))
     {
         for e in store.events(&c.id).await? {
             if e.kind == "no_answer" {

@@ -3,6 +3,12 @@
 //! is the OpenAI-compatible fake. A host page on another port embeds
 //! `/widget.js`. Screenshots of each step go to `target/browser/`.
 //!
+//! The console test signs an admin in at `/agent`, edits an article with
+//! its live preview, saves it (the bot then answers from the new text), is
+//! refused a stale save with a diff, works two chats in the inbox, and
+//! sees the CSAT left on them on the dashboard, as `report --json` has it,
+//! and a down-voted answer's question on the knowledge-gap page.
+//!
 //! Ignored by default (it needs `chromium` and `chromium-driver`); CI
 //! installs them and runs it with `cargo test --test browser -- --ignored`.
 
@@ -1002,6 +1008,9 @@ path = "{prompts}"
 [web]
 listen = "127.0.0.1:0"
 cookie_secure = false
+# The test leaves the CSAT answers itself (step 6).
+[csat]
+enabled = false
 [[agents]]
 name = "alice"
 admin = true
@@ -1019,6 +1028,7 @@ admin = true
         .await
         .unwrap();
     let base = format!("http://{}", app.local_addr().unwrap());
+    let store = app.core().store.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(async move {
         app.run_until_stopped(async move {
@@ -1201,7 +1211,80 @@ admin = true
     assert_eq!(count(&client, "#inbox-error:not(:empty)").await, 0);
     shot(&client, "console-08-search").await;
 
-    // 6. On a 390 px phone: the console fits without sideways scrolling,
+    // 6. The dashboard shows a CSAT a customer left (a 4 and a 2), the
+    // same as `report --json`, and every chart is an SVG the browser draws.
+    store.schedule_surveys(0, 0).await.unwrap();
+    let due = store.claim_due_surveys(10).await.unwrap();
+    assert_eq!(due.len(), 2, "{due:?}");
+    for (survey, rating) in due.iter().zip([4, 2]) {
+        store
+            .mark_survey_sent(&survey.conversation_id, Some("alice"), false, false)
+            .await
+            .unwrap();
+        store
+            .record_survey_answer(
+                &survey.conversation_id,
+                switchboard::store::Answer::Csat(rating),
+            )
+            .await
+            .unwrap();
+    }
+    let report = switchboard::report::build(&store, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(report.csat_score, Some(50.0));
+    click(&client, "#nav button[data-view=dash]").await;
+    until(
+        &client,
+        &format!(
+            "const f = document.querySelector('#dash-totals [data-key=csat_score] .value'); \
+             return !!f && f.textContent === '{}%' && document.querySelector('#dash-totals [data-key=conversations] .value').textContent === '{}'",
+            report.csat_score.unwrap(),
+            report.conversations
+        ),
+    )
+    .await;
+    until(&client, "const i = Array.from(document.querySelectorAll('#dash-charts img')); return i.length === 12 && i.every(i => i.complete && i.naturalWidth > 0)").await;
+    shot(&client, "console-09-dashboard").await;
+
+    // 7. A 👎 on the refund answer makes its question a knowledge gap: the
+    // gap page lists it, and "Find articles" searches the editor for it.
+    let mut down = None;
+    for c in store.conversations_since(None).await.unwrap() {
+        let messages = store.messages(&c.id).await.unwrap();
+        if let Some(pair) = messages.windows(2).find(|p| {
+            p[0].role == switchboard::store::Role::Customer
+                && p[0].text.contains("refund")
+                && p[1].role == switchboard::store::Role::Bot
+        }) {
+            down = Some((c.id.clone(), pair[1].id.clone()));
+        }
+    }
+    let (conversation, message) = down.expect("the refund answer");
+    assert!(
+        store
+            .set_feedback(&conversation, &message, -1)
+            .await
+            .unwrap()
+    );
+    let gaps = switchboard::report::gaps(&store, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    click(&client, "#nav button[data-view=gaps]").await;
+    until(
+        &client,
+        &format!(
+            "const r = document.querySelectorAll('#gaps-list .gap'); return r.length === 1 && r[0].dataset.term === '{}' && r[0].textContent.includes('how do I get a refund')",
+            gaps[0].term
+        ),
+    )
+    .await;
+    shot(&client, "console-10-gaps").await;
+    press(&client, "gaps-list", "Find articles").await;
+    until(&client, &format!("return !document.getElementById('kb').hidden && document.getElementById('kb-search').value === '{}' && document.querySelectorAll('#kb-list .row').length >= 1", gaps[0].term)).await;
+
+    // 8. On a 390 px phone: the console fits without sideways scrolling,
     // and the editor too.
     client.set_window_size(390, 844).await.unwrap();
     client.refresh().await.unwrap();
@@ -1212,12 +1295,20 @@ admin = true
     .await;
     let fits = "return document.documentElement.scrollWidth <= window.innerWidth";
     until(&client, fits).await;
-    shot(&client, "console-09-phone-inbox").await;
+    shot(&client, "console-11-phone-inbox").await;
     click(&client, "#nav button[data-view=kb]").await;
     click(&client, "#kb-list .row[data-slug='billing/refunds']").await;
     until(&client, "return !!document.getElementById('kb-body')").await;
     until(&client, fits).await;
-    shot(&client, "console-10-phone-editor").await;
+    shot(&client, "console-12-phone-editor").await;
+    click(&client, "#nav button[data-view=dash]").await;
+    until(
+        &client,
+        "return document.querySelectorAll('#dash-charts img').length === 12",
+    )
+    .await;
+    until(&client, fits).await;
+    shot(&client, "console-13-phone-dashboard").await;
 
     client.close().await.unwrap();
     drop(driver);

@@ -5,6 +5,8 @@
 //! | --- | --- |
 //! | `GET /static/console/inbox.js` | the inbox: tabs, search, conversation view, actions |
 //! | `GET /static/console/kb.js` | the knowledge-base editor (admins) |
+//! | `GET /static/console/dashboard.js` | the dashboard (admins) |
+//! | `GET /static/console/gaps.js` | the knowledge-gap page (admins) |
 
 use std::sync::Arc;
 
@@ -17,6 +19,8 @@ use super::AppState;
 
 const INBOX_JS: &str = include_str!("static/console/inbox.js");
 const KB_JS: &str = include_str!("static/console/kb.js");
+const DASHBOARD_JS: &str = include_str!("static/console/dashboard.js");
+const GAPS_JS: &str = include_str!("static/console/gaps.js");
 
 /// The console's script routes.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -26,6 +30,11 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(|| async { script(INBOX_JS) }),
         )
         .route("/static/console/kb.js", get(|| async { script(KB_JS) }))
+        .route(
+            "/static/console/dashboard.js",
+            get(|| async { script(DASHBOARD_JS) }),
+        )
+        .route("/static/console/gaps.js", get(|| async { script(GAPS_JS) }))
 }
 
 fn script(body: &'static str) -> impl IntoResponse {

@@ -34,6 +34,7 @@ use crate::limits::LogOnce;
 mod agent;
 mod chat;
 mod console;
+mod dashboard;
 pub mod embed;
 mod inbox;
 pub mod kb_editor;
@@ -42,6 +43,7 @@ pub mod live;
 pub mod markdown;
 pub mod serve;
 mod shown;
+mod svg;
 pub mod visitor;
 
 pub use chat::InFlight;
@@ -96,6 +98,7 @@ pub fn admin_router(state: Arc<AppState>, web: &WebSettings) -> Router {
     let agent = Router::new()
         .nest("/api/agent", agent::routes())
         .nest("/api/admin/kb", kb_editor::routes())
+        .nest("/api/admin/dashboard", dashboard::routes())
         .merge(chat::console_routes())
         .merge(console::routes())
         .layer(per_ip(web.agent_requests_per_minute, web.agent_burst))

@@ -1,6 +1,7 @@
 "use strict";
 // The console shell: sign-in, the top bar and its views (the inbox for
-// everyone, the knowledge-base editor for admins). Signed in by the session
+// everyone, the knowledge-base editor, the dashboard and the
+// knowledge-gap page for admins). Signed in by the session
 // cookie (HttpOnly, set by POST /api/agent/session); every change carries
 // the session's CSRF token.
 let csrf = null;
@@ -71,13 +72,16 @@ function layout() {
   const main = el("div"); main.id = "views";
   const inbox = Inbox.create(); main.append(inbox.root); add("inbox", "Inbox", inbox);
   if (me.admin) { const kb = KbEditor.create(); main.append(kb.root); add("kb", "Knowledge base", kb); }
+  if (me.admin) { const dash = Dashboard.create(); main.append(dash.root); add("dash", "Dashboard", dash); }
+  if (me.admin) { const gaps = Gaps.create(); main.append(gaps.root); add("gaps", "Knowledge gaps", gaps); }
   const who = el("div", undefined, "who");
   who.append(el("span", `${me.agent}${me.admin ? " (admin)" : ""}`, "muted"));
   who.append(button("Sign out", async () => { await api("DELETE", "/session").catch(() => {}); location.reload(); }));
   who.append(button("Sign out everywhere", async () => { await api("POST", "/session/everywhere").catch(() => {}); location.reload(); }));
   bar.append(tabs, who);
   document.body.append(bar, main);
-  show(location.hash === "#kb" && me.admin ? "kb" : "inbox");
+  const wanted = location.hash.slice(1);
+  show(me.admin && ["kb", "dash", "gaps"].includes(wanted) ? wanted : "inbox");
 }
 
 function signedIn(who) { me = who; csrf = who.csrf; layout(); }
