@@ -118,6 +118,11 @@ const NEGATIONS: &[&str] = &[
     "not able to answer",
     "cannot help",
     "can't help",
+    "cannot provide",
+    "can't provide",
+    "unable to provide",
+    "none of the",
+    "neither of the",
 ];
 
 /// Negations that decline whatever they are about, said by the assistant
@@ -258,6 +263,8 @@ mod tests {
             "There is no information about refunds for gift cards in the sources.",
             "I don't know.",
             "I'm sorry, but I cannot answer your question about the current time. The sources provided do not mention any information about the current time.",
+            "I apologize, but I cannot provide information on building old MS-DOS style character art.",
+            "None of the sources directly address how to filter out some inboxes.",
         ] {
             assert!(is_decline(decline), "{decline}");
             assert_eq!(may_decline(decline), Some(true), "{decline}");
