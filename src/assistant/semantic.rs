@@ -197,14 +197,19 @@ impl Semantic {
                 })
                 .collect();
             let same = entries.len() == state.entries.len()
-                && entries.iter().zip(&state.entries).all(|(a, b)| a.hash == b.hash);
+                && entries
+                    .iter()
+                    .zip(&state.entries)
+                    .all(|(a, b)| a.hash == b.hash);
             if same {
                 // Same vectors in the same order: the index stands.
                 state.entries = entries;
                 None
             } else {
-                let vectors: Vec<Arc<[f32]>> =
-                    entries.iter().map(|e| state.by_hash[&e.hash].clone()).collect();
+                let vectors: Vec<Arc<[f32]>> = entries
+                    .iter()
+                    .map(|e| state.by_hash[&e.hash].clone())
+                    .collect();
                 Some((entries, vectors))
             }
         };
