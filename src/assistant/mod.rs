@@ -9,6 +9,7 @@
 //! Streamed text goes to an optional channel so a channel can show the
 //! answer as it is written; the returned [`Reply`] is always the final word.
 
+pub mod ann;
 mod budget;
 pub mod context;
 mod decline;

@@ -2,7 +2,9 @@
 //! [`Embedder`] (the model run in the process, or an OpenAI-compatible
 //! `/v1/embeddings`; `[embeddings]` in the settings), kept in a file beside
 //! the tantivy index, keyed by passage hash and the embedder's identity,
-//! and searched by cosine similarity. Only passages whose text changed are embedded again, so a
+//! and searched by cosine similarity through an [`ann::Index`] (an exact
+//! scan for small knowledge bases, an HNSW graph for large ones, rebuilt
+//! when the passages change). Only passages whose text changed are embedded again, so a
 //! restart or a one-article edit costs one small request, not a re-embed
 //! of the whole knowledge base.
 //!
@@ -17,6 +19,7 @@ use std::sync::{Arc, RwLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::ann;
 use crate::embed::Embedder;
 use crate::kb::KnowledgeBase;
 
@@ -38,16 +41,19 @@ pub enum Error {
     /// The endpoint answered with the wrong number or size of vectors.
     #[error("embedding endpoint returned {0}")]
     Shape(String),
+    /// Building the nearest-neighbour index failed (a panic in the build).
+    #[error("building the vector index failed: {0}")]
+    Index(String),
     /// The vectors file could not be written.
     #[error("cannot write {0}: {1}")]
     Io(PathBuf, std::io::Error),
 }
 
-/// One passage's vector, for ranking.
+/// One passage, for ranking.
 struct Entry {
     slug: String,
     heading: String,
-    vector: Arc<[f32]>,
+    hash: [u8; 32],
 }
 
 #[derive(Default)]
@@ -57,6 +63,8 @@ struct State {
     by_hash: HashMap<[u8; 32], Arc<[f32]>>,
     /// The current passages, in knowledge-base order.
     entries: Vec<Entry>,
+    /// Their vectors, in the same order.
+    index: ann::Index,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -172,24 +180,48 @@ impl Semantic {
                 }
             }
         }
-        {
+        let rebuild = {
             let mut state = self.write();
             let keep: std::collections::HashSet<[u8; 32]> =
                 wanted.iter().map(|(_, _, h, _)| *h).collect();
             if result.is_ok() {
                 state.by_hash.retain(|h, _| keep.contains(h));
             }
-            let entries = wanted
+            let entries: Vec<Entry> = wanted
                 .iter()
-                .filter_map(|(slug, heading, hash, _)| {
-                    state.by_hash.get(hash).map(|v| Entry {
-                        slug: slug.clone(),
-                        heading: heading.clone(),
-                        vector: v.clone(),
-                    })
+                .filter(|(_, _, hash, _)| state.by_hash.contains_key(hash))
+                .map(|(slug, heading, hash, _)| Entry {
+                    slug: slug.clone(),
+                    heading: heading.clone(),
+                    hash: *hash,
                 })
                 .collect();
+            let same = entries.len() == state.entries.len()
+                && entries
+                    .iter()
+                    .zip(&state.entries)
+                    .all(|(a, b)| a.hash == b.hash);
+            if same {
+                // Same vectors in the same order: the index stands.
+                state.entries = entries;
+                None
+            } else {
+                let vectors: Vec<Arc<[f32]>> = entries
+                    .iter()
+                    .map(|e| state.by_hash[&e.hash].clone())
+                    .collect();
+                Some((entries, vectors))
+            }
+        };
+        if let Some((entries, vectors)) = rebuild {
+            // Built outside the lock (a large graph takes seconds), so
+            // questions keep being answered from the previous index.
+            let index = tokio::task::spawn_blocking(move || ann::Index::build(vectors))
+                .await
+                .map_err(|e| Error::Index(e.to_string()))?;
+            let mut state = self.write();
             state.entries = entries;
+            state.index = index;
         }
         if embedded > 0 {
             self.save()?;
@@ -228,17 +260,7 @@ impl Semantic {
                 state.dim
             )));
         }
-        let mut scored: Vec<(f32, usize)> = state
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (dot(&query, &e.vector), i))
-            .collect();
-        if scored.len() > limit && limit > 0 {
-            scored.select_nth_unstable_by(limit - 1, |a, b| b.0.total_cmp(&a.0));
-            scored.truncate(limit);
-        }
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let scored = state.index.search(&query, limit);
         Ok(scored
             .into_iter()
             .take(limit)
@@ -380,25 +402,6 @@ fn normalise(v: &mut [f32]) {
     }
 }
 
-/// Dot product in eight independent lanes, which the compiler turns into
-/// SIMD (a single running sum cannot be reordered, so it would not).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
 /// Reciprocal-rank fusion of two rankings of passage keys: each key scores
 /// `Σ 1 / (k + rank)` over the lists it is in (rank from 1).
 pub fn fuse<K: Clone + Eq + std::hash::Hash>(lists: &[Vec<K>], k: f32) -> Vec<(K, f32)> {
@@ -438,14 +441,6 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(fused, vec!["a", "c", "b", "d"]);
-    }
-
-    #[test]
-    fn dot_matches_the_plain_sum() {
-        let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.5).collect();
-        let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.1).collect();
-        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-        assert!((dot(&a, &b) - plain).abs() < 1e-4);
     }
 
     #[test]
