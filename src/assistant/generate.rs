@@ -185,3 +185,70 @@ impl Assistant {
         Ok((text.trim().to_string(), usage))
     }
 }
+
+/// The sources whose `[n]` the answer cites; all of them if it cites none.
+pub(super) fn cited_sources(text: &str, sources: &[PromptSource]) -> Vec<SourceRef> {
+    let mut cited: Vec<usize> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'[' {
+            let digits: String = text[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if !digits.is_empty()
+                && text[i + 1 + digits.len()..].starts_with(']')
+                && let Ok(n) = digits.parse::<usize>()
+                && (1..=sources.len()).contains(&n)
+                && !cited.contains(&(n - 1))
+            {
+                cited.push(n - 1);
+            }
+        }
+        i += 1;
+    }
+    if cited.is_empty() {
+        cited = (0..sources.len()).collect();
+    }
+    cited.sort_unstable();
+    cited
+        .into_iter()
+        .map(|i| {
+            let s = &sources[i];
+            SourceRef {
+                slug: s.slug.clone(),
+                title: s.title.clone(),
+                url: s.url.clone(),
+                score: s.score,
+            }
+        })
+        .collect()
+}
+
+pub(super) fn source_of(hit: &Hit) -> SourceRef {
+    SourceRef {
+        slug: hit.slug.clone(),
+        title: hit.title.clone(),
+        url: hit.url.clone(),
+        score: hit.score,
+    }
+}
+
+/// The passage as a quote: whole paragraphs up to [`MAX_QUOTE_CHARS`].
+pub(super) fn quote_of(markdown: &str) -> String {
+    let mut out = String::new();
+    for para in markdown.split("\n\n") {
+        if !out.is_empty() && out.chars().count() + para.chars().count() > MAX_QUOTE_CHARS {
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(para.trim_end());
+    }
+    if out.chars().count() > MAX_QUOTE_CHARS {
+        out = out.chars().take(MAX_QUOTE_CHARS).collect::<String>() + "…";
+    }
+    out
+}

@@ -9,6 +9,38 @@ use std::time::Instant;
 
 use super::*;
 
+/// The stateless decision for a question ([`Assistant::assess`]).
+#[derive(Debug, Clone)]
+pub enum Assessment {
+    /// A person must take over.
+    HandOff(Reason, Option<String>),
+    /// A canned reply (the template's name): greetings, thanks.
+    Reply(&'static str),
+    /// The knowledge base covers it.
+    Answer(Retrieval),
+    /// The knowledge base does not cover it: say so, offer a person.
+    NotCovered(Retrieval),
+}
+
+/// Retrieved passages and how sure retrieval is that they answer.
+#[derive(Debug, Clone)]
+pub struct Retrieval {
+    /// Ranked passages.
+    pub hits: Vec<Hit>,
+    /// 0–1: the share of the question's information the best passage holds.
+    pub confidence: f32,
+    /// The best BM25 score.
+    pub best_score: f32,
+    /// The best BM25 score as the share (0–1) of generic off-topic
+    /// questions that score lower on this knowledge base: comparable across
+    /// knowledge bases.
+    pub relevance: f32,
+    /// Cosine similarity of the nearest passage, with embeddings on.
+    pub similarity: Option<f32>,
+    /// Whether BM25 and the embeddings put the same article first.
+    pub agree: bool,
+}
+
 impl Assistant {
     /// Searches the knowledge base for `question` and measures confidence.
     ///
