@@ -4,7 +4,6 @@
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -337,7 +336,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             if json {
                 writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                write!(stdout, "{}", render_report(&report))?;
+                write!(stdout, "{}", report::render(&report))?;
             }
         }
         Command::Export { since, format } => {
@@ -593,88 +592,6 @@ fn kb_command(settings: Settings, command: KbCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn render_report(r: &report::Report) -> String {
-    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.1}%", v * 100.0));
-    let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1}"));
-    let secs = |v: Option<f64>| {
-        v.map_or("—".to_string(), |v| {
-            humanize(Duration::from_secs_f64(v.max(0.0)))
-        })
-    };
-    let mut rows = vec![
-        ("Conversations", r.conversations.to_string()),
-        ("Messages", r.messages.to_string()),
-        ("Resolved by the bot", r.bot_resolved.to_string()),
-        ("Escalated to a person", r.escalated.to_string()),
-        ("Escalation rate", pct(r.escalation_rate)),
-        ("Bot containment rate", pct(r.containment_rate)),
-        (
-            "Human first response p50 / p90",
-            format!(
-                "{} / {}",
-                secs(r.first_response_secs_p50),
-                secs(r.first_response_secs_p90)
-            ),
-        ),
-        (
-            "Human resolution p50 / p90",
-            format!(
-                "{} / {}",
-                secs(r.resolution_secs_p50),
-                secs(r.resolution_secs_p90)
-            ),
-        ),
-        (
-            "Bot first response p50 / p90",
-            format!(
-                "{} / {}",
-                secs(r.bot_first_response_secs_p50),
-                secs(r.bot_first_response_secs_p90)
-            ),
-        ),
-        ("Bot resolution p50", secs(r.bot_resolution_secs_p50)),
-        (
-            "First-contact resolution",
-            pct(r.first_contact_resolution_rate),
-        ),
-        ("Surveys sent", r.surveys_sent.to_string()),
-        (
-            "CSAT responses (rate)",
-            format!("{} ({})", r.csat_responses, pct(r.csat_response_rate)),
-        ),
-        (
-            "CSAT score (4–5)",
-            r.csat_score.map_or("—".into(), |v| format!("{v:.1}%")),
-        ),
-        ("CSAT average (1–5)", num(r.csat_average)),
-        ("NPS", num(r.nps)),
-        ("CES average (1–7)", num(r.ces_average)),
-    ];
-    for (how, n) in &r.resolutions {
-        rows.push(("  resolved by", format!("{how}: {n}")));
-    }
-    for (reason, n) in &r.handoff_reasons {
-        rows.push(("  hand-off reason", format!("{reason}: {n}")));
-    }
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    rows.iter()
-        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
-        .collect()
-}
-
-fn humanize(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=59 => format!("{:.1}s", d.as_secs_f64()),
-        60..=3599 => format!("{}m {}s", s / 60, s % 60),
-        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-    }
 }
 
 async fn shutdown_signal() {

@@ -382,6 +382,89 @@ pub fn parse_duration(text: &str) -> Result<Millis, String> {
     Ok(n.saturating_mul(unit_ms))
 }
 
+/// The report as the `report` command prints it: one figure a line.
+pub fn render(r: &Report) -> String {
+    let pct = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.1}%", v * 100.0));
+    let num = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1}"));
+    let secs = |v: Option<f64>| {
+        v.map_or("—".to_string(), |v| {
+            humanize(std::time::Duration::from_secs_f64(v.max(0.0)))
+        })
+    };
+    let mut rows = vec![
+        ("Conversations", r.conversations.to_string()),
+        ("Messages", r.messages.to_string()),
+        ("Resolved by the bot", r.bot_resolved.to_string()),
+        ("Escalated to a person", r.escalated.to_string()),
+        ("Escalation rate", pct(r.escalation_rate)),
+        ("Bot containment rate", pct(r.containment_rate)),
+        (
+            "Human first response p50 / p90",
+            format!(
+                "{} / {}",
+                secs(r.first_response_secs_p50),
+                secs(r.first_response_secs_p90)
+            ),
+        ),
+        (
+            "Human resolution p50 / p90",
+            format!(
+                "{} / {}",
+                secs(r.resolution_secs_p50),
+                secs(r.resolution_secs_p90)
+            ),
+        ),
+        (
+            "Bot first response p50 / p90",
+            format!(
+                "{} / {}",
+                secs(r.bot_first_response_secs_p50),
+                secs(r.bot_first_response_secs_p90)
+            ),
+        ),
+        ("Bot resolution p50", secs(r.bot_resolution_secs_p50)),
+        (
+            "First-contact resolution",
+            pct(r.first_contact_resolution_rate),
+        ),
+        ("Surveys sent", r.surveys_sent.to_string()),
+        (
+            "CSAT responses (rate)",
+            format!("{} ({})", r.csat_responses, pct(r.csat_response_rate)),
+        ),
+        (
+            "CSAT score (4–5)",
+            r.csat_score.map_or("—".into(), |v| format!("{v:.1}%")),
+        ),
+        ("CSAT average (1–5)", num(r.csat_average)),
+        ("NPS", num(r.nps)),
+        ("CES average (1–7)", num(r.ces_average)),
+    ];
+    for (how, n) in &r.resolutions {
+        rows.push(("  resolved by", format!("{how}: {n}")));
+    }
+    for (reason, n) in &r.handoff_reasons {
+        rows.push(("  hand-off reason", format!("{reason}: {n}")));
+    }
+    let width = rows
+        .iter()
+        .map(|(k, _)| k.chars().count())
+        .max()
+        .unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<width$}  {v}\n"))
+        .collect()
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{:.1}s", d.as_secs_f64()),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        _ => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
