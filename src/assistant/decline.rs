@@ -235,14 +235,17 @@ fn first_sentence(text: &str) -> Option<&str> {
 
 /// Whether `text` cites a source as `[n]`.
 fn has_citation(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    bytes.windows(3).enumerate().any(|(i, w)| {
-        w[0] == b'['
-            && w[1].is_ascii_digit()
-            && bytes[i + 1..]
-                .iter()
-                .position(|b| !b.is_ascii_digit())
-                .is_some_and(|end| bytes[i + 1 + end] == b']')
+    citations(text).next().is_some()
+}
+
+/// The numbers `text` cites as `[n]`, in order (repeats included).
+pub(super) fn citations(text: &str) -> impl Iterator<Item = usize> + '_ {
+    text.match_indices('[').filter_map(|(i, _)| {
+        let rest = &text[i + 1..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        (digits > 0 && rest[digits..].starts_with(']'))
+            .then(|| rest[..digits].parse().ok())
+            .flatten()
     })
 }
 

@@ -189,24 +189,10 @@ impl Assistant {
 /// The sources whose `[n]` the answer cites; all of them if it cites none.
 pub(super) fn cited_sources(text: &str, sources: &[PromptSource]) -> Vec<SourceRef> {
     let mut cited: Vec<usize> = Vec::new();
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'[' {
-            let digits: String = text[i + 1..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit())
-                .collect();
-            if !digits.is_empty()
-                && text[i + 1 + digits.len()..].starts_with(']')
-                && let Ok(n) = digits.parse::<usize>()
-                && (1..=sources.len()).contains(&n)
-                && !cited.contains(&(n - 1))
-            {
-                cited.push(n - 1);
-            }
+    for n in super::decline::citations(text) {
+        if (1..=sources.len()).contains(&n) && !cited.contains(&(n - 1)) {
+            cited.push(n - 1);
         }
-        i += 1;
     }
     if cited.is_empty() {
         cited = (0..sources.len()).collect();
