@@ -170,6 +170,137 @@ on_every_backend!(messages_are_logged_once, |db: &Db| {
     }
 });
 
+on_every_backend!(
+    concurrent_messages_share_statements_but_not_their_order,
+    |db: &Db| {
+        let store = db.store.clone();
+        async move {
+            // Six conversations written at once, each in order: the writer
+            // groups their messages into shared statements (one per
+            // conversation per statement); each conversation must still read
+            // back 1, 2, 3… in the order its messages were sent.
+            let customer = store.upsert_customer("web", "many", None).await.unwrap();
+            let mut conversations = Vec::new();
+            for i in 0..6 {
+                let c = store
+                    .open_conversation(&customer, &format!("thread-{i}"))
+                    .await
+                    .unwrap();
+                conversations.push(c.id);
+            }
+            let mut tasks = Vec::new();
+            for (i, id) in conversations.iter().enumerate() {
+                let store = store.clone();
+                let id = id.clone();
+                tasks.push(tokio::spawn(async move {
+                    for n in 1..=15 {
+                        let text = format!("{n}");
+                        let platform = format!("{i}-{n}");
+                        let stored = store
+                            .insert_message(&NewMessage {
+                                conversation_id: &id,
+                                role: Role::Customer,
+                                text: &text,
+                                channel: "web",
+                                platform_message_id: Some(&platform),
+                                ..NewMessage::default()
+                            })
+                            .await
+                            .unwrap();
+                        assert!(stored.is_some());
+                    }
+                    0
+                }));
+            }
+            // The same platform message sent four times at once (retries
+            // racing each other) is stored once.
+            for _ in 0..4 {
+                let store = store.clone();
+                let id = conversations[0].clone();
+                tasks.push(tokio::spawn(async move {
+                    let stored = store
+                        .insert_message(&NewMessage {
+                            conversation_id: &id,
+                            role: Role::Customer,
+                            text: "retried",
+                            channel: "web",
+                            platform_message_id: Some("the-retry"),
+                            ..NewMessage::default()
+                        })
+                        .await
+                        .unwrap();
+                    i64::from(stored.is_some())
+                }));
+            }
+            let mut retries_stored = 0;
+            for task in tasks {
+                retries_stored += task.await.unwrap();
+            }
+            assert_eq!(
+                retries_stored, 1,
+                "a message stored once however often it is sent"
+            );
+            for id in &conversations[1..] {
+                let messages = store.messages(id).await.unwrap();
+                let seqs: Vec<i64> = messages.iter().map(|m| m.seq).collect();
+                let texts: Vec<String> = messages.iter().map(|m| m.text.clone()).collect();
+                assert_eq!(seqs, (1..=15).collect::<Vec<i64>>());
+                assert_eq!(texts, (1..=15).map(|n| n.to_string()).collect::<Vec<_>>());
+            }
+            let first = store.messages(&conversations[0]).await.unwrap();
+            assert_eq!(first.len(), 16);
+            let seqs: Vec<i64> = first.iter().map(|m| m.seq).collect();
+            assert_eq!(
+                seqs,
+                (1..=16).collect::<Vec<i64>>(),
+                "no two messages share a place"
+            );
+            let ours: Vec<String> = first
+                .iter()
+                .filter(|m| m.text != "retried")
+                .map(|m| m.text.clone())
+                .collect();
+            assert_eq!(ours, (1..=15).map(|n| n.to_string()).collect::<Vec<_>>());
+
+            // An answer racing a hand-off in the same statement as answers to
+            // other conversations: only the one still with the bot is stored.
+            store
+                .transition(
+                    &conversations[1],
+                    Transition::HandOff,
+                    "bot",
+                    &Change::default(),
+                )
+                .await
+                .unwrap();
+            let answers: Vec<_> = conversations[1..3]
+                .iter()
+                .map(|id| {
+                    let store = store.clone();
+                    let id = id.clone();
+                    tokio::spawn(async move {
+                        store
+                            .insert_if_with_bot(&NewMessage {
+                                conversation_id: &id,
+                                role: Role::Bot,
+                                text: "an answer",
+                                channel: "web",
+                                ..NewMessage::default()
+                            })
+                            .await
+                            .unwrap()
+                    })
+                })
+                .collect();
+            let mut results = Vec::new();
+            for a in answers {
+                results.push(a.await.unwrap().is_some());
+            }
+            assert_eq!(results, [false, true]);
+        }
+    }
+);
+
 on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
     let store = db.store.clone();
     async move {

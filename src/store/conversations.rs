@@ -74,7 +74,7 @@ impl Store {
         .bind(previous_id)
         .bind(now)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         self.conversation(&id).await
     }
@@ -135,7 +135,7 @@ impl Store {
         let current = self.conversation(conversation_id).await?;
         let next = current.status.apply(transition)?;
         let now = self.now();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let result = sqlx::query(
             "UPDATE conversations SET status = $1, updated_at = $2, \
                handoff_at = CASE WHEN $3 = 1 THEN $2 ELSE handoff_at END, \
@@ -209,7 +209,7 @@ impl Store {
         };
         sqlx::query(sql)
             .bind(conversation_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(self.conversation(conversation_id).await?.llm_failures)
     }
@@ -221,7 +221,7 @@ impl Store {
     pub async fn mark_offered_human(&self, conversation_id: &str) -> Result<(), Error> {
         sqlx::query("UPDATE conversations SET offered_human = 1 WHERE id = $1")
             .bind(conversation_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

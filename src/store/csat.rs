@@ -104,7 +104,7 @@ impl Store {
         .bind(delay)
         .bind(self.now())
         .bind(since)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected())
     }
@@ -120,7 +120,7 @@ impl Store {
         let now = self.now();
         let ids: Vec<String> = match self.backend {
             Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 let rows = sqlx::query(
                     "SELECT conversation_id FROM surveys WHERE (state = 'scheduled' AND due_at <= $1) \
                        OR (state = 'sending' AND claimed_until < $2) \
@@ -167,7 +167,7 @@ impl Store {
                     .bind(now)
                     .bind(&id)
                     .bind(now - STALE_CLAIM_MS)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?;
                     if taken.rows_affected() == 1 {
                         ids.push(id);
@@ -220,14 +220,14 @@ impl Store {
         .bind(i64::from(ask_ces))
         .bind(i64::from(ask_nps))
         .bind(conversation_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         sqlx::query(
             "UPDATE customers SET surveyed_at = $1 WHERE id = (SELECT customer_id FROM surveys WHERE conversation_id = $2)",
         )
         .bind(now)
         .bind(conversation_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -249,14 +249,14 @@ impl Store {
                 )
                 .bind(due)
                 .bind(conversation_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?
             }
             Err(state) => {
                 sqlx::query("UPDATE surveys SET state = $1, claimed_until = NULL WHERE conversation_id = $2")
                     .bind(state)
                     .bind(conversation_id)
-                    .execute(&self.pool)
+                    .execute(&self.writer)
                     .await?
             }
         };
@@ -294,7 +294,7 @@ impl Store {
             .bind(value)
             .bind(self.now())
             .bind(conversation_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -315,7 +315,7 @@ impl Store {
         .bind(comment)
         .bind(self.now())
         .bind(conversation_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -329,7 +329,7 @@ impl Store {
             .bind(step)
             .bind(self.now())
             .bind(conversation_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -380,13 +380,13 @@ impl Store {
     pub async fn opt_out_of_surveys(&self, customer_id: &str) -> Result<(), Error> {
         sqlx::query("UPDATE customers SET surveys_opt_out = 1 WHERE id = $1")
             .bind(customer_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         sqlx::query(
             "UPDATE surveys SET state = 'skipped' WHERE customer_id = $1 AND state IN ('scheduled', 'sending')",
         )
         .bind(customer_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

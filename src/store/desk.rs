@@ -147,7 +147,7 @@ impl Store {
             .bind(post_ref)
             .bind(conversation_id)
             .bind(self.now())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         }
         Ok(())
@@ -195,7 +195,7 @@ impl Store {
         .bind(conversation_id)
         .bind(desk)
         .bind(self.now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -223,7 +223,7 @@ impl Store {
         .bind(self.now())
         .bind(conversation_id)
         .bind(desk)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -241,7 +241,7 @@ impl Store {
         sqlx::query("DELETE FROM staff_threads WHERE conversation_id = $1 AND desk = $2 AND state = 'posting'")
             .bind(conversation_id)
             .bind(desk)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -309,7 +309,7 @@ impl Store {
         )
         .bind(self.now())
         .bind(event_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -340,7 +340,7 @@ impl Store {
         )
         .bind(self.now())
         .bind(conversation_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }

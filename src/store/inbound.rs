@@ -108,7 +108,7 @@ impl Store {
         .bind(payload)
         .bind(now + lease_ms)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok((done.rows_affected() == 1).then_some(id))
     }
@@ -132,7 +132,7 @@ impl Store {
                 )
                 .bind(now)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             }
             Err((error, dead, retry_at)) => {
@@ -145,7 +145,7 @@ impl Store {
                 .bind(retry_at)
                 .bind(now)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             }
         }
@@ -182,7 +182,7 @@ impl Store {
         .bind(payload)
         .bind(error)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         Ok(row.try_get("id")?)
     }
@@ -220,7 +220,7 @@ impl Store {
                 .bind(now + lease_ms)
                 .bind(&item.id)
                 .bind(now)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
                 if taken.rows_affected() == 1 {
                     claimed.push(item);
@@ -257,7 +257,7 @@ impl Store {
         )
         .bind(self.now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound {
@@ -280,7 +280,7 @@ impl Store {
     pub async fn prune_inbound(&self, before: Millis) -> Result<u64, Error> {
         let done = sqlx::query("DELETE FROM inbound WHERE status = 'done' AND updated_at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }

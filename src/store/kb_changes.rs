@@ -110,7 +110,7 @@ impl Store {
         .bind(&recorded.after)
         .bind(&recorded.reverts)
         .bind(recorded.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(recorded)
     }

@@ -31,52 +31,11 @@ impl Store {
         message: &NewMessage<'_>,
         status: Option<Status>,
     ) -> Result<Option<String>, Error> {
-        let id = new_id();
-        let now = self.now();
-        let sources = if message.sources.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::to_string(message.sources)
-                    .map_err(|e| Error::Corrupt(e.to_string()))?,
-            )
-        };
         // The conversation's timestamps follow in the same statement
-        // (trigger `messages_touch`).
-        let sql = if status.is_some() {
-            "INSERT INTO messages (id, conversation_id, seq, role, author, text, mode, sources, model, \
-               prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at) \
-             SELECT $1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), \
-               $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 \
-             WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $2 AND status = $15) \
-             ON CONFLICT (channel, platform_message_id) DO NOTHING"
-        } else {
-            "INSERT INTO messages (id, conversation_id, seq, role, author, text, mode, sources, model, \
-               prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at) \
-             VALUES ($1, $2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = $2), \
-               $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-             ON CONFLICT (channel, platform_message_id) DO NOTHING"
-        };
-        let mut query = sqlx::query(sql)
-            .bind(&id)
-            .bind(message.conversation_id)
-            .bind(message.role.as_str())
-            .bind(message.author)
-            .bind(message.text)
-            .bind(message.mode)
-            .bind(sources)
-            .bind(message.model)
-            .bind(message.prompt_tokens)
-            .bind(message.completion_tokens)
-            .bind(message.latency_ms)
-            .bind(message.channel)
-            .bind(message.platform_message_id)
-            .bind(now);
-        if let Some(status) = status {
-            query = query.bind(status.as_str());
-        }
-        let result = query.execute(&self.pool).await?;
-        Ok((result.rows_affected() == 1).then_some(id))
+        // (trigger `messages_touch`); concurrent messages share one
+        // statement (see `batch`).
+        let row = batch::Row::new(message, status, self.now())?;
+        self.batcher.insert(&self.writer, row).await
     }
 
     /// The last `limit` messages of a conversation, oldest first.
@@ -164,7 +123,7 @@ impl Store {
         .bind(actor)
         .bind(detail)
         .bind(self.now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -217,7 +176,7 @@ impl Store {
         .bind(value.signum())
         .bind(message_id)
         .bind(conversation_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }

@@ -5,6 +5,7 @@
 //! JSON is text. Queries use `$1, $2, …` in order of first use, which both
 //! SQLite and PostgreSQL accept; every value is bound, never spliced.
 
+mod batch;
 mod conversations;
 mod csat;
 mod customers;
@@ -79,9 +80,18 @@ pub enum Backend {
 }
 
 /// Handle to the conversation log. Cheap to clone.
+///
+/// Reads go to `pool`; every statement that writes goes to `writer`. On
+/// PostgreSQL the two are the same pool. A SQLite file has one writer at a
+/// time anyway, so its `writer` is a pool of one connection: writers queue
+/// on the pool (in order, without spinning) instead of each taking a
+/// connection and sleeping in SQLite's busy handler until the file's write
+/// lock frees up (1, 2, 5, 10… ms at a time).
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    writer: AnyPool,
+    batcher: batch::Batcher,
     backend: Backend,
     clock: SharedClock,
 }
@@ -118,7 +128,30 @@ impl Store {
         } else {
             return Err(Error::UnsupportedUrl(url.to_string()));
         };
-        let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+        let options = AnyPoolOptions::new().max_connections(max_connections.max(1));
+        let pool = Self::pool_with(backend, &url, options).await?;
+        // One connection for a SQLite file's writes; an in-memory database
+        // exists only on its one connection, so it is its own writer.
+        let writer = if backend == Backend::Sqlite && !url.contains(":memory:") {
+            Self::pool_with(backend, &url, AnyPoolOptions::new().max_connections(1)).await?
+        } else {
+            pool.clone()
+        };
+        Ok(Self {
+            pool,
+            batcher: batch::Batcher::start(writer.clone()),
+            writer,
+            backend,
+            clock,
+        })
+    }
+
+    /// Opens a pool with the connection settings of `backend`.
+    async fn pool_with(
+        backend: Backend,
+        url: &str,
+        mut options: AnyPoolOptions,
+    ) -> Result<AnyPool, Error> {
         if backend == Backend::Sqlite {
             // Each `sqlite::memory:` connection is its own database, so an
             // in-memory store gets exactly one connection.
@@ -142,18 +175,14 @@ impl Store {
                 })
             });
         }
-        let pool = options.connect(&url).await?;
+        let pool = options.connect(url).await?;
         if backend == Backend::Sqlite && !url.contains(":memory:") {
             // WAL lets readers (reports) run beside the writer.
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(&pool)
                 .await?;
         }
-        Ok(Self {
-            pool,
-            backend,
-            clock,
-        })
+        Ok(pool)
     }
 
     /// Connects and brings the schema up to date: the way the bot opens its
@@ -173,7 +202,7 @@ impl Store {
             // Each in-memory connection is its own database: keep this one.
             return Ok(first);
         }
-        first.pool.close().await;
+        first.close().await;
         Self::connect(url, max_connections, clock).await
     }
 
@@ -184,10 +213,14 @@ impl Store {
     /// does not know.
     pub async fn migrate(&self) -> Result<(), Error> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("migrations/sqlite")
+                    .run(&self.writer)
+                    .await?
+            }
             Backend::Postgres => {
                 sqlx::migrate!("migrations/postgres")
-                    .run(&self.pool)
+                    .run(&self.writer)
                     .await?
             }
         }
@@ -199,9 +232,15 @@ impl Store {
         self.backend
     }
 
-    /// The pool, for modules that add their own tables.
+    /// The pool for reads (tests and tools inspect the log through it).
+    /// Writes go through [`Store::writer`].
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for statements that write.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Now, from the injected clock.
@@ -214,9 +253,10 @@ impl Store {
         &self.clock
     }
 
-    /// Closes the pool.
+    /// Closes the pools.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -32,7 +32,7 @@ impl Store {
         .bind(next_attempt_at)
         .bind(error)
         .bind(self.now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(id)
     }
@@ -73,7 +73,7 @@ impl Store {
             .bind(now + lease_ms)
             .bind(&id)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             if taken.rows_affected() == 1 {
                 claimed.push(OutboxItem::from_row(&row)?);
@@ -90,7 +90,7 @@ impl Store {
         sqlx::query("UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND status = 'pending'")
             .bind(until)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -112,7 +112,7 @@ impl Store {
                     "UPDATE outbox SET status = 'delivered', claimed_until = NULL WHERE id = $1",
                 )
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             }
             Err((error, Some(next))) => {
@@ -122,7 +122,7 @@ impl Store {
                 .bind(next)
                 .bind(error)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             }
             Err((error, None)) => {
@@ -131,7 +131,7 @@ impl Store {
                 )
                 .bind(error)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
             }
         }

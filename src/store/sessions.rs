@@ -29,7 +29,7 @@ impl Store {
         .bind(agent)
         .bind(hash)
         .bind(self.now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -64,7 +64,7 @@ impl Store {
         .bind(&session.csrf)
         .bind(self.now())
         .bind(session.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -100,7 +100,7 @@ impl Store {
     pub async fn delete_agent_session(&self, token_hash: &str) -> Result<(), Error> {
         sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -113,11 +113,11 @@ impl Store {
     pub async fn delete_agent_sessions(&self, agent: &str) -> Result<u64, Error> {
         let done = sqlx::query("DELETE FROM agent_sessions WHERE agent = $1")
             .bind(agent)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         sqlx::query("DELETE FROM agent_sessions WHERE expires_at <= $1")
             .bind(self.now())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
     }
@@ -130,7 +130,7 @@ impl Store {
         sqlx::query("INSERT INTO sign_in_failures (agent, at) VALUES ($1, $2)")
             .bind(agent)
             .bind(self.now())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -164,7 +164,7 @@ impl Store {
         sqlx::query("DELETE FROM sign_in_failures WHERE agent = $1 OR at < $2")
             .bind(agent)
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -27,7 +27,7 @@ impl Store {
             .bind(buttons)
             .bind(i64::from(message.notice))
             .bind(self.now())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(id)
     }
@@ -181,7 +181,7 @@ impl Store {
         )
         .bind(name)
         .bind(make())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
             .bind(name)
