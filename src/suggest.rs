@@ -707,6 +707,22 @@ mod tests {
             }
         }
 
+        /// Any staff message: no panic; only `/kb` (with an optional bot
+        /// name) is a `/kb` command, and only `/kb suggest` suggests.
+        #[test]
+        fn any_staff_message_is_read_safely(text in "/?\\PC{0,40}") {
+            match chat_command(&text) {
+                None => {}
+                Some(found) => {
+                    let name = text.trim().trim_start_matches('/').split(char::is_whitespace).next().unwrap_or("");
+                    prop_assert!(name.split('@').next().unwrap().eq_ignore_ascii_case("kb"), "{:?}", text);
+                    if found.is_ok() {
+                        prop_assert!(text.to_lowercase().contains("suggest"));
+                    }
+                }
+            }
+        }
+
         /// Any conversation text makes a plain draft the editor can take:
         /// a title within the limit and a valid slug.
         #[test]

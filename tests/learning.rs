@@ -806,3 +806,97 @@ async fn an_admin_suggests_an_article_from_the_agents_group_and_an_agent_is_refu
     );
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_suggests_an_article_from_a_discord_staff_thread() {
+    use common::discord_ids::GUILD;
+    const D_ALICE: u64 = 7001;
+    const D_BOB: u64 = 7004;
+    let t = spawn_app(Options::new().discord().no_web().settings(format!(
+        "[csat]\nenabled = false\n\
+         [[agents]]\nname = \"alice\"\nadmin = true\ndiscord_id = {D_ALICE}\n\
+         [[agents]]\nname = \"bob\"\ndiscord_id = {D_BOB}\n"
+    )))
+    .await;
+    let fake = t.discord().clone();
+    let conversation = knowledge_gap(&t, "c1", QUESTION).await;
+    let core = t.core.clone();
+    let thread: u64 = common::wait_for_value("the staff thread", || {
+        let core = core.clone();
+        let conversation = conversation.clone();
+        async move {
+            core.desk.sync_once().await.unwrap();
+            core.store
+                .staff_thread(&conversation, "discord")
+                .await
+                .unwrap()
+                .and_then(|s| s.thread_ref)
+                .and_then(|r| r.strip_prefix("thread:")?.parse().ok())
+        }
+    })
+    .await;
+    let said = |needle: String, what: &'static str| {
+        let fake = fake.clone();
+        async move {
+            fake.wait_until(
+                what,
+                |f| {
+                    f.channel_messages(thread)
+                        .iter()
+                        .any(|m| m.content.contains(&needle))
+                },
+                common::DEADLINE,
+            )
+            .await
+        }
+    };
+    // Alice answers and closes it in the thread.
+    fake.dispatch_message(100, thread, Some(GUILD), D_ALICE, ANSWER)
+        .await;
+    let store = t.core.store.clone();
+    // Staff messages are handled side by side: the answer first.
+    wait_for_async("the answer stored", || {
+        let store = store.clone();
+        let id = conversation.clone();
+        async move {
+            store
+                .messages(&id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|m| m.text == ANSWER)
+        }
+    })
+    .await;
+    fake.dispatch_message(101, thread, Some(GUILD), D_ALICE, "/resolve")
+        .await;
+    wait_for_async("the conversation resolved", || {
+        let store = store.clone();
+        let id = conversation.clone();
+        async move { store.conversation(&id).await.unwrap().status == Status::Resolved }
+    })
+    .await;
+    // Bob, an agent but no admin, is refused.
+    fake.dispatch_message(102, thread, Some(GUILD), D_BOB, "/kb suggest")
+        .await;
+    said("Only admins can suggest".into(), "Bob's refusal").await;
+    assert!(store.suggestion_for(&conversation).await.unwrap().is_none());
+    // Alice is an admin by her Discord id.
+    fake.dispatch_message(103, thread, Some(GUILD), D_ALICE, "/kb suggest")
+        .await;
+    said("is waiting for review".into(), "the suggestion made").await;
+    let s = store.suggestion_for(&conversation).await.unwrap().unwrap();
+    assert_eq!(s.created_by, "alice");
+    assert!(
+        s.body.contains("the IBAN printed on your invoice"),
+        "{}",
+        s.body
+    );
+    let reply = fake
+        .channel_messages(thread)
+        .into_iter()
+        .find(|m| m.content.contains("is waiting for review"))
+        .unwrap();
+    assert!(reply.content.contains(&s.slug), "{}", reply.content);
+    t.stop().await;
+}

@@ -4,7 +4,8 @@
 // conversation view: the timeline (messages and what happened: handed off
 // because…, X joined, transferred, resolved), only the actions that apply,
 // errors shown inline, a confirmation before resolving a chat nobody
-// claimed, "Suggest an article from this answer" on a resolved one, Enter to send (Shift+Enter for a new line). Re-reading keeps the
+// claimed, "Suggest an article from this answer" on a resolved one that an
+// agent answered, Enter to send (Shift+Enter for a new line). Re-reading keeps the
 // scroll position unless the view was at the bottom.
 const Inbox = (() => {
   const TABS = [["waiting", "Waiting"], ["mine", "Mine"], ["open", "All open"], ["resolved", "Resolved"]];
@@ -136,6 +137,11 @@ const Inbox = (() => {
         return box;
       }
       const gap = c.handoff_reason === "knowledge_gap";
+      if (!c.first_human_response_at) {
+        // An article is made from the agents' replies: none, nothing to make.
+        if (gap) box.append(el("span", "The bot could not answer this, and no agent replied: there is no answer to make an article from.", "muted"));
+        return box;
+      }
       if (gap) box.append(el("span", "The bot could not answer this; an article from the answer lets it answer next time.", "hint"));
       const b = button("Suggest an article from this answer", async () => {
         b.disabled = true; b.textContent = "Drafting…"; err.textContent = "";
