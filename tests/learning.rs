@@ -504,6 +504,43 @@ async fn learning_flow(options: Options) {
         "{answered:?}"
     );
     assert!(answered.answer.contains("IBAN"), "{}", answered.answer);
+    // So does `switchboard ask`, another process on the same folder.
+    let d = t.deployment();
+    let config = d.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = \"{}\"\n[knowledge_base]\npath = \"{}\"\nindex_path = \"{}\"\n[prompts]\npath = \"{}\"\n",
+            d.db_url(),
+            d.kb_path().display(),
+            d.path().join("index").display(),
+            common::prompts_dir(),
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "ask",
+            QUESTION,
+            "--json",
+        ])
+        .env_remove("OPENAI_API_KEY")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let asked: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        asked["sources"][0]["slug"], "billing/bank-transfer",
+        "{asked}"
+    );
+    assert_eq!(asked["handoff"], false, "{asked}");
 
     // Decided once: publishing or dismissing again is refused.
     for action in ["publish", "dismiss"] {
