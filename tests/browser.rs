@@ -1521,6 +1521,30 @@ name = "bob"
     click(&client, "#inbox-list .row").await;
     until(&client, "const b = document.getElementById('suggest-box'); return !!b && b.textContent.includes('published as billing/bank-transfer')").await;
 
+    // On a 390 px phone the review page fits without sideways scrolling.
+    client.set_window_size(390, 844).await.unwrap();
+    click(&client, "#nav button[data-view=suggest]").await;
+    client
+        .find(Locator::Css("#suggest-filter"))
+        .await
+        .unwrap()
+        .select_by_value("all")
+        .await
+        .unwrap();
+    click(
+        &client,
+        &format!("#suggest-list .row[data-id='{}']", suggestion.id),
+    )
+    .await;
+    until(&client, "const d = document.getElementById('suggest-done'); return !!d && d.textContent.startsWith('Published as')").await;
+    until(
+        &client,
+        "return document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    shot(&client, "learn-06-phone-review").await;
+    client.set_window_size(1280, 900).await.unwrap();
+
     // 4. The customer asks again: the bot answers from the new article.
     client.goto(&format!("{base}/")).await.unwrap();
     client
@@ -1538,7 +1562,7 @@ name = "bob"
         ),
     )
     .await;
-    shot(&client, "learn-06-answered-from-the-article").await;
+    shot(&client, "learn-07-answered-from-the-article").await;
     let last = chat_texts(&client, "bot").await.pop().unwrap();
     assert!(!last.contains("couldn't find"), "{last}");
     let sources = client
