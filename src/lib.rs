@@ -31,6 +31,8 @@
 //! - [`limits`]: model calls in flight, messages per customer, anonymous
 //!   hand-offs, log lines per source.
 //! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
+//! - [`suggest`]: the learning loop: an article drafted from a conversation
+//!   an agent answered, pending an admin's review.
 //! - [`eval`]: retrieval and hand-off quality on a labelled question set.
 //! - [`report`]: support metrics from the log; [`export`]: the log as JSONL/CSV;
 //!   [`transcript`]: a conversation's messages with the notices its customer
@@ -66,6 +68,7 @@ pub mod llm;
 pub mod outgoing;
 pub mod report;
 pub mod store;
+pub mod suggest;
 pub mod telemetry;
 pub mod templates;
 pub mod transcript;

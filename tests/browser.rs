@@ -9,6 +9,11 @@
 //! sees the CSAT left on them on the dashboard, as `report --json` has it,
 //! and a down-voted answer's question on the knowledge-gap page.
 //!
+//! The learning-loop test turns a knowledge-gap hand-off into an article:
+//! the customer takes the offer of a person, an agent answers, resolves and
+//! suggests an article, an admin edits and publishes it from the review
+//! queue, and the bot answers the same question from it.
+//!
 //! Ignored by default (it needs `chromium` and `chromium-driver`); CI
 //! installs them and runs it with `cargo test --test browser -- --ignored`.
 
@@ -1314,4 +1319,268 @@ admin = true
     drop(driver);
     let _ = stop.send(());
     let _ = running.await;
+}
+
+/// The texts of the chat page's messages of `kind` (`me`, `bot`, `agent`,
+/// `notice`).
+async fn chat_texts(client: &Client, kind: &str) -> Vec<String> {
+    let value = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#log .msg.' + arguments[0] + ' .text')).map(t => t.textContent)",
+            vec![serde_json::json!(kind)],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+/// Signs `name` in at `/agent` (the sign-in form is shown).
+async fn sign_in(client: &Client, name: &str, password: &str) {
+    type_into(client, "#name", name).await;
+    type_into(client, "#password", password).await;
+    click(client, "#go").await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#nav"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromium-driver"]
+async fn a_knowledge_gap_hand_off_becomes_an_article_the_bot_then_answers_from() {
+    const QUESTION: &str = "Can I pay by bank transfer from abroad?";
+    const ANSWER: &str = "Yes: we accept international bank transfers in EUR. Use the IBAN printed on your invoice; the payment arrives in 2–3 business days.";
+    let _one = ONE_AT_A_TIME.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kb = dir.path().join("kb");
+    std::fs::create_dir_all(kb.join("billing")).unwrap();
+    std::fs::write(
+        kb.join("billing/refunds.md"),
+        "---\ntitle: Refunds\ntags: [billing]\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge.\n",
+    )
+    .unwrap();
+    let toml = format!(
+        r##"
+[database]
+url = "sqlite://{db}"
+[knowledge_base]
+path = "{kb}"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{prompts}"
+[web]
+listen = "127.0.0.1:0"
+cookie_secure = false
+[csat]
+enabled = false
+[[agents]]
+name = "alice"
+admin = true
+[[agents]]
+name = "bob"
+"##,
+        db = dir.path().join("test.db").display(),
+        kb = kb.display(),
+        index = dir.path().join("index").display(),
+        prompts = concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"),
+    );
+    let app = run(Settings::from_toml_str(&toml).unwrap()).await;
+    let auth =
+        switchboard::auth::ConsoleAuth::new(app.core.store.clone(), app.core.desk.agents().clone());
+    auth.set_password("alice", "alice's browser password")
+        .await
+        .unwrap();
+    auth.set_password("bob", "bob's browser password!")
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port);
+    let driver = driver().await;
+    let client = browser(&driver).await;
+
+    // 1. A customer asks what the knowledge base does not cover and takes
+    // the offer of a person: a knowledge-gap hand-off.
+    client.goto(&format!("{base}/")).await.unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#text"))
+        .await
+        .unwrap();
+    type_and_send(&client, QUESTION).await;
+    until(&client, "return Array.from(document.querySelectorAll('#log .msg.bot .buttons button')).some(b => b.textContent === 'Yes, talk to a person' && !b.disabled)").await;
+    click_button(&client, "Yes, talk to a person").await;
+    until(&client, "return Array.from(document.querySelectorAll('#log .msg.bot .text')).some(t => t.textContent.includes('passing your conversation on'))").await;
+    shot(&client, "learn-01-knowledge-gap").await;
+    let conversation = app.core.desk.queue().await.unwrap()[0].conversation.clone();
+    assert_eq!(
+        conversation.handoff_reason.as_deref(),
+        Some("knowledge_gap")
+    );
+
+    // 2. Bob, an agent, answers and resolves it in the console; the
+    // resolved conversation offers an article, prominently.
+    client.goto(&format!("{base}/agent")).await.unwrap();
+    sign_in(&client, "bob", "bob's browser password!").await;
+    assert_eq!(count(&client, "#nav button[data-view=suggest]").await, 0);
+    click(&client, "#inbox-list .row").await;
+    press(&client, "head", "Claim").await;
+    until(&client, "return Array.from(document.querySelectorAll('#log .m.event')).some(e => e.textContent === 'bob joined')").await;
+    let reply = client.find(Locator::Css("#reply-text")).await.unwrap();
+    reply.send_keys(ANSWER).await.unwrap();
+    reply.send_keys("\u{E007}").await.unwrap();
+    until(&client, "return Array.from(document.querySelectorAll('#log .m.agent')).some(m => m.textContent.includes('IBAN'))").await;
+    press(&client, "head", "Resolve").await;
+    until(&client, "const b = document.getElementById('suggest-article'); return !!b && b.classList.contains('primary') && document.getElementById('suggest-box').textContent.includes('could not answer')").await;
+    shot(&client, "learn-02-resolved-offers-an-article").await;
+    click(&client, "#suggest-article").await;
+    until(&client, "const b = document.getElementById('suggest-box'); return !!b && b.textContent.includes(\"waiting for an admin's review\")").await;
+    shot(&client, "learn-03-suggested").await;
+    let suggestion = app
+        .core
+        .store
+        .suggestion_for(&conversation.id)
+        .await
+        .unwrap()
+        .expect("the suggestion");
+    assert_eq!(suggestion.created_by, "bob");
+    // The customer saw none of it but the answer.
+    assert!(
+        !app.core
+            .store
+            .messages(&conversation.id)
+            .await
+            .unwrap()
+            .iter()
+            .any(|m| m.text.contains("uggest")),
+    );
+
+    // 3. Alice, an admin, reviews it: edits title and slug with the live
+    // preview, and publishes it.
+    press(&client, "nav", "Sign out").await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#login"))
+        .await
+        .unwrap();
+    sign_in(&client, "alice", "alice's browser password").await;
+    click(&client, "#nav button[data-view=suggest]").await;
+    click(
+        &client,
+        &format!("#suggest-list .row[data-id='{}']", suggestion.id),
+    )
+    .await;
+    until(
+        &client,
+        &format!(
+            "const t = document.getElementById('suggest-title'); return !!t && t.value === '{QUESTION}'"
+        ),
+    )
+    .await;
+    until(&client, "return document.getElementById('suggest-preview').innerHTML.includes('IBAN') && document.getElementById('suggest-source').textContent.includes('IBAN')").await;
+    type_into(
+        &client,
+        "#suggest-title",
+        "Paying by bank transfer from abroad",
+    )
+    .await;
+    type_into(&client, "#suggest-slug", "billing/bank-transfer").await;
+    let body = client.find(Locator::Css("#suggest-body")).await.unwrap();
+    body.send_keys("\nAsk your bank for a **SEPA** transfer when you can.")
+        .await
+        .unwrap();
+    until(&client, "return document.getElementById('suggest-preview').innerHTML.includes('<strong>SEPA</strong>')").await;
+    shot(&client, "learn-04-review").await;
+    click(&client, "#suggest-publish").await;
+    until(&client, "const d = document.getElementById('suggest-done'); return !!d && d.textContent.startsWith('Published as billing/bank-transfer by alice')").await;
+    shot(&client, "learn-05-published").await;
+    let file = std::fs::read_to_string(kb.join("billing/bank-transfer.md")).unwrap();
+    assert!(
+        file.starts_with("---\ntitle: Paying by bank transfer from abroad\n")
+            && file.contains("IBAN")
+            && file.contains("**SEPA**"),
+        "{file}"
+    );
+    assert_eq!(
+        app.core
+            .store
+            .kb_changes(Some("billing/bank-transfer"), 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| (c.action.clone(), c.agent.clone()))
+            .collect::<Vec<_>>(),
+        [("create".to_string(), "alice".to_string())]
+    );
+    // The conversation says where its answer went.
+    click(&client, "#nav button[data-view=inbox]").await;
+    click(&client, "#inbox-tabs button[data-tab=resolved]").await;
+    click(&client, "#inbox-list .row").await;
+    until(&client, "const b = document.getElementById('suggest-box'); return !!b && b.textContent.includes('published as billing/bank-transfer')").await;
+
+    // On a 390 px phone the review page fits without sideways scrolling.
+    client.set_window_size(390, 844).await.unwrap();
+    click(&client, "#nav button[data-view=suggest]").await;
+    client
+        .find(Locator::Css("#suggest-filter"))
+        .await
+        .unwrap()
+        .select_by_value("all")
+        .await
+        .unwrap();
+    click(
+        &client,
+        &format!("#suggest-list .row[data-id='{}']", suggestion.id),
+    )
+    .await;
+    until(&client, "const d = document.getElementById('suggest-done'); return !!d && d.textContent.startsWith('Published as')").await;
+    until(
+        &client,
+        "return document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    shot(&client, "learn-06-phone-review").await;
+    client.set_window_size(1280, 900).await.unwrap();
+
+    // 4. The customer asks again: the bot answers from the new article.
+    client.goto(&format!("{base}/")).await.unwrap();
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#text"))
+        .await
+        .unwrap();
+    let answers_before = chat_texts(&client, "bot").await.len();
+    type_and_send(&client, QUESTION).await;
+    until(
+        &client,
+        &format!(
+            "const b = Array.from(document.querySelectorAll('#log .msg.bot')); return b.length > {answers_before} && b[b.length - 1].querySelector('.text').textContent.includes('IBAN') && !!b[b.length - 1].querySelector('.sources')"
+        ),
+    )
+    .await;
+    shot(&client, "learn-07-answered-from-the-article").await;
+    let last = chat_texts(&client, "bot").await.pop().unwrap();
+    assert!(!last.contains("couldn't find"), "{last}");
+    let sources = client
+        .execute(
+            "const b = Array.from(document.querySelectorAll('#log .msg.bot')); return b[b.length - 1].querySelector('.sources').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        sources
+            .as_str()
+            .unwrap()
+            .contains("Paying by bank transfer from abroad"),
+        "{sources}"
+    );
+
+    client.close().await.unwrap();
+    drop(driver);
+    app.stop().await;
 }

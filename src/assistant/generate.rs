@@ -136,6 +136,19 @@ impl Assistant {
         })
     }
 
+    /// One whole completion of `messages` for work beside the customers'
+    /// answers (drafting an article from a conversation): the same model,
+    /// the same `llm.max_concurrency` gate and timeouts. `None` without a
+    /// model.
+    pub async fn complete(&self, messages: &[ChatMessage]) -> Option<Result<String, llm::Error>> {
+        let model = self.inner.model.as_ref()?;
+        Some(
+            self.generate(model.as_ref(), messages, None)
+                .await
+                .map(|(text, _)| text),
+        )
+    }
+
     /// Runs the model, forwarding text to `deltas` except while it may
     /// still be a decline (see [`decline`]).
     pub(super) async fn generate(

@@ -54,6 +54,15 @@ use crate::store::{
 };
 use semantic::Semantic;
 
+/// Whether a customer's message is small talk rather than a question: a
+/// greeting, thanks, or a yes or no (as the decision reads them).
+pub fn is_small_talk(text: &str) -> bool {
+    let normal = handoff::normalise(text);
+    [GREETINGS, THANKS, YES, NO]
+        .iter()
+        .any(|list| list.contains(&normal.as_str()))
+}
+
 /// Event kind marking a message answered by [`Assistant::answer_pending`].
 const RECOVERED: &str = "recovered";
 

@@ -25,6 +25,23 @@ pub fn done(status: Status) -> String {
     format!("Done: the conversation is now {status}")
 }
 
+/// `/kb suggest` in a staff place from someone who is not an admin.
+pub const KB_SUGGEST_ADMINS_ONLY: &str = "Only admins can suggest articles from chat (admin = true under [[agents]] in config.toml). Agents can use “Suggest an article” on a resolved conversation in the console.";
+
+/// The answer to an admin's `/kb suggest`: the draft made (`created`) or
+/// the one the conversation already had, and where to review it.
+pub fn suggested(title: &str, slug: &str, status: &str, created: bool) -> String {
+    if created {
+        format!(
+            "📝 Suggested article “{title}” ({slug}) is waiting for review: console (/agent) → Suggestions."
+        )
+    } else {
+        format!(
+            "📝 This conversation already has a suggested article: “{title}” ({slug}, {status}). See the console (/agent) → Suggestions."
+        )
+    }
+}
+
 /// What the Telegram channel says.
 pub mod telegram {
     /// Shown in the agents' group to someone who is not a configured agent.

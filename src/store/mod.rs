@@ -18,6 +18,7 @@ mod messages;
 mod model;
 mod outbox;
 mod sessions;
+mod suggestions;
 mod web;
 
 use std::str::FromStr;
@@ -34,6 +35,7 @@ pub use inbox::{InboxEntry, InboxQuery, InboxTab};
 pub use kb_changes::{Citations, KbChange, NewKbChange};
 pub use model::*;
 pub use sessions::AgentSession;
+pub use suggestions::{Suggestion, SuggestionDraft, SuggestionStatus};
 
 use crate::clock::{Millis, SharedClock};
 use crate::conversation::{IllegalTransition, Status, Transition};

@@ -11,7 +11,7 @@
 //! | `POST /api/agent/session/everywhere` | | end every session of this agent |
 //! | `GET /api/agent/queue` | | waiting and claimed conversations |
 //! | `GET /api/agent/inbox` | | the console's inbox (see [`super::inbox`]) |
-//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described) |
+//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described), its suggested article (`suggestion`: id, status, title, or `null`) |
 //! | `POST …/{id}/claim` | | take it |
 //! | `POST …/{id}/reply` | `{"text"}` | message to the customer (claims a waiting one) |
 //! | `POST …/{id}/note` | `{"text"}` | internal note, never sent to the customer |
@@ -19,6 +19,7 @@
 //! | `POST …/{id}/resolve` | | close it |
 //! | `POST …/{id}/give-back` | | back to the bot |
 //! | `POST …/{id}/transfer` | `{"agent"}` | to another agent |
+//! | `POST …/{id}/suggest` | | draft a knowledge-base article from a resolved conversation (see [`super::suggestions`]) |
 
 use std::sync::Arc;
 
@@ -50,6 +51,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/conversations/{id}/give-back", post(give_back))
         .route("/conversations/{id}/transfer", post(transfer))
         .merge(super::inbox::routes())
+        .merge(super::suggestions::agent_routes())
 }
 
 /// An API error: a status and a one-line JSON message.
@@ -368,9 +370,19 @@ async fn conversation(
     let events = store.events(&id).await.map_err(desk::Error::from)?;
     let transcript = crate::transcript::merge(messages.clone(), &events);
     let timeline = super::inbox::timeline(messages.clone(), &events);
+    let suggestion = store
+        .suggestion_for(&id)
+        .await
+        .map_err(desk::Error::from)?
+        .map(|s| {
+            serde_json::json!({
+                "id": s.id, "status": s.status, "title": s.title, "created_by": s.created_by,
+                "published_slug": s.published_slug,
+            })
+        });
     Ok(Json(serde_json::json!({
         "conversation": conversation, "customer": customer, "messages": messages, "events": events,
-        "transcript": transcript, "timeline": timeline,
+        "transcript": transcript, "timeline": timeline, "suggestion": suggestion,
     })))
 }
 

@@ -7,6 +7,7 @@
 //! | `GET /static/console/kb.js` | the knowledge-base editor (admins) |
 //! | `GET /static/console/dashboard.js` | the dashboard (admins) |
 //! | `GET /static/console/gaps.js` | the knowledge-gap page (admins) |
+//! | `GET /static/console/suggestions.js` | the suggested articles' review queue (admins) |
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ const INBOX_JS: &str = include_str!("static/console/inbox.js");
 const KB_JS: &str = include_str!("static/console/kb.js");
 const DASHBOARD_JS: &str = include_str!("static/console/dashboard.js");
 const GAPS_JS: &str = include_str!("static/console/gaps.js");
+const SUGGESTIONS_JS: &str = include_str!("static/console/suggestions.js");
 
 /// The console's script routes.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -35,6 +37,10 @@ pub fn routes() -> Router<Arc<AppState>> {
             get(|| async { script(DASHBOARD_JS) }),
         )
         .route("/static/console/gaps.js", get(|| async { script(GAPS_JS) }))
+        .route(
+            "/static/console/suggestions.js",
+            get(|| async { script(SUGGESTIONS_JS) }),
+        )
 }
 
 fn script(body: &'static str) -> impl IntoResponse {

@@ -39,7 +39,7 @@ use crate::kb::{self, Front};
 use crate::store::{KbChange, NewKbChange};
 
 /// Longest article accepted, in bytes.
-const MAX_ARTICLE_BYTES: usize = 1 << 20;
+pub(super) const MAX_ARTICLE_BYTES: usize = 1 << 20;
 
 /// Routes under `/api/admin/kb`.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -192,15 +192,19 @@ async fn open(
     .into_response())
 }
 
+/// An article as the editor sends it.
 #[derive(Deserialize)]
-struct Draft {
-    slug: String,
+pub(super) struct Draft {
+    /// Where it goes.
+    pub slug: String,
+    /// Its front matter as fields.
     #[serde(default)]
-    front: Front,
-    body: String,
+    pub front: Front,
+    /// Its Markdown.
+    pub body: String,
     /// The version opened; `None` for a new article.
     #[serde(default)]
-    hash: Option<String>,
+    pub hash: Option<String>,
 }
 
 impl Draft {
@@ -318,11 +322,23 @@ pub(super) fn hash(text: Option<&str>) -> Option<String> {
     text.map(|t| edit::hash_of(t.as_bytes()))
 }
 
-async fn save(
-    State(state): State<Arc<AppState>>,
-    AuthAdmin(admin): AuthAdmin,
-    Json(draft): Json<Draft>,
-) -> Result<Response, Response> {
+/// An article written through the editor's path.
+pub(super) struct Saved {
+    /// Its slug.
+    pub slug: String,
+    /// The hash of the text now on disk.
+    pub hash: String,
+    /// The recorded change (`None`: the text was already so).
+    pub change: Option<String>,
+    /// `kb check` problems left (none fatal).
+    pub problems: Vec<kb::Problem>,
+}
+
+/// Writes `draft` as `admin`: checks the slug and the problems (422 with
+/// them when one is fatal), writes the file (temp file + rename, 409 with a
+/// diff when `draft.hash` is no longer the version on disk), reloads the
+/// index and records the change in `kb_changes`.
+pub(super) async fn write(state: &AppState, admin: &str, draft: &Draft) -> Result<Saved, Response> {
     edit::validate_slug(&draft.slug).map_err(|e| bad_slug(e).into_response())?;
     let text = draft.text().map_err(IntoResponse::into_response)?;
     let problems = state.assistant.kb().check_draft(&draft.slug, &text, None);
@@ -337,25 +353,27 @@ async fn save(
     }
     let new_hash = edit::hash_of(text.as_bytes());
     if draft.hash.as_deref() == Some(new_hash.as_str()) {
-        return Ok(Json(
-            json!({"slug": draft.slug, "hash": new_hash, "change": null, "problems": problems}),
-        )
-        .into_response());
+        return Ok(Saved {
+            slug: draft.slug.clone(),
+            hash: new_hash,
+            change: None,
+            problems,
+        });
     }
     let slug = draft.slug.clone();
     let before = apply(
-        &state,
+        state,
         vec![(slug.clone(), draft.hash.clone(), Some(text.clone()))],
         &text,
     )
     .await?;
     let before = before.into_iter().next().flatten();
     let change = record(
-        &state,
+        state,
         NewKbChange {
             slug: &slug,
             action: if before.is_some() { "update" } else { "create" },
-            agent: &admin.name,
+            agent: admin,
             before: before.as_deref(),
             after: Some(&text),
             ..NewKbChange::default()
@@ -363,11 +381,25 @@ async fn save(
         vec![(slug.clone(), Some(new_hash.clone()), before.clone())],
     )
     .await?;
-    tracing::info!(agent = %admin.name, %slug, "knowledge-base article saved");
-    Ok(
-        Json(json!({"slug": slug, "hash": new_hash, "change": change.id, "problems": problems}))
-            .into_response(),
-    )
+    tracing::info!(agent = %admin, %slug, "knowledge-base article saved");
+    Ok(Saved {
+        slug,
+        hash: new_hash,
+        change: Some(change.id),
+        problems,
+    })
+}
+
+async fn save(
+    State(state): State<Arc<AppState>>,
+    AuthAdmin(admin): AuthAdmin,
+    Json(draft): Json<Draft>,
+) -> Result<Response, Response> {
+    let saved = write(&state, &admin.name, &draft).await?;
+    Ok(Json(json!({
+        "slug": saved.slug, "hash": saved.hash, "change": saved.change, "problems": saved.problems,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]

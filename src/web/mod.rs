@@ -43,6 +43,7 @@ pub mod live;
 pub mod markdown;
 pub mod serve;
 mod shown;
+mod suggestions;
 mod svg;
 pub mod visitor;
 
@@ -99,6 +100,7 @@ pub fn admin_router(state: Arc<AppState>, web: &WebSettings) -> Router {
         .nest("/api/agent", agent::routes())
         .nest("/api/admin/kb", kb_editor::routes())
         .nest("/api/admin/dashboard", dashboard::routes())
+        .nest("/api/admin/suggestions", suggestions::admin_routes())
         .merge(chat::console_routes())
         .merge(console::routes())
         .layer(per_ip(web.agent_requests_per_minute, web.agent_burst))

@@ -80,6 +80,13 @@ impl Fake {
         self.scripts.lock().unwrap().extend(scripts);
     }
 
+    /// Replaces the queued answers with `scripts`.
+    pub fn rescript(&self, scripts: impl IntoIterator<Item = Script>) {
+        let mut queue = self.scripts.lock().unwrap();
+        queue.clear();
+        queue.extend(scripts);
+    }
+
     /// Bodies received so far.
     pub fn requests(&self) -> Vec<serde_json::Value> {
         self.requests.lock().unwrap().clone()

@@ -8,6 +8,7 @@ use crate::channels::text;
 use crate::delivery::{self, Button};
 use crate::desk::{AgentAction, Card, Desk, PostedCard, StaffDesk};
 use crate::store::Conversation;
+use crate::suggest::{self, ChatCommand};
 
 /// Someone in a staff place: the agent they are (if any) and how the log
 /// names them (`telegram:42`).
@@ -108,6 +109,15 @@ pub async fn agent_message<P: Platform>(
         }
         return;
     };
+    if let Some(command) = suggest::chat_command(text) {
+        let answer = match command {
+            Ok(ChatCommand::Suggest) => {
+                suggest_in_chat(platform, &message.member, &conversation).await
+            }
+            Err(usage) => usage.to_string(),
+        };
+        return send_text(platform, place, &answer, Vec::new()).await;
+    }
     let action = match Desk::parse_command(text) {
         Ok(a) => a,
         Err(help) => return send_text(platform, place, &help, Vec::new()).await,
@@ -118,6 +128,41 @@ pub async fn agent_message<P: Platform>(
         .await
     {
         send_text(platform, place, &explain, Vec::new()).await;
+    }
+}
+
+/// `/kb suggest` in a staff place: an admin (by their platform id, as
+/// configured) drafts an article from the conversation; anyone else is
+/// refused. Returns what to tell them.
+async fn suggest_in_chat<P: Platform>(
+    platform: &P,
+    member: &StaffMember,
+    conversation: &str,
+) -> String {
+    let Some(admin) = member.agent.as_ref().filter(|a| a.admin) else {
+        tracing::warn!(
+            who = %member.who,
+            conversation,
+            "refused /kb suggest: not an admin"
+        );
+        return text::KB_SUGGEST_ADMINS_ONLY.into();
+    };
+    match suggest::suggest(&platform.core().assistant, conversation, &admin.name).await {
+        Ok(made) => text::suggested(
+            &made.suggestion.title,
+            &made.suggestion.slug,
+            made.suggestion.status.as_str(),
+            made.created,
+        ),
+        Err(suggest::Error::Store(e)) => {
+            tracing::error!(
+                channel = P::CHANNEL,
+                conversation,
+                "article suggestion failed: {e}"
+            );
+            text::NOT_STORED.into()
+        }
+        Err(e) => e.to_string(),
     }
 }
 

@@ -1,7 +1,7 @@
 "use strict";
 // The console shell: sign-in, the top bar and its views (the inbox for
-// everyone, the knowledge-base editor, the dashboard and the
-// knowledge-gap page for admins). Signed in by the session
+// everyone, the knowledge-base editor, the dashboard, the
+// knowledge-gap page and the suggested articles for admins). Signed in by the session
 // cookie (HttpOnly, set by POST /api/agent/session); every change carries
 // the session's CSRF token.
 let csrf = null;
@@ -74,6 +74,7 @@ function layout() {
   if (me.admin) { const kb = KbEditor.create(); main.append(kb.root); add("kb", "Knowledge base", kb); }
   if (me.admin) { const dash = Dashboard.create(); main.append(dash.root); add("dash", "Dashboard", dash); }
   if (me.admin) { const gaps = Gaps.create(); main.append(gaps.root); add("gaps", "Knowledge gaps", gaps); }
+  if (me.admin) { const suggest = Suggestions.create(); main.append(suggest.root); add("suggest", "Suggestions", suggest); }
   const who = el("div", undefined, "who");
   who.append(el("span", `${me.agent}${me.admin ? " (admin)" : ""}`, "muted"));
   who.append(button("Sign out", async () => { await api("DELETE", "/session").catch(() => {}); location.reload(); }));
@@ -81,7 +82,7 @@ function layout() {
   bar.append(tabs, who);
   document.body.append(bar, main);
   const wanted = location.hash.slice(1);
-  show(me.admin && ["kb", "dash", "gaps"].includes(wanted) ? wanted : "inbox");
+  show(me.admin && ["kb", "dash", "gaps", "suggest"].includes(wanted) ? wanted : "inbox");
 }
 
 function signedIn(who) { me = who; csrf = who.csrf; layout(); }

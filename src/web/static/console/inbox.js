@@ -4,7 +4,8 @@
 // conversation view: the timeline (messages and what happened: handed off
 // because…, X joined, transferred, resolved), only the actions that apply,
 // errors shown inline, a confirmation before resolving a chat nobody
-// claimed, Enter to send (Shift+Enter for a new line). Re-reading keeps the
+// claimed, "Suggest an article from this answer" on a resolved one that an
+// agent answered, Enter to send (Shift+Enter for a new line). Re-reading keeps the
 // scroll position unless the view was at the bottom.
 const Inbox = (() => {
   const TABS = [["waiting", "Waiting"], ["mine", "Mine"], ["open", "All open"], ["resolved", "Resolved"]];
@@ -124,6 +125,34 @@ const Inbox = (() => {
       return box;
     }
 
+    // A resolved conversation can become a knowledge-base article (the
+    // learning loop); offered prominently when the bot could not answer.
+    function suggestBox(c, s) {
+      const box = el("div", undefined, "suggest"); box.id = "suggest-box";
+      if (s) {
+        const what = s.status === "published" ? "published as " + s.published_slug
+          : s.status === "dismissed" ? "dismissed" : "waiting for an admin's review";
+        box.append(el("span", `Suggested article “${s.title}”: ${what}.`, "muted"));
+        if (me.admin) box.append(button("Review", () => { show("suggest"); views.suggest.open(s.id); }));
+        return box;
+      }
+      const gap = c.handoff_reason === "knowledge_gap";
+      if (!c.first_human_response_at) {
+        // An article is made from the agents' replies: none, nothing to make.
+        if (gap) box.append(el("span", "The bot could not answer this, and no agent replied: there is no answer to make an article from.", "muted"));
+        return box;
+      }
+      if (gap) box.append(el("span", "The bot could not answer this; an article from the answer lets it answer next time.", "hint"));
+      const b = button("Suggest an article from this answer", async () => {
+        b.disabled = true; b.textContent = "Drafting…"; err.textContent = "";
+        try { await api("POST", `/conversations/${c.id}/suggest`); lastConversation = ""; await open(c.id); }
+        catch (e) { fail(e); b.disabled = false; b.textContent = "Suggest an article from this answer"; }
+      }, gap ? "primary" : undefined);
+      b.id = "suggest-article";
+      box.append(b);
+      return box;
+    }
+
     function line(entry) {
       if (entry.kind === "event") {
         const d = el("div", entry.text, "m event");
@@ -144,7 +173,7 @@ const Inbox = (() => {
       try { data = await api("GET", `/conversations/${id}`); } catch (e) { fail(e); return; }
       if (current !== id) return;
       const c = data.conversation;
-      const key = JSON.stringify([c.status, c.assigned_agent, data.timeline.length, c.updated_at]);
+      const key = JSON.stringify([c.status, c.assigned_agent, data.timeline.length, c.updated_at, data.suggestion && data.suggestion.status]);
       if (key === lastConversation) return;
       lastConversation = key;
       head.innerHTML = "";
@@ -152,6 +181,7 @@ const Inbox = (() => {
       title.append(el("strong", data.customer.display_name || data.customer.external_id), ` on ${c.channel} — ${STATUS[c.status] || c.status}${c.assigned_agent ? " (" + c.assigned_agent + ")" : ""}`);
       if (c.handoff_reason) title.append(el("span", ` — reason: ${c.handoff_reason}${c.handoff_detail ? " (" + c.handoff_detail + ")" : ""}`, "muted"));
       head.append(title, actions(c));
+      if (c.status === "resolved") head.append(suggestBox(c, data.suggestion));
       // Keep the reader's place unless they were at the bottom.
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
       const top = log.scrollTop;
