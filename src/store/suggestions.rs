@@ -154,7 +154,7 @@ impl Store {
         .bind(&draft.body)
         .bind(i64::from(by_model))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         let found = self
@@ -246,7 +246,7 @@ impl Store {
         .bind(&draft.body)
         .bind(self.now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(changed == 1)
@@ -278,7 +278,7 @@ impl Store {
         .bind(now)
         .bind(published_slug)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?
         .rows_affected();
         Ok(changed == 1)
