@@ -33,6 +33,8 @@ const ANALYZER: &str = "en_stem";
 const TERMS_TOKENIZER: &str = "terms";
 /// Terms taken from one query; the rest of a 10 kB paste is ignored.
 const MAX_QUERY_TERMS: usize = 48;
+// Coverage keeps one bit per query term in a u64.
+const _: () = assert!(MAX_QUERY_TERMS <= 64);
 /// Field boosts: a match in the article title says more than one in the body.
 const TITLE_BOOST: f32 = 2.5;
 const HEADING_BOOST: f32 = 1.5;
@@ -459,49 +461,65 @@ impl SearchIndex {
         };
         let total_weight: f32 = weights.iter().sum();
         let mut hits = Vec::with_capacity(top.len());
-        let mut article_terms: std::collections::HashMap<String, HashSet<String>> =
+        // Which query terms each article's retrieved passages hold so far,
+        // a bit per term (at most MAX_QUERY_TERMS ≤ 64 of them); the
+        // passage's stored terms are looked up in the sorted query terms.
+        let mut sorted: Vec<(&str, usize)> = query_terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.as_str(), i))
+            .collect();
+        sorted.sort_unstable();
+        let mut article_terms: std::collections::HashMap<String, u64> =
             std::collections::HashMap::new();
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
-            let get = |field: Field| {
+            let text = |field: Field| {
                 doc.get_first(field)
                     .and_then(|v| v.as_str())
                     .unwrap_or_default()
-                    .to_string()
             };
-            let title = get(f.title);
-            let heading = get(f.heading);
-            let body = get(f.body);
+            let get = |field: Field| text(field).to_string();
             let snippet = match &snippets {
                 Some(generator) => {
                     let snippet = generator.snippet_from_doc(&doc);
                     if snippet.fragment().trim().is_empty() {
-                        body.chars().take(180).collect::<String>()
+                        text(f.body).chars().take(180).collect::<String>()
                     } else {
                         snippet.fragment().to_string()
                     }
                 }
                 None => String::new(),
             };
-            let stored_terms = get(f.terms);
-            let present = stored_terms.split(' ').map(str::to_string);
+            let present = text(f.terms)
+                .split(' ')
+                .map(|t| {
+                    // Every position of the term (a query may repeat one).
+                    let from = sorted.partition_point(|(q, _)| *q < t);
+                    sorted[from..]
+                        .iter()
+                        .take_while(|(q, _)| *q == t)
+                        .fold(0u64, |bits, (_, i)| bits | 1u64 << i)
+                })
+                .fold(0u64, |bits, bit| bits | bit);
             // Terms found anywhere in the article's retrieved passages count:
             // a question's words are often spread over sections.
             let slug = get(f.slug);
-            let seen = article_terms.entry(slug).or_default();
-            seen.extend(present);
-            let covered: f32 = query_terms
+            let seen = article_terms.entry(slug.clone()).or_default();
+            *seen |= present;
+            let seen = *seen;
+            let covered: f32 = weights
                 .iter()
-                .zip(&weights)
-                .filter(|(t, _)| seen.contains(*t))
+                .enumerate()
+                .filter(|(i, _)| seen & (1u64 << i) != 0)
                 .map(|(_, w)| w)
                 .sum();
             let url = get(f.url);
             let tags_raw = get(f.tags_raw);
             hits.push(Hit {
-                slug: get(f.slug),
-                title,
-                heading,
+                slug,
+                title: get(f.title),
+                heading: get(f.heading),
                 snippet: snippet.split_whitespace().collect::<Vec<_>>().join(" "),
                 score,
                 markdown: get(f.markdown),

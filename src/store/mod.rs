@@ -155,6 +155,12 @@ impl Store {
         mut options: AnyPoolOptions,
     ) -> Result<AnyPool, Error> {
         if backend == Backend::Sqlite {
+            // sqlx pings a pooled connection before lending it out, which
+            // on SQLite is one more trip to the connection's thread per
+            // statement. A connection to a local file does not drop the
+            // way a network connection can, so the ping only costs.
+            // (PostgreSQL keeps it: it finds connections a restart cut.)
+            options = options.test_before_acquire(false);
             // Each `sqlite::memory:` connection is its own database, so an
             // in-memory store gets exactly one connection.
             if url.contains(":memory:") {
