@@ -10,6 +10,7 @@
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 use rayon::prelude::*;
@@ -100,6 +101,120 @@ impl Index {
         }
     }
 
+    /// Writes the graph (parameters, entry point, every node's links) so
+    /// that a restart over the same vectors can read it back with
+    /// [`Index::read_graph`] instead of building it again. An exact index
+    /// has no graph: an error.
+    ///
+    /// # Errors
+    /// On a write failure, or for an exact index.
+    pub fn write_graph(&self, out: &mut impl Write) -> io::Result<()> {
+        let Some(graph) = &self.graph else {
+            return Err(io::Error::other("an exact index has no graph"));
+        };
+        out.write_all(GRAPH_MAGIC)?;
+        let p = graph.params;
+        for n in [
+            p.m,
+            p.ef_construction,
+            p.ef_search,
+            self.vectors.len(),
+            graph.entry as usize,
+            graph.top,
+        ] {
+            out.write_all(&u32::try_from(n).map_err(io::Error::other)?.to_le_bytes())?;
+        }
+        for node in &graph.links {
+            out.write_all(&[u8::try_from(node.len()).map_err(io::Error::other)?])?;
+            for layer in node {
+                out.write_all(&(layer.len() as u32).to_le_bytes())?;
+                for link in layer {
+                    out.write_all(&link.to_le_bytes())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An index over `vectors` searching the graph `input` holds, as
+    /// written by [`Index::write_graph`] for these same vectors in this
+    /// order (the caller keys the file to them). Whatever does not fit
+    /// (another count, a link or layer out of range, a short file) is an
+    /// error, so a damaged file is never searched.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidData`] for a graph that does not fit, or a
+    /// read failure.
+    pub fn read_graph(vectors: Vec<Arc<[f32]>>, input: &mut impl Read) -> io::Result<Self> {
+        let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_string());
+        let mut magic = [0u8; 8];
+        input.read_exact(&mut magic)?;
+        if &magic != GRAPH_MAGIC {
+            return Err(bad("not a graph file"));
+        }
+        let mut word = || -> io::Result<u32> {
+            let mut b = [0u8; 4];
+            input.read_exact(&mut b)?;
+            Ok(u32::from_le_bytes(b))
+        };
+        let (m, ef_construction, ef_search) = (word()?, word()?, word()?);
+        let (n, entry, top) = (word()? as usize, word()?, word()? as usize);
+        if n != vectors.len() || n == 0 || entry as usize >= n || top > MAX_LEVEL {
+            return Err(bad("the graph is for other vectors"));
+        }
+        let params = Params {
+            m: m as usize,
+            ef_construction: ef_construction as usize,
+            ef_search: ef_search as usize,
+        };
+        let mut links = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut layers = [0u8; 1];
+            input.read_exact(&mut layers)?;
+            let layers = layers[0] as usize;
+            if layers == 0 || layers > MAX_LEVEL + 1 {
+                return Err(bad("a node on no layer or too many"));
+            }
+            let mut node = Vec::with_capacity(layers);
+            for layer in 0..layers {
+                let mut b = [0u8; 4];
+                input.read_exact(&mut b)?;
+                let count = u32::from_le_bytes(b) as usize;
+                let max = if layer == 0 { params.m * 2 } else { params.m };
+                if count > max {
+                    return Err(bad("a node with more links than the graph allows"));
+                }
+                let mut list = Vec::with_capacity(count);
+                for _ in 0..count {
+                    input.read_exact(&mut b)?;
+                    let link = u32::from_le_bytes(b);
+                    if link as usize >= n {
+                        return Err(bad("a link to a node that does not exist"));
+                    }
+                    list.push(link);
+                }
+                node.push(list);
+            }
+            links.push(node);
+        }
+        if links[entry as usize].len() != top + 1 {
+            return Err(bad("the entry point is not on the top layer"));
+        }
+        let mut rest = [0u8; 1];
+        if input.read(&mut rest)? != 0 {
+            return Err(bad("bytes after the graph"));
+        }
+        Ok(Self {
+            vectors,
+            graph: Some(Graph {
+                params,
+                links,
+                entry,
+                top,
+            }),
+        })
+    }
+
     /// The exact answer, whatever the index: every vector scored.
     pub fn scan(&self, query: &[f32], limit: usize) -> Vec<(f32, usize)> {
         let mut scored: Vec<(f32, usize)> = self
@@ -142,6 +257,12 @@ struct Graph {
     entry: u32,
     top: usize,
 }
+
+/// First bytes of a graph written by [`Index::write_graph`].
+const GRAPH_MAGIC: &[u8; 8] = b"SBHNSW01";
+
+/// Highest layer a point is drawn on (see [`levels`]).
+const MAX_LEVEL: usize = 16;
 
 /// Points inserted one by one before batches start.
 const SEED: usize = 256;
@@ -347,7 +468,7 @@ fn levels(n: usize, m: usize) -> Vec<usize> {
             state ^= state >> 27;
             let x = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
             let u = ((x >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
-            ((-u.ln() * ml) as usize).min(16)
+            ((-u.ln() * ml) as usize).min(MAX_LEVEL)
         })
         .collect()
 }
@@ -484,6 +605,54 @@ mod tests {
         // (A graph of that size takes a minute to build unoptimised.)
         assert!(!uses_graph(EXACT_BELOW - 1));
         assert!(uses_graph(EXACT_BELOW));
+    }
+
+    #[test]
+    fn a_written_graph_reads_back_and_answers_the_same() {
+        let vectors = random_unit_vectors(3_000, 32, 20, 7);
+        let built = Index::graph(vectors.clone(), Params::default());
+        let mut bytes = Vec::new();
+        built.write_graph(&mut bytes).unwrap();
+        let read = Index::read_graph(vectors.clone(), &mut bytes.as_slice()).unwrap();
+        assert!(!read.is_exact());
+        for q in random_unit_vectors(50, 32, 20, 8) {
+            assert_eq!(built.search(&q, 10), read.search(&q, 10));
+        }
+        // A graph never fits other vectors, a cut file or trailing bytes.
+        let fewer = vectors[..2_999].to_vec();
+        assert!(Index::read_graph(fewer, &mut bytes.as_slice()).is_err());
+        let cut = &bytes[..bytes.len() - 3];
+        assert!(Index::read_graph(vectors.clone(), &mut &cut[..]).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Index::read_graph(vectors.clone(), &mut longer.as_slice()).is_err());
+        assert!(Index::exact(vectors).write_graph(&mut Vec::new()).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, failure_persistence: None, ..Default::default() })]
+
+        #[test]
+        fn damaged_graph_files_are_refused_or_searchable(
+            flips in proptest::collection::vec((0usize..20_000, proptest::prelude::any::<u8>()), 1..8)
+        ) {
+            let vectors = random_unit_vectors(200, 8, 4, 3);
+            let built = Index::graph(vectors.clone(), Params::default());
+            let mut bytes = Vec::new();
+            built.write_graph(&mut bytes).unwrap();
+            for (at, value) in flips {
+                let at = at % bytes.len();
+                bytes[at] = value;
+            }
+            // Either refused, or a graph whose every link is in range:
+            // searching it must not panic.
+            if let Ok(read) = Index::read_graph(vectors.clone(), &mut bytes.as_slice()) {
+                for q in vectors.iter().take(5) {
+                    let found = read.search(q, 5);
+                    proptest::prop_assert!(found.len() <= 5);
+                }
+            }
+        }
     }
 
     #[test]
