@@ -297,6 +297,21 @@ async fn a_visitor_on_a_host_page_asks_reloads_and_is_safe() {
         .await
         .unwrap();
     assert_eq!(source.text().await.unwrap(), "Refunds");
+    // Text on the accent contrasts (white on the dark teal) and every
+    // message runs in its own script's direction.
+    let looks = client
+        .execute(
+            "const send = getComputedStyle(document.getElementById('send'));\
+             const me = document.querySelector('.msg.me .text');\
+             return [send.color, me.dir, getComputedStyle(me).direction]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        looks,
+        serde_json::json!(["rgb(255, 255, 255)", "auto", "ltr"])
+    );
     assert_eq!(
         source.attr("target").await.unwrap().as_deref(),
         Some("_blank")

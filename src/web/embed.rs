@@ -105,6 +105,7 @@ impl Pages {
                 .replace("{{mode}}", mode)
                 .replace("{{greeting}}", &escape(&widget.greeting))
                 .replace("{{accent}}", &escape(&widget.accent))
+                .replace("{{on_accent}}", on_accent(&widget.accent))
                 .replace("{{max}}", &max_chars.to_string())
                 // Last: nothing in the texts is taken for a placeholder.
                 .replace("{{texts}}", &escape(&texts))
@@ -189,6 +190,111 @@ pub fn routes() -> Router<Arc<AppState>> {
                     .into_response()
             }),
         )
+}
+
+/// The text colour for `accent` (`#rgb` or `#rrggbb`): black or white,
+/// whichever contrasts more by WCAG's relative luminance. One of the two
+/// always reaches 4.58:1, so text on any accent meets AA (4.5:1). Anything
+/// that is not such a colour gets white (the default accent's).
+pub fn on_accent(accent: &str) -> &'static str {
+    let Some(hex) = accent.strip_prefix('#') else {
+        return "#fff";
+    };
+    let long: String = match hex.len() {
+        3 => hex.chars().flat_map(|c| [c, c]).collect(),
+        6 => hex.to_string(),
+        _ => return "#fff",
+    };
+    let mut channels = [0f64; 3];
+    for (i, c) in channels.iter_mut().enumerate() {
+        let Some(Ok(v)) = long
+            .get(i * 2..i * 2 + 2)
+            .map(|h| u8::from_str_radix(h, 16))
+        else {
+            return "#fff";
+        };
+        let v = f64::from(v) / 255.0;
+        *c = if v <= 0.04045 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        };
+    }
+    let luminance = 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2];
+    if contrast(1.0, luminance) >= contrast(luminance, 0.0) {
+        "#fff"
+    } else {
+        "#000"
+    }
+}
+
+/// WCAG contrast ratio of two relative luminances.
+fn contrast(a: f64, b: f64) -> f64 {
+    let (hi, lo) = if a > b { (a, b) } else { (b, a) };
+    (hi + 0.05) / (lo + 0.05)
+}
+
+#[cfg(test)]
+mod contrast_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn luminance(hex: &str) -> f64 {
+        let v: Vec<f64> = (0..3)
+            .map(|i| {
+                let c =
+                    f64::from(u8::from_str_radix(&hex[1 + i * 2..3 + i * 2], 16).unwrap()) / 255.0;
+                if c <= 0.04045 {
+                    c / 12.92
+                } else {
+                    ((c + 0.055) / 1.055).powf(2.4)
+                }
+            })
+            .collect();
+        0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]
+    }
+
+    #[test]
+    fn the_page_carries_the_text_colour_for_its_accent() {
+        let light = WidgetSettings {
+            accent: "#fde047".into(),
+            ..WidgetSettings::default()
+        };
+        let pages = Pages::new(&light, 4000).unwrap();
+        assert!(pages.standalone.contains(r##"data-on-accent="#000""##));
+        assert!(pages.embedded.contains(r##"data-on-accent="#000""##));
+        let dark = Pages::new(&WidgetSettings::default(), 4000).unwrap();
+        assert!(dark.standalone.contains(r##"data-on-accent="#fff""##));
+    }
+
+    #[test]
+    fn light_accents_get_black_text_dark_ones_white() {
+        assert_eq!(on_accent("#1d4ed8"), "#fff");
+        assert_eq!(on_accent("#0f766e"), "#fff");
+        assert_eq!(on_accent("#fde047"), "#000");
+        assert_eq!(on_accent("#fff"), "#000");
+        assert_eq!(on_accent("#000"), "#fff");
+        assert_eq!(on_accent("not a colour"), "#fff");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4_000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_accent_gets_text_that_meets_aa(rgb in any::<[u8; 3]>()) {
+            let hex = format!("#{:02x}{:02x}{:02x}", rgb[0], rgb[1], rgb[2]);
+            let text = if on_accent(&hex) == "#fff" { 1.0 } else { 0.0 };
+            prop_assert!(contrast(luminance(&hex), text) >= 4.5, "{hex}");
+        }
+
+        #[test]
+        fn hostile_accents_never_panic(s in crate::hostile::text()) {
+            let text = on_accent(&s);
+            prop_assert!(text == "#fff" || text == "#000");
+            let hashed = on_accent(&format!("#{s}"));
+            prop_assert!(hashed == "#fff" || hashed == "#000");
+        }
+    }
 }
 
 #[cfg(test)]

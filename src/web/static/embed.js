@@ -20,6 +20,19 @@
   var origin = new URL(script.src, location.href).origin;
   var left = (data.position || CONFIG.position) === "left";
   var accent = /^#[0-9a-fA-F]{3,6}$/.test(data.accent || "") ? data.accent : CONFIG.accent;
+  // Black or white on the accent, whichever contrasts more (WCAG relative
+  // luminance; the same rule as the server's web::embed::on_accent).
+  function onAccent(hex) {
+    var h = hex.slice(1);
+    if (h.length === 3) h = h[0] + h[0] + h[1] + h[1] + h[2] + h[2];
+    if (h.length !== 6) return "#fff";
+    var l = [0, 2, 4].map(function (i) {
+      var c = parseInt(h.slice(i, i + 2), 16) / 255;
+      return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    var y = 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2];
+    return 1.05 / (y + 0.05) >= (y + 0.05) / 0.05 ? "#fff" : "#000";
+  }
 
   function css(el, styles) { for (var k in styles) el.style.setProperty(k, styles[k]); return el; }
 
@@ -36,7 +49,7 @@
   button.setAttribute("aria-controls", "switchboard-panel");
   css(button, {
     all: "initial", position: "fixed", bottom: "20px", padding: "12px 18px", "border-radius": "24px",
-    background: accent, color: "#fff", font: "600 15px/1.2 system-ui, sans-serif", cursor: "pointer",
+    background: accent, color: onAccent(accent), font: "600 15px/1.2 system-ui, sans-serif", cursor: "pointer",
     "box-shadow": "0 4px 14px rgba(0,0,0,.25)"
   });
   button.style.setProperty(left ? "left" : "right", "20px");

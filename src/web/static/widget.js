@@ -57,6 +57,11 @@ let live = false;
 
 if (/^#[0-9a-fA-F]{3,6}$/.test(body.dataset.accent || "")) {
   document.documentElement.style.setProperty("--accent", body.dataset.accent);
+  // Black or white text on the accent, whichever contrasts more (the
+  // server's web::embed::on_accent): at least 4.58:1 either way.
+  if (/^#(fff|000)$/.test(body.dataset.onAccent || "")) {
+    document.documentElement.style.setProperty("--on-accent", body.dataset.onAccent);
+  }
 }
 if (body.dataset.mode === "embed") {
   const close = document.getElementById("close");
@@ -147,6 +152,8 @@ function render(m, instead) {
   }
   const text = document.createElement("div");
   text.className = "text";
+  // Right-to-left scripts (Arabic, Hebrew…) run right to left, per message.
+  text.dir = "auto";
   // The visitor's own words are shown as typed; everything else as the
   // server rendered it.
   if (kind !== "customer" && typeof m.html === "string") text.innerHTML = m.html; else text.textContent = m.text;
