@@ -14,6 +14,10 @@
 //! suggests an article, an admin edits and publishes it from the review
 //! queue, and the bot answers the same question from it.
 //!
+//! The stream test cuts the widget's event stream (a proxy in front of the
+//! app drops it) while an answer is being written: the browser reconnects
+//! with its last event id and the answer goes on, no word lost or twice.
+//!
 //! Ignored by default (it needs `chromium` and `chromium-driver`); CI
 //! installs them and runs it with `cargo test --test browser -- --ignored`.
 
@@ -1595,6 +1599,182 @@ name = "bob"
         "{sources}"
     );
 
+    client.close().await.unwrap();
+    drop(driver);
+    app.stop().await;
+}
+
+/// A TCP proxy in front of the app that can cut the widget's event
+/// streams (and only those) as a network drop would.
+struct Proxy {
+    port: u16,
+    cut: tokio::sync::watch::Sender<u32>,
+    streams: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Proxy {
+    async fn start(target: u16) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cuts) = tokio::sync::watch::channel(0u32);
+        let streams = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = streams.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let mut cuts = cuts.clone();
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let (mut from_client, mut to_server) = (client, server);
+                    let (mut client_read, mut client_write) = from_client.split();
+                    let (mut server_read, mut server_write) = to_server.split();
+                    // Requests pass through; a connection that asked for
+                    // the event stream is dropped on the next cut.
+                    let stream = std::sync::atomic::AtomicBool::new(false);
+                    let up = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = client_read.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 {
+                                break;
+                            }
+                            if buf[..n].windows(20).any(|w| w == b"GET /api/chat/stream") {
+                                stream.store(true, std::sync::atomic::Ordering::SeqCst);
+                                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            if server_write.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    let down = tokio::io::copy(&mut server_read, &mut client_write);
+                    let cut = async {
+                        loop {
+                            if cuts.changed().await.is_err() {
+                                std::future::pending::<()>().await;
+                            }
+                            if stream.load(std::sync::atomic::Ordering::SeqCst) {
+                                return;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        _ = down => {}
+                        () = cut => {}
+                    }
+                });
+            }
+        });
+        Self { port, cut, streams }
+    }
+
+    /// Drops every event stream open now.
+    fn cut_streams(&self) {
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn streams_opened(&self) -> usize {
+        self.streams.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The connection drops while an answer is being written: the widget's
+/// event stream comes back with its last event id and the answer goes on
+/// from where it stopped, no word missing and none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromium-driver"]
+async fn an_answer_cut_off_mid_stream_goes_on_without_gaps_or_repeats() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let words: Vec<String> = (1..=10)
+        .map(|n| format!("Refund step {n} of ten. "))
+        .collect();
+    let answer = words.concat();
+    let (llm, llm_url) = openai_fake::start().await;
+    // Slow enough that the stream is back (the server asks for a retry
+    // after 2 s) well before the answer is done.
+    llm.script([openai_fake::Script::Slow(
+        words.clone(),
+        Duration::from_millis(700),
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let app = run(settings(dir.path(), &llm_url, "http://shop.test:1", "")).await;
+    let proxy = Proxy::start(app.port).await;
+    let driver = driver().await;
+    let client = browser(&driver).await;
+    client
+        .goto(&format!("http://127.0.0.1:{}/", proxy.port))
+        .await
+        .unwrap();
+    until(&client, "return live === true").await;
+    client.execute(WATCH_WRITING, vec![]).await.unwrap();
+    type_and_send(&client, "how do I get a refund").await;
+    until(
+        &client,
+        "const w = document.querySelector('.msg.writing .text'); return !!w && w.textContent.length > 0",
+    )
+    .await;
+    let before: String = serde_json::from_value(
+        client
+            .execute(
+                "return document.querySelector('.msg.writing .text').textContent",
+                vec![],
+            )
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(before.len() < answer.len(), "{before:?}");
+    let opened = proxy.streams_opened();
+    proxy.cut_streams();
+    shot(&client, "20-stream-cut").await;
+    client
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".msg.bot a.source"))
+        .await
+        .unwrap();
+    assert!(
+        proxy.streams_opened() > opened,
+        "the event stream reconnected"
+    );
+    let written = client
+        .execute("return window.__written", vec![])
+        .await
+        .unwrap();
+    let written: Vec<serde_json::Value> = serde_json::from_value(written).unwrap();
+    let texts: Vec<&str> = written.iter().map(|w| w["t"].as_str().unwrap()).collect();
+    // Every text painted while writing is the start of the answer: a word
+    // shown twice or skipped would not be.
+    assert!(texts.iter().all(|t| answer.starts_with(t)), "{texts:?}");
+    // And words kept coming after the cut, through the resumed stream.
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.len() > before.len() && t.len() < answer.len()),
+        "resumed words before the end: {texts:?} (cut after {before:?})"
+    );
+    let final_text = client
+        .find(Locator::Css(".msg.bot:last-of-type .text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(final_text.trim(), answer.trim());
+    let answers = client
+        .execute(
+            "return Array.from(document.querySelectorAll('#log .msg .text')).filter(t => t.textContent.includes('Refund step 1 ')).length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers, serde_json::json!(1), "the answer is shown once");
+    shot(&client, "21-stream-resumed").await;
     client.close().await.unwrap();
     drop(driver);
     app.stop().await;
