@@ -300,6 +300,26 @@ impl Desk {
         Ok(self.inner.prompts.render_with(name, common, extra)?)
     }
 
+    /// The canned replies (`prompts/canned/NAME.md`) by name, each as
+    /// `agent` would send it, for the console's `/` autocomplete.
+    ///
+    /// # Errors
+    /// When a template fails to render.
+    pub fn canned_replies(&self, agent: &Agent) -> Result<Vec<(String, String)>, Error> {
+        let mut names = self.inner.prompts.canned_names();
+        names.sort();
+        names
+            .into_iter()
+            .map(|name| {
+                let text = self.render(
+                    &format!("canned/{name}.md"),
+                    serde_json::json!({"agent": agent.display_name()}),
+                )?;
+                Ok((name, text))
+            })
+            .collect()
+    }
+
     /// Waiting and claimed conversations, oldest hand-off first.
     ///
     /// # Errors

@@ -1195,6 +1195,16 @@ admin = true
     text.send_keys("\u{E007}").await.unwrap();
     until(&client, "return Array.from(document.querySelectorAll('#log .m.agent')).some(m => m.textContent.includes('Hello, I can help.\\nSecond line.'))").await;
     shot(&client, "console-06-replied").await;
+    // "/" offers the canned replies; typing narrows them, Enter puts the
+    // chosen one in the box as it will be sent, Enter again sends it.
+    let text = client.find(Locator::Css("#reply-text")).await.unwrap();
+    text.send_keys("/gre").await.unwrap();
+    until(&client, "const p = document.getElementById('canned-picker'); return !p.hidden && p.querySelectorAll('li').length === 1 && p.textContent.startsWith('/greeting')").await;
+    shot(&client, "console-06b-canned-picker").await;
+    text.send_keys("\u{E007}").await.unwrap();
+    until(&client, "const t = document.getElementById('reply-text').value; return t.startsWith('Hi, this is ') && !t.includes('{{') && document.getElementById('canned-picker').hidden").await;
+    text.send_keys("\u{E007}").await.unwrap();
+    until(&client, "return Array.from(document.querySelectorAll('#log .m.agent')).some(m => m.textContent.includes(\"I've read your conversation with our assistant\"))").await;
     press(&client, "head", "Resolve").await;
     until(&client, "return Array.from(document.querySelectorAll('#log .m.event')).some(e => e.textContent === 'Resolved by alice')").await;
     // The other chat nobody claimed: resolving it asks first.

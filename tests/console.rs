@@ -719,6 +719,21 @@ async fn inbox_flow(options: Options) {
         c.get(&bob, "/api/agent/agents").await.1,
         json!({"agents": ["alice", "bob"]})
     );
+    // The canned replies for the "/" list, as each agent would send them.
+    assert_eq!(c.get(&Who::Anonymous, "/api/agent/canned").await.0, 401);
+    let (status, canned) = c.get(&bob, "/api/agent/canned").await;
+    assert_eq!(status, 200, "{canned}");
+    let greeting = canned
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "greeting")
+        .unwrap_or_else(|| panic!("{canned}"));
+    let text = greeting["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Hi, this is bob") && !text.contains("{{"),
+        "{text}"
+    );
 
     let ids = |v: &Value| -> Vec<String> {
         v["conversations"]

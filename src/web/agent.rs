@@ -16,6 +16,7 @@
 //! | `POST …/{id}/reply` | `{"text"}` | message to the customer (claims a waiting one) |
 //! | `POST …/{id}/note` | `{"text"}` | internal note, never sent to the customer |
 //! | `POST …/{id}/canned` | `{"name"}` | send `prompts/canned/NAME.md` |
+//! | `GET /api/agent/canned` | | `[{"name", "text"}]`, each as this agent would send it |
 //! | `POST …/{id}/resolve` | | close it |
 //! | `POST …/{id}/give-back` | | back to the bot |
 //! | `POST …/{id}/transfer` | `{"agent"}` | to another agent |
@@ -42,6 +43,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/session", get(session).post(sign_in).delete(sign_out))
         .route("/session/everywhere", post(sign_out_everywhere))
         .route("/queue", get(queue))
+        .route("/canned", get(canned_replies))
         .route("/conversations/{id}", get(conversation))
         .route("/conversations/{id}/claim", post(claim))
         .route("/conversations/{id}/reply", post(reply))
@@ -349,6 +351,20 @@ async fn queue(
     _agent: AuthAgent,
 ) -> Result<impl IntoResponse, ApiError> {
     Ok(Json(state.desk.queue().await?))
+}
+
+/// `[{"name", "text"}]`: the canned replies as this agent would send them.
+async fn canned_replies(
+    State(state): State<Arc<AppState>>,
+    AuthAgent(agent): AuthAgent,
+) -> Result<impl IntoResponse, ApiError> {
+    let replies = state.desk.canned_replies(&agent)?;
+    Ok(Json(
+        replies
+            .into_iter()
+            .map(|(name, text)| serde_json::json!({"name": name, "text": text}))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 async fn conversation(

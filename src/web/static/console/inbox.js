@@ -5,7 +5,8 @@
 // because…, X joined, transferred, resolved), only the actions that apply,
 // errors shown inline, a confirmation before resolving a chat nobody
 // claimed, "Suggest an article from this answer" on a resolved one that an
-// agent answered, Enter to send (Shift+Enter for a new line). Re-reading keeps the
+// agent answered, Enter to send (Shift+Enter for a new line), "/" for the
+// canned replies. Re-reading keeps the
 // scroll position unless the view was at the bottom.
 const Inbox = (() => {
   const TABS = [["waiting", "Waiting"], ["mine", "Mine"], ["open", "All open"], ["resolved", "Resolved"]];
@@ -36,7 +37,13 @@ const Inbox = (() => {
     const ta = el("textarea"); ta.id = "reply-text"; ta.placeholder = "Reply to the customer (Enter sends, Shift+Enter for a new line)";
     const note = el("label", undefined, "note-toggle"); const cb = el("input"); cb.type = "checkbox"; cb.id = "reply-note"; note.append(cb, " internal note");
     const send = el("button", "Send"); send.id = "reply-send";
-    form.append(ta, note, send);
+    // Typing "/" offers the canned replies: the list narrows as the name is
+    // typed, arrows move, Enter or Tab puts the reply in the box to send or
+    // edit, Escape closes it.
+    const picker = el("ul", undefined, "canned-picker"); picker.id = "canned-picker";
+    picker.setAttribute("role", "listbox"); picker.hidden = true;
+    ta.setAttribute("aria-controls", "canned-picker");
+    form.append(picker, ta, note, send);
     form.hidden = true;
     main.append(head, err, log, form);
     root.append(side, main);
@@ -206,13 +213,49 @@ const Inbox = (() => {
         await open(current); refresh();
       } catch (x) { fail(x); }
     };
+    let canned = [];
+    let offered = [];
+    let chosen = 0;
+    function offer() {
+      const m = /^\/(\S*)$/.exec(ta.value);
+      offered = m ? canned.filter(c => c.name.toLowerCase().startsWith(m[1].toLowerCase())) : [];
+      chosen = Math.min(chosen, Math.max(offered.length - 1, 0));
+      picker.replaceChildren(...offered.map((c, i) => {
+        const li = el("li"); li.id = "canned-" + i; li.setAttribute("role", "option");
+        li.setAttribute("aria-selected", String(i === chosen));
+        li.append(el("strong", "/" + c.name), " ", el("span", c.text.slice(0, 80), "muted"));
+        li.onmousedown = ev => { ev.preventDefault(); pick(i); };
+        return li;
+      }));
+      picker.hidden = offered.length === 0;
+      ta.setAttribute("aria-expanded", String(!picker.hidden));
+      if (!picker.hidden) ta.setAttribute("aria-activedescendant", "canned-" + chosen); else ta.removeAttribute("aria-activedescendant");
+    }
+    function pick(i) {
+      const c = offered[i];
+      if (!c) return;
+      ta.value = c.text;
+      offered = []; picker.hidden = true; ta.setAttribute("aria-expanded", "false"); ta.removeAttribute("aria-activedescendant");
+      ta.focus();
+    }
+    ta.addEventListener("input", () => { chosen = 0; offer(); });
     ta.onkeydown = e => {
+      if (!picker.hidden) {
+        if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+          e.preventDefault();
+          chosen = (chosen + (e.key === "ArrowDown" ? 1 : offered.length - 1)) % offered.length;
+          offer(); return;
+        }
+        if ((e.key === "Enter" && !e.shiftKey) || e.key === "Tab") { e.preventDefault(); pick(chosen); return; }
+        if (e.key === "Escape") { e.preventDefault(); picker.hidden = true; return; }
+      }
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
     };
 
     let agents = [];
     function activate() {
       api("GET", "/agents").then(r => { agents = r.agents; }).catch(() => {});
+      api("GET", "/canned").then(r => { canned = r; }).catch(() => {});
       timers.forEach(clearInterval);
       timers = [setInterval(refresh, 3000), setInterval(() => { if (current && !root.hidden) open(current); }, 5000)];
       refresh();
