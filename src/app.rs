@@ -474,6 +474,7 @@ impl App {
             cookie_secure: core.settings.web.cookie_secure,
             visitors,
             live: core.live.clone(),
+            settings: Arc::new(web::settings::snapshot(&core.settings)),
             pages: Arc::new(
                 web::Pages::new(
                     &core.settings.widget,

@@ -1343,6 +1343,12 @@ admin = true
     .await;
     until(&client, fits).await;
     shot(&client, "console-13-phone-dashboard").await;
+    // The settings view: agents with their roles and passwords set, the
+    // canned replies; it fits on the phone too.
+    click(&client, "#nav button[data-view=settings]").await;
+    until(&client, "const c = document.getElementById('settings-content'); return !!c && c.querySelectorAll('table').length >= 6 && c.textContent.includes('admin') && c.textContent.includes('/greeting')").await;
+    until(&client, fits).await;
+    shot(&client, "console-14-phone-settings").await;
 
     client.close().await.unwrap();
     drop(driver);

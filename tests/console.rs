@@ -32,6 +32,8 @@ fn options() -> Options {
         r#"
 [web]
 cookie_secure = false
+# Every admin route is tried by four kinds of caller in one test.
+agent_burst = 200
 [[agents]]
 name = "alice"
 admin = true
@@ -200,6 +202,12 @@ async fn every_admin_route_refuses_anonymous_requests_and_agents() {
             Method::POST,
             format!("/api/admin/kb/changes/{change}/revert"),
             None,
+        ),
+        (Method::GET, "/api/admin/settings".into(), None),
+        (
+            Method::POST,
+            "/api/admin/settings/agents/alice/password".into(),
+            Some(json!({"password": "taken over by bob"})),
         ),
     ];
     for (method, path, body) in &routes {
@@ -888,5 +896,80 @@ async fn inbox_flow(options: Options) {
         at("agent: Hello ann") < at("event: Resolved by alice"),
         "{lines:#?}"
     );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_see_the_settings_without_secrets_and_set_passwords() {
+    let t = spawn_app(options()).await;
+    let c = Console::new(&t).await;
+    let alice = c.sign_in("alice", ALICE_PASSWORD).await;
+    let bob = c.sign_in("bob", BOB_PASSWORD).await;
+    let (status, view) = c.get(&alice, "/api/admin/settings").await;
+    assert_eq!(status, 200, "{view}");
+    let agents: Vec<(String, bool, bool)> = view["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["admin"].as_bool().unwrap(),
+                a["password_set"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        agents,
+        [("alice".into(), true, true), ("bob".into(), false, true)]
+    );
+    assert!(
+        view["canned"]["replies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["name"] == "greeting"
+                && r["text"].as_str().unwrap().starts_with("Hi, this is alice")),
+        "{view}"
+    );
+    // No token, key or password appears, only whether they are set.
+    let shown = view.to_string();
+    for secret in [BOB_TOKEN, ALICE_PASSWORD, BOB_PASSWORD] {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    assert_eq!(view["agents"][1]["api_token"], true, "{view}");
+
+    // An admin sets bob's password: bob's sessions end, the new one works.
+    let (status, refused) = c
+        .post(
+            &alice,
+            "/api/admin/settings/agents/bob/password",
+            json!({"password": "short"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let (status, _) = c
+        .post(
+            &alice,
+            "/api/admin/settings/agents/nobody/password",
+            json!({"password": "long enough password"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = c
+        .post(
+            &alice,
+            "/api/admin/settings/agents/bob/password",
+            json!({"password": "a new password for bob"}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        c.get(&bob, "/api/agent/queue").await.0,
+        401,
+        "bob's session ended"
+    );
+    let again = c.sign_in("bob", "a new password for bob").await;
+    assert_eq!(c.get(&again, "/api/agent/queue").await.0, 200);
     t.stop().await;
 }

@@ -8,6 +8,7 @@
 //! | `GET /static/console/dashboard.js` | the dashboard (admins) |
 //! | `GET /static/console/gaps.js` | the knowledge-gap page (admins) |
 //! | `GET /static/console/suggestions.js` | the suggested articles' review queue (admins) |
+//! | `GET /static/console/settings.js` | the settings view (admins) |
 
 use std::sync::Arc;
 
@@ -23,6 +24,7 @@ const KB_JS: &str = include_str!("static/console/kb.js");
 const DASHBOARD_JS: &str = include_str!("static/console/dashboard.js");
 const GAPS_JS: &str = include_str!("static/console/gaps.js");
 const SUGGESTIONS_JS: &str = include_str!("static/console/suggestions.js");
+const SETTINGS_JS: &str = include_str!("static/console/settings.js");
 
 /// The console's script routes.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -40,6 +42,10 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/static/console/suggestions.js",
             get(|| async { script(SUGGESTIONS_JS) }),
+        )
+        .route(
+            "/static/console/settings.js",
+            get(|| async { script(SETTINGS_JS) }),
         )
 }
 

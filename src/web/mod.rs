@@ -42,6 +42,7 @@ mod kb_history;
 pub mod live;
 pub mod markdown;
 pub mod serve;
+pub mod settings;
 mod shown;
 mod suggestions;
 mod svg;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     /// Live events of widget sessions (the event stream).
     pub live: crate::channels::live::Live,
+    /// What the admin settings view shows of the settings (no secrets).
+    pub settings: Arc<serde_json::Value>,
 }
 
 /// The public routes: health, the chat page and API.
@@ -101,6 +104,7 @@ pub fn admin_router(state: Arc<AppState>, web: &WebSettings) -> Router {
         .nest("/api/admin/kb", kb_editor::routes())
         .nest("/api/admin/dashboard", dashboard::routes())
         .nest("/api/admin/suggestions", suggestions::admin_routes())
+        .nest("/api/admin/settings", settings::routes())
         .merge(chat::console_routes())
         .merge(console::routes())
         .layer(per_ip(web.agent_requests_per_minute, web.agent_burst))

@@ -75,6 +75,7 @@ function layout() {
   if (me.admin) { const dash = Dashboard.create(); main.append(dash.root); add("dash", "Dashboard", dash); }
   if (me.admin) { const gaps = Gaps.create(); main.append(gaps.root); add("gaps", "Knowledge gaps", gaps); }
   if (me.admin) { const suggest = Suggestions.create(); main.append(suggest.root); add("suggest", "Suggestions", suggest); }
+  if (me.admin) { const settings = SettingsView.create(); main.append(settings.root); add("settings", "Settings", settings); }
   const who = el("div", undefined, "who");
   who.append(el("span", `${me.agent}${me.admin ? " (admin)" : ""}`, "muted"));
   who.append(button("Sign out", async () => { await api("DELETE", "/session").catch(() => {}); location.reload(); }));
@@ -82,7 +83,7 @@ function layout() {
   bar.append(tabs, who);
   document.body.append(bar, main);
   const wanted = location.hash.slice(1);
-  show(me.admin && ["kb", "dash", "gaps", "suggest"].includes(wanted) ? wanted : "inbox");
+  show(me.admin && ["kb", "dash", "gaps", "suggest", "settings"].includes(wanted) ? wanted : "inbox");
 }
 
 function signedIn(who) { me = who; csrf = who.csrf; layout(); }
