@@ -224,6 +224,8 @@ struct Inner {
     reping_after: Millis,
     staff: RwLock<Vec<Arc<dyn StaffDesk>>>,
     poke: Notify,
+    /// Counts changes the console shows (see [`Desk::changes`]).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// One entry of the queue, for the agent API.
@@ -260,6 +262,7 @@ impl Desk {
                 reping_after: reping_after.as_millis() as Millis,
                 staff: RwLock::new(Vec::new()),
                 poke: Notify::new(),
+                changes: tokio::sync::watch::channel(0).0,
             }),
         }
     }
@@ -284,9 +287,19 @@ impl Desk {
         &self.inner.registry
     }
 
-    /// Wakes the desk loop (after a hand-off or a customer message).
+    /// Wakes the desk loop (after a hand-off, a customer message or an
+    /// agent's action) and tells the consoles of this process.
     pub fn poke(&self) {
         self.inner.poke.notify_one();
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Ticks whenever something the inbox shows may have changed in this
+    /// process (hand-offs, customers writing to agents, agents' actions);
+    /// the console's event stream follows it. Changes made by another
+    /// process on the same database are not seen here.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 
     /// When the team is back, if it is off now.

@@ -1169,12 +1169,18 @@ admin = true
     );
     shot(&client, "console-04-stale-refused").await;
 
-    // 5. The inbox: two customers wait.
+    // 5. The inbox: two customers wait, pushed to the open inbox over its
+    // event stream.
+    click(&client, "#nav button[data-view=inbox]").await;
+    until(
+        &client,
+        "return document.getElementById('inbox').dataset.live === 'true'",
+    )
+    .await;
     for question in ["/human", "/human"] {
         let handed = widget_answer(&http, &base, question).await;
         assert_eq!(handed["reply"]["handoff"], true, "{handed}");
     }
-    click(&client, "#nav button[data-view=inbox]").await;
     until(
         &client,
         "return document.querySelectorAll('#inbox-list .row').length === 2",

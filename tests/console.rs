@@ -973,3 +973,61 @@ async fn admins_see_the_settings_without_secrets_and_set_passwords() {
     assert_eq!(c.get(&again, "/api/agent/queue").await.0, 200);
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inbox_is_told_of_changes_as_they_happen() {
+    let t = spawn_app(options()).await;
+    let c = Console::new(&t).await;
+    // Anonymous: refused.
+    let (status, _) = c.get(&Who::Anonymous, "/api/agent/events").await;
+    assert_eq!(status, 401);
+    let mut stream = c
+        .http
+        .get(format!("{}/api/agent/events", c.base))
+        .bearer_auth(BOB_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut seen = String::new();
+    // Reads until `what` has arrived; a stream that never sends it fails
+    // the test instead of hanging it.
+    async fn until(stream: &mut reqwest::Response, seen: &mut String, what: &str) {
+        let read = async {
+            while !seen.contains(what) {
+                let chunk = stream.chunk().await.unwrap().expect("the stream ended");
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .unwrap_or_else(|_| panic!("no {what:?} on the stream"));
+    }
+    until(&mut stream, &mut seen, "event: ready").await;
+    assert!(!seen.contains("event: changed"), "{seen}");
+    // A hand-off is pushed.
+    let handed = answer(&t, "cara", "I want a human about my parcel").await;
+    assert!(handed.handoff, "{handed:?}");
+    until(&mut stream, &mut seen, "event: changed").await;
+    // And so is an agent's action.
+    let before = seen.matches("event: changed").count();
+    let (status, claimed) = c
+        .post(
+            &Who::Token(BOB_TOKEN),
+            &format!("/api/agent/conversations/{}/claim", handed.conversation_id),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{claimed}");
+    let more = async {
+        while seen.matches("event: changed").count() == before {
+            let chunk = stream.chunk().await.unwrap().expect("the stream ended");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), more)
+        .await
+        .expect("the claim was not pushed");
+    drop(stream);
+    t.stop().await;
+}

@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `GET /api/agent/inbox?tab=waiting\|mine\|open\|resolved\|all&q=TEXT&channel=NAME&status=STATUS` | conversations with customer name, channel, reason, hand-off time, last message; `now` for wait times |
 //! | `GET /api/agent/agents` | the configured agents' names (to transfer to) |
+//! | `GET /api/agent/events` | Server-Sent Events: `ready`, then `changed` whenever a hand-off, a customer's message to an agent or an agent's action happened in this process (the console then re-reads; it still polls now and then for other processes) |
 //!
 //! and the timeline of a conversation (messages and every event in the
 //! order they happened, each event with a line of text for people), which
@@ -26,6 +27,41 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/inbox", get(inbox))
         .route("/agents", get(agents))
+        .route("/events", get(events))
+}
+
+/// The console's event stream: `ready`, then `changed` (with a counter)
+/// after each change the desk sees; bursts arrive as one. Ends at shutdown.
+async fn events(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl IntoResponse {
+    use axum::response::sse::{Event as Sse, KeepAlive};
+    let mut changes = state.desk.changes();
+    changes.mark_unchanged();
+    let stop = state.live.stopped();
+    let ready = Some(Sse::default().event("ready").data("0"));
+    let events = futures::stream::unfold(
+        (changes, stop, ready),
+        |(mut changes, stop, ready)| async move {
+            if let Some(first) = ready {
+                return Some((
+                    Ok::<_, std::convert::Infallible>(first),
+                    (changes, stop, None),
+                ));
+            }
+            tokio::select! {
+                changed = changes.changed() => {
+                    changed.ok()?;
+                    let n = *changes.borrow_and_update();
+                    let event = Sse::default().event("changed").data(n.to_string());
+                    Some((Ok(event), (changes, stop, None)))
+                }
+                () = stop.cancelled() => None,
+            }
+        },
+    );
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::response::sse::Sse::new(events).keep_alive(KeepAlive::default()),
+    )
 }
 
 async fn agents(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl IntoResponse {

@@ -6,7 +6,8 @@
 // errors shown inline, a confirmation before resolving a chat nobody
 // claimed, "Suggest an article from this answer" on a resolved one that an
 // agent answered, Enter to send (Shift+Enter for a new line), "/" for the
-// canned replies. Re-reading keeps the
+// canned replies. Changes are pushed over an event stream (polling only
+// while it is down), with an opt-in alert for new waiting chats. Re-reading keeps the
 // scroll position unless the view was at the bottom.
 const Inbox = (() => {
   const TABS = [["waiting", "Waiting"], ["mine", "Mine"], ["open", "All open"], ["resolved", "Resolved"]];
@@ -26,6 +27,12 @@ const Inbox = (() => {
     [["", "any status"], ["waiting_for_agent", "waiting"], ["with_agent", "with an agent"], ["resolved", "resolved"], ["bot", "with the bot"]]
       .forEach(([v, l]) => { const o = el("option", l); o.value = v; status.append(o); });
     filters.append(search, channel, status);
+    // Opt-in: a desktop notification and a short tone for each new waiting
+    // chat (the browser asks for permission once).
+    const alertLabel = el("label", undefined, "note-toggle");
+    const alertBox = el("input"); alertBox.type = "checkbox"; alertBox.id = "inbox-alerts";
+    alertLabel.append(alertBox, " alert me to new waiting chats");
+    filters.append(alertLabel);
     const list = el("div", undefined, "list"); list.id = "inbox-list";
     side.append(tabs, filters, list);
     const main = el("div", undefined, "conversation"); main.id = "conversation";
@@ -252,13 +259,54 @@ const Inbox = (() => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit(); }
     };
 
+    alertBox.onchange = () => {
+      localStorage.setItem("switchboard.alerts", alertBox.checked ? "on" : "");
+      if (alertBox.checked && window.Notification && Notification.permission === "default") Notification.requestPermission();
+    };
+    alertBox.checked = localStorage.getItem("switchboard.alerts") === "on";
+    let waitingSeen = null;
+    async function watchWaiting() {
+      if (!alertBox.checked) { waitingSeen = null; return; }
+      let queue;
+      try { queue = await api("GET", "/queue"); } catch (x) { return; }
+      const waiting = (Array.isArray(queue) ? queue : queue.conversations || [])
+        .filter(c => c.status === "waiting_for_agent").map(c => c.id);
+      const fresh = waitingSeen ? waiting.filter(id => !waitingSeen.has(id)) : [];
+      waitingSeen = new Set(waiting);
+      if (!fresh.length) return;
+      if (window.Notification && Notification.permission === "granted") {
+        new Notification("New waiting chat" + (fresh.length > 1 ? "s (" + fresh.length + ")" : ""), { body: "Switchboard: someone is waiting for a person." });
+      }
+      try {
+        const audio = new (window.AudioContext || window.webkitAudioContext)();
+        const tone = audio.createOscillator(); tone.frequency.value = 880;
+        tone.connect(audio.destination); tone.start(); tone.stop(audio.currentTime + 0.15);
+      } catch (x) { /* no sound here */ }
+    }
+
+    // Changes are pushed (the event stream); the timers only poll while it
+    // is down, and every 30 s for changes made by another process.
+    let stream = null;
+    let pushed = false;
+    function changed() { refresh(); watchWaiting(); if (current && !root.hidden) open(current); }
     let agents = [];
     function activate() {
       api("GET", "/agents").then(r => { agents = r.agents; }).catch(() => {});
       api("GET", "/canned").then(r => { canned = r; }).catch(() => {});
+      if (window.EventSource && !stream) {
+        stream = new EventSource("/api/agent/events");
+        stream.addEventListener("ready", () => { pushed = true; root.dataset.live = "true"; });
+        stream.addEventListener("changed", changed);
+        stream.onerror = () => { pushed = false; root.dataset.live = "false"; };
+      }
       timers.forEach(clearInterval);
-      timers = [setInterval(refresh, 3000), setInterval(() => { if (current && !root.hidden) open(current); }, 5000)];
+      timers = [
+        setInterval(() => { if (!pushed) { refresh(); watchWaiting(); } }, 3000),
+        setInterval(() => { if (!pushed && current && !root.hidden) open(current); }, 5000),
+        setInterval(changed, 30000),
+      ];
       refresh();
+      watchWaiting();
     }
 
     return { root, activate, open, refresh };
