@@ -13,7 +13,7 @@ use switchboard::conversation::{Status, Transition};
 use switchboard::delivery::{Outgoing, Target};
 use switchboard::export::{self, Format};
 use switchboard::report;
-use switchboard::store::{Change, Error, NewMessage, Role, SourceRef, Store};
+use switchboard::store::{Change, Error, InboxQuery, InboxTab, NewMessage, Role, SourceRef, Store};
 
 const START: i64 = 1_795_000_000_000;
 
@@ -297,6 +297,73 @@ on_every_backend!(
                 results.push(a.await.unwrap().is_some());
             }
             assert_eq!(results, [false, true]);
+        }
+    }
+);
+
+on_every_backend!(
+    unread_counts_are_per_agent_and_start_at_the_hand_off,
+    |db: &Db| {
+        let store = db.store.clone();
+        let clock = db.clock.clone();
+        async move {
+            let customer = store.upsert_customer("web", "reader", None).await.unwrap();
+            let c = store.open_conversation(&customer, "t").await.unwrap();
+            let say = |text: &'static str| {
+                let store = store.clone();
+                let id = c.id.clone();
+                async move {
+                    store
+                        .insert_message(&NewMessage {
+                            conversation_id: &id,
+                            role: Role::Customer,
+                            text,
+                            channel: "web",
+                            ..NewMessage::default()
+                        })
+                        .await
+                        .unwrap();
+                }
+            };
+            let unread = |agent: &'static str| {
+                let store = store.clone();
+                async move {
+                    store
+                        .inbox(&InboxQuery {
+                            tab: InboxTab::All,
+                            agent,
+                            text: None,
+                            channel: None,
+                            status: None,
+                            limit: 10,
+                        })
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| e.unread)
+                        .collect::<Vec<i64>>()
+                }
+            };
+            say("before the hand-off: the bot's part").await;
+            assert_eq!(unread("ana").await, [0], "not handed off: nothing unread");
+            clock.advance(1_000);
+            store
+                .transition(&c.id, Transition::HandOff, "bot", &Change::default())
+                .await
+                .unwrap();
+            clock.advance(1_000);
+            say("anyone there?").await;
+            clock.advance(1_000);
+            say("hello?").await;
+            assert_eq!(unread("ana").await, [2]);
+            assert_eq!(unread("ben").await, [2]);
+            store.mark_read("ana", &c.id).await.unwrap();
+            assert_eq!(unread("ana").await, [0], "ana opened it");
+            assert_eq!(unread("ben").await, [2], "ben did not");
+            clock.advance(1_000);
+            say("still waiting").await;
+            assert_eq!(unread("ana").await, [1]);
+            assert_eq!(unread("ben").await, [3]);
         }
     }
 );

@@ -55,6 +55,9 @@ pub struct InboxEntry {
     pub last_text: Option<String>,
     /// When.
     pub last_at: Option<Millis>,
+    /// The customer's messages since the hand-off that the agent asking has
+    /// not seen (written after they last had the conversation open).
+    pub unread: i64,
 }
 
 /// How much of the last message the inbox shows.
@@ -71,6 +74,7 @@ impl InboxEntry {
             last_role: get(row, "last_role")?,
             last_text: text.map(|t| t.chars().take(LAST_MESSAGE_CHARS).collect()),
             last_at: get(row, "last_at")?,
+            unread: get(row, "unread")?,
         })
     }
 }
@@ -101,28 +105,36 @@ impl Store {
                  AND m.role <> 'note' ORDER BY m.seq DESC LIMIT 1) AS last_{column}"
             )
         };
-        let mut sql = format!(
-            "SELECT c.*, cu.display_name AS customer_display_name, \
-             cu.external_id AS customer_external_id, {}, {}, {} \
-             FROM conversations c JOIN customers cu ON cu.id = c.customer_id WHERE 1 = 1",
-            last("role"),
-            last("text"),
-            last("created_at").replace("AS last_created_at", "AS last_at"),
-        );
         let mut binds: Vec<String> = Vec::new();
         let bind = |value: String, binds: &mut Vec<String>| {
             binds.push(value);
             format!("${}", binds.len())
         };
+        let me = bind(query.agent.to_string(), &mut binds);
+        // Unread: customer messages after the hand-off and after this agent
+        // last had the conversation open.
+        let unread = format!(
+            "CASE WHEN c.handoff_at IS NULL THEN 0 ELSE \
+             (SELECT COUNT(*) FROM messages u WHERE u.conversation_id = c.id AND u.role = 'customer' \
+              AND u.created_at > COALESCE((SELECT r.read_at FROM agent_reads r \
+                WHERE r.agent = {me} AND r.conversation_id = c.id), c.handoff_at)) END AS unread"
+        );
+        let mut sql = format!(
+            "SELECT c.*, cu.display_name AS customer_display_name, \
+             cu.external_id AS customer_external_id, {}, {}, {}, {unread} \
+             FROM conversations c JOIN customers cu ON cu.id = c.customer_id WHERE 1 = 1",
+            last("role"),
+            last("text"),
+            last("created_at").replace("AS last_created_at", "AS last_at"),
+        );
         let order = match query.tab {
             InboxTab::Waiting => {
                 sql.push_str(" AND c.status = 'waiting_for_agent'");
                 "c.handoff_at ASC, c.id ASC"
             }
             InboxTab::Mine => {
-                let p = bind(query.agent.to_string(), &mut binds);
                 sql.push_str(&format!(
-                    " AND c.status = 'with_agent' AND c.assigned_agent = {p}"
+                    " AND c.status = 'with_agent' AND c.assigned_agent = {me}"
                 ));
                 "c.updated_at DESC, c.id DESC"
             }
@@ -173,6 +185,24 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(InboxEntry::from_row).collect()
+    }
+
+    /// Records that `agent` has the conversation open now: its customer
+    /// messages so far are read.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn mark_read(&self, agent: &str, conversation_id: &str) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO agent_reads (agent, conversation_id, read_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (agent, conversation_id) DO UPDATE SET read_at = EXCLUDED.read_at",
+        )
+        .bind(agent)
+        .bind(conversation_id)
+        .bind(self.now())
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 }
 

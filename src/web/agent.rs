@@ -369,7 +369,7 @@ async fn canned_replies(
 
 async fn conversation(
     State(state): State<Arc<AppState>>,
-    _agent: AuthAgent,
+    AuthAgent(agent): AuthAgent,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let store = state.assistant.store();
@@ -378,6 +378,11 @@ async fn conversation(
         Err(crate::store::Error::NotFound { .. }) => return Err(desk::Error::NotFound(id).into()),
         Err(e) => return Err(desk::Error::from(e).into()),
     };
+    // Opened by this agent: what the customer wrote so far is read.
+    store
+        .mark_read(&agent.name, &id)
+        .await
+        .map_err(desk::Error::from)?;
     let customer = store
         .customer(&conversation.customer_id)
         .await

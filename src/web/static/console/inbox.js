@@ -77,7 +77,7 @@ const Inbox = (() => {
       if (status.value) q.set("status", status.value);
       try {
         const data = await api("GET", "/inbox?" + q);
-        const key = JSON.stringify([q.toString(), data.conversations.map(c => [c.id, c.status, c.assigned_agent, c.last_at]), current, Math.floor(data.now / 30000)]);
+        const key = JSON.stringify([q.toString(), data.conversations.map(c => [c.id, c.status, c.assigned_agent, c.last_at, c.unread]), current, Math.floor(data.now / 30000)]);
         if (key === lastList) return;
         lastList = key;
         list.innerHTML = "";
@@ -87,6 +87,11 @@ const Inbox = (() => {
           if (c.id === current) row.classList.add("active");
           const top = el("div", undefined, "top");
           top.append(el("span", ICONS[c.channel] || "•", "icon"), el("span", c.customer, "name"));
+          if (c.unread > 0 && c.id !== current) {
+            const badge = el("span", String(c.unread), "badge");
+            badge.setAttribute("aria-label", c.unread + " unread");
+            top.append(badge);
+          }
           const since = c.status === "resolved" ? c.resolved_at : (c.handoff_at || c.updated_at);
           const when = c.status === "waiting_for_agent" ? "waiting " + ago(data.now, since) : ago(data.now, since) + " ago";
           top.append(el("span", when, "when"));
