@@ -1188,6 +1188,8 @@ admin = true
     .await;
     shot(&client, "console-05-waiting").await;
     click(&client, "#inbox-list .row").await;
+    // The customer panel: where they came from and their conversations.
+    until(&client, "const p = document.querySelector('#customer-panel summary'); return !!p && p.textContent.startsWith('web customer since') && p.textContent.includes('1 conversation')").await;
     // Only what applies: a waiting chat can be claimed, not transferred.
     press(&client, "head", "Claim").await;
     assert_eq!(count(&client, "#transfer-to").await, 0);

@@ -727,6 +727,13 @@ async fn inbox_flow(options: Options) {
         c.get(&bob, "/api/agent/agents").await.1,
         json!({"agents": ["alice", "bob"]})
     );
+    // The customer panel: ann's conversations, newest first, this one too.
+    let (status, opened) = c.get(&bob, &format!("/api/agent/conversations/{id}")).await;
+    assert_eq!(status, 200, "{opened}");
+    let history = opened["customer_conversations"].as_array().unwrap();
+    assert_eq!(history[0]["id"], id.as_str(), "{opened}");
+    assert_eq!(history[0]["status"], "waiting_for_agent", "{opened}");
+    assert!(history.iter().all(|h| h["csat"].is_null()), "{opened}");
     // The canned replies for the "/" list, as each agent would send them.
     assert_eq!(c.get(&Who::Anonymous, "/api/agent/canned").await.0, 401);
     let (status, canned) = c.get(&bob, "/api/agent/canned").await;

@@ -60,6 +60,23 @@ pub struct InboxEntry {
     pub unread: i64,
 }
 
+/// One of a customer's conversations, for the console's customer panel.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PastConversation {
+    /// The conversation.
+    pub id: String,
+    /// Its status now.
+    pub status: String,
+    /// When it started.
+    pub created_at: Millis,
+    /// When it was resolved, if it was.
+    pub resolved_at: Option<Millis>,
+    /// Why it was handed to people, if it was.
+    pub handoff_reason: Option<String>,
+    /// The customer's CSAT rating (1–5), if they gave one.
+    pub csat: Option<i64>,
+}
+
 /// How much of the last message the inbox shows.
 pub const LAST_MESSAGE_CHARS: usize = 160;
 
@@ -185,6 +202,39 @@ impl Store {
         }
         let rows = q.fetch_all(&self.pool).await?;
         rows.iter().map(InboxEntry::from_row).collect()
+    }
+
+    /// The customer's conversations, newest first (at most `limit`), with
+    /// their CSAT ratings.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn customer_conversations(
+        &self,
+        customer_id: &str,
+        limit: i64,
+    ) -> Result<Vec<PastConversation>, Error> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.status, c.created_at, c.resolved_at, c.handoff_reason, s.csat \
+             FROM conversations c LEFT JOIN surveys s ON s.conversation_id = c.id \
+             WHERE c.customer_id = $1 ORDER BY c.created_at DESC, c.id DESC LIMIT $2",
+        )
+        .bind(customer_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PastConversation {
+                    id: get(r, "id")?,
+                    status: get(r, "status")?,
+                    created_at: get(r, "created_at")?,
+                    resolved_at: get(r, "resolved_at")?,
+                    handoff_reason: get(r, "handoff_reason")?,
+                    csat: get(r, "csat")?,
+                })
+            })
+            .collect()
     }
 
     /// Records that `agent` has the conversation open now: its customer

@@ -31,7 +31,7 @@ use uuid::Uuid;
 pub use csat::{Answer, STALE_CLAIM_MS, Survey};
 pub use desk::StaffThread;
 pub use inbound::{InboundItem, InboundStatus};
-pub use inbox::{InboxEntry, InboxQuery, InboxTab};
+pub use inbox::{InboxEntry, InboxQuery, InboxTab, PastConversation};
 pub use kb_changes::{Citations, KbChange, NewKbChange};
 pub use model::*;
 pub use sessions::AgentSession;

@@ -387,6 +387,10 @@ async fn conversation(
         .customer(&conversation.customer_id)
         .await
         .map_err(desk::Error::from)?;
+    let history = store
+        .customer_conversations(&customer.id, 20)
+        .await
+        .map_err(desk::Error::from)?;
     let messages = store.messages(&id).await.map_err(desk::Error::from)?;
     let events = store.events(&id).await.map_err(desk::Error::from)?;
     let transcript = crate::transcript::merge(messages.clone(), &events);
@@ -404,6 +408,7 @@ async fn conversation(
     Ok(Json(serde_json::json!({
         "conversation": conversation, "customer": customer, "messages": messages, "events": events,
         "transcript": transcript, "timeline": timeline, "suggestion": suggestion,
+        "customer_conversations": history,
     })))
 }
 

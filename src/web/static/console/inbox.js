@@ -184,6 +184,26 @@ const Inbox = (() => {
       return d;
     }
 
+    // The customer: channel, first seen, their conversations (newest
+    // first, each with its status and CSAT; another one opens on click).
+    function customerPanel(data) {
+      const box = el("details", undefined, "customer-panel"); box.id = "customer-panel";
+      const past = data.customer_conversations || [];
+      const rated = past.filter(p => p.csat != null).map(p => p.csat);
+      const day = at => new Date(at).toISOString().slice(0, 10);
+      box.append(el("summary", `${data.customer.channel} customer since ${day(data.customer.created_at)} · ${past.length} conversation${past.length === 1 ? "" : "s"}${rated.length ? " · CSAT " + rated.join(", ") : ""}`));
+      const ul = el("ul");
+      past.forEach(p => {
+        const li = el("li");
+        const label = `${day(p.created_at)} — ${STATUS[p.status] || p.status}${p.handoff_reason ? " (" + p.handoff_reason + ")" : ""}${p.csat != null ? " — CSAT " + p.csat : ""}`;
+        if (p.id === data.conversation.id) li.append(el("span", label + " (this one)", "muted"));
+        else li.append(button(label, () => open(p.id), "link"));
+        ul.append(li);
+      });
+      box.append(ul);
+      return box;
+    }
+
     async function open(id) {
       if (id !== current) { err.textContent = ""; lastConversation = ""; ta.value = ""; }
       current = id;
@@ -199,7 +219,7 @@ const Inbox = (() => {
       const title = el("div", undefined, "title");
       title.append(el("strong", data.customer.display_name || data.customer.external_id), ` on ${c.channel} — ${STATUS[c.status] || c.status}${c.assigned_agent ? " (" + c.assigned_agent + ")" : ""}`);
       if (c.handoff_reason) title.append(el("span", ` — reason: ${c.handoff_reason}${c.handoff_detail ? " (" + c.handoff_detail + ")" : ""}`, "muted"));
-      head.append(title, actions(c));
+      head.append(title, customerPanel(data), actions(c));
       if (c.status === "resolved") head.append(suggestBox(c, data.suggestion));
       // Keep the reader's place unless they were at the bottom.
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
