@@ -1251,6 +1251,40 @@ admin = true
     )
     .await;
     assert_eq!(count(&client, "#inbox-error:not(:empty)").await, 0);
+    // More filters: both chats were resolved by alice, neither was rated.
+    client
+        .execute(
+            "const s = document.getElementById('inbox-search'); s.value = ''; \
+             document.getElementById('inbox-more').open = true; \
+             const a = document.getElementById('inbox-agent'); a.value = 'alice'; a.dispatchEvent(new Event('change')); return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list .row').length === 2",
+    )
+    .await;
+    client
+        .execute(
+            "const c = document.getElementById('inbox-csat'); c.value = '1'; c.dispatchEvent(new Event('change')); return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list .row').length === 0",
+    )
+    .await;
+    client
+        .execute(
+            "for (const id of ['inbox-csat', 'inbox-agent']) { const f = document.getElementById(id); f.value = ''; f.dispatchEvent(new Event('change')); } return true",
+            vec![],
+        )
+        .await
+        .unwrap();
     shot(&client, "console-08-search").await;
 
     // 6. The dashboard shows a CSAT a customer left (a 4 and a 2), the

@@ -13,7 +13,9 @@ use switchboard::conversation::{Status, Transition};
 use switchboard::delivery::{Outgoing, Target};
 use switchboard::export::{self, Format};
 use switchboard::report;
-use switchboard::store::{Change, Error, InboxQuery, InboxTab, NewMessage, Role, SourceRef, Store};
+use switchboard::store::{
+    Answer, Change, Error, InboxQuery, InboxTab, NewMessage, Role, SourceRef, Store,
+};
 
 const START: i64 = 1_795_000_000_000;
 
@@ -335,6 +337,11 @@ on_every_backend!(
                             text: None,
                             channel: None,
                             status: None,
+                            assigned: None,
+                            reason: None,
+                            from: None,
+                            until: None,
+                            csat: None,
                             limit: 10,
                         })
                         .await
@@ -364,6 +371,133 @@ on_every_backend!(
             say("still waiting").await;
             assert_eq!(unread("ana").await, [1]);
             assert_eq!(unread("ben").await, [3]);
+        }
+    }
+);
+
+on_every_backend!(
+    the_inbox_filters_by_agent_reason_dates_and_csat,
+    |db: &Db| {
+        let store = db.store.clone();
+        let clock = db.clock.clone();
+        async move {
+            // Two handed-off conversations: ann's (a request, resolved by ana,
+            // rated 5) and ben's a day later (a knowledge gap, with bo).
+            let mut ids = Vec::new();
+            for (who, reason, agent) in [
+                ("ann", "customer_request", "ana"),
+                ("ben", "knowledge_gap", "bo"),
+            ] {
+                let customer = store.upsert_customer("web", who, None).await.unwrap();
+                let c = store.open_conversation(&customer, "t").await.unwrap();
+                store
+                    .insert_message(&NewMessage {
+                        conversation_id: &c.id,
+                        role: Role::Customer,
+                        text: "help",
+                        channel: "web",
+                        ..NewMessage::default()
+                    })
+                    .await
+                    .unwrap();
+                let handed = Change {
+                    handoff_reason: Some(reason),
+                    ..Change::default()
+                };
+                store
+                    .transition(&c.id, Transition::HandOff, "bot", &handed)
+                    .await
+                    .unwrap();
+                let claim = Change {
+                    assign: Some(Some(agent)),
+                    ..Change::default()
+                };
+                store
+                    .transition(&c.id, Transition::Claim, agent, &claim)
+                    .await
+                    .unwrap();
+                ids.push(c.id);
+                clock.advance(86_400_000);
+            }
+            let resolve = Change {
+                resolution: Some("agent"),
+                ..Change::default()
+            };
+            store
+                .transition(&ids[0], Transition::Resolve, "ana", &resolve)
+                .await
+                .unwrap();
+            store.schedule_surveys(0, 0).await.unwrap();
+            store
+                .mark_survey_sent(&ids[0], Some("ana"), false, false)
+                .await
+                .unwrap();
+            assert!(
+                store
+                    .record_survey_answer(&ids[0], Answer::Csat(5))
+                    .await
+                    .unwrap()
+            );
+
+            let find = |assigned: Option<&'static str>,
+                        reason: Option<&'static str>,
+                        from: Option<i64>,
+                        until: Option<i64>,
+                        csat: Option<i64>| {
+                let store = store.clone();
+                async move {
+                    store
+                        .inbox(&InboxQuery {
+                            tab: InboxTab::All,
+                            agent: "ana",
+                            text: None,
+                            channel: None,
+                            status: None,
+                            assigned,
+                            reason,
+                            from,
+                            until,
+                            csat,
+                            limit: 10,
+                        })
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|e| e.conversation.id)
+                        .collect::<Vec<String>>()
+                }
+            };
+            let (ann, ben) = (ids[0].clone(), ids[1].clone());
+            assert_eq!(find(None, None, None, None, None).await.len(), 2);
+            assert_eq!(
+                find(Some("ana"), None, None, None, None).await,
+                [ann.as_str()],
+                "resolved by ana"
+            );
+            assert_eq!(
+                find(Some("bo"), None, None, None, None).await,
+                [ben.as_str()]
+            );
+            assert_eq!(
+                find(None, Some("knowledge_gap"), None, None, None).await,
+                [ben.as_str()]
+            );
+            assert_eq!(
+                find(None, None, Some(START + 1), None, None).await,
+                [ben.as_str()]
+            );
+            assert_eq!(
+                find(None, None, None, Some(START + 1), None).await,
+                [ann.as_str()]
+            );
+            assert_eq!(find(None, None, None, None, Some(5)).await, [ann.as_str()]);
+            assert!(find(None, None, None, None, Some(1)).await.is_empty());
+            // Hostile values are data, never SQL.
+            assert!(
+                find(Some("x' OR '1'='1"), Some("%"), None, None, None)
+                    .await
+                    .is_empty()
+            );
         }
     }
 );

@@ -36,6 +36,16 @@ pub struct InboxQuery<'a> {
     pub channel: Option<&'a str>,
     /// Only this status (`bot`, `waiting_for_agent`, `with_agent`, `resolved`).
     pub status: Option<&'a str>,
+    /// Only conversations this agent has (or had, once resolved).
+    pub assigned: Option<&'a str>,
+    /// Only conversations handed off for this reason.
+    pub reason: Option<&'a str>,
+    /// Only conversations started at or after this time.
+    pub from: Option<Millis>,
+    /// Only conversations started before this time.
+    pub until: Option<Millis>,
+    /// Only conversations whose customer gave this CSAT rating (1–5).
+    pub csat: Option<i64>,
     /// At most this many.
     pub limit: i64,
 }
@@ -172,6 +182,32 @@ impl Store {
         if let Some(status) = query.status.filter(|s| !s.is_empty()) {
             let p = bind(status.to_string(), &mut binds);
             sql.push_str(&format!(" AND c.status = {p}"));
+        }
+        if let Some(agent) = query.assigned.filter(|a| !a.is_empty()) {
+            let p = bind(agent.to_string(), &mut binds);
+            sql.push_str(&format!(
+                " AND (c.assigned_agent = {p} OR (c.status = 'resolved' AND c.resolved_by = {p}))"
+            ));
+        }
+        if let Some(reason) = query.reason.filter(|r| !r.is_empty()) {
+            let p = bind(reason.to_string(), &mut binds);
+            sql.push_str(&format!(" AND c.handoff_reason = {p}"));
+        }
+        // Numbers are bound as text here (every value of this query is);
+        // CAST makes them numbers on both databases.
+        if let Some(from) = query.from {
+            let p = bind(from.to_string(), &mut binds);
+            sql.push_str(&format!(" AND c.created_at >= CAST({p} AS BIGINT)"));
+        }
+        if let Some(until) = query.until {
+            let p = bind(until.to_string(), &mut binds);
+            sql.push_str(&format!(" AND c.created_at < CAST({p} AS BIGINT)"));
+        }
+        if let Some(csat) = query.csat {
+            let p = bind(csat.to_string(), &mut binds);
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM surveys v WHERE v.conversation_id = c.id AND v.csat = CAST({p} AS BIGINT))"
+            ));
         }
         for word in query.text.unwrap_or("").split_whitespace().take(8) {
             let pattern = like_pattern(word);

@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! | --- | --- |
-//! | `GET /api/agent/inbox?tab=waiting\|mine\|open\|resolved\|all&q=TEXT&channel=NAME&status=STATUS` | conversations with customer name, channel, reason, hand-off time, last message; `now` for wait times |
+//! | `GET /api/agent/inbox?tab=waiting\|mine\|open\|resolved\|all&q=TEXT&channel=NAME&status=STATUS&agent=NAME&reason=REASON&from=MS&until=MS&csat=N` | conversations with customer name, channel, reason, hand-off time, last message; `now` for wait times |
 //! | `GET /api/agent/agents` | the configured agents' names (to transfer to) |
 //! | `GET /api/agent/events` | Server-Sent Events: `ready`, then `changed` whenever a hand-off, a customer's message to an agent or an agent's action happened in this process (the console then re-reads; it still polls now and then for other processes) |
 //!
@@ -85,6 +85,21 @@ struct InboxParams {
     channel: Option<String>,
     #[serde(default)]
     status: Option<String>,
+    /// Assigned (or resolving) agent.
+    #[serde(default)]
+    agent: Option<String>,
+    /// Hand-off reason.
+    #[serde(default)]
+    reason: Option<String>,
+    /// Started on or after (ms since the epoch).
+    #[serde(default)]
+    from: Option<i64>,
+    /// Started before (ms since the epoch).
+    #[serde(default)]
+    until: Option<i64>,
+    /// CSAT rating given.
+    #[serde(default)]
+    csat: Option<i64>,
     #[serde(default)]
     limit: Option<i64>,
 }
@@ -118,6 +133,11 @@ async fn inbox(
             text: params.q.as_deref().map(|q| q.get(..200).unwrap_or(q)),
             channel: params.channel.as_deref(),
             status: params.status.as_deref(),
+            assigned: params.agent.as_deref(),
+            reason: params.reason.as_deref(),
+            from: params.from,
+            until: params.until,
+            csat: params.csat,
             limit: params.limit.unwrap_or(200),
         })
         .await

@@ -27,6 +27,23 @@ const Inbox = (() => {
     [["", "any status"], ["waiting_for_agent", "waiting"], ["with_agent", "with an agent"], ["resolved", "resolved"], ["bot", "with the bot"]]
       .forEach(([v, l]) => { const o = el("option", l); o.value = v; status.append(o); });
     filters.append(search, channel, status);
+    // More filters: agent, hand-off reason, started between two dates, CSAT.
+    const more = el("details", undefined, "more-filters"); more.id = "inbox-more";
+    more.append(el("summary", "More filters"));
+    const byAgent = el("select"); byAgent.id = "inbox-agent";
+    const anyAgent = el("option", "any agent"); anyAgent.value = ""; byAgent.append(anyAgent);
+    const reason = el("select"); reason.id = "inbox-reason";
+    [["", "any reason"], ["customer_request", "asked for a person"], ["knowledge_gap", "knowledge gap"], ["frustration", "frustration"],
+     ["llm_failure", "model failure"], ["rule", "rule"], ["vip", "VIP"], ["manual", "manual"]]
+      .forEach(([v, l]) => { const o = el("option", l); o.value = v; reason.append(o); });
+    const dateField = (label, id) => { const l = el("label", label + " "); const i = el("input"); i.type = "date"; i.id = id; l.append(i); return [l, i]; };
+    const [fromLabel, from] = dateField("from", "inbox-from");
+    const [toLabel, to] = dateField("to", "inbox-to");
+    const csat = el("select"); csat.id = "inbox-csat";
+    [["", "any CSAT"], ["5", "CSAT 5"], ["4", "CSAT 4"], ["3", "CSAT 3"], ["2", "CSAT 2"], ["1", "CSAT 1"]]
+      .forEach(([v, l]) => { const o = el("option", l); o.value = v; csat.append(o); });
+    more.append(byAgent, reason, fromLabel, toLabel, csat);
+    filters.append(more);
     // Opt-in: a desktop notification and a short tone for each new waiting
     // chat (the browser asks for permission once).
     const alertLabel = el("label", undefined, "note-toggle");
@@ -66,15 +83,23 @@ const Inbox = (() => {
     });
     const later = () => { clearTimeout(search.t); search.t = setTimeout(refresh, 200); };
     search.oninput = later; channel.onchange = refresh; status.onchange = refresh;
+    [byAgent, reason, from, to, csat].forEach(f => { f.onchange = refresh; });
 
     async function refresh() {
-      const searching = search.value.trim() !== "" || status.value !== "";
+      const extra = byAgent.value || reason.value || from.value || to.value || csat.value;
+      const searching = search.value.trim() !== "" || status.value !== "" || !!extra;
       tabs.querySelectorAll("button").forEach(b => b.classList.toggle("active", !searching && b.dataset.tab === tab));
       const q = new URLSearchParams();
       q.set("tab", searching ? "all" : tab);
       if (search.value.trim()) q.set("q", search.value.trim());
       if (channel.value) q.set("channel", channel.value);
       if (status.value) q.set("status", status.value);
+      if (byAgent.value) q.set("agent", byAgent.value);
+      if (reason.value) q.set("reason", reason.value);
+      // Dates are whole local days: from its start, to the end of "to".
+      if (from.value) q.set("from", String(new Date(from.value + "T00:00").getTime()));
+      if (to.value) q.set("until", String(new Date(to.value + "T00:00").getTime() + 86400000));
+      if (csat.value) q.set("csat", csat.value);
       try {
         const data = await api("GET", "/inbox?" + q);
         const key = JSON.stringify([q.toString(), data.conversations.map(c => [c.id, c.status, c.assigned_agent, c.last_at, c.unread]), current, Math.floor(data.now / 30000)]);
@@ -316,7 +341,10 @@ const Inbox = (() => {
     function changed() { refresh(); watchWaiting(); if (current && !root.hidden) open(current); }
     let agents = [];
     function activate() {
-      api("GET", "/agents").then(r => { agents = r.agents; }).catch(() => {});
+      api("GET", "/agents").then(r => {
+        agents = r.agents;
+        if (byAgent.options.length === 1) agents.forEach(a => { const o = el("option", a); o.value = a; byAgent.append(o); });
+      }).catch(() => {});
       api("GET", "/canned").then(r => { canned = r; }).catch(() => {});
       if (window.EventSource && !stream) {
         stream = new EventSource("/api/agent/events");
