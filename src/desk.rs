@@ -14,6 +14,7 @@
 //! exists exactly when the change happened, and sent at most once (see
 //! [`crate::transcript`] for where it is shown).
 
+mod canned;
 mod notices;
 mod sync;
 
@@ -313,26 +314,6 @@ impl Desk {
         Ok(self.inner.prompts.render_with(name, common, extra)?)
     }
 
-    /// The canned replies (`prompts/canned/NAME.md`) by name, each as
-    /// `agent` would send it, for the console's `/` autocomplete.
-    ///
-    /// # Errors
-    /// When a template fails to render.
-    pub fn canned_replies(&self, agent: &Agent) -> Result<Vec<(String, String)>, Error> {
-        let mut names = self.inner.prompts.canned_names();
-        names.sort();
-        names
-            .into_iter()
-            .map(|name| {
-                let text = self.render(
-                    &format!("canned/{name}.md"),
-                    serde_json::json!({"agent": agent.display_name()}),
-                )?;
-                Ok((name, text))
-            })
-            .collect()
-    }
-
     /// Waiting and claimed conversations, oldest hand-off first.
     ///
     /// # Errors
@@ -522,19 +503,7 @@ impl Desk {
                 Ok(conversation)
             }
             AgentAction::Canned(canned) => {
-                let template = format!("canned/{}.md", canned.trim());
-                if !self
-                    .inner
-                    .prompts
-                    .canned_names()
-                    .contains(&canned.trim().to_string())
-                {
-                    return Err(Error::NoSuchCanned(
-                        canned,
-                        self.inner.prompts.canned_names().join(", "),
-                    ));
-                }
-                let text = self.render(&template, serde_json::json!({"agent": shown}))?;
+                let text = self.canned(&canned, shown)?;
                 Box::pin(self.apply(agent, conversation, AgentAction::Reply(text))).await
             }
             AgentAction::Reply(text) => {
