@@ -158,6 +158,9 @@ impl Core {
             hours,
             Duration::from_secs(settings.handoff.unclaimed_reping_secs),
         );
+        // Agents added or disabled from the console (the desk loop reloads
+        // them, so a change made by another process reaches this one).
+        desk.agents().set_accounts(store.agent_accounts().await?);
         let surveys = Surveys::new(
             store.clone(),
             registry.clone(),

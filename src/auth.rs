@@ -3,10 +3,17 @@
 //! database (only a hash of the cookie is stored), a CSRF token per session
 //! and a lock-out after repeated failures.
 //!
-//! Only agents configured in `[[agents]]` can sign in; removing an agent
-//! from the configuration ends their sessions at their next request. The
+//! Only agents configured in `[[agents]]` or added by an admin can sign in;
+//! removing or disabling an agent ends their sessions at their next
+//! request. Adding, disabling and inviting agents is in [`accounts`]. The
 //! HTTP layer (cookies, headers) lives in `web::agent`.
 
+mod accounts;
+
+pub use accounts::{INVITE_TTL, Invite, ONLINE_WINDOW, valid_name};
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -30,8 +37,10 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 /// A sign-in problem.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// No agent of this name is configured.
-    #[error("no agent named `{0}` in [[agents]]; add them to config.toml first")]
+    /// No (enabled) agent of this name.
+    #[error(
+        "no agent named `{0}`; add them under [[agents]] in config.toml or invite them (`switchboard agents invite NAME`)"
+    )]
     UnknownAgent(String),
     /// The password is too short.
     #[error("the password must be at least {MIN_PASSWORD_CHARS} characters")]
@@ -39,6 +48,18 @@ pub enum Error {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// Not a name an agent can have.
+    #[error("an agent's name is 1 to 64 letters, digits, `.`, `_` or `-`")]
+    InvalidName,
+    /// An agent of this name exists already.
+    #[error("there is already an agent named `{0}`")]
+    Exists(String),
+    /// The agent comes from config.toml, where this is changed.
+    #[error("`{0}` is configured in [[agents]] in config.toml; change their role there")]
+    FromConfig(String),
+    /// An admin tried to disable themselves.
+    #[error("you cannot disable yourself; ask another admin")]
+    Yourself,
     /// Hashing failed (or a background task stopped).
     #[error("password hashing: {0}")]
     Hash(String),
@@ -67,12 +88,23 @@ pub enum SignIn {
 pub struct ConsoleAuth {
     store: Store,
     agents: Agents,
+    /// When this process last wrote each agent's presence.
+    seen: Arc<Mutex<HashMap<String, Millis>>>,
 }
 
 impl ConsoleAuth {
     /// Sign-in for the configured `agents`.
     pub fn new(store: Store, agents: Agents) -> Self {
-        Self { store, agents }
+        Self {
+            store,
+            agents,
+            seen: Arc::default(),
+        }
+    }
+
+    /// The agents this signs in (shared with the rest of the process).
+    pub fn agents(&self) -> &Agents {
+        &self.agents
     }
 
     /// Sets `agent`'s password and ends their sessions.
@@ -103,7 +135,7 @@ impl ConsoleAuth {
         let store = &self.store;
         let now = store.now();
         let window = LOCK_WINDOW.as_millis() as Millis;
-        let agent = self.agents.by_name(name).cloned();
+        let agent = self.agents.by_name(name);
         if agent.is_some() {
             let (failures, latest) = store.sign_in_failures(name, now - window).await?;
             if failures >= MAX_FAILURES {
@@ -132,15 +164,21 @@ impl ConsoleAuth {
         store
             .clear_sign_in_failures(&agent.name, now - window)
             .await?;
+        self.open_session(agent).await
+    }
+
+    /// Opens a session for `agent`.
+    async fn open_session(&self, agent: Agent) -> Result<SignIn, Error> {
         let token = random_hex(32);
         let session = AgentSession {
             agent: agent.name.clone(),
             csrf: random_hex(16),
-            expires_at: now + SESSION_TTL.as_millis() as Millis,
+            expires_at: self.store.now() + SESSION_TTL.as_millis() as Millis,
         };
-        store
+        self.store
             .create_agent_session(&token_hash(&token), &session)
             .await?;
+        self.seen(&agent.name).await?;
         Ok(SignIn::Accepted {
             agent,
             token,
@@ -163,7 +201,6 @@ impl ConsoleAuth {
         Ok(self
             .agents
             .by_name(&session.agent)
-            .cloned()
             .map(|agent| (agent, session)))
     }
 
@@ -189,7 +226,7 @@ impl ConsoleAuth {
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password(&random_hex(16)).unwrap_or_default());
 
-fn hash_password(password: &str) -> Result<String, Error> {
+pub(crate) fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Hash(e.to_string()))?;

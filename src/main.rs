@@ -115,8 +115,22 @@ enum AgentsCommand {
     /// the terminal, or from standard input when it is not a terminal: one
     /// line, or the same line twice.
     Passwd {
-        /// The agent's `name` in [[agents]].
+        /// The agent's `name` (in [[agents]] or added from the console).
         name: String,
+    },
+    /// Print an invite link with which the agent sets their own password
+    /// (one use, valid 7 days; earlier links for them stop working). An
+    /// unknown NAME is added as a console agent first.
+    Invite {
+        /// The agent's name (letters, digits, `.`, `_`, `-`).
+        name: String,
+        /// Add a new agent as an admin.
+        #[arg(long)]
+        admin: bool,
+        /// Where agents reach the console, e.g. https://support.example.com
+        /// (default: `web.listen`).
+        #[arg(long)]
+        base_url: Option<String>,
     },
 }
 
@@ -203,6 +217,24 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// A new password from the terminal (asked twice) or from standard input
 /// (one line, or the same line twice).
+/// Console sign-in over the configured database, with the agents added
+/// from the console loaded.
+async fn console_auth(settings: &Settings) -> Result<switchboard::auth::ConsoleAuth> {
+    let agents = switchboard::agents::Agents::from_settings(settings);
+    let store = switchboard::store::Store::open(&settings.database.url, 1, clock::system()).await?;
+    let auth = switchboard::auth::ConsoleAuth::new(store, agents);
+    auth.reload().await?;
+    Ok(auth)
+}
+
+/// `http://` and `web.listen`, with an any-address host read as localhost.
+fn listen_url(listen: &str) -> String {
+    let listen = listen
+        .replacen("0.0.0.0:", "localhost:", 1)
+        .replacen("[::]:", "localhost:", 1);
+    format!("http://{listen}")
+}
+
 fn read_new_password(name: &str) -> Result<String> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password(format!("new console password for {name}: "))?;
@@ -390,21 +422,44 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Agents(AgentsCommand::Passwd { name }) => {
-            let agents = switchboard::agents::Agents::from_settings(&settings);
-            if agents.by_name(&name).is_none() {
-                anyhow::bail!(
-                    "no agent named `{name}` in [[agents]]; add them to the configuration first"
-                );
+            let auth = console_auth(&settings).await?;
+            if auth.agents().by_name(&name).is_none() {
+                anyhow::bail!(switchboard::auth::Error::UnknownAgent(name));
             }
             let password = read_new_password(&name)?;
-            let store =
-                switchboard::store::Store::open(&settings.database.url, 1, clock::system()).await?;
-            switchboard::auth::ConsoleAuth::new(store, agents)
-                .set_password(&name, &password)
-                .await?;
+            auth.set_password(&name, &password).await?;
             writeln!(
                 stdout,
                 "password set for {name}; they sign in at /agent (their other sessions were ended)"
+            )?;
+        }
+        Command::Agents(AgentsCommand::Invite {
+            name,
+            admin,
+            base_url,
+        }) => {
+            let auth = console_auth(&settings).await?;
+            let by = "switchboard agents invite";
+            if auth.agents().by_name(&name).is_none() {
+                auth.add_agent(&name, admin, by).await?;
+                let role = if admin { "an admin" } else { "an agent" };
+                writeln!(stdout, "added {name} as {role} (console only)")?;
+            } else if admin && !auth.agents().by_name(&name).is_some_and(|a| a.admin) {
+                writeln!(
+                    stdout,
+                    "{name} exists and is not an admin; --admin only applies to new agents (change the role in the console's settings)"
+                )?;
+            }
+            let invite = auth.invite(&name, by).await?;
+            let base = base_url.unwrap_or_else(|| listen_url(&settings.web.listen));
+            let expires = chrono::DateTime::from_timestamp_millis(invite.expires_at)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default();
+            writeln!(
+                stdout,
+                "send this link to {name}; it works once, until {expires}:\n{}{}",
+                base.trim_end_matches('/'),
+                invite.path()
             )?;
         }
         Command::DeadLetters { retry, limit, json } => {

@@ -1392,6 +1392,67 @@ admin = true
     until(&client, fits).await;
     shot(&client, "console-14-phone-settings").await;
 
+    // 9. Alice adds ana from the settings view and gets her invite link;
+    // ana opens it, chooses her password and is signed in.
+    client.set_window_size(1280, 900).await.unwrap();
+    type_into(&client, "#add-agent input", "ana").await;
+    click(&client, "#add-agent button[type=submit]").await;
+    until(&client, "const l = document.querySelector('#invite-link input'); return !!l && l.value.includes('/agent#invite=') && document.getElementById('settings-content').textContent.includes('console')").await;
+    shot(&client, "console-15-agent-added").await;
+    let link = client
+        .execute(
+            "return document.querySelector('#invite-link input').value",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let link = link.as_str().unwrap().to_string();
+    assert!(link.starts_with(&format!("{base}/agent#invite=")), "{link}");
+    // A customer asks for a person (for step 10).
+    let handed = widget_answer(&http, &base, "/human").await;
+    assert_eq!(handed["reply"]["handoff"], true, "{handed}");
+    client.goto(&link).await.unwrap();
+    until(&client, "return !document.getElementById('invite').hidden && document.getElementById('login').hidden && !location.hash").await;
+    type_into(&client, "#new-password", "ana's browser password").await;
+    type_into(&client, "#new-password-2", "ana's browser password").await;
+    click(&client, "#accept").await;
+    until(&client, "const w = document.querySelector('#nav .who'); return !!w && w.textContent.includes('ana')").await;
+    shot(&client, "console-16-invite-accepted").await;
+
+    // 10. Keyboard only: `1` Waiting, `j` opens the chat, `c` claims it;
+    // the transfer list offers alice (online in the console), `?` lists the
+    // shortcuts.
+    until(
+        &client,
+        "return document.querySelectorAll('#inbox-list .row').length >= 1",
+    )
+    .await;
+    client
+        .execute(
+            "document.activeElement && document.activeElement.blur(); return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    key(&client, '1').await;
+    key(&client, 'j').await;
+    until(&client, "return !!document.querySelector('#inbox-list .row.active') && !!document.querySelector('#head .actions')").await;
+    key(&client, 'c').await;
+    until(&client, "const g = document.querySelector('#transfer-to optgroup'); return !!g && g.label === 'online' && Array.from(g.querySelectorAll('option')).some(o => o.value === 'alice')").await;
+    key(&client, '?').await;
+    until(
+        &client,
+        "return !document.getElementById('shortcuts').hidden",
+    )
+    .await;
+    shot(&client, "console-17-shortcuts-and-transfer").await;
+    key(&client, '\u{E00C}').await; // Escape
+    until(
+        &client,
+        "return document.getElementById('shortcuts').hidden",
+    )
+    .await;
+
     client.close().await.unwrap();
     drop(driver);
     let _ = stop.send(());
@@ -1409,6 +1470,16 @@ async fn chat_texts(client: &Client, kind: &str) -> Vec<String> {
         .await
         .unwrap();
     serde_json::from_value(value).unwrap()
+}
+
+/// Presses `value` (a character or a WebDriver key code) on the page, not
+/// in an element.
+async fn key(client: &Client, value: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value })
+        .then(KeyAction::Up { value });
+    client.perform_actions(keys).await.unwrap();
 }
 
 /// Signs `name` in at `/agent` (the sign-in form is shown).

@@ -318,6 +318,68 @@ fn run_serves_health_and_metrics_and_stops_on_sigterm() {
 }
 
 #[tokio::test]
+async fn agents_invite_adds_an_agent_and_prints_a_link_that_works_once() {
+    let d = Dir::new();
+    d.config("[[agents]]\nname = \"ana\"\n");
+    let out = d.run(&[
+        "agents",
+        "invite",
+        "ben",
+        "--admin",
+        "--base-url",
+        "https://help.example.com/",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    assert!(printed.contains("added ben as an admin"), "{printed}");
+    let link = printed
+        .lines()
+        .find(|l| l.starts_with("https://help.example.com/agent#invite="))
+        .unwrap_or_else(|| panic!("{printed}"));
+    let token = link.rsplit('=').next().unwrap().to_string();
+    // A configured agent gets a link too (not added again), by default on
+    // web.listen.
+    let out = d.run(&["agents", "invite", "ana"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("added"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("http://127.0.0.1:0/agent#invite="),
+        "{}",
+        stdout(&out)
+    );
+    let out = d.run(&["agents", "invite", "a b"]);
+    assert!(!out.status.success());
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    // ben is now an agent (and `agents passwd` knows him); the link signs
+    // him in once.
+    let out = d.run_with_stdin(&["agents", "passwd", "ben"], Some("a long password 1\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let store = switchboard::store::Store::open(
+        &format!("sqlite://{}", d.path().join("sb.db").display()),
+        1,
+        switchboard::clock::system(),
+    )
+    .await
+    .unwrap();
+    let auth = switchboard::auth::ConsoleAuth::new(store.clone(), Default::default());
+    auth.reload().await.unwrap();
+    let accepted = auth
+        .accept_invite(&token, "ben's own password")
+        .await
+        .unwrap();
+    let switchboard::auth::SignIn::Accepted { agent, .. } = accepted else {
+        panic!("{accepted:?}");
+    };
+    assert_eq!((agent.name.as_str(), agent.admin), ("ben", true));
+    let again = auth
+        .accept_invite(&token, "ben's own password")
+        .await
+        .unwrap();
+    assert!(matches!(again, switchboard::auth::SignIn::Refused));
+    store.close().await;
+}
+
+#[tokio::test]
 async fn dead_letters_are_listed_and_handed_back() {
     let d = Dir::new();
     let out = d.run(&["dead-letters"]);

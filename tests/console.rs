@@ -7,6 +7,7 @@ mod common;
 
 use std::sync::Once;
 
+use common::console::{Console, Who};
 use common::{Options, REFUNDS, REFUNDS_PATH, TestApp, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,6 +17,7 @@ const ALICE_TOKEN: &str = "alice-token-console";
 const BOB_TOKEN: &str = "bob-token-console";
 const ALICE_PASSWORD: &str = "alice's console password";
 const BOB_PASSWORD: &str = "bob's console password!";
+const PASSWORDS: &[(&str, &str)] = &[("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD)];
 
 static ENV: Once = Once::new();
 
@@ -45,88 +47,6 @@ token_env = "CONSOLE_BOB_TOKEN"
     )
 }
 
-/// How a request is signed: nobody, a console session, or a bearer token.
-#[derive(Clone)]
-enum Who {
-    Anonymous,
-    Session { cookie: String, csrf: String },
-    Token(&'static str),
-}
-
-struct Console {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Console {
-    async fn new(t: &TestApp) -> Self {
-        let auth =
-            switchboard::auth::ConsoleAuth::new(t.core.store.clone(), t.core.desk.agents().clone());
-        auth.set_password("alice", ALICE_PASSWORD).await.unwrap();
-        auth.set_password("bob", BOB_PASSWORD).await.unwrap();
-        Self {
-            http: reqwest::Client::new(),
-            base: t.base.clone().unwrap(),
-        }
-    }
-
-    async fn sign_in(&self, name: &str, password: &str) -> Who {
-        let r = self
-            .http
-            .post(format!("{}/api/agent/session", self.base))
-            .json(&json!({"name": name, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let cookie = r.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let me: Value = r.json().await.unwrap();
-        Who::Session {
-            cookie,
-            csrf: me["csrf"].as_str().unwrap().to_string(),
-        }
-    }
-
-    async fn call(
-        &self,
-        who: &Who,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        match who {
-            Who::Anonymous => {}
-            Who::Session { cookie, csrf } => {
-                request = request
-                    .header("cookie", cookie)
-                    .header("x-csrf-token", csrf)
-            }
-            Who::Token(token) => request = request.bearer_auth(token),
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, who: &Who, path: &str) -> (u16, Value) {
-        self.call(who, Method::GET, path, None).await
-    }
-
-    async fn post(&self, who: &Who, path: &str, body: Value) -> (u16, Value) {
-        self.call(who, Method::POST, path, Some(body)).await
-    }
-}
-
 fn turn(customer: &str, text: &str) -> Turn {
     Turn {
         channel: "web".into(),
@@ -150,7 +70,7 @@ async fn answer(t: &TestApp, customer: &str, question: &str) -> switchboard::ass
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_admin_route_refuses_anonymous_requests_and_agents() {
     let t = spawn_app(options()).await;
-    let c = Console::new(&t).await;
+    let c = Console::new(&t, PASSWORDS).await;
     let bob = c.sign_in("bob", BOB_PASSWORD).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let (_, opened) = c
@@ -209,6 +129,26 @@ async fn every_admin_route_refuses_anonymous_requests_and_agents() {
             "/api/admin/settings/agents/alice/password".into(),
             Some(json!({"password": "taken over by bob"})),
         ),
+        (
+            Method::POST,
+            "/api/admin/settings/agents".into(),
+            Some(json!({"name": "mallory", "admin": true})),
+        ),
+        (
+            Method::POST,
+            "/api/admin/settings/agents/alice/invite".into(),
+            None,
+        ),
+        (
+            Method::POST,
+            "/api/admin/settings/agents/bob/role".into(),
+            Some(json!({"admin": true})),
+        ),
+        (
+            Method::POST,
+            "/api/admin/settings/agents/alice/disabled".into(),
+            Some(json!({"disabled": true})),
+        ),
     ];
     for (method, path, body) in &routes {
         let (status, _) = c
@@ -235,6 +175,10 @@ async fn every_admin_route_refuses_anonymous_requests_and_agents() {
     assert_eq!(on_disk, REFUNDS);
     assert!(!t.deployment().kb_path().join("stolen.md").exists());
     assert!(t.deployment().kb_path().join("notes.md").exists());
+    let agents = t.core.desk.agents();
+    assert!(agents.by_name("mallory").is_none());
+    assert!(agents.by_name("alice").is_some_and(|a| a.admin));
+    assert!(agents.by_name("bob").is_some_and(|a| !a.admin));
     // An admin's session without its CSRF token cannot change anything.
     let Who::Session { cookie, .. } = &alice else {
         unreachable!()
@@ -271,7 +215,7 @@ async fn the_edit_flow_on_postgres() {
 
 async fn edit_flow(options: Options) {
     let t = spawn_app(options).await;
-    let c = Console::new(&t).await;
+    let c = Console::new(&t, PASSWORDS).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let file = t.deployment().kb_path().join(REFUNDS_PATH);
 
@@ -533,7 +477,7 @@ async fn edit_flow(options: Options) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn articles_are_added_renamed_and_deleted_and_each_can_be_undone() {
     let t = spawn_app(options()).await;
-    let c = Console::new(&t).await;
+    let c = Console::new(&t, PASSWORDS).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let kb = t.deployment().kb_path().to_path_buf();
     let shipping = json!({"slug": "shipping", "front": {"title": "Shipping", "tags": ["orders", "delivery"]},
@@ -646,7 +590,7 @@ async fn articles_are_added_renamed_and_deleted_and_each_can_be_undone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slugs_from_the_browser_never_reach_outside_the_folder() {
     let t = spawn_app(options()).await;
-    let c = Console::new(&t).await;
+    let c = Console::new(&t, PASSWORDS).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let outside = t.deployment().path().join("escape.md");
     for slug in [
@@ -713,7 +657,7 @@ async fn the_inbox_on_postgres() {
 
 async fn inbox_flow(options: Options) {
     let t = spawn_app(options).await;
-    let c = Console::new(&t).await;
+    let c = Console::new(&t, PASSWORDS).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let bob = Who::Token(BOB_TOKEN);
     answer(&t, "ann", "how do I get a refund").await;
@@ -723,10 +667,11 @@ async fn inbox_flow(options: Options) {
     answer(&t, "ben", "how do I reset my password").await;
     assert_eq!(c.get(&Who::Anonymous, "/api/agent/inbox").await.0, 401);
     assert_eq!(c.get(&Who::Anonymous, "/api/agent/agents").await.0, 401);
-    assert_eq!(
-        c.get(&bob, "/api/agent/agents").await.1,
-        json!({"agents": ["alice", "bob"]})
-    );
+    let (_, agents) = c.get(&bob, "/api/agent/agents").await;
+    assert_eq!(agents["agents"], json!(["alice", "bob"]));
+    // alice signed in to the console; bob only uses his API token (a
+    // script is not someone to transfer to).
+    assert_eq!(agents["online"], json!(["alice"]), "{agents}");
     // The customer panel: ann's conversations, newest first, this one too.
     let (status, opened) = c.get(&bob, &format!("/api/agent/conversations/{id}")).await;
     assert_eq!(status, 200, "{opened}");
@@ -909,7 +854,7 @@ async fn inbox_flow(options: Options) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_see_the_settings_without_secrets_and_set_passwords() {
     let t = spawn_app(options()).await;
-    let c = Console::new(&t).await;
+    let c = Console::new(&t, PASSWORDS).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let bob = c.sign_in("bob", BOB_PASSWORD).await;
     let (status, view) = c.get(&alice, "/api/admin/settings").await;
@@ -984,7 +929,7 @@ async fn admins_see_the_settings_without_secrets_and_set_passwords() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inbox_is_told_of_changes_as_they_happen() {
     let t = spawn_app(options()).await;
-    let c = Console::new(&t).await;
+    let c = Console::new(&t, PASSWORDS).await;
     // Anonymous: refused.
     let (status, _) = c.get(&Who::Anonymous, "/api/agent/events").await;
     assert_eq!(status, 401);

@@ -6,6 +6,7 @@ mod common;
 
 use std::sync::Once;
 
+use common::console::{Console as Client, Who};
 use common::{Options, TestApp, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -50,71 +51,6 @@ token_env = "DASHBOARD_BOB_TOKEN"
     )
 }
 
-enum Who {
-    Anonymous,
-    Session(String),
-    Token(&'static str),
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    async fn new(t: &TestApp) -> Self {
-        let auth =
-            switchboard::auth::ConsoleAuth::new(t.core.store.clone(), t.core.desk.agents().clone());
-        auth.set_password("alice", ALICE_PASSWORD).await.unwrap();
-        auth.set_password("bob", BOB_PASSWORD).await.unwrap();
-        Self {
-            http: reqwest::Client::new(),
-            base: t.base.clone().unwrap(),
-        }
-    }
-
-    async fn sign_in(&self, name: &str, password: &str) -> Who {
-        let r = self
-            .http
-            .post(format!("{}/api/agent/session", self.base))
-            .json(&json!({"name": name, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let cookie = r.headers()["set-cookie"].to_str().unwrap();
-        Who::Session(cookie.split(';').next().unwrap().to_string())
-    }
-
-    /// Status, content type and body of `path`.
-    async fn request(&self, who: &Who, method: Method, path: &str) -> (u16, String, String) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        match who {
-            Who::Anonymous => {}
-            Who::Session(cookie) => request = request.header("cookie", cookie),
-            Who::Token(token) => request = request.bearer_auth(token),
-        }
-        let r = request.send().await.unwrap();
-        let status = r.status().as_u16();
-        let kind = r
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        (status, kind, r.text().await.unwrap())
-    }
-
-    async fn get(&self, who: &Who, path: &str) -> (u16, String, String) {
-        self.request(who, Method::GET, path).await
-    }
-
-    async fn json(&self, who: &Who, path: &str) -> Value {
-        let (status, _, body) = self.get(who, path).await;
-        assert_eq!(status, 200, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-}
-
 fn turn(customer: &str, text: &str) -> Turn {
     Turn {
         channel: "web".into(),
@@ -151,9 +87,7 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
     let bob = Who::Token(BOB_TOKEN);
     let path = format!("/api/agent/conversations/{id}");
     assert_eq!(
-        c.request(&bob, Method::POST, &format!("{path}/claim"))
-            .await
-            .0,
+        c.text(&bob, Method::POST, &format!("{path}/claim")).await.0,
         200
     );
     let reply = c
@@ -167,7 +101,7 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
     assert_eq!(reply.status(), 200);
     clock.advance(120_000);
     assert_eq!(
-        c.request(&bob, Method::POST, &format!("{path}/resolve"))
+        c.text(&bob, Method::POST, &format!("{path}/resolve"))
             .await
             .0,
         200
@@ -239,7 +173,7 @@ async fn the_dashboard_on_postgres() {
 async fn dashboard_flow(options: Options) {
     let clock = ManualClock::new(MARCH_10 + 10 * 3_600_000);
     let t = spawn_app(options.clock(clock.clone())).await;
-    let c = Client::new(&t).await;
+    let c = Client::new(&t, &[("alice", ALICE_PASSWORD), ("bob", BOB_PASSWORD)]).await;
     fill(&t, &clock, &c).await;
     let alice = c.sign_in("alice", ALICE_PASSWORD).await;
     let bob = c.sign_in("bob", BOB_PASSWORD).await;
@@ -252,15 +186,19 @@ async fn dashboard_flow(options: Options) {
         "/api/admin/dashboard/csv/gaps".to_string(),
         format!("/api/admin/dashboard/gaps?{range}"),
     ] {
-        assert_eq!(c.get(&Who::Anonymous, &path).await.0, 401, "{path}");
+        assert_eq!(c.get_text(&Who::Anonymous, &path).await.0, 401, "{path}");
         assert_eq!(
-            c.get(&bob, &path).await.0,
+            c.get_text(&bob, &path).await.0,
             403,
             "{path}: bob is not an admin"
         );
-        assert_eq!(c.get(&Who::Token(BOB_TOKEN), &path).await.0, 403, "{path}");
         assert_eq!(
-            c.get(&Who::Token(ALICE_TOKEN), &path).await.0,
+            c.get_text(&Who::Token(BOB_TOKEN), &path).await.0,
+            403,
+            "{path}"
+        );
+        assert_eq!(
+            c.get_text(&Who::Token(ALICE_TOKEN), &path).await.0,
             200,
             "{path}"
         );
@@ -331,7 +269,7 @@ async fn dashboard_flow(options: Options) {
 
     // The CSV says the same.
     let (status, kind, body) = c
-        .get(&alice, &format!("/api/admin/dashboard/csv/csat?{range}"))
+        .get_text(&alice, &format!("/api/admin/dashboard/csv/csat?{range}"))
         .await;
     assert_eq!((status, kind.as_str()), (200, "text/csv; charset=utf-8"));
     assert_eq!(
@@ -339,7 +277,7 @@ async fn dashboard_flow(options: Options) {
         "day,csat_score\n2026-03-10,100\n2026-03-11,\n2026-03-12,\n"
     );
     let (_, _, body) = c
-        .get(
+        .get_text(
             &alice,
             &format!("/api/admin/dashboard/csv/channels?{range}"),
         )
@@ -363,7 +301,7 @@ async fn dashboard_flow(options: Options) {
 
     // Charts are SVG, and a channel's name is text, not markup.
     let (status, kind, svg) = c
-        .get(
+        .get_text(
             &alice,
             &format!("/api/admin/dashboard/chart/channels?{range}"),
         )
@@ -377,17 +315,21 @@ async fn dashboard_flow(options: Options) {
     assert!(!svg.contains("<b>"), "{svg}");
 
     // Mistakes are named.
-    let (status, _, body) = c.get(&alice, "/api/admin/dashboard?from=10/03/2026").await;
+    let (status, _, body) = c
+        .get_text(&alice, "/api/admin/dashboard?from=10/03/2026")
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("YYYY-MM-DD"), "{body}");
     assert_eq!(
-        c.get(&alice, "/api/admin/dashboard?from=2026-03-12&to=2026-03-10")
+        c.get_text(&alice, "/api/admin/dashboard?from=2026-03-12&to=2026-03-10")
             .await
             .0,
         422
     );
     assert_eq!(
-        c.get(&alice, "/api/admin/dashboard/chart/nothing").await.0,
+        c.get_text(&alice, "/api/admin/dashboard/chart/nothing")
+            .await
+            .0,
         404
     );
     t.stop().await;

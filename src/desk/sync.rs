@@ -28,6 +28,9 @@ impl Desk {
     #[tracing::instrument(name = "desk", skip_all)]
     pub async fn sync_once(&self) -> Result<(), Error> {
         let store = &self.inner.store;
+        self.inner
+            .agents
+            .set_accounts(store.agent_accounts().await?);
         let staff: Vec<Arc<dyn StaffDesk>> = self
             .inner
             .staff

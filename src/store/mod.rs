@@ -5,6 +5,7 @@
 //! JSON is text. Queries use `$1, $2, …` in order of first use, which both
 //! SQLite and PostgreSQL accept; every value is bound, never spliced.
 
+mod accounts;
 mod batch;
 mod conversations;
 mod csat;

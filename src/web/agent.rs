@@ -9,6 +9,7 @@
 //! | `GET /api/agent/session` | | who is signed in, and the CSRF token |
 //! | `DELETE /api/agent/session` | | sign out |
 //! | `POST /api/agent/session/everywhere` | | end every session of this agent |
+//! | `POST /api/agent/invite` | `{"token", "password"}` | use an invite link (`/agent#invite=TOKEN`): sets the password, signs in as `POST /session` does; 410 used/expired, 422 short password |
 //! | `GET /api/agent/queue` | | waiting and claimed conversations |
 //! | `GET /api/agent/inbox` | | the console's inbox (see [`super::inbox`]) |
 //! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described), its suggested article (`suggestion`: id, status, title, or `null`) |
@@ -42,6 +43,7 @@ pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/session", get(session).post(sign_in).delete(sign_out))
         .route("/session/everywhere", post(sign_out_everywhere))
+        .route("/invite", post(accept_invite))
         .route("/queue", get(queue))
         .route("/canned", get(canned_replies))
         .route("/conversations/{id}", get(conversation))
@@ -132,7 +134,7 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Agent, Via), A
         .map(str::trim);
     if let Some(token) = bearer {
         return match state.desk.agents().by_token(token) {
-            Some(agent) => Ok((agent.clone(), Via::Token)),
+            Some(agent) => Ok((agent, Via::Token)),
             None => {
                 log_refused(parts, state, "an unknown token");
                 Err(unauthorized("unknown agent token"))
@@ -164,6 +166,9 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Agent, Via), A
                 "missing or wrong X-CSRF-Token; reload the console".into(),
             ));
         }
+    }
+    if let Err(e) = state.auth.seen(&agent.name).await {
+        tracing::warn!("agent presence: {e}");
     }
     Ok((agent, Via::Session { token, session }))
 }
@@ -262,16 +267,8 @@ async fn sign_in(
             token,
             session,
         } => {
-            let cookie = Cookie::build((SESSION_COOKIE, token))
-                .path("/")
-                .http_only(true)
-                .secure(state.cookie_secure)
-                .same_site(SameSite::Strict)
-                .max_age(cookie::time::Duration::seconds(
-                    i64::try_from(crate::auth::SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
-                ));
             tracing::info!(agent = %agent.name, "agent signed in to the console");
-            Ok((jar.add(cookie), Json(whoami(&agent, Some(&session.csrf)))).into_response())
+            Ok(signed_in(&state, jar, &agent, token, &session))
         }
         crate::auth::SignIn::Refused => {
             log_refused_from(&extensions, "/api/agent/session", &state, "a sign-in");
@@ -294,6 +291,67 @@ async fn sign_in(
             )
                 .into_response())
         }
+    }
+}
+
+/// The response to a sign-in: the session cookie and who it is.
+fn signed_in(
+    state: &AppState,
+    jar: CookieJar,
+    agent: &Agent,
+    token: String,
+    session: &crate::store::AgentSession,
+) -> Response {
+    let cookie = Cookie::build((SESSION_COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .same_site(SameSite::Strict)
+        .max_age(cookie::time::Duration::seconds(
+            i64::try_from(crate::auth::SESSION_TTL.as_secs()).unwrap_or(i64::MAX),
+        ));
+    (jar.add(cookie), Json(whoami(agent, Some(&session.csrf)))).into_response()
+}
+
+#[derive(Deserialize)]
+struct InviteBody {
+    token: String,
+    password: String,
+}
+
+/// Uses an invite link: sets the password and signs in. The link's token
+/// is the credential (there is no session yet to carry a CSRF token); it
+/// works once.
+async fn accept_invite(
+    State(state): State<Arc<AppState>>,
+    jar: CookieJar,
+    extensions: axum::http::Extensions,
+    Json(body): Json<InviteBody>,
+) -> Result<Response, ApiError> {
+    if body.token.len() > 200 || body.password.len() > 1024 {
+        return Err(ApiError(StatusCode::BAD_REQUEST, "too long".into()));
+    }
+    match state.auth.accept_invite(&body.token, &body.password).await {
+        Ok(crate::auth::SignIn::Accepted {
+            agent,
+            token,
+            session,
+        }) => {
+            tracing::info!(agent = %agent.name, "agent accepted an invite and signed in");
+            Ok(signed_in(&state, jar, &agent, token, &session))
+        }
+        Ok(_) => {
+            log_refused_from(&extensions, "/api/agent/invite", &state, "an invite");
+            Err(ApiError(
+                StatusCode::GONE,
+                "this invite link was used, has expired or was withdrawn; ask an admin for a new one"
+                    .into(),
+            ))
+        }
+        Err(e @ crate::auth::Error::WeakPassword) => {
+            Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+        }
+        Err(e) => Err(auth_error(e)),
     }
 }
 

@@ -32,19 +32,25 @@ pub fn routes() -> Router<Arc<AppState>> {
 
 /// The console's event stream: `ready`, then `changed` (with a counter)
 /// after each change the desk sees; bursts arrive as one. Ends at shutdown.
-async fn events(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl IntoResponse {
+/// While it is open the agent counts as online (see
+/// [`crate::auth::ONLINE_WINDOW`]): it marks them seen every 30 seconds.
+async fn events(
+    State(state): State<Arc<AppState>>,
+    AuthAgent(agent): AuthAgent,
+) -> impl IntoResponse {
     use axum::response::sse::{Event as Sse, KeepAlive};
     let mut changes = state.desk.changes();
     changes.mark_unchanged();
     let stop = state.live.stopped();
     let ready = Some(Sse::default().event("ready").data("0"));
+    let presence = (state.auth.clone(), agent.name);
     let events = futures::stream::unfold(
-        (changes, stop, ready),
-        |(mut changes, stop, ready)| async move {
+        (changes, stop, ready, presence),
+        |(mut changes, stop, ready, presence)| async move {
             if let Some(first) = ready {
                 return Some((
                     Ok::<_, std::convert::Infallible>(first),
-                    (changes, stop, None),
+                    (changes, stop, None, presence),
                 ));
             }
             tokio::select! {
@@ -52,7 +58,14 @@ async fn events(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl I
                     changed.ok()?;
                     let n = *changes.borrow_and_update();
                     let event = Sse::default().event("changed").data(n.to_string());
-                    Some((Ok(event), (changes, stop, None)))
+                    Some((Ok(event), (changes, stop, None, presence)))
+                }
+                () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
+                    if let Err(e) = presence.0.seen(&presence.1).await {
+                        tracing::warn!("agent presence: {e}");
+                    }
+                    let event = Sse::default().comment("online");
+                    Some((Ok(event), (changes, stop, None, presence)))
                 }
                 () = stop.cancelled() => None,
             }
@@ -64,15 +77,27 @@ async fn events(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl I
     )
 }
 
-async fn agents(State(state): State<Arc<AppState>>, _agent: AuthAgent) -> impl IntoResponse {
-    let names: Vec<&str> = state
+async fn agents(
+    State(state): State<Arc<AppState>>,
+    _agent: AuthAgent,
+) -> Result<impl IntoResponse, ApiError> {
+    let names: Vec<String> = state
         .desk
         .agents()
         .all()
-        .iter()
-        .map(|a| a.name.as_str())
+        .into_iter()
+        .map(|a| a.name)
         .collect();
-    Json(serde_json::json!({ "agents": names }))
+    let online = state.auth.online().await.map_err(|e| {
+        tracing::error!("agent presence: {e}");
+        ApiError(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the server log".into(),
+        )
+    })?;
+    Ok(Json(
+        serde_json::json!({ "agents": names, "online": online }),
+    ))
 }
 
 #[derive(Deserialize)]

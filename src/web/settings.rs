@@ -1,11 +1,15 @@
 //! The admin settings view: what the running bot is configured with, and
-//! the one thing about agents that lives in the database (their console
-//! password).
+//! what about agents lives in the database (console passwords, agents added
+//! from the console, who is disabled).
 //!
 //! | route | body | what |
 //! | --- | --- | --- |
-//! | `GET /api/admin/settings` | | agents (roles, linked accounts, whether a password and an API token are set), canned replies, hand-off rules and business hours, surveys, channels, model and embeddings, each marked with where it comes from |
+//! | `GET /api/admin/settings` | | agents (origin `config` or `console`, role, disabled, online, linked accounts, whether a password and an API token are set), canned replies, hand-off rules and business hours, surveys, channels, model and embeddings, each marked with where it comes from |
+//! | `POST /api/admin/settings/agents` | `{"name", "admin"}` | adds a console agent; 201 with their invite (`path`, `expires_at`); 409 taken, 422 bad name |
 //! | `POST /api/admin/settings/agents/{name}/password` | `{"password"}` | sets an agent's console password and ends their sessions |
+//! | `POST /api/admin/settings/agents/{name}/invite` | | a new invite link (`path`), earlier ones withdrawn |
+//! | `POST /api/admin/settings/agents/{name}/role` | `{"admin"}` | a console agent's role; 409 for agents from config.toml |
+//! | `POST /api/admin/settings/agents/{name}/disabled` | `{"disabled"}` | disables (sessions and invites end; refused on every channel) or enables any agent; 409 for yourself |
 //!
 //! Settings from `config.toml` and the environment are shown, not edited
 //! (change the file and restart). Secrets are never shown: not the model's
@@ -31,7 +35,11 @@ use crate::config::Settings;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(show))
+        .route("/agents", post(add_agent))
         .route("/agents/{name}/password", post(set_password))
+        .route("/agents/{name}/invite", post(invite))
+        .route("/agents/{name}/role", post(set_role))
+        .route("/agents/{name}/disabled", post(set_disabled))
 }
 
 /// The part of the settings the view shows, taken once at start (the file
@@ -115,20 +123,34 @@ async fn show(
     AuthAdmin(admin): AuthAdmin,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut view = (*state.settings).clone();
-    // Passwords live in the database: read now.
-    if let Some(agents) = view["agents"].as_array_mut() {
-        for agent in agents {
-            let name = agent["name"].as_str().unwrap_or_default().to_string();
-            let set = state
-                .assistant
-                .store()
-                .agent_password(&name)
-                .await
-                .map_err(crate::desk::Error::from)?
-                .is_some();
-            agent["password_set"] = json!(set);
-        }
+    state.auth.reload().await.map_err(auth_error)?;
+    let online = state.auth.online().await.map_err(auth_error)?;
+    // Agents from config as snapshotted (linked accounts, token), plus
+    // those added from the console; passwords and flags live in the
+    // database, so they are read now.
+    let configured = view["agents"].as_array().cloned().unwrap_or_default();
+    let mut agents = Vec::new();
+    for listed in state.auth.agents().listing() {
+        let name = listed.agent.name.clone();
+        let mut row = configured
+            .iter()
+            .find(|a| a["name"] == name.as_str())
+            .cloned()
+            .unwrap_or_else(|| json!({"name": name, "admin": listed.agent.admin}));
+        let set = state
+            .assistant
+            .store()
+            .agent_password(&name)
+            .await
+            .map_err(crate::desk::Error::from)?
+            .is_some();
+        row["password_set"] = json!(set);
+        row["origin"] = json!(listed.origin);
+        row["disabled"] = json!(listed.disabled);
+        row["online"] = json!(online.contains(&name));
+        agents.push(row);
     }
+    view["agents"] = json!(agents);
     let canned: Vec<Value> = state
         .desk
         .canned_replies(&admin)?
@@ -142,6 +164,24 @@ async fn show(
     Ok(Json(view))
 }
 
+/// An account error as the API tells it.
+fn auth_error(e: crate::auth::Error) -> ApiError {
+    use crate::auth::Error;
+    let status = match &e {
+        Error::UnknownAgent(_) => StatusCode::NOT_FOUND,
+        Error::Exists(_) | Error::FromConfig(_) | Error::Yourself => StatusCode::CONFLICT,
+        Error::WeakPassword | Error::InvalidName => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Store(_) | Error::Hash(_) => {
+            tracing::error!("agent accounts: {e}");
+            return ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log".into(),
+            );
+        }
+    };
+    ApiError(status, e.to_string())
+}
+
 #[derive(Deserialize)]
 struct PasswordBody {
     password: String,
@@ -153,24 +193,99 @@ async fn set_password(
     Path(name): Path<String>,
     Json(body): Json<PasswordBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    use crate::auth::Error;
-    match state.auth.set_password(&name, &body.password).await {
-        Ok(()) => {
-            tracing::info!(admin = %admin.name, agent = %name, "console password set by an admin");
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Err(e @ Error::UnknownAgent(_)) => Err(ApiError(StatusCode::NOT_FOUND, e.to_string())),
-        Err(e @ Error::WeakPassword) => {
-            Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
-        }
-        Err(e) => {
-            tracing::error!("setting a password: {e}");
-            Err(ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; see the server log".into(),
-            ))
-        }
-    }
+    state
+        .auth
+        .set_password(&name, &body.password)
+        .await
+        .map_err(auth_error)?;
+    tracing::info!(admin = %admin.name, agent = %name, "console password set by an admin");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct NewAgent {
+    name: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// An invite as the API returns it: the console builds the link from its
+/// own origin and `path`.
+fn invite_json(invite: &crate::auth::Invite) -> Value {
+    json!({
+        "agent": invite.agent,
+        "path": invite.path(),
+        "expires_at": invite.expires_at,
+    })
+}
+
+async fn add_agent(
+    State(state): State<Arc<AppState>>,
+    AuthAdmin(admin): AuthAdmin,
+    Json(body): Json<NewAgent>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = body.name.trim();
+    let auth = &state.auth;
+    auth.add_agent(name, body.admin, &admin.name)
+        .await
+        .map_err(auth_error)?;
+    let invite = auth.invite(name, &admin.name).await.map_err(auth_error)?;
+    tracing::info!(admin = %admin.name, agent = %name, as_admin = body.admin, "agent added from the console");
+    Ok((StatusCode::CREATED, Json(invite_json(&invite))))
+}
+
+async fn invite(
+    State(state): State<Arc<AppState>>,
+    AuthAdmin(admin): AuthAdmin,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let invite = state
+        .auth
+        .invite(&name, &admin.name)
+        .await
+        .map_err(auth_error)?;
+    tracing::info!(admin = %admin.name, agent = %name, "invite link made");
+    Ok(Json(invite_json(&invite)))
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    admin: bool,
+}
+
+async fn set_role(
+    State(state): State<Arc<AppState>>,
+    AuthAdmin(admin): AuthAdmin,
+    Path(name): Path<String>,
+    Json(body): Json<RoleBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    state
+        .auth
+        .set_role(&name, body.admin, &admin.name)
+        .await
+        .map_err(auth_error)?;
+    tracing::info!(admin = %admin.name, agent = %name, as_admin = body.admin, "agent's role changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct DisabledBody {
+    disabled: bool,
+}
+
+async fn set_disabled(
+    State(state): State<Arc<AppState>>,
+    AuthAdmin(admin): AuthAdmin,
+    Path(name): Path<String>,
+    Json(body): Json<DisabledBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    state
+        .auth
+        .set_disabled(&name, body.disabled, &admin.name)
+        .await
+        .map_err(auth_error)?;
+    tracing::info!(admin = %admin.name, agent = %name, disabled = body.disabled, "agent disabled or enabled");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! calls its handle rather than sleeping for a period;
 //! [`Options::background`] keeps the production periods.
 
+pub mod console;
 #[path = "../discord_fake/mod.rs"]
 pub mod discord_fake;
 #[path = "../openai_fake/mod.rs"]

@@ -430,12 +430,7 @@ impl Telegram {
 
     /// A user in the agents' group, recognised by their Telegram user id.
     fn staff_member(&self, user: &teloxide::types::User) -> StaffMember {
-        let agent = self
-            .core()
-            .desk
-            .agents()
-            .by_telegram(user.id.0 as i64)
-            .cloned();
+        let agent = self.core().desk.agents().by_telegram(user.id.0 as i64);
         StaffMember::new::<Self>(agent, user.id.0)
     }
 

@@ -88,11 +88,40 @@ function layout() {
 
 function signedIn(who) { me = who; csrf = who.csrf; layout(); }
 
-// Already signed in (the cookie survives a reload)?
-fetch("/api/agent/session", { credentials: "same-origin" })
-  .then(r => r.ok ? r.json() : null)
-  .then(who => { if (who) signedIn(who); })
-  .catch(() => {});
+// An invite link (/agent#invite=TOKEN; the fragment never reaches the
+// server's log): choose a password, then signed in. Otherwise: already
+// signed in (the cookie survives a reload)?
+const invite = location.hash.startsWith("#invite=") ? location.hash.slice(8) : null;
+// An invite link opened in a tab already showing the console only changes
+// the fragment: load the page again to show the invite form.
+window.addEventListener("hashchange", () => { if (location.hash.startsWith("#invite=")) location.reload(); });
+if (invite) {
+  history.replaceState(null, "", location.pathname);
+  document.getElementById("login").hidden = true;
+  document.getElementById("invite").hidden = false;
+  document.getElementById("new-password").focus();
+  document.getElementById("invite").onsubmit = async e => {
+    e.preventDefault();
+    const err = document.getElementById("invite-err");
+    const password = document.getElementById("new-password").value;
+    if (password !== document.getElementById("new-password-2").value) { err.textContent = "The two passwords differ."; return; }
+    err.textContent = "";
+    try {
+      const r = await fetch("/api/agent/invite", {
+        method: "POST", credentials: "same-origin", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token: invite, password }),
+      });
+      const json = await r.json().catch(() => ({}));
+      if (!r.ok) { err.textContent = json.error || ("HTTP " + r.status); return; }
+      signedIn(json);
+    } catch (x) { err.textContent = x.message; }
+  };
+} else {
+  fetch("/api/agent/session", { credentials: "same-origin" })
+    .then(r => r.ok ? r.json() : null)
+    .then(who => { if (who) signedIn(who); })
+    .catch(() => {});
+}
 
 document.getElementById("login").onsubmit = async e => {
   e.preventDefault();

@@ -6,7 +6,8 @@
 // errors shown inline, a confirmation before resolving a chat nobody
 // claimed, "Suggest an article from this answer" on a resolved one that an
 // agent answered, Enter to send (Shift+Enter for a new line), "/" for the
-// canned replies. Changes are pushed over an event stream (polling only
+// canned replies, keyboard shortcuts ("?" lists them), transfer to an
+// agent picked from those online. Changes are pushed over an event stream (polling only
 // while it is down), with an opt-in alert for new waiting chats. Re-reading keeps the
 // scroll position unless the view was at the bottom.
 const Inbox = (() => {
@@ -159,9 +160,18 @@ const Inbox = (() => {
       } else if (c.status === "with_agent" && mine) {
         box.append(button("Resolve", () => act("resolve")));
         box.append(button("Give back to the bot", () => act("give-back")));
+        // Agents using the console now first; the others (offline, or
+        // working from Telegram or Discord) can still be picked.
         const to = el("select"); to.id = "transfer-to";
         const pick = el("option", "transfer to…"); pick.value = ""; to.append(pick);
-        agents.filter(a => a !== me.agent).forEach(a => { const o = el("option", a); o.value = a; to.append(o); });
+        const others = agents.filter(a => a !== me.agent);
+        [["online", others.filter(a => online.includes(a))], ["not in the console", others.filter(a => !online.includes(a))]]
+          .forEach(([label, names]) => {
+            if (!names.length) return;
+            const g = el("optgroup"); g.label = label;
+            names.forEach(a => { const o = el("option", a); o.value = a; g.append(o); });
+            to.append(g);
+          });
         box.append(to, button("Transfer", () => { if (to.value) act("transfer", { agent: to.value }); else err.textContent = "Pick the agent to transfer to."; }));
         const canned = el("input"); canned.placeholder = "canned reply"; canned.id = "canned-name"; canned.size = 10;
         box.append(canned, button("Send canned", () => { if (canned.value.trim()) act("canned", { name: canned.value.trim() }); else err.textContent = "Name the canned reply (prompts/canned/NAME.md)."; }));
@@ -340,11 +350,15 @@ const Inbox = (() => {
     let pushed = false;
     function changed() { refresh(); watchWaiting(); if (current && !root.hidden) open(current); }
     let agents = [];
-    function activate() {
-      api("GET", "/agents").then(r => {
-        agents = r.agents;
+    let online = [];
+    function loadAgents() {
+      return api("GET", "/agents").then(r => {
+        agents = r.agents; online = r.online || [];
         if (byAgent.options.length === 1) agents.forEach(a => { const o = el("option", a); o.value = a; byAgent.append(o); });
       }).catch(() => {});
+    }
+    function activate() {
+      loadAgents();
       api("GET", "/canned").then(r => { canned = r; }).catch(() => {});
       if (window.EventSource && !stream) {
         stream = new EventSource("/api/agent/events");
@@ -356,11 +370,55 @@ const Inbox = (() => {
       timers = [
         setInterval(() => { if (!pushed) { refresh(); watchWaiting(); } }, 3000),
         setInterval(() => { if (!pushed && current && !root.hidden) open(current); }, 5000),
-        setInterval(changed, 30000),
+        setInterval(() => { loadAgents(); changed(); }, 30000),
       ];
       refresh();
       watchWaiting();
     }
+
+    // Keyboard shortcuts (not while typing; "?" lists them).
+    const SHORTCUTS = [
+      ["j / ↓", "next conversation"], ["k / ↑", "previous conversation"],
+      ["1–4", "Waiting, Mine, All open, Resolved"], ["/", "search"],
+      ["r", "reply"], ["c", "claim"], ["e", "resolve"], ["?", "these shortcuts"], ["Esc", "leave a field, close this"],
+    ];
+    const help = el("div", undefined, "shortcuts"); help.id = "shortcuts"; help.hidden = true;
+    help.setAttribute("role", "dialog"); help.setAttribute("aria-label", "Keyboard shortcuts");
+    help.append(el("h2", "Keyboard shortcuts"));
+    const keys = el("dl"); SHORTCUTS.forEach(([k, what]) => keys.append(el("dt", k), el("dd", what)));
+    help.append(keys, button("Close", () => { help.hidden = true; }));
+    root.append(help);
+    function step(by) {
+      const rows = [...list.querySelectorAll(".row")];
+      if (!rows.length) return;
+      const at = rows.findIndex(r => r.dataset.id === current);
+      const next = rows[at < 0 ? 0 : Math.min(rows.length - 1, Math.max(0, at + by))];
+      next.scrollIntoView({ block: "nearest" });
+      open(next.dataset.id);
+    }
+    function pressVisible(text) {
+      const b = [...head.querySelectorAll(".actions button")].find(x => x.textContent === text || x.textContent === text + "…");
+      if (b) b.click();
+      return !!b;
+    }
+    document.addEventListener("keydown", e => {
+      if (root.hidden || e.ctrlKey || e.metaKey || e.altKey) return;
+      const typing = e.target.closest && e.target.closest("input, textarea, select, [contenteditable]");
+      if (e.key === "Escape") { help.hidden = true; if (typing) e.target.blur(); return; }
+      if (typing) return;
+      const done = () => e.preventDefault();
+      switch (e.key) {
+        case "j": case "ArrowDown": step(1); done(); break;
+        case "k": case "ArrowUp": step(-1); done(); break;
+        case "1": case "2": case "3": case "4":
+          tab = TABS[Number(e.key) - 1][0]; search.value = ""; status.value = ""; refresh(); done(); break;
+        case "/": search.focus(); done(); break;
+        case "r": if (!form.hidden) { ta.focus(); done(); } break;
+        case "c": if (pressVisible("Claim")) done(); break;
+        case "e": if (pressVisible("Resolve")) done(); break;
+        case "?": help.hidden = !help.hidden; done(); break;
+      }
+    });
 
     return { root, activate, open, refresh };
   }
