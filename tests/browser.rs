@@ -1322,6 +1322,15 @@ admin = true
     .await;
     until(&client, "const i = Array.from(document.querySelectorAll('#dash-charts img')); return i.length === 12 && i.every(i => i.complete && i.naturalWidth > 0)").await;
     shot(&client, "console-09-dashboard").await;
+    // The conversation shows what its customer answered.
+    click(&client, "#nav button[data-view=inbox]").await;
+    press(&client, "inbox-tabs", "Resolved").await;
+    click(
+        &client,
+        &format!("#inbox-list .row[data-id='{}']", due[0].conversation_id),
+    )
+    .await;
+    until(&client, "const l = document.getElementById('survey-line'); return !!l && l.textContent === 'Survey answered: CSAT 4/5'").await;
 
     // 7. A 👎 on the refund answer makes its question a knowledge gap: the
     // gap page lists it, and "Find articles" searches the editor for it.

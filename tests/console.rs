@@ -848,6 +848,30 @@ async fn inbox_flow(options: Options) {
         at("agent: Hello ann") < at("event: Resolved by alice"),
         "{lines:#?}"
     );
+    assert!(conversation["survey"].is_null(), "{conversation}");
+
+    // The follow-up survey and the customer's answers come with it.
+    let store = &t.core.store;
+    store.schedule_surveys(0, 0).await.unwrap();
+    let due = store.claim_due_surveys(10).await.unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    store
+        .mark_survey_sent(&id, Some("alice"), false, false)
+        .await
+        .unwrap();
+    let (_, opened) = c
+        .get(&alice, &format!("/api/agent/conversations/{id}"))
+        .await;
+    assert_eq!(opened["survey"]["state"], "sent", "{opened}");
+    assert!(opened["survey"]["csat"].is_null());
+    store
+        .record_survey_answer(&id, switchboard::store::Answer::Csat(4))
+        .await
+        .unwrap();
+    let (_, opened) = c
+        .get(&alice, &format!("/api/agent/conversations/{id}"))
+        .await;
+    assert_eq!(opened["survey"]["csat"], 4, "{opened}");
     t.stop().await;
 }
 

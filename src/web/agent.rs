@@ -12,7 +12,7 @@
 //! | `POST /api/agent/invite` | `{"token", "password"}` | use an invite link (`/agent#invite=TOKEN`): sets the password, signs in as `POST /session` does; 410 used/expired, 422 short password |
 //! | `GET /api/agent/queue` | | waiting and claimed conversations |
 //! | `GET /api/agent/inbox` | | the console's inbox (see [`super::inbox`]) |
-//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described), its suggested article (`suggestion`: id, status, title, or `null`) |
+//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described), its suggested article (`suggestion`: id, status, title, or `null`), its follow-up survey (`survey`: state, sent_at, csat, ces, nps, comment, or `null`) |
 //! | `POST …/{id}/claim` | | take it |
 //! | `POST …/{id}/reply` | `{"text"}` | message to the customer (claims a waiting one) |
 //! | `POST …/{id}/note` | `{"text"}` | internal note, never sent to the customer |
@@ -463,10 +463,21 @@ async fn conversation(
                 "published_slug": s.published_slug,
             })
         });
+    // The follow-up survey and what the customer answered.
+    let survey = store
+        .survey(&id)
+        .await
+        .map_err(desk::Error::from)?
+        .map(|s| {
+            serde_json::json!({
+                "state": s.state, "sent_at": s.sent_at, "csat": s.csat, "ces": s.ces,
+                "nps": s.nps, "comment": s.comment,
+            })
+        });
     Ok(Json(serde_json::json!({
         "conversation": conversation, "customer": customer, "messages": messages, "events": events,
         "transcript": transcript, "timeline": timeline, "suggestion": suggestion,
-        "customer_conversations": history,
+        "customer_conversations": history, "survey": survey,
     })))
 }
 

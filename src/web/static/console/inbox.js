@@ -239,6 +239,21 @@ const Inbox = (() => {
       return box;
     }
 
+    // What the customer answered in the follow-up survey, as one line.
+    function surveyLine(s) {
+      if (!s) return null;
+      const parts = [];
+      if (s.csat !== null) parts.push("CSAT " + s.csat + "/5");
+      if (s.ces !== null) parts.push("CES " + s.ces + "/7");
+      if (s.nps !== null) parts.push("NPS " + s.nps + "/10");
+      if (s.comment) parts.push("“" + s.comment + "”");
+      const text = parts.length ? "Survey answered: " + parts.join(" · ")
+        : s.state === "sent" ? "Survey sent, not answered yet" : null;
+      if (!text) return null;
+      const d = el("div", text, "m event survey"); d.id = "survey-line";
+      return d;
+    }
+
     async function open(id) {
       if (id !== current) { err.textContent = ""; lastConversation = ""; ta.value = ""; }
       current = id;
@@ -247,7 +262,7 @@ const Inbox = (() => {
       try { data = await api("GET", `/conversations/${id}`); } catch (e) { fail(e); return; }
       if (current !== id) return;
       const c = data.conversation;
-      const key = JSON.stringify([c.status, c.assigned_agent, data.timeline.length, c.updated_at, data.suggestion && data.suggestion.status]);
+      const key = JSON.stringify([c.status, c.assigned_agent, data.timeline.length, c.updated_at, data.suggestion && data.suggestion.status, data.survey]);
       if (key === lastConversation) return;
       lastConversation = key;
       head.innerHTML = "";
@@ -261,6 +276,8 @@ const Inbox = (() => {
       const top = log.scrollTop;
       log.innerHTML = "";
       data.timeline.forEach(entry => log.append(line(entry)));
+      const answers = surveyLine(data.survey);
+      if (answers) log.append(answers);
       log.scrollTop = atBottom ? log.scrollHeight : top;
       const canWrite = c.status === "waiting_for_agent" || (c.status === "with_agent" && c.assigned_agent === me.agent);
       form.hidden = !canWrite && c.status !== "with_agent";
