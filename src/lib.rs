@@ -31,6 +31,7 @@
 //! - [`limits`]: model calls in flight, messages per customer, anonymous
 //!   hand-offs, log lines per source.
 //! - [`csat`]: surveys after resolution (CSAT, CES, NPS), scheduled in the database.
+//! - [`tags`]: the tags agents put on conversations.
 //! - [`suggest`]: the learning loop: an article drafted from a conversation
 //!   an agent answered, pending an admin's review.
 //! - [`eval`]: retrieval and hand-off quality on a labelled question set.
@@ -69,6 +70,7 @@ pub mod outgoing;
 pub mod report;
 pub mod store;
 pub mod suggest;
+pub mod tags;
 pub mod telemetry;
 pub mod templates;
 pub mod transcript;

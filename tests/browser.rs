@@ -1461,6 +1461,24 @@ admin = true
         "return document.getElementById('shortcuts').hidden",
     )
     .await;
+    // `t` goes to the tags: a tag typed there shows on the chat and in the
+    // list, and the search finds the chat by it.
+    key(&client, 't').await;
+    until(
+        &client,
+        "return document.activeElement && document.activeElement.id === 'tag-input'",
+    )
+    .await;
+    let input = client.find(Locator::Css("#tag-input")).await.unwrap();
+    input.send_keys("Lost Parcel\u{E007}").await.unwrap();
+    until(
+        &client,
+        "return !!document.querySelector('#tags .tag[data-tag=lost-parcel]')",
+    )
+    .await;
+    type_into(&client, "#inbox-search", "lost-parcel").await;
+    until(&client, "const r = document.querySelectorAll('#inbox-list .row'); return r.length === 1 && r[0].classList.contains('active') && r[0].querySelector('.row-tags').textContent === '#lost-parcel'").await;
+    shot(&client, "console-18-tags").await;
 
     client.close().await.unwrap();
     drop(driver);

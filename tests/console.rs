@@ -850,6 +850,46 @@ async fn inbox_flow(options: Options) {
     );
     assert!(conversation["survey"].is_null(), "{conversation}");
 
+    // Tags: any agent adds them, the search and the tag filter find them.
+    let tags = format!("/api/agent/conversations/{id}/tags");
+    assert_eq!(
+        c.post(&Who::Anonymous, &tags, json!({"tag": "x"})).await.0,
+        401
+    );
+    for bad in ["", "<script>", "a%b", &"x".repeat(40)] {
+        let (status, body) = c.post(&bob, &tags, json!({"tag": bad})).await;
+        assert_eq!(status, 422, "{bad:?}: {body}");
+    }
+    let (status, body) = c.post(&bob, &tags, json!({"tag": "  Lost  Parcel "})).await;
+    assert_eq!((status, &body["tags"]), (200, &json!(["lost-parcel"])));
+    let (status, _) = c
+        .post(
+            &bob,
+            "/api/agent/conversations/nope/tags",
+            json!({"tag": "x"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        ids(&c.get(&alice, "/api/agent/inbox?q=lost-parc").await.1),
+        vec![id.clone()]
+    );
+    let (_, tagged) = c.get(&alice, "/api/agent/inbox?tag=lost-parcel").await;
+    assert_eq!(ids(&tagged), vec![id.clone()]);
+    assert_eq!(tagged["conversations"][0]["tags"], json!(["lost-parcel"]));
+    let (_, opened) = c
+        .get(&alice, &format!("/api/agent/conversations/{id}"))
+        .await;
+    assert_eq!(opened["tags"], json!(["lost-parcel"]));
+    let (status, body) = c
+        .call(&alice, Method::DELETE, &format!("{tags}/lost-parcel"), None)
+        .await;
+    assert_eq!((status, &body["tags"]), (200, &json!([])));
+    assert_eq!(
+        ids(&c.get(&alice, "/api/agent/inbox?tag=lost-parcel").await.1),
+        Vec::<String>::new()
+    );
+
     // The follow-up survey and the customer's answers come with it.
     let store = &t.core.store;
     store.schedule_surveys(0, 0).await.unwrap();

@@ -16,6 +16,7 @@ use switchboard::report;
 use switchboard::store::{
     Answer, Change, Error, InboxQuery, InboxTab, NewMessage, Role, SourceRef, Store,
 };
+use switchboard::tags::Tag;
 
 const START: i64 = 1_795_000_000_000;
 
@@ -342,6 +343,7 @@ on_every_backend!(
                             from: None,
                             until: None,
                             csat: None,
+                            tag: None,
                             limit: 10,
                         })
                         .await
@@ -458,6 +460,7 @@ on_every_backend!(
                             from,
                             until,
                             csat,
+                            tag: None,
                             limit: 10,
                         })
                         .await
@@ -1043,5 +1046,74 @@ on_every_backend!(widget_history_queries_and_secrets, |db: &Db| {
             .await
             .unwrap();
         assert_eq!(after.len(), 2);
+    }
+});
+
+on_every_backend!(conversation_tags_are_searched_and_filtered, |db: &Db| {
+    let store = db.store.clone();
+    async move {
+        let mut ids = Vec::new();
+        for who in ["ann", "ben"] {
+            let customer = store.upsert_customer("web", who, None).await.unwrap();
+            let c = store.open_conversation(&customer, "t").await.unwrap();
+            ids.push(c.id);
+        }
+        let billing = Tag::parse("Billing Issue").unwrap();
+        let vip = Tag::parse("vip").unwrap();
+        assert!(store.add_tag(&ids[0], &billing, "ana").await.unwrap());
+        assert!(
+            store.add_tag(&ids[0], &billing, "bo").await.unwrap(),
+            "again"
+        );
+        assert!(store.add_tag(&ids[0], &vip, "ana").await.unwrap());
+        assert!(store.add_tag(&ids[1], &vip, "ana").await.unwrap());
+        assert!(!store.add_tag("no-such", &vip, "ana").await.unwrap());
+        assert_eq!(store.tags(&ids[0]).await.unwrap(), ["billing-issue", "vip"]);
+        let find = |text: Option<&'static str>, tag: Option<&'static str>| {
+            let store = store.clone();
+            async move {
+                let mut found: Vec<(String, Vec<String>)> = store
+                    .inbox(&InboxQuery {
+                        tab: InboxTab::All,
+                        agent: "ana",
+                        text,
+                        channel: None,
+                        status: None,
+                        assigned: None,
+                        reason: None,
+                        from: None,
+                        until: None,
+                        csat: None,
+                        tag,
+                        limit: 10,
+                    })
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|e| (e.customer, e.tags))
+                    .collect();
+                found.sort();
+                found
+            }
+        };
+        let ann = (
+            "ann".to_string(),
+            vec!["billing-issue".to_string(), "vip".to_string()],
+        );
+        let ben = ("ben".to_string(), vec!["vip".to_string()]);
+        assert_eq!(find(None, None).await, [ann.clone(), ben.clone()]);
+        assert_eq!(find(Some("billing"), None).await, vec![ann.clone()]);
+        assert_eq!(find(None, Some("vip")).await, [ann.clone(), ben.clone()]);
+        assert_eq!(find(None, Some("billing-issue")).await, vec![ann.clone()]);
+        assert_eq!(
+            find(None, Some("billing")).await,
+            [],
+            "a tag filter is exact"
+        );
+        // `_` in a search is literal, not a wildcard.
+        assert!(find(Some("billing_issue"), None).await.is_empty());
+        store.remove_tag(&ids[0], &billing).await.unwrap();
+        assert!(find(Some("billing"), None).await.is_empty());
+        assert_eq!(store.tags(&ids[0]).await.unwrap(), ["vip"]);
     }
 });

@@ -1,6 +1,6 @@
 //! Queries behind the console's inbox: conversations by tab (waiting, an
-//! agent's own, all open, resolved) or by search over customers and text,
-//! each with its customer's name and its last message.
+//! agent's own, all open, resolved) or by search over customers, text and
+//! tags, each with its customer's name, its last message and its tags.
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -46,6 +46,8 @@ pub struct InboxQuery<'a> {
     pub until: Option<Millis>,
     /// Only conversations whose customer gave this CSAT rating (1–5).
     pub csat: Option<i64>,
+    /// Only conversations with this tag.
+    pub tag: Option<&'a str>,
     /// At most this many.
     pub limit: i64,
 }
@@ -68,6 +70,8 @@ pub struct InboxEntry {
     /// The customer's messages since the hand-off that the agent asking has
     /// not seen (written after they last had the conversation open).
     pub unread: i64,
+    /// Its tags, alphabetically.
+    pub tags: Vec<String>,
 }
 
 /// One of a customer's conversations, for the console's customer panel.
@@ -102,6 +106,7 @@ impl InboxEntry {
             last_text: text.map(|t| t.chars().take(LAST_MESSAGE_CHARS).collect()),
             last_at: get(row, "last_at")?,
             unread: get(row, "unread")?,
+            tags: Vec::new(),
         })
     }
 }
@@ -209,9 +214,16 @@ impl Store {
                 " AND EXISTS (SELECT 1 FROM surveys v WHERE v.conversation_id = c.id AND v.csat = CAST({p} AS BIGINT))"
             ));
         }
+        if let Some(tag) = query.tag.filter(|t| !t.is_empty()) {
+            let p = bind(tag.to_string(), &mut binds);
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM conversation_tags g WHERE g.conversation_id = c.id AND g.tag = {p})"
+            ));
+        }
         for word in query.text.unwrap_or("").split_whitespace().take(8) {
             let pattern = like_pattern(word);
-            let (a, b, m) = (
+            let (a, b, m, t) = (
+                bind(pattern.clone(), &mut binds),
                 bind(pattern.clone(), &mut binds),
                 bind(pattern.clone(), &mut binds),
                 bind(pattern, &mut binds),
@@ -220,7 +232,9 @@ impl Store {
                 " AND (LOWER(COALESCE(cu.display_name, '')) LIKE {a} ESCAPE '\\' \
                  OR LOWER(cu.external_id) LIKE {b} ESCAPE '\\' \
                  OR EXISTS (SELECT 1 FROM messages s WHERE s.conversation_id = c.id \
-                            AND s.role <> 'note' AND LOWER(s.text) LIKE {m} ESCAPE '\\'))"
+                            AND s.role <> 'note' AND LOWER(s.text) LIKE {m} ESCAPE '\\') \
+                 OR EXISTS (SELECT 1 FROM conversation_tags g WHERE g.conversation_id = c.id \
+                            AND g.tag LIKE {t} ESCAPE '\\'))"
             ));
         }
         let p = bind(query.limit.clamp(1, 500).to_string(), &mut binds);
@@ -237,7 +251,16 @@ impl Store {
             };
         }
         let rows = q.fetch_all(&self.pool).await?;
-        rows.iter().map(InboxEntry::from_row).collect()
+        let mut entries = rows
+            .iter()
+            .map(InboxEntry::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<&str> = entries.iter().map(|e| e.conversation.id.as_str()).collect();
+        let mut tags = self.tags_of(&ids).await?;
+        for entry in &mut entries {
+            entry.tags = tags.remove(&entry.conversation.id).unwrap_or_default();
+        }
+        Ok(entries)
     }
 
     /// The customer's conversations, newest first (at most `limit`), with

@@ -20,6 +20,7 @@ mod model;
 mod outbox;
 mod sessions;
 mod suggestions;
+mod tags;
 mod web;
 
 use std::str::FromStr;

@@ -12,7 +12,7 @@
 //! | `POST /api/agent/invite` | `{"token", "password"}` | use an invite link (`/agent#invite=TOKEN`): sets the password, signs in as `POST /session` does; 410 used/expired, 422 short password |
 //! | `GET /api/agent/queue` | | waiting and claimed conversations |
 //! | `GET /api/agent/inbox` | | the console's inbox (see [`super::inbox`]) |
-//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described), its suggested article (`suggestion`: id, status, title, or `null`), its follow-up survey (`survey`: state, sent_at, csat, ces, nps, comment, or `null`) |
+//! | `GET /api/agent/conversations/{id}` | | conversation, customer, messages (with notes), events, transcript (messages and notices in order), timeline (messages and every event, described), its suggested article (`suggestion`: id, status, title, or `null`), its follow-up survey (`survey`: state, sent_at, csat, ces, nps, comment, or `null`), its `tags` |
 //! | `POST …/{id}/claim` | | take it |
 //! | `POST …/{id}/reply` | `{"text"}` | message to the customer (claims a waiting one) |
 //! | `POST …/{id}/note` | `{"text"}` | internal note, never sent to the customer |
@@ -463,6 +463,7 @@ async fn conversation(
                 "published_slug": s.published_slug,
             })
         });
+    let tags = store.tags(&id).await.map_err(desk::Error::from)?;
     // The follow-up survey and what the customer answered.
     let survey = store
         .survey(&id)
@@ -477,7 +478,7 @@ async fn conversation(
     Ok(Json(serde_json::json!({
         "conversation": conversation, "customer": customer, "messages": messages, "events": events,
         "transcript": transcript, "timeline": timeline, "suggestion": suggestion,
-        "customer_conversations": history, "survey": survey,
+        "customer_conversations": history, "survey": survey, "tags": tags,
     })))
 }
 

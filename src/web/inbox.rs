@@ -2,8 +2,10 @@
 //!
 //! | route | what |
 //! | --- | --- |
-//! | `GET /api/agent/inbox?tab=waiting\|mine\|open\|resolved\|all&q=TEXT&channel=NAME&status=STATUS&agent=NAME&reason=REASON&from=MS&until=MS&csat=N` | conversations with customer name, channel, reason, hand-off time, last message; `now` for wait times |
-//! | `GET /api/agent/agents` | the configured agents' names (to transfer to) |
+//! | `GET /api/agent/inbox?tab=waiting\|mine\|open\|resolved\|all&q=TEXT&channel=NAME&status=STATUS&agent=NAME&reason=REASON&from=MS&until=MS&csat=N&tag=TAG` | conversations with customer name, channel, reason, hand-off time, last message, tags; `now` for wait times; `q` also matches tags |
+//! | `GET /api/agent/agents` | `agents`: every enabled agent's name; `online`: those using the console now (to transfer to) |
+//! | `POST /api/agent/conversations/{id}/tags` | `{"tag"}`: tags a conversation (any agent); returns `{"tags"}`; 422 not a tag ([`crate::tags::Tag`]) |
+//! | `DELETE /api/agent/conversations/{id}/tags/{tag}` | takes a tag off; returns `{"tags"}` |
 //! | `GET /api/agent/events` | Server-Sent Events: `ready`, then `changed` whenever a hand-off, a customer's message to an agent or an agent's action happened in this process (the console then re-reads; it still polls now and then for other processes) |
 //!
 //! and the timeline of a conversation (messages and every event in the
@@ -12,15 +14,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::agent::{ApiError, AuthAgent};
 use crate::store::{Event, InboxQuery, InboxTab, Message};
+use crate::tags::Tag;
 
 /// Routes merged into `/api/agent`.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -28,6 +32,65 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/inbox", get(inbox))
         .route("/agents", get(agents))
         .route("/events", get(events))
+        .route("/conversations/{id}/tags", post(add_tag))
+        .route("/conversations/{id}/tags/{tag}", delete(remove_tag))
+}
+
+#[derive(Deserialize)]
+struct TagBody {
+    tag: String,
+}
+
+/// A tag from the request, or 422 saying why it is not one.
+fn tag_of(text: &str) -> Result<Tag, ApiError> {
+    Tag::parse(text).map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
+/// The conversation's tags after a change (and the consoles told).
+async fn tags_now(state: &AppState, id: &str) -> Result<Json<serde_json::Value>, ApiError> {
+    state.desk.poke();
+    let tags = state
+        .assistant
+        .store()
+        .tags(id)
+        .await
+        .map_err(crate::desk::Error::from)?;
+    Ok(Json(serde_json::json!({ "tags": tags })))
+}
+
+/// Any agent may tag any conversation (tags are for finding them again).
+async fn add_tag(
+    State(state): State<Arc<AppState>>,
+    AuthAgent(agent): AuthAgent,
+    Path(id): Path<String>,
+    Json(body): Json<TagBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let tag = tag_of(&body.tag)?;
+    let found = state
+        .assistant
+        .store()
+        .add_tag(&id, &tag, &agent.name)
+        .await
+        .map_err(crate::desk::Error::from)?;
+    if !found {
+        return Err(crate::desk::Error::NotFound(id).into());
+    }
+    tags_now(&state, &id).await
+}
+
+async fn remove_tag(
+    State(state): State<Arc<AppState>>,
+    _agent: AuthAgent,
+    Path((id, tag)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let tag = tag_of(&tag)?;
+    state
+        .assistant
+        .store()
+        .remove_tag(&id, &tag)
+        .await
+        .map_err(crate::desk::Error::from)?;
+    tags_now(&state, &id).await
 }
 
 /// The console's event stream: `ready`, then `changed` (with a counter)
@@ -91,7 +154,7 @@ async fn agents(
     let online = state.auth.online().await.map_err(|e| {
         tracing::error!("agent presence: {e}");
         ApiError(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            StatusCode::INTERNAL_SERVER_ERROR,
             "internal error; see the server log".into(),
         )
     })?;
@@ -125,6 +188,9 @@ struct InboxParams {
     /// CSAT rating given.
     #[serde(default)]
     csat: Option<i64>,
+    /// Tagged so.
+    #[serde(default)]
+    tag: Option<String>,
     #[serde(default)]
     limit: Option<i64>,
 }
@@ -134,7 +200,8 @@ async fn inbox(
     AuthAgent(agent): AuthAgent,
     Query(params): Query<InboxParams>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let searching = params.q.as_deref().is_some_and(|q| !q.trim().is_empty());
+    let searching = params.q.as_deref().is_some_and(|q| !q.trim().is_empty())
+        || params.tag.as_deref().is_some_and(|t| !t.is_empty());
     let tab = match params.tab.as_deref() {
         Some("waiting") => InboxTab::Waiting,
         Some("mine") => InboxTab::Mine,
@@ -163,6 +230,7 @@ async fn inbox(
             from: params.from,
             until: params.until,
             csat: params.csat,
+            tag: params.tag.as_deref(),
             limit: params.limit.unwrap_or(200),
         })
         .await

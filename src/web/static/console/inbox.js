@@ -1,6 +1,6 @@
 "use strict";
 // The inbox: tabs Waiting / Mine / All open / Resolved, a search over every
-// conversation (customer, text) with channel and status filters, and the
+// conversation (customer, text, tags) with channel and status filters, tags, and the
 // conversation view: the timeline (messages and what happened: handed off
 // because…, X joined, transferred, resolved), only the actions that apply,
 // errors shown inline, a confirmation before resolving a chat nobody
@@ -103,7 +103,7 @@ const Inbox = (() => {
       if (csat.value) q.set("csat", csat.value);
       try {
         const data = await api("GET", "/inbox?" + q);
-        const key = JSON.stringify([q.toString(), data.conversations.map(c => [c.id, c.status, c.assigned_agent, c.last_at, c.unread]), current, Math.floor(data.now / 30000)]);
+        const key = JSON.stringify([q.toString(), data.conversations.map(c => [c.id, c.status, c.assigned_agent, c.last_at, c.unread, c.tags]), current, Math.floor(data.now / 30000)]);
         if (key === lastList) return;
         lastList = key;
         list.innerHTML = "";
@@ -126,6 +126,7 @@ const Inbox = (() => {
           if (c.handoff_reason) meta.push(c.handoff_reason);
           if (c.assigned_agent) meta.push(c.assigned_agent);
           row.append(el("div", meta.join(" · "), "muted small"));
+          if (c.tags && c.tags.length) row.append(el("div", c.tags.map(t => "#" + t).join(" "), "small row-tags"));
           if (c.last_text) row.append(el("div", (c.last_role === "customer" ? "" : c.last_role + ": ") + c.last_text, "last"));
           row.onclick = () => open(c.id);
           list.append(row);
@@ -239,6 +240,31 @@ const Inbox = (() => {
       return box;
     }
 
+    // The conversation's tags (any agent adds or removes them; the search
+    // finds them).
+    function tagsBox(id, tags) {
+      const box = el("div", undefined, "tags"); box.id = "tags";
+      const change = async (method, path, body) => {
+        err.textContent = "";
+        try { await api(method, `/conversations/${id}/tags${path}`, body); lastConversation = ""; await open(id); refresh(); }
+        catch (x) { fail(x); }
+      };
+      tags.forEach(t => {
+        const chip = el("span", undefined, "tag"); chip.dataset.tag = t;
+        const x = button("×", () => change("DELETE", "/" + encodeURIComponent(t)));
+        x.setAttribute("aria-label", "Remove tag " + t);
+        chip.append(el("span", "#" + t), x);
+        box.append(chip);
+      });
+      const f = el("form", undefined, "inline");
+      const input = el("input"); input.id = "tag-input"; input.placeholder = "add a tag"; input.size = 12; input.maxLength = 64;
+      input.setAttribute("aria-label", "Add a tag");
+      f.append(input);
+      f.onsubmit = e => { e.preventDefault(); if (input.value.trim()) change("POST", "", { tag: input.value }); };
+      box.append(f);
+      return box;
+    }
+
     // What the customer answered in the follow-up survey, as one line.
     function surveyLine(s) {
       if (!s) return null;
@@ -262,14 +288,14 @@ const Inbox = (() => {
       try { data = await api("GET", `/conversations/${id}`); } catch (e) { fail(e); return; }
       if (current !== id) return;
       const c = data.conversation;
-      const key = JSON.stringify([c.status, c.assigned_agent, data.timeline.length, c.updated_at, data.suggestion && data.suggestion.status, data.survey]);
+      const key = JSON.stringify([c.status, c.assigned_agent, data.timeline.length, c.updated_at, data.suggestion && data.suggestion.status, data.survey, data.tags]);
       if (key === lastConversation) return;
       lastConversation = key;
       head.innerHTML = "";
       const title = el("div", undefined, "title");
       title.append(el("strong", data.customer.display_name || data.customer.external_id), ` on ${c.channel} — ${STATUS[c.status] || c.status}${c.assigned_agent ? " (" + c.assigned_agent + ")" : ""}`);
       if (c.handoff_reason) title.append(el("span", ` — reason: ${c.handoff_reason}${c.handoff_detail ? " (" + c.handoff_detail + ")" : ""}`, "muted"));
-      head.append(title, customerPanel(data), actions(c));
+      head.append(title, customerPanel(data), tagsBox(c.id, data.tags || []), actions(c));
       if (c.status === "resolved") head.append(suggestBox(c, data.suggestion));
       // Keep the reader's place unless they were at the bottom.
       const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
@@ -397,7 +423,7 @@ const Inbox = (() => {
     const SHORTCUTS = [
       ["j / ↓", "next conversation"], ["k / ↑", "previous conversation"],
       ["1–4", "Waiting, Mine, All open, Resolved"], ["/", "search"],
-      ["r", "reply"], ["c", "claim"], ["e", "resolve"], ["?", "these shortcuts"], ["Esc", "leave a field, close this"],
+      ["r", "reply"], ["t", "add a tag"], ["c", "claim"], ["e", "resolve"], ["?", "these shortcuts"], ["Esc", "leave a field, close this"],
     ];
     const help = el("div", undefined, "shortcuts"); help.id = "shortcuts"; help.hidden = true;
     help.setAttribute("role", "dialog"); help.setAttribute("aria-label", "Keyboard shortcuts");
@@ -431,6 +457,7 @@ const Inbox = (() => {
           tab = TABS[Number(e.key) - 1][0]; search.value = ""; status.value = ""; refresh(); done(); break;
         case "/": search.focus(); done(); break;
         case "r": if (!form.hidden) { ta.focus(); done(); } break;
+        case "t": { const i = document.getElementById("tag-input"); if (i) { i.focus(); done(); } } break;
         case "c": if (pressVisible("Claim")) done(); break;
         case "e": if (pressVisible("Resolve")) done(); break;
         case "?": help.hidden = !help.hidden; done(); break;
