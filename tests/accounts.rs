@@ -2,7 +2,8 @@
 //! gets an invite link (one use, expires, withdrawn by a newer one or by
 //! disabling), changes a console agent's role, disables anyone (refused
 //! everywhere at once, sessions ended) and enables them again; the console
-//! knows who is online for transfers. On SQLite and PostgreSQL.
+//! knows who is online for transfers; another agent cannot act on a chat
+//! someone else has. On SQLite and PostgreSQL.
 
 mod common;
 
@@ -251,6 +252,23 @@ async fn accounts_flow(options: Options) {
         c.post(&alice, &format!("{path}/claim"), json!({})).await.0,
         200
     );
+    // Another agent cannot act on alice's chat (only leave notes on it).
+    for (action, body) in [
+        ("reply", json!({"text": "bob barging in"})),
+        ("resolve", json!({})),
+        ("give-back", json!({})),
+        ("transfer", json!({"agent": "bob"})),
+        ("canned", json!({"name": "greeting"})),
+    ] {
+        let (status, refused) = c.post(&bob, &format!("{path}/{action}"), body).await;
+        assert_eq!(status, 409, "bob {action}: {refused}");
+    }
+    let (status, _) = c
+        .post(&bob, &format!("{path}/note"), json!({"text": "fyi"}))
+        .await;
+    assert_eq!(status, 200);
+    let messages = t.core.store.messages(&conversation).await.unwrap();
+    assert!(!messages.iter().any(|m| m.text.contains("barging")));
     let (_, invite) = c
         .post(&alice, &format!("{add}/bob/invite"), json!({}))
         .await;
