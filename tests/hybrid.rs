@@ -173,3 +173,54 @@ async fn a_stalled_embedding_endpoint_does_not_hold_up_answers() {
     .unwrap();
     assert_eq!(top_slug(&a), Some("billing/refunds"), "{a:?}");
 }
+
+/// With embeddings on, a message more like one of the examples in
+/// `prompts/handoff_examples.md` than like any passage is a request for a
+/// person, although no phrase pattern knows it; a question the knowledge
+/// base answers is still answered, and without embeddings (or with the
+/// endpoint down) the phrases alone decide.
+#[tokio::test]
+async fn requests_for_a_person_are_recognised_by_meaning_with_embeddings() {
+    // "Your staff" shares its words with the example "I would like to talk
+    // to your staff" and none with the knowledge base.
+    let request = "your staff";
+    assert!(!switchboard::handoff::asks_for_person(request));
+    let (fake, base) = openai_fake::start().await;
+    let dir = deployment().await;
+
+    let hybrid = core(&dir, &base, true).await;
+    let a = hybrid.assistant.assess(request).await.unwrap();
+    match &a {
+        Assessment::HandOff(reason, Some(detail)) => {
+            assert_eq!(*reason, switchboard::handoff::Reason::CustomerRequest);
+            assert!(detail.contains("talk to your staff"), "{detail}");
+        }
+        other => panic!("not handed off: {other:?}"),
+    }
+    let answered = hybrid
+        .assistant
+        .assess("how long do refunds take")
+        .await
+        .unwrap();
+    assert_eq!(top_slug(&answered), Some("billing/refunds"), "{answered:?}");
+    // The message was embedded once, for the check and for retrieval.
+    let embedded = fake.embedded.lock().unwrap().clone();
+    assert_eq!(
+        embedded
+            .iter()
+            .filter(|t| *t == "how long do refunds take")
+            .count(),
+        1,
+        "{embedded:?}"
+    );
+    // The endpoint down: the phrases still apply, nothing fails.
+    fake.embeddings_down.store(true, Ordering::SeqCst);
+    let down = hybrid.assistant.assess("their staff").await.unwrap();
+    assert!(!matches!(down, Assessment::HandOff(..)), "{down:?}");
+    fake.embeddings_down.store(false, Ordering::SeqCst);
+    drop(hybrid);
+
+    let plain = core(&dir, &base, false).await;
+    let a = plain.assistant.assess(request).await.unwrap();
+    assert!(!matches!(a, Assessment::HandOff(..)), "{a:?}");
+}

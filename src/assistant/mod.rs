@@ -22,6 +22,7 @@ mod recovery;
 mod reply;
 mod retrieve;
 pub use crate::templates as prompts;
+pub mod requests;
 pub mod semantic;
 
 use std::collections::HashMap;
@@ -221,6 +222,8 @@ struct Inner {
     budget: PromptBudget,
     /// Follow-ups already rewritten by the model, by turn.
     rewrites: std::sync::Mutex<HashMap<u64, String>>,
+    /// The hand-off examples as embedded (see [`requests`]).
+    request_examples: tokio::sync::Mutex<Option<requests::Embedded>>,
     /// When this process started: customer messages stored before it and
     /// never answered were left by a crash.
     started: crate::clock::Millis,
@@ -256,6 +259,7 @@ impl Assistant {
                 limits: None,
                 budget: PromptBudget::default(),
                 rewrites: Default::default(),
+                request_examples: Default::default(),
                 started,
                 recovering: Default::default(),
             }),

@@ -279,6 +279,12 @@ impl Assistant {
         if THANKS.contains(&normal.as_str()) {
             return Ok(Assessment::Reply("thanks.md"));
         }
+        if let Some(example) = self.like_a_request(question).await {
+            return Ok(Assessment::HandOff(
+                Reason::CustomerRequest,
+                Some(format!("reads like “{example}”")),
+            ));
+        }
         let retrieval = self.retrieve_in(question, earlier).await?;
         if let Some(tag) = retrieval
             .hits

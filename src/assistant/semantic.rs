@@ -90,7 +90,13 @@ struct Inner {
     state: RwLock<State>,
     /// One sync at a time.
     syncing: tokio::sync::Mutex<()>,
+    /// Recent questions' vectors (a message is embedded once for the
+    /// hand-off check and for retrieval).
+    queries: std::sync::Mutex<HashMap<String, Arc<[f32]>>>,
 }
+
+/// Question vectors kept in [`Inner::queries`] before it is emptied.
+const QUERY_CACHE: usize = 256;
 
 /// A passage found by similarity.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,6 +137,7 @@ impl Semantic {
                 path,
                 state: RwLock::new(state),
                 syncing: tokio::sync::Mutex::new(()),
+                queries: Default::default(),
             }),
         }
     }
@@ -257,12 +264,48 @@ impl Semantic {
         if self.is_empty() {
             return Ok(Vec::new());
         }
-        let query = self
-            .embed(&[question.chars().take(MAX_CHARS).collect()])
+        let query = self.query_vector(question).await?;
+        self.nearest_to(&query, limit)
+    }
+
+    /// The unit vector of a question (embedded once; recent ones are kept).
+    ///
+    /// # Errors
+    /// When the embedder fails or answers with no vector.
+    pub async fn query_vector(&self, question: &str) -> Result<Arc<[f32]>, Error> {
+        let text: String = question.chars().take(MAX_CHARS).collect();
+        let cached = self
+            .inner
+            .queries
+            .lock()
+            .ok()
+            .and_then(|q| q.get(&text).cloned());
+        if let Some(vector) = cached {
+            return Ok(vector);
+        }
+        let vector = self
+            .embed(std::slice::from_ref(&text))
             .await?
             .pop()
             .ok_or_else(|| Error::Shape("no vector for the question".into()))?;
+        if let Ok(mut queries) = self.inner.queries.lock() {
+            if queries.len() >= QUERY_CACHE {
+                queries.clear();
+            }
+            queries.insert(text, vector.clone());
+        }
+        Ok(vector)
+    }
+
+    /// The passages nearest to a question's unit vector.
+    ///
+    /// # Errors
+    /// When its dimension is not the passages'.
+    pub fn nearest_to(&self, query: &[f32], limit: usize) -> Result<Vec<Near>, Error> {
         let state = self.read();
+        if state.entries.is_empty() {
+            return Ok(Vec::new());
+        }
         if query.len() != state.dim {
             return Err(Error::Shape(format!(
                 "a {}-dimensional question vector for {}-dimensional passages",
@@ -270,7 +313,7 @@ impl Semantic {
                 state.dim
             )));
         }
-        let scored = state.index.search(&query, limit);
+        let scored = state.index.search(query, limit);
         Ok(scored
             .into_iter()
             .take(limit)
@@ -280,6 +323,19 @@ impl Semantic {
                 similarity,
             })
             .collect())
+    }
+
+    /// Unit vectors for short texts other than passages (each cut to what
+    /// an embedding model reads).
+    ///
+    /// # Errors
+    /// When the embedder fails or answers with the wrong shape.
+    pub async fn embed_texts(&self, texts: &[String]) -> Result<Vec<Arc<[f32]>>, Error> {
+        let cut: Vec<String> = texts
+            .iter()
+            .map(|t| t.chars().take(MAX_CHARS).collect())
+            .collect();
+        self.embed(&cut).await
     }
 
     /// Unit vectors for `texts`.
