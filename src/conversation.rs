@@ -26,7 +26,7 @@ pub enum Status {
 }
 
 /// Something that moves a conversation between states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transition {
     /// The bot (or the customer) hands the conversation to people.
@@ -137,6 +137,89 @@ impl fmt::Display for Transition {
     }
 }
 
+/// What happened to a conversation: the `events.kind` column, written and
+/// read through this type only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// A state change.
+    Transition(Transition),
+    /// The bot had no answer (the question is the detail).
+    NoAnswer,
+    /// A message could not be delivered.
+    DeliveryFailed,
+    /// Nobody claimed it in time: agents were pinged again.
+    Reping,
+    /// Someone who is not an agent tried an agent's action.
+    Refused,
+    /// A message left unanswered by a crash was answered after the restart.
+    Recovered,
+    /// A kind this version does not know (a newer version wrote it).
+    Other(String),
+}
+
+impl EventKind {
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventKind::Transition(t) => t.as_str(),
+            EventKind::NoAnswer => "no_answer",
+            EventKind::DeliveryFailed => "delivery_failed",
+            EventKind::Reping => "reping",
+            EventKind::Refused => "refused",
+            EventKind::Recovered => "recovered",
+            EventKind::Other(name) => name,
+        }
+    }
+
+    /// The kind of a stored name (unknown names are kept as [`EventKind::Other`]).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "handoff" => EventKind::Transition(Transition::HandOff),
+            "claim" => EventKind::Transition(Transition::Claim),
+            "transfer" => EventKind::Transition(Transition::Transfer),
+            "give_back" => EventKind::Transition(Transition::GiveBack),
+            "withdraw" => EventKind::Transition(Transition::Withdraw),
+            "resolve" => EventKind::Transition(Transition::Resolve),
+            "no_answer" => EventKind::NoAnswer,
+            "delivery_failed" => EventKind::DeliveryFailed,
+            "reping" => EventKind::Reping,
+            "refused" => EventKind::Refused,
+            "recovered" => EventKind::Recovered,
+            other => EventKind::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<&str> for EventKind {
+    fn from(name: &str) -> Self {
+        Self::parse(name)
+    }
+}
+
+impl From<Transition> for EventKind {
+    fn from(t: Transition) -> Self {
+        EventKind::Transition(t)
+    }
+}
+
+impl PartialEq<&str> for EventKind {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EventKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Status::*;
@@ -193,5 +276,30 @@ mod tests {
             assert_eq!(s.as_str().parse::<Status>(), Ok(s));
         }
         assert!("open".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn event_kinds_round_trip_through_their_names() {
+        let kinds = [
+            EventKind::Transition(Transition::HandOff),
+            EventKind::Transition(Transition::Claim),
+            EventKind::Transition(Transition::Transfer),
+            EventKind::Transition(Transition::GiveBack),
+            EventKind::Transition(Transition::Withdraw),
+            EventKind::Transition(Transition::Resolve),
+            EventKind::NoAnswer,
+            EventKind::DeliveryFailed,
+            EventKind::Reping,
+            EventKind::Refused,
+            EventKind::Recovered,
+            EventKind::Other("from_a_newer_version".into()),
+        ];
+        for kind in kinds {
+            assert_eq!(EventKind::parse(kind.as_str()), kind);
+            assert_eq!(
+                serde_json::to_value(&kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::conversation::EventKind;
 pub use crate::outgoing::{Button, Outgoing, Target};
 
 /// Why a delivery failed.
@@ -220,7 +221,12 @@ pub async fn settle_failure(
             if let Some(conversation) = conversation {
                 let detail = format!("unreachable: {why}");
                 store
-                    .record_event(conversation, "delivery_failed", "system", Some(&detail))
+                    .record_event(
+                        conversation,
+                        EventKind::DeliveryFailed,
+                        "system",
+                        Some(&detail),
+                    )
                     .await?;
             }
             Ok(Sent::Failed(error))
@@ -229,7 +235,7 @@ pub async fn settle_failure(
             tracing::warn!(channel = %target.channel, thread = %target.thread, "message refused, not retried: {why}");
             if let Some(conversation) = conversation {
                 store
-                    .record_event(conversation, "delivery_failed", "system", Some(why))
+                    .record_event(conversation, EventKind::DeliveryFailed, "system", Some(why))
                     .await?;
             }
             Ok(Sent::Failed(error))
@@ -320,7 +326,7 @@ pub async fn retry_outbox_once(
                     store
                         .record_event(
                             conversation,
-                            "delivery_failed",
+                            EventKind::DeliveryFailed,
                             "system",
                             Some(&e.to_string()),
                         )

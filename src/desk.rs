@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use crate::agents::{Agent, Agents};
 use crate::button::{ButtonData, DeskButton};
 use crate::clock::Millis;
-use crate::conversation::{Status, Transition};
+use crate::conversation::{EventKind, Status, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Target};
 use crate::hours::BusinessHours;
 use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Role, Store};
@@ -463,7 +463,7 @@ impl Desk {
             store
                 .record_event(
                     conversation_id,
-                    "refused",
+                    EventKind::Refused,
                     who,
                     Some(&format!("{action:?}")),
                 )

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::clock::Millis;
+use crate::conversation::EventKind;
 use crate::store::{self, Conversation, Store};
 
 const WEEK_MS: Millis = 7 * 24 * 3600 * 1000;
@@ -303,7 +304,7 @@ pub async fn gaps(store: &Store, filter: &Filter) -> Result<Vec<Gap>, store::Err
         .filter(|c| filter.until.is_none_or(|u| c.created_at < u))
     {
         for e in store.events(&c.id).await? {
-            if e.kind == "no_answer" {
+            if e.kind == EventKind::NoAnswer {
                 questions.extend(e.detail);
             }
         }

@@ -17,8 +17,9 @@ use crate::store::{self, Event, Message, Store};
 pub struct Notice {
     /// The event it comes from.
     pub event_id: String,
-    /// What happened: `claim`, `transfer`, `give_back`, `withdraw`, `resolve`.
-    pub event: String,
+    /// What happened (a transition: `claim`, `transfer`, `give_back`,
+    /// `withdraw`, `resolve`).
+    pub event: crate::conversation::EventKind,
     /// Who acted, as in the log (an agent's name).
     pub actor: String,
     /// The name the customer saw.

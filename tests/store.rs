@@ -562,7 +562,7 @@ on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
             .await
             .unwrap()
             .into_iter()
-            .map(|e| e.kind)
+            .map(|e| e.kind.to_string())
             .collect();
         assert_eq!(kinds, vec!["handoff", "claim", "resolve"]);
     }

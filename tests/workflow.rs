@@ -269,7 +269,7 @@ async fn customer_on_console_and_agent_on_http_api() {
         .await
         .unwrap()
         .into_iter()
-        .map(|e| e.kind)
+        .map(|e| e.kind.to_string())
         .collect();
     assert_eq!(events, vec!["handoff", "claim", "give_back"]);
 

@@ -224,7 +224,12 @@ pub(super) async fn store_gap(
 ) -> Result<(), Error> {
     let question: String = turn.text.chars().take(500).collect();
     store
-        .record_event(&conversation.id, "no_answer", "bot", Some(&question))
+        .record_event(
+            &conversation.id,
+            EventKind::NoAnswer,
+            "bot",
+            Some(&question),
+        )
         .await?;
     Ok(())
 }

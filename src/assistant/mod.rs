@@ -42,7 +42,7 @@ pub use retrieve::{Assessment, Retrieval};
 
 use crate::button::{self, ButtonData};
 use crate::config::AssistantSettings;
-use crate::conversation::{Status, Transition};
+use crate::conversation::{EventKind, Status, Transition};
 use crate::csat::Surveys;
 use crate::delivery::Button;
 use crate::desk::Desk;
@@ -63,9 +63,6 @@ pub fn is_small_talk(text: &str) -> bool {
         .iter()
         .any(|list| list.contains(&normal.as_str()))
 }
-
-/// Event kind marking a message answered by [`Assistant::answer_pending`].
-const RECOVERED: &str = "recovered";
 
 /// What the model answers when the sources do not cover the question.
 pub const NO_ANSWER_TOKEN: &str = "NO_ANSWER";

@@ -95,7 +95,7 @@ impl Assistant {
             .events(conversation_id)
             .await?
             .into_iter()
-            .filter(|e| e.kind == RECOVERED)
+            .filter(|e| e.kind == EventKind::Recovered)
             .filter_map(|e| e.detail)
             .collect())
     }
@@ -125,7 +125,12 @@ impl Assistant {
         // After the answer: a crash in between answers it once more.
         self.inner
             .store
-            .record_event(&conversation_id, RECOVERED, "system", Some(&message_id))
+            .record_event(
+                &conversation_id,
+                EventKind::Recovered,
+                "system",
+                Some(&message_id),
+            )
             .await?;
         Ok(answered)
     }

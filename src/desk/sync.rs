@@ -185,7 +185,7 @@ impl Desk {
             store
                 .record_event(
                     &conversation.id,
-                    "reping",
+                    EventKind::Reping,
                     "system",
                     Some("nobody claimed it in time"),
                 )

@@ -110,7 +110,7 @@ impl Store {
     pub async fn record_event(
         &self,
         conversation_id: &str,
-        kind: &str,
+        kind: EventKind,
         actor: &str,
         detail: Option<&str>,
     ) -> Result<(), Error> {
@@ -119,7 +119,7 @@ impl Store {
         )
         .bind(new_id())
         .bind(conversation_id)
-        .bind(kind)
+        .bind(kind.as_str())
         .bind(actor)
         .bind(detail)
         .bind(self.now())

@@ -286,8 +286,8 @@ pub struct Event {
     pub id: String,
     /// Conversation.
     pub conversation_id: String,
-    /// What (`handoff`, `claim`, `resolve`, `refused`, …).
-    pub kind: String,
+    /// What happened.
+    pub kind: crate::conversation::EventKind,
     /// Who (`bot`, `customer`, an agent name, `system`).
     pub actor: String,
     /// Why, or other detail.
@@ -309,7 +309,7 @@ impl Event {
         Ok(Self {
             id: get(row, "id")?,
             conversation_id: get(row, "conversation_id")?,
-            kind: get(row, "kind")?,
+            kind: crate::conversation::EventKind::parse(&get::<String>(row, "kind")?),
             actor: get(row, "actor")?,
             detail: get(row, "detail")?,
             actor_name: get(row, "actor_name")?,

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::agent::{ApiError, AuthAgent};
+use crate::conversation::{EventKind, Transition};
 use crate::store::{Event, InboxQuery, InboxTab, Message};
 use crate::tags::Tag;
 
@@ -265,19 +266,23 @@ pub fn describe(event: &Event) -> Option<String> {
         Some(d) => format!("{text}: {d}"),
         None => text,
     };
-    Some(match event.kind.as_str() {
-        "handoff" => with("Handed off".into()),
-        "claim" => format!("{actor} joined"),
-        "transfer" => match detail {
-            Some(d) => format!("{actor} transferred it {d}"),
-            None => format!("{actor} transferred it"),
+    Some(match &event.kind {
+        EventKind::Transition(t) => match t {
+            Transition::HandOff => with("Handed off".into()),
+            Transition::Claim => format!("{actor} joined"),
+            Transition::Transfer => match detail {
+                Some(d) => format!("{actor} transferred it {d}"),
+                None => format!("{actor} transferred it"),
+            },
+            Transition::GiveBack => format!("{actor} gave it back to the bot"),
+            Transition::Withdraw => with("The customer withdrew the request".into()),
+            Transition::Resolve => with(format!("Resolved by {actor}")),
         },
-        "give_back" => format!("{actor} gave it back to the bot"),
-        "withdraw" => with("The customer withdrew the request".into()),
-        "resolve" => with(format!("Resolved by {actor}")),
-        "no_answer" => "The bot had no answer".into(),
-        "delivery_failed" => with("Delivery failed".into()),
-        _ => return None,
+        EventKind::NoAnswer => "The bot had no answer".into(),
+        EventKind::DeliveryFailed => with("Delivery failed".into()),
+        EventKind::Reping | EventKind::Refused | EventKind::Recovered | EventKind::Other(_) => {
+            return None;
+        }
     })
 }
 
