@@ -86,10 +86,13 @@ impl Assistant {
                     // confident embeddings override it kept StackFAQ at
                     // hit@1 0.868 but left mtrag at 0.733, below BM25's
                     // 0.838; see the README.)
-                    if let Some(top) = bm25_top.filter(|_| self.bm25_sure(best_score)) {
-                        let (first, rest): (Vec<Hit>, Vec<Hit>) =
-                            hits.into_iter().partition(|h| h.slug == top);
-                        hits = first.into_iter().chain(rest).collect();
+                    // Only its best passage moves; the rest keep the
+                    // fused order (what embeddings found stays near the top).
+                    if let Some(top) = bm25_top.filter(|_| self.bm25_sure(best_score))
+                        && let Some(at) = hits.iter().position(|h| h.slug == top)
+                    {
+                        let first = hits.remove(at);
+                        hits.insert(0, first);
                     }
                 }
                 Ok(_) => {}
