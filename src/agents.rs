@@ -133,8 +133,20 @@ impl Agents {
             .clone()
     }
 
-    fn disabled(&self, accounts: &[Account], name: &str) -> bool {
+    fn disabled(accounts: &[Account], name: &str) -> bool {
         accounts.iter().any(|a| a.name == name && a.disabled)
+    }
+
+    /// The agent an added account is (console only: no linked accounts).
+    fn console_agent(account: &Account) -> Agent {
+        Agent {
+            name: account.name.clone(),
+            telegram_id: None,
+            discord_id: None,
+            admin: account.admin,
+            token: None,
+            shown_as: None,
+        }
     }
 
     /// Whether `name` is in `[[agents]]`.
@@ -148,20 +160,13 @@ impl Agents {
         let configured = self.list.iter().map(|a| Listed {
             agent: a.clone(),
             origin: Origin::Config,
-            disabled: self.disabled(&accounts, &a.name),
+            disabled: Self::disabled(&accounts, &a.name),
         });
         let added = accounts
             .iter()
             .filter(|a| a.added && !self.is_configured(&a.name))
             .map(|a| Listed {
-                agent: Agent {
-                    name: a.name.clone(),
-                    telegram_id: None,
-                    discord_id: None,
-                    admin: a.admin,
-                    token: None,
-                    shown_as: None,
-                },
+                agent: Self::console_agent(a),
                 origin: Origin::Console,
                 disabled: a.disabled,
             });
@@ -177,12 +182,15 @@ impl Agents {
             .collect()
     }
 
-    /// The enabled agent with this name.
+    /// The enabled agent with this name (configured first, then added).
     pub fn by_name(&self, name: &str) -> Option<Agent> {
-        self.listing()
-            .into_iter()
-            .find(|l| l.agent.name == name && !l.disabled)
-            .map(|l| l.agent)
+        if self.is_configured(name) {
+            return self.configured(|a| a.name == name);
+        }
+        self.accounts()
+            .iter()
+            .find(|a| a.added && !a.disabled && a.name == name)
+            .map(Self::console_agent)
     }
 
     /// The enabled configured agent matching `pick`.
@@ -191,7 +199,7 @@ impl Agents {
         self.list
             .iter()
             .find(|a| pick(a))
-            .filter(|a| !self.disabled(&accounts, &a.name))
+            .filter(|a| !Self::disabled(&accounts, &a.name))
             .cloned()
     }
 
@@ -220,7 +228,7 @@ impl Agents {
         }
         let name = format!("discord:{id}");
         (roles.iter().any(|r| self.discord_roles.contains(r))
-            && !self.disabled(&self.accounts(), &name))
+            && !Self::disabled(&self.accounts(), &name))
         .then(|| Agent {
             name,
             telegram_id: None,

@@ -226,7 +226,7 @@ impl ConsoleAuth {
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password(&random_hex(16)).unwrap_or_default());
 
-pub(crate) fn hash_password(password: &str) -> Result<String, Error> {
+fn hash_password(password: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| Error::Hash(e.to_string()))?;

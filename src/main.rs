@@ -440,15 +440,25 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         }) => {
             let auth = console_auth(&settings).await?;
             let by = "switchboard agents invite";
-            if auth.agents().by_name(&name).is_none() {
-                auth.add_agent(&name, admin, by).await?;
-                let role = if admin { "an admin" } else { "an agent" };
-                writeln!(stdout, "added {name} as {role} (console only)")?;
-            } else if admin && !auth.agents().by_name(&name).is_some_and(|a| a.admin) {
-                writeln!(
+            let known = auth
+                .agents()
+                .listing()
+                .into_iter()
+                .find(|l| l.agent.name == name);
+            match known {
+                None => {
+                    auth.add_agent(&name, admin, by).await?;
+                    let role = if admin { "an admin" } else { "an agent" };
+                    writeln!(stdout, "added {name} as {role} (console only)")?;
+                }
+                Some(l) if l.disabled => anyhow::bail!(
+                    "{name} is disabled; an admin enables them in the console's Settings first"
+                ),
+                Some(l) if admin && !l.agent.admin => writeln!(
                     stdout,
                     "{name} exists and is not an admin; --admin only applies to new agents (change the role in the console's settings)"
-                )?;
+                )?,
+                Some(_) => {}
             }
             let invite = auth.invite(&name, by).await?;
             let base = base_url.unwrap_or_else(|| listen_url(&settings.web.listen));

@@ -344,13 +344,7 @@ impl Assistant {
             s >= settings.min_similarity
                 || (retrieval.agree && s >= settings.min_similarity - AGREEMENT_BONUS)
         });
-        let threshold = settings.min_score.or_else(|| {
-            self.inner
-                .kb
-                .calibration()
-                .threshold(settings.refusal_target)
-        });
-        let scored = threshold.is_some_and(|t| retrieval.best_score >= t);
+        let scored = self.bm25_sure(retrieval.best_score);
         let confident = settings
             .min_confidence
             .is_some_and(|c| retrieval.confidence >= c);

@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use super::{
-    ConsoleAuth, Error, MIN_PASSWORD_CHARS, SignIn, hash_password, random_hex, token_hash,
-};
+use super::{ConsoleAuth, Error, MIN_PASSWORD_CHARS, SignIn, random_hex, token_hash};
 use crate::agents::{Account, Origin};
 use crate::clock::Millis;
 
@@ -76,13 +74,12 @@ impl ConsoleAuth {
         if !valid_name(name) {
             return Err(Error::InvalidName);
         }
-        self.reload().await?;
-        let known =
-            self.agents.is_configured(name) || self.account(name).await?.is_some_and(|a| a.added);
-        if known {
+        let existing = self.account(name).await?;
+        if self.agents.is_configured(name) || existing.as_ref().is_some_and(|a| a.added) {
             return Err(Error::Exists(name.to_string()));
         }
-        let disabled = self.account(name).await?.is_some_and(|a| a.disabled);
+        // A row without `added` only carries a disabled flag; keep it.
+        let disabled = existing.is_some_and(|a| a.disabled);
         let account = Account {
             name: name.to_string(),
             added: true,
@@ -194,12 +191,7 @@ impl ConsoleAuth {
         let Some(agent) = self.agents.by_name(&name) else {
             return Ok(SignIn::Refused);
         };
-        let password = password.to_string();
-        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| Error::Hash(e.to_string()))??;
-        self.store.set_agent_password(&name, &hash).await?;
-        self.store.delete_agent_sessions(&name).await?;
+        self.set_password(&name, password).await?;
         self.open_session(agent).await
     }
 

@@ -173,12 +173,23 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<(Agent, Via), A
     Ok((agent, Via::Session { token, session }))
 }
 
-fn auth_error(e: crate::auth::Error) -> ApiError {
-    tracing::error!("agent sign-in: {e}");
-    ApiError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error; see the server log".into(),
-    )
+/// A sign-in or account error as the API tells it (store and hashing
+/// failures are logged and told as 500).
+pub(super) fn auth_error(e: crate::auth::Error) -> ApiError {
+    use crate::auth::Error;
+    let status = match &e {
+        Error::UnknownAgent(_) => StatusCode::NOT_FOUND,
+        Error::Exists(_) | Error::FromConfig(_) | Error::Yourself => StatusCode::CONFLICT,
+        Error::WeakPassword | Error::InvalidName => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Store(_) | Error::Hash(_) => {
+            tracing::error!("agent sign-in or accounts: {e}");
+            return ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; see the server log".into(),
+            );
+        }
+    };
+    ApiError(status, e.to_string())
 }
 
 impl FromRequestParts<Arc<AppState>> for AuthAgent {
@@ -347,9 +358,6 @@ async fn accept_invite(
                 "this invite link was used, has expired or was withdrawn; ask an admin for a new one"
                     .into(),
             ))
-        }
-        Err(e @ crate::auth::Error::WeakPassword) => {
-            Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
         }
         Err(e) => Err(auth_error(e)),
     }

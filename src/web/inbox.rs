@@ -22,7 +22,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::agent::{ApiError, AuthAgent};
+use super::agent::{ApiError, AuthAgent, auth_error};
 use crate::conversation::{EventKind, Transition};
 use crate::store::{Event, InboxQuery, InboxTab, Message};
 use crate::tags::Tag;
@@ -152,13 +152,7 @@ async fn agents(
         .into_iter()
         .map(|a| a.name)
         .collect();
-    let online = state.auth.online().await.map_err(|e| {
-        tracing::error!("agent presence: {e}");
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error; see the server log".into(),
-        )
-    })?;
+    let online = state.auth.online().await.map_err(auth_error)?;
     Ok(Json(
         serde_json::json!({ "agents": names, "online": online }),
     ))
@@ -213,7 +207,7 @@ async fn inbox(
         None => InboxTab::Waiting,
         Some(other) => {
             return Err(ApiError(
-                axum::http::StatusCode::BAD_REQUEST,
+                StatusCode::BAD_REQUEST,
                 format!("unknown tab `{other}`; use waiting, mine, open, resolved or all"),
             ));
         }

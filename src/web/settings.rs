@@ -28,7 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::agent::{ApiError, AuthAdmin};
+use super::agent::{ApiError, AuthAdmin, auth_error};
 use crate::config::Settings;
 
 /// Routes under `/api/admin/settings`.
@@ -162,24 +162,6 @@ async fn show(
         "replies": canned,
     });
     Ok(Json(view))
-}
-
-/// An account error as the API tells it.
-fn auth_error(e: crate::auth::Error) -> ApiError {
-    use crate::auth::Error;
-    let status = match &e {
-        Error::UnknownAgent(_) => StatusCode::NOT_FOUND,
-        Error::Exists(_) | Error::FromConfig(_) | Error::Yourself => StatusCode::CONFLICT,
-        Error::WeakPassword | Error::InvalidName => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Store(_) | Error::Hash(_) => {
-            tracing::error!("agent accounts: {e}");
-            return ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error; see the server log".into(),
-            );
-        }
-    };
-    ApiError(status, e.to_string())
 }
 
 #[derive(Deserialize)]
