@@ -110,7 +110,8 @@ impl Core {
             settings.database.max_connections,
             clock,
         )
-        .await?;
+        .await?
+        .with_heartbeat(Duration::from_secs(settings.database.heartbeat_secs));
         let kb = Arc::new(KnowledgeBase::open(&settings.knowledge_base, on_progress)?);
         let prompts = Prompts::load(&settings.prompts.path)?;
         let embeddings = settings.embeddings();
@@ -427,6 +428,20 @@ impl App {
             });
         }
         {
+            // This process among those sharing the database: it beats, and
+            // answers what a process that stopped beating left.
+            core.store.register_instance().await?;
+            let watch = crate::assistant::recovery::Watch::new(
+                core.assistant.clone(),
+                core.registry.clone(),
+            );
+            let stop = stop.clone();
+            tasks.spawn(watch.run(
+                Duration::from_secs(core.settings.database.heartbeat_secs),
+                async move { stop.cancelled().await },
+            ));
+        }
+        {
             // Messages stored just before a crash are answered once the
             // channels have had a moment to connect.
             let assistant = core.assistant.clone();
@@ -440,7 +455,7 @@ impl App {
                 tokio::select! {
                     () = stop.cancelled() => {}
                     () = tokio::time::sleep(delay) => {
-                        match assistant.answer_pending(&registry, 3_600_000, started).await {
+                        match assistant.answer_pending(&registry, crate::assistant::recovery::MAX_AGE_MS, started).await {
                             Ok(0) => {}
                             Ok(n) => tracing::info!("answered {n} message(s) left unanswered by the last run"),
                             Err(e) => tracing::warn!("answering pending messages: {e}"),

@@ -109,6 +109,7 @@ mod tests {
             platform_message_id: None,
             feedback: None,
             created_at: at,
+            owner: None,
         }
     }
 

@@ -18,7 +18,7 @@ mod decide;
 mod decline;
 mod generate;
 mod press;
-mod recovery;
+pub mod recovery;
 mod reply;
 mod retrieve;
 pub use crate::templates as prompts;

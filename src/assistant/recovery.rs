@@ -4,9 +4,12 @@ use super::*;
 
 impl Assistant {
     /// Answers customer messages that were stored but never answered (the
-    /// process stopped in between), on the customer's channel. Messages older
-    /// than `max_age_ms` are left alone: a late answer to an old question
-    /// would confuse more than help. Returns how many were answered.
+    /// process stopped in between), on the customer's channel. Looks at
+    /// messages stored up to `before` (this process's start) by a process
+    /// that is gone, or by none; messages another live process stored are
+    /// its to answer. Messages older than `max_age_ms` are left alone: a
+    /// late answer to an old question would confuse more than help.
+    /// Returns how many were answered.
     ///
     /// # Errors
     /// On a database failure.
@@ -18,32 +21,116 @@ impl Assistant {
         before: crate::clock::Millis,
     ) -> Result<usize, Error> {
         let store = &self.inner.store;
+        let live = store.live_instances().await?;
         let mut answered = 0;
         let pending = store.unanswered(store.now() - max_age_ms, before).await?;
         for (conversation, messages) in pending {
             if !registry.can_deliver(&conversation.channel) {
                 continue;
             }
-            let customer = store.customer(&conversation.customer_id).await?;
-            // A message answered by an earlier pass is not answered again.
-            let recovered = self.recovered(&conversation.id).await?;
-            for message in messages {
-                if recovered.contains(&message.id) {
-                    continue;
-                }
-                let conversation = store.conversation(&conversation.id).await?;
-                if conversation.status != crate::conversation::Status::Bot {
-                    break;
-                }
-                if self
-                    .recover(registry, &customer, conversation, message)
-                    .await?
-                {
-                    answered += 1;
-                }
+            let messages = messages
+                .into_iter()
+                .filter(|m| !self.answered_elsewhere(m, &live))
+                .collect();
+            answered += self.answer_left(registry, conversation, messages).await?;
+        }
+        Ok(answered)
+    }
+
+    /// Answers the customer messages that process `gone` stored in the last
+    /// `max_age_ms` and never answered; each is claimed first, so when
+    /// several processes notice at once exactly one answers it. Returns how
+    /// many this process answered.
+    ///
+    /// # Errors
+    /// On a database failure.
+    #[tracing::instrument(name = "recovery", skip(self, registry))]
+    pub async fn answer_left_by(
+        &self,
+        registry: &crate::delivery::Registry,
+        gone: &str,
+        max_age_ms: i64,
+    ) -> Result<usize, Error> {
+        let store = &self.inner.store;
+        let now = store.now();
+        let mut answered = 0;
+        for conversation_id in store.conversations_owned_by(gone, now - max_age_ms).await? {
+            let conversation = store.conversation(&conversation_id).await?;
+            if conversation.status != crate::conversation::Status::Bot
+                || !registry.can_deliver(&conversation.channel)
+            {
+                continue;
+            }
+            let messages = store
+                .waiting_in(&conversation_id, now)
+                .await?
+                .into_iter()
+                .filter(|m| m.owner.as_deref() == Some(gone))
+                .collect();
+            answered += self.answer_left(registry, conversation, messages).await?;
+        }
+        Ok(answered)
+    }
+
+    /// Whether another process that is alive stored `message` (so it is
+    /// answering it).
+    fn answered_elsewhere(
+        &self,
+        message: &Message,
+        live: &std::collections::HashSet<String>,
+    ) -> bool {
+        message
+            .owner
+            .as_deref()
+            .is_some_and(|owner| owner != self.inner.store.instance() && live.contains(owner))
+    }
+
+    /// Answers `messages` (waiting ones of `conversation`, oldest first)
+    /// that this process can claim and no earlier pass answered, while the
+    /// conversation stays with the bot.
+    async fn answer_left(
+        &self,
+        registry: &crate::delivery::Registry,
+        conversation: Conversation,
+        messages: Vec<Message>,
+    ) -> Result<usize, Error> {
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let store = &self.inner.store;
+        let customer = store.customer(&conversation.customer_id).await?;
+        // A message answered by an earlier pass is not answered again.
+        let recovered = self.recovered(&conversation.id).await?;
+        let mut answered = 0;
+        for message in messages {
+            if recovered.contains(&message.id) {
+                continue;
+            }
+            let conversation = store.conversation(&conversation.id).await?;
+            if conversation.status != crate::conversation::Status::Bot {
+                break;
+            }
+            if !self.claim(&message).await? {
+                continue;
+            }
+            if self
+                .recover(registry, &customer, conversation, message)
+                .await?
+            {
+                answered += 1;
             }
         }
         Ok(answered)
+    }
+
+    /// Makes this process the one answering `message`: `false` when another
+    /// process claimed it first.
+    async fn claim(&self, message: &Message) -> Result<bool, Error> {
+        let store = &self.inner.store;
+        match message.owner.as_deref() {
+            Some(owner) if owner == store.instance() => Ok(true),
+            owner => Ok(store.claim_message(&message.id, owner).await?),
+        }
     }
 
     /// Answers a customer message a previous process stored and never
@@ -51,7 +138,8 @@ impl Assistant {
     /// platform id after a crash): the retry gets the answer at once rather
     /// than after the recovery pass, which by then may find the customer
     /// moved on. `false` when the message is not such a message (unknown,
-    /// stored by this process, answered, or with a person now).
+    /// being answered by this or another live process, answered, or with a
+    /// person now).
     ///
     /// # Errors
     /// On a database failure.
@@ -65,7 +153,9 @@ impl Assistant {
         let Some(message) = store.customer_message(channel, platform_message_id).await? else {
             return Ok(false);
         };
-        if message.created_at >= self.inner.started
+        let mine = message.owner.as_deref() == Some(store.instance());
+        if (mine && message.created_at >= self.inner.started)
+            || (!mine && self.answered_elsewhere(&message, &store.live_instances().await?))
             || store
                 .reply_to(channel, platform_message_id)
                 .await?
@@ -78,7 +168,10 @@ impl Assistant {
             .await?
             .contains(&message.id);
         let conversation = store.conversation(&message.conversation_id).await?;
-        if answered_before || conversation.status != crate::conversation::Status::Bot {
+        if answered_before
+            || conversation.status != crate::conversation::Status::Bot
+            || !self.claim(&message).await?
+        {
             return Ok(false);
         }
         let customer = store.customer(&conversation.customer_id).await?;
@@ -181,5 +274,85 @@ impl Assistant {
             .await?;
         }
         Ok(true)
+    }
+}
+
+/// Messages older than this are not answered by crash recovery.
+pub const MAX_AGE_MS: i64 = 3_600_000;
+
+/// This process's part among the processes sharing the database: beats,
+/// and answers what the processes that stopped beating left.
+pub struct Watch {
+    assistant: Assistant,
+    registry: crate::delivery::Registry,
+    /// Gone processes whose messages this one has gone through.
+    passed: std::collections::HashSet<String>,
+}
+
+impl Watch {
+    /// The watch of the process `assistant` runs in (registered with
+    /// [`Store::register_instance`]).
+    pub fn new(assistant: Assistant, registry: crate::delivery::Registry) -> Self {
+        Self {
+            assistant,
+            registry,
+            passed: Default::default(),
+        }
+    }
+
+    /// One beat: tells the others this process is alive, then answers what
+    /// each process gone since the last beat left. Returns how many
+    /// messages it answered.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn beat(&mut self) -> Result<usize, Error> {
+        let store = self.assistant.store().clone();
+        store.beat().await?;
+        let now = store.now();
+        let mut answered = 0;
+        for instance in store.instances().await? {
+            if instance.id == store.instance() || instance.seen_at >= now - store.lease_ms() {
+                continue;
+            }
+            if instance.seen_at < now - MAX_AGE_MS {
+                // Nothing it left is answered any more.
+                store.forget_instance(&instance.id).await?;
+                self.passed.remove(&instance.id);
+                continue;
+            }
+            if self.passed.contains(&instance.id) {
+                continue;
+            }
+            tracing::info!(instance = %instance.id, host = %instance.host, pid = instance.pid, "a process sharing the database is gone");
+            answered += self
+                .assistant
+                .answer_left_by(&self.registry, &instance.id, MAX_AGE_MS)
+                .await?;
+            self.passed.insert(instance.id);
+        }
+        Ok(answered)
+    }
+
+    /// Beats every `every` until `stop`, then marks this process gone so
+    /// the others take over at once what it leaves.
+    pub async fn run(mut self, every: std::time::Duration, stop: impl std::future::Future<Output = ()>) {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = ticks.tick() => match self.beat().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("answered {n} message(s) left by a process that is gone"),
+                    Err(e) => tracing::warn!("instance beat: {e}"),
+                },
+            }
+        }
+        let store = self.assistant.store();
+        if let Err(e) = store.mark_gone(store.instance()).await {
+            tracing::warn!("marking this process gone: {e}");
+        }
     }
 }

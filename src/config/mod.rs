@@ -98,6 +98,11 @@ pub struct DatabaseSettings {
     /// Seconds between two passes over kept inputs (button presses and
     /// staff messages interrupted by a crash or due for a retry).
     pub inbound_retry_secs: u64,
+    /// Seconds between two beats of this process in the database. Processes
+    /// sharing one PostgreSQL database tell each other they are alive this
+    /// way; one that misses three beats is gone, and the messages it stored
+    /// and never answered are answered by another.
+    pub heartbeat_secs: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -107,6 +112,7 @@ impl Default for DatabaseSettings {
             max_connections: 8,
             outbox_retry_secs: 2,
             inbound_retry_secs: 5,
+            heartbeat_secs: 5,
         }
     }
 }

@@ -92,6 +92,7 @@ impl Settings {
                 "database.inbound_retry_secs",
                 self.database.inbound_retry_secs,
             ),
+            ("database.heartbeat_secs", self.database.heartbeat_secs),
             ("handoff.desk_sync_secs", self.handoff.desk_sync_secs),
             ("csat.tick_secs", self.csat.tick_secs),
         ] {

@@ -60,44 +60,32 @@ impl Desk {
         thread: Option<store::StaffThread>,
     ) -> Result<(), Error> {
         let store = &self.inner.store;
-        let card = self.card(conversation).await?;
-        let last_seq = card.recent.iter().map(|m| m.seq).max().unwrap_or(0);
-        let Some(thread) = thread else {
-            if !store
-                .reserve_staff_thread(&conversation.id, desk.name())
-                .await?
-            {
+        let thread = match thread {
+            None => {
+                if !store
+                    .reserve_staff_thread(&conversation.id, desk.name())
+                    .await?
+                {
+                    return Ok(());
+                }
+                return self.post_new_card(desk, conversation).await;
+            }
+            // Another pass (of this process or another) holds it.
+            Some(_) if !store.claim_staff_sync(&conversation.id, desk.name()).await? => {
                 return Ok(());
             }
-            match desk.post_card(&card).await {
-                Ok(PostedCard { thread_ref, posts }) => {
-                    store
-                        .add_staff_posts(desk.name(), &conversation.id, &posts)
-                        .await?;
-                    let all = store.messages(&conversation.id).await?;
-                    let max_seq = all.iter().map(|m| m.seq).max().unwrap_or(last_seq);
-                    store
-                        .update_staff_thread(
-                            &conversation.id,
-                            desk.name(),
-                            Some(&thread_ref),
-                            max_seq,
-                            Some(conversation.status.as_str()),
-                        )
-                        .await?;
-                }
-                Err(e) => {
-                    store
-                        .release_staff_thread(&conversation.id, desk.name())
-                        .await?;
-                    tracing::warn!(desk = desk.name(), "card not posted, will retry: {e}");
-                }
-            }
-            return Ok(());
+            // As it is now that this pass holds it.
+            Some(_) => match store.staff_thread(&conversation.id, desk.name()).await? {
+                Some(thread) => thread,
+                None => return Ok(()),
+            },
         };
         let Some(thread_ref) = thread.thread_ref.clone() else {
-            return Ok(());
+            // Its card's posting was interrupted (a crash) and the lease
+            // ran out.
+            return self.post_new_card(desk, conversation).await;
         };
+        let card = self.card(conversation).await?;
         let mut forwarded = thread.forwarded_seq;
         let pending = store
             .customer_messages_after(&conversation.id, forwarded)
@@ -166,6 +154,43 @@ impl Desk {
         store
             .update_staff_thread(&conversation.id, desk.name(), None, forwarded, notified)
             .await?;
+        Ok(())
+    }
+
+    /// Posts the card of `conversation` in `desk`, whose thread this pass
+    /// reserved; on failure the reservation is dropped, to be tried again.
+    async fn post_new_card(
+        &self,
+        desk: &dyn StaffDesk,
+        conversation: &Conversation,
+    ) -> Result<(), Error> {
+        let store = &self.inner.store;
+        let card = self.card(conversation).await?;
+        let last_seq = card.recent.iter().map(|m| m.seq).max().unwrap_or(0);
+        match desk.post_card(&card).await {
+            Ok(PostedCard { thread_ref, posts }) => {
+                store
+                    .add_staff_posts(desk.name(), &conversation.id, &posts)
+                    .await?;
+                let all = store.messages(&conversation.id).await?;
+                let max_seq = all.iter().map(|m| m.seq).max().unwrap_or(last_seq);
+                store
+                    .update_staff_thread(
+                        &conversation.id,
+                        desk.name(),
+                        Some(&thread_ref),
+                        max_seq,
+                        Some(conversation.status.as_str()),
+                    )
+                    .await?;
+            }
+            Err(e) => {
+                store
+                    .release_staff_thread(&conversation.id, desk.name())
+                    .await?;
+                tracing::warn!(desk = desk.name(), "card not posted, will retry: {e}");
+            }
+        }
         Ok(())
     }
 

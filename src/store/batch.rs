@@ -27,7 +27,7 @@ use super::{Error, SourceRef, Status, new_id};
 use crate::clock::Millis;
 use crate::store::NewMessage;
 
-/// Most rows in one statement (15 parameters each; SQLite allows 32,766).
+/// Most rows in one statement (16 parameters each; SQLite allows 32,766).
 const MAX_ROWS: usize = 64;
 
 /// Messages waiting for the writer before senders wait for room.
@@ -52,15 +52,18 @@ pub(super) struct Row {
     created_at: Millis,
     /// Stored only while the conversation has this status.
     when: Option<&'static str>,
+    /// The process that stores it (and answers it, for a customer's).
+    owner: String,
 }
 
 impl Row {
-    /// The row for `message`, created at `now`, stored only while the
-    /// conversation's status is `when` (if given).
+    /// The row for `message`, created at `now` by the process `owner`,
+    /// stored only while the conversation's status is `when` (if given).
     pub(super) fn new(
         message: &NewMessage<'_>,
         when: Option<Status>,
         now: Millis,
+        owner: &str,
     ) -> Result<Self, Error> {
         let sources = if message.sources.is_empty() {
             None
@@ -83,6 +86,7 @@ impl Row {
             platform_message_id: message.platform_message_id.map(str::to_string),
             created_at: now,
             when: when.map(Status::as_str),
+            owner: owner.to_string(),
         })
     }
 }
@@ -198,7 +202,7 @@ async fn write(pool: &AnyPool, batch: Vec<Job>) {
 /// The statement for `n` rows. Columns of a `VALUES` list are named
 /// `column1…` by both SQLite and PostgreSQL.
 fn statement(n: usize) -> String {
-    const COLUMNS: usize = 15;
+    const COLUMNS: usize = 16;
     let mut values = String::new();
     for r in 0..n {
         if r > 0 {
@@ -215,11 +219,11 @@ fn statement(n: usize) -> String {
     }
     format!(
         "INSERT INTO messages (id, conversation_id, seq, role, author, text, mode, sources, model, \
-           prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at) \
+           prompt_tokens, completion_tokens, latency_ms, channel, platform_message_id, created_at, owner) \
          SELECT v.column1, v.column2, \
            (SELECT COALESCE(MAX(m.seq), 0) + 1 FROM messages m WHERE m.conversation_id = v.column2), \
            v.column3, v.column4, v.column5, v.column6, v.column7, v.column8, v.column9, v.column10, \
-           v.column11, v.column12, v.column13, v.column14 \
+           v.column11, v.column12, v.column13, v.column14, v.column16 \
          FROM (VALUES {values}) AS v \
          WHERE v.column15 IS NULL \
            OR EXISTS (SELECT 1 FROM conversations c WHERE c.id = v.column2 AND c.status = v.column15) \
@@ -247,7 +251,8 @@ async fn insert_many(pool: &AnyPool, rows: &[&Row]) -> Result<HashSet<String>, E
             .bind(&row.channel)
             .bind(&row.platform_message_id)
             .bind(row.created_at)
-            .bind(row.when);
+            .bind(row.when)
+            .bind(&row.owner);
     }
     let stored = query.fetch_all(pool).await?;
     stored
@@ -275,7 +280,7 @@ mod tests {
             ..NewMessage::default()
         };
         Job {
-            row: Row::new(&message, None, 0).unwrap(),
+            row: Row::new(&message, None, 0, "me").unwrap(),
             reply: oneshot::channel().0,
         }
     }
@@ -314,9 +319,9 @@ mod tests {
     #[test]
     fn the_statement_numbers_every_parameter_once() {
         let sql = statement(3);
-        for p in 1..=45 {
+        for p in 1..=48 {
             assert!(sql.contains(&format!("${p})")) || sql.contains(&format!("${p},")));
         }
-        assert!(!sql.contains("$46"));
+        assert!(!sql.contains("$49"));
     }
 }

@@ -5,6 +5,10 @@ use sqlx::Row;
 use super::{Conversation, Error, Event, Message, Store, get};
 use crate::clock::Millis;
 
+/// How long one pass may hold a staff thread it brings up to date (posting
+/// a card with the platform's retries takes seconds, not a minute).
+pub const STAFF_SYNC_LEASE_MS: Millis = 60_000;
+
 /// Where a conversation lives in one staff desk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffThread {
@@ -188,19 +192,44 @@ impl Store {
         conversation_id: &str,
         desk: &str,
     ) -> Result<bool, Error> {
+        let now = self.now();
         let result = sqlx::query(
-            "INSERT INTO staff_threads (conversation_id, desk, state, forwarded_seq, updated_at) \
-             VALUES ($1, $2, 'posting', 0, $3) ON CONFLICT (conversation_id, desk) DO NOTHING",
+            "INSERT INTO staff_threads (conversation_id, desk, state, forwarded_seq, updated_at, sync_until) \
+             VALUES ($1, $2, 'posting', 0, $3, $4) ON CONFLICT (conversation_id, desk) DO NOTHING",
         )
         .bind(conversation_id)
         .bind(desk)
-        .bind(self.now())
+        .bind(now)
+        .bind(now + STAFF_SYNC_LEASE_MS)
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
 
-    /// Records the posted card's reference and what the desk now knows.
+    /// Takes the staff thread of `conversation_id` in `desk` for one sync
+    /// (posting its card, forwarding messages, notices) for
+    /// [`STAFF_SYNC_LEASE_MS`]: `false` while another pass, in this process
+    /// or another, holds it. [`Store::update_staff_thread`] ends the sync.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn claim_staff_sync(&self, conversation_id: &str, desk: &str) -> Result<bool, Error> {
+        let now = self.now();
+        let result = sqlx::query(
+            "UPDATE staff_threads SET sync_until = $1 \
+             WHERE conversation_id = $2 AND desk = $3 AND (sync_until IS NULL OR sync_until < $4)",
+        )
+        .bind(now + STAFF_SYNC_LEASE_MS)
+        .bind(conversation_id)
+        .bind(desk)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Records the posted card's reference and what the desk now knows,
+    /// and ends the sync that claimed the thread.
     ///
     /// # Errors
     /// On a database failure.
@@ -214,7 +243,8 @@ impl Store {
     ) -> Result<(), Error> {
         sqlx::query(
             "UPDATE staff_threads SET thread_ref = COALESCE($1, thread_ref), state = 'open', \
-               forwarded_seq = $2, notified_status = COALESCE($3, notified_status), updated_at = $4 \
+               forwarded_seq = $2, notified_status = COALESCE($3, notified_status), updated_at = $4, \
+               sync_until = NULL \
              WHERE conversation_id = $5 AND desk = $6",
         )
         .bind(thread_ref)
@@ -369,35 +399,49 @@ impl Store {
         let mut out = Vec::new();
         for row in &rows {
             let conversation = Conversation::from_row(row)?;
-            let recent = sqlx::query(
-                "SELECT * FROM messages WHERE conversation_id = $1 AND created_at <= $2 \
-                   AND role <> 'note' ORDER BY seq DESC LIMIT 20",
-            )
-            .bind(&conversation.id)
-            .bind(before)
-            .fetch_all(&self.pool)
-            .await?;
-            // Oldest first, each bot message answers the oldest customer
-            // message still waiting: answers made at the same time can be
-            // stored after a later customer message (the answer to the
-            // first of two quick messages lands after the second), so
-            // "customer messages after the last answer" would miss one.
-            // An agent's or the system's message settles what came before.
-            let mut waiting = std::collections::VecDeque::new();
-            for row in recent.iter().rev() {
-                let message = Message::from_row(row)?;
-                match message.role {
-                    super::Role::Customer => waiting.push_back(message),
-                    super::Role::Bot => {
-                        waiting.pop_front();
-                    }
-                    _ => waiting.clear(),
-                }
-            }
+            let waiting = self.waiting_in(&conversation.id, before).await?;
             if !waiting.is_empty() {
-                out.push((conversation, waiting.into()));
+                out.push((conversation, waiting));
             }
         }
         Ok(out)
+    }
+
+    /// The customer messages of `conversation_id` up to `before` that no
+    /// bot message answers, oldest first (among its last 20 messages).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn waiting_in(
+        &self,
+        conversation_id: &str,
+        before: Millis,
+    ) -> Result<Vec<Message>, Error> {
+        let recent = sqlx::query(
+            "SELECT * FROM messages WHERE conversation_id = $1 AND created_at <= $2 \
+               AND role <> 'note' ORDER BY seq DESC LIMIT 20",
+        )
+        .bind(conversation_id)
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?;
+        // Oldest first, each bot message answers the oldest customer
+        // message still waiting: answers made at the same time can be
+        // stored after a later customer message (the answer to the first of
+        // two quick messages lands after the second), so "customer messages
+        // after the last answer" would miss one. An agent's or the system's
+        // message settles what came before.
+        let mut waiting = std::collections::VecDeque::new();
+        for row in recent.iter().rev() {
+            let message = Message::from_row(row)?;
+            match message.role {
+                super::Role::Customer => waiting.push_back(message),
+                super::Role::Bot => {
+                    waiting.pop_front();
+                }
+                _ => waiting.clear(),
+            }
+        }
+        Ok(waiting.into())
     }
 }

@@ -34,7 +34,7 @@ impl Store {
         // The conversation's timestamps follow in the same statement
         // (trigger `messages_touch`); concurrent messages share one
         // statement (see `batch`).
-        let row = batch::Row::new(message, status, self.now())?;
+        let row = batch::Row::new(message, status, self.now(), &self.instance)?;
         self.batcher.insert(&self.writer, row).await
     }
 

@@ -13,6 +13,7 @@ mod customers;
 mod desk;
 mod inbound;
 mod inbox;
+pub mod instances;
 mod kb_changes;
 mod limits;
 mod messages;
@@ -24,7 +25,7 @@ mod tags;
 mod web;
 
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -98,6 +99,10 @@ pub struct Store {
     batcher: batch::Batcher,
     backend: Backend,
     clock: SharedClock,
+    /// This process among those sharing the database ([`instances`]).
+    instance: Arc<str>,
+    /// How long a process may go without a beat before it counts as gone.
+    lease_ms: Millis,
 }
 
 static DRIVERS: Once = Once::new();
@@ -147,6 +152,8 @@ impl Store {
             writer,
             backend,
             clock,
+            instance: new_id().into(),
+            lease_ms: instances::DEFAULT_LEASE_MS,
         })
     }
 

@@ -249,6 +249,10 @@ pub struct Message {
     pub feedback: Option<i64>,
     /// Stored at.
     pub created_at: Millis,
+    /// The process that stored it and answers it (see
+    /// [`Store::instance`](super::Store::instance)); `None` for messages
+    /// stored before processes were told apart.
+    pub owner: Option<String>,
 }
 
 impl Message {
@@ -275,6 +279,7 @@ impl Message {
             platform_message_id: get(row, "platform_message_id")?,
             feedback: get(row, "feedback")?,
             created_at: get(row, "created_at")?,
+            owner: get(row, "owner")?,
         })
     }
 }

@@ -21,6 +21,7 @@ fn message(role: Role, text: &str, at: i64) -> Message {
         platform_message_id: None,
         feedback: None,
         created_at: at,
+        owner: None,
     }
 }
 

@@ -63,6 +63,9 @@ pub enum Error {
     /// Telegram refused the token.
     #[error("Telegram refused the bot token (getMe: {0}); check TELEGRAM_BOT_TOKEN")]
     BadToken(String),
+    /// The database (the webhook secret is kept there).
+    #[error("database: {0}")]
+    Store(#[from] crate::store::Error),
     /// The Bot API cannot be reached.
     #[error("cannot reach the Telegram Bot API at {0}: {1}")]
     Unreachable(String, String),
@@ -117,13 +120,20 @@ impl Telegram {
         if let Err(e) = retrying(|| bot.set_my_commands(commands.clone()).send()).await {
             tracing::warn!("telegram: setMyCommands failed: {e}");
         }
-        let webhook_secret = settings.webhook_url.as_ref().map(|_| {
-            settings
-                .webhook_secret
-                .as_ref()
-                .map(|s| s.expose().to_string())
-                .unwrap_or_else(|| crate::store::new_id().replace('-', ""))
-        });
+        // Without a configured secret, one kept in the database: every
+        // process behind the webhook URL checks the same one.
+        let webhook_secret = match (&settings.webhook_url, &settings.webhook_secret) {
+            (None, _) => None,
+            (Some(_), Some(secret)) => Some(secret.expose().to_string()),
+            (Some(_), None) => Some(
+                assistant
+                    .store()
+                    .secret("telegram.webhook_secret", || {
+                        crate::store::new_id().replace('-', "")
+                    })
+                    .await?,
+            ),
+        };
         let telegram = Self {
             inner: Arc::new(Inner {
                 bot,

@@ -1,0 +1,372 @@
+//! Several `switchboard run` processes on one PostgreSQL database (issue
+//! 16): three real processes of the binary, Telegram in webhook mode
+//! behind all of them (the test delivers updates as Telegram would through
+//! a load balancer, retrying one that was not confirmed at another
+//! process), the web chat API behind all of them, a slow model so answers
+//! are in flight, a `kill -9` of one process in the middle and its restart
+//! while the others are answering. Every customer message is answered
+//! exactly once: by the process that stored it, or, for the killed one's,
+//! by exactly one of the others once its beats stop.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::openai_fake::{self, Script};
+use common::telegram_fake::{self, message, message_update, private_chat, user};
+use common::{FreshPostgres, prompts_dir, write_fixture_kb};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+/// What the model says, after a pause long enough to kill a process while
+/// its answers wait for it.
+const ANSWER: &str = "Open Settings → Billing → Refund within 14 days [1].";
+const PAUSE: Duration = Duration::from_millis(2_500);
+
+/// One `switchboard run`.
+struct Process {
+    child: tokio::process::Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn spawn(dir: &Path, n: usize, db: &str, telegram: &str, llm: &str) -> Process {
+    let port = free_port();
+    let config = format!(
+        r#"
+[database]
+url = "{db}"
+heartbeat_secs = 1
+[knowledge_base]
+path = "{kb}"
+index_path = "{index}"
+watch = false
+[prompts]
+path = "{prompts}"
+[web]
+listen = "127.0.0.1:{port}"
+[assistant]
+recovery_delay_secs = 1
+[llm]
+base_url = "{llm}"
+model = "gpt-test"
+timeout_secs = 30
+max_concurrency = 32
+[telegram]
+enabled = true
+api_url = "{telegram}"
+token = "{token}"
+webhook_url = "https://bot.example/telegram/webhook"
+"#,
+        kb = dir.join("kb").display(),
+        index = dir.join(format!("index-{n}")).display(),
+        prompts = prompts_dir(),
+        token = telegram_fake::TOKEN,
+    );
+    let path = dir.join(format!("config-{n}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let log = dir.join(format!("process-{n}.log"));
+    let child = tokio::process::Command::new(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .current_dir(dir)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    Process {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    }
+}
+
+impl Process {
+    /// Waits (bounded) until it serves `/healthz`.
+    async fn ready(&mut self, client: &reqwest::Client) {
+        for _ in 0..600 {
+            if let Ok(r) = client.get(format!("{}/healthz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("process exited with {status}:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("process never became ready:\n{}", self.log());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Delivers `update` as Telegram does: to one process, and when that one
+/// does not confirm it (gone), to the next.
+async fn deliver(
+    client: &reqwest::Client,
+    bases: &[String],
+    first: usize,
+    secret: &str,
+    update: &Value,
+) -> usize {
+    for k in 0..bases.len() {
+        let at = (first + k) % bases.len();
+        let sent = client
+            .post(format!("{}/telegram/webhook", bases[at]))
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .json(update)
+            .send()
+            .await;
+        if let Ok(r) = sent
+            && r.status() == 200
+        {
+            return at;
+        }
+    }
+    panic!("no process confirmed update {update}");
+}
+
+/// Sends a widget message as the widget does: again, to another process,
+/// when the request fails (the client retries with the same id).
+async fn chat(client: &reqwest::Client, bases: &[String], first: usize, session: &str) {
+    for k in 0..bases.len() {
+        let at = (first + k) % bases.len();
+        let sent = client
+            .post(format!("{}/api/chat/messages", bases[at]))
+            .json(&json!({"session": session, "text": "how do I get a refund", "id": "m1"}))
+            .send()
+            .await;
+        if let Ok(r) = sent
+            && r.status() == 200
+        {
+            return;
+        }
+    }
+    panic!("no process took the widget message of {session}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
+async fn three_processes_one_killed_every_message_answered_exactly_once() {
+    let pg = FreshPostgres::create("sb_scale").await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("kb")).unwrap();
+    write_fixture_kb(&dir.path().join("kb"));
+    let (telegram, telegram_url) = telegram_fake::start().await;
+    let (llm, llm_url) = openai_fake::start().await;
+    llm.script([Script::Slow(vec![ANSWER.into()], PAUSE)]);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+
+    let mut processes = Vec::new();
+    for n in 0..3 {
+        // One after another: the first creates the schema.
+        let mut p = spawn(dir.path(), n, &pg.url, &telegram_url, &llm_url).await;
+        p.ready(&client).await;
+        processes.push(p);
+    }
+    let bases: Vec<String> = processes.iter().map(|p| p.base.clone()).collect();
+    // Every process registered the webhook with the one secret kept in the
+    // database, so any of them takes Telegram's updates.
+    let secrets: Vec<String> = telegram
+        .calls_of("setwebhook")
+        .iter()
+        .map(|c| c["secret_token"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(secrets.len(), 3);
+    assert!(secrets.iter().all(|s| s == &secrets[0]), "{secrets:?}");
+    let secret = secrets[0].clone();
+
+    // First wave: a customer per chat, spread over the three processes;
+    // each process confirms an update once it is stored.
+    const FIRST: i64 = 18;
+    let mut stored_by: HashMap<i64, usize> = HashMap::new();
+    let mut sends = Vec::new();
+    for chat in 1..=FIRST {
+        let update = message_update(
+            chat,
+            message(
+                chat,
+                private_chat(chat),
+                user(chat, "Ann"),
+                "how do I get a refund",
+            ),
+        );
+        let (client, bases, secret) = (client.clone(), bases.clone(), secret.clone());
+        sends.push(tokio::spawn(async move {
+            let at = deliver(&client, &bases, chat as usize % 3, &secret, &update).await;
+            (chat, at, update)
+        }));
+    }
+    let mut kept = Vec::new();
+    for send in sends {
+        let (chat, at, update) = send.await.unwrap();
+        stored_by.insert(chat, at);
+        kept.push((chat, update));
+    }
+    assert!(stored_by.values().any(|&at| at == 1));
+    // Widget visitors on the process about to be killed: their requests
+    // wait for the answer.
+    let mut widget = Vec::new();
+    for n in 0..3 {
+        let session = format!("visitor-{n}");
+        let (client, bases) = (client.clone(), bases.clone());
+        widget.push(tokio::spawn(async move {
+            chat(&client, &bases, 1, &session).await;
+        }));
+    }
+    // Every message stored and waiting for the model, which pauses before
+    // its first word: kill -9 process 1 now, with its answers in flight.
+    let waiting = FIRST as usize + widget.len();
+    for _ in 0..400 {
+        if llm.in_flight.load(std::sync::atomic::Ordering::SeqCst) >= waiting {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    processes[1].child.start_kill().unwrap();
+    processes[1].child.wait().await.unwrap();
+    let survivors = vec![bases[0].clone(), bases[2].clone()];
+
+    // Telegram delivers some updates again (the confirmations it did not
+    // see) to the survivors: stored already, so not answered again.
+    for (chat, update) in kept.iter().filter(|(chat, _)| chat % 2 == 0) {
+        deliver(&client, &survivors, *chat as usize, &secret, update).await;
+    }
+    // Second wave, on the survivors, with a slower model: while these
+    // answers are in flight the killed process is restarted, and its
+    // start-up pass over what was left unanswered must leave them alone
+    // (they belong to live processes).
+    llm.rescript([Script::Slow(vec![ANSWER.into()], PAUSE * 2)]);
+    const SECOND: i64 = 6;
+    for chat in FIRST + 1..=FIRST + SECOND {
+        let update = message_update(
+            chat,
+            message(
+                chat,
+                private_chat(chat),
+                user(chat, "Bo"),
+                "how do I get a refund",
+            ),
+        );
+        deliver(&client, &survivors, chat as usize, &secret, &update).await;
+    }
+    let mut restarted = spawn(dir.path(), 3, &pg.url, &telegram_url, &llm_url).await;
+    restarted.ready(&client).await;
+    processes.push(restarted);
+    for w in widget {
+        w.await.unwrap();
+    }
+
+    // Every chat gets its answer: the killed process's once its lease ran
+    // out (three missed beats of a second).
+    let answers = |chat: i64| {
+        telegram
+            .sent_to(chat)
+            .iter()
+            .filter(|(_, text)| text.contains("Open Settings"))
+            .count()
+    };
+    telegram
+        .wait_up_to(90, "every chat answered", |_| {
+            (1..=FIRST + SECOND).all(|chat| answers(chat) >= 1)
+        })
+        .await;
+
+    // The log, read while both survivors keep beating: wait until each has
+    // beaten twice more, so a second answer would have been sent by now.
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&pg.url).await.unwrap();
+    let beats = || async {
+        sqlx::query_as::<_, (String, i64)>("SELECT id, seen_at FROM instances")
+            .fetch_all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect::<HashMap<String, i64>>()
+    };
+    let answered_at = beats().await;
+    for _ in 0..200 {
+        let now = beats().await;
+        let ahead = now
+            .iter()
+            .filter(|(id, seen)| answered_at.get(*id).is_some_and(|then| **seen >= then + 2_000))
+            .count();
+        if ahead >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for chat in 1..=FIRST + SECOND {
+        let answers = answers(chat);
+        assert_eq!(
+            answers,
+            1,
+            "chat {chat} (stored by process {:?}) answered {answers} times: {:?}",
+            stored_by.get(&chat),
+            telegram.sent_to(chat)
+        );
+    }
+    // In the log: one answer per customer message, on every channel.
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT c.channel, c.thread_key, m.role FROM messages m \
+         JOIN conversations c ON c.id = m.conversation_id ORDER BY m.seq",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let mut per_conversation: HashMap<(String, String), (usize, usize)> = HashMap::new();
+    for (channel, thread, role) in rows {
+        let counts = per_conversation.entry((channel, thread)).or_default();
+        match role.as_str() {
+            "customer" => counts.0 += 1,
+            "bot" => counts.1 += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(
+        per_conversation.len(),
+        (FIRST + SECOND) as usize + 3,
+        "{per_conversation:?}"
+    );
+    for (conversation, (customer, bot)) in &per_conversation {
+        assert_eq!(
+            (*customer, *bot),
+            (1, 1),
+            "{conversation:?}: customer messages and answers"
+        );
+    }
+    // The killed process left messages the others answered.
+    let recovered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE kind = 'recovered'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(recovered >= 1, "the kill left nothing to take over");
+
+    db.close().await;
+    for mut p in processes {
+        let _ = p.child.start_kill();
+        let _ = p.child.wait().await;
+    }
+    pg.drop().await;
+}
