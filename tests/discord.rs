@@ -1319,3 +1319,24 @@ async fn the_customer_is_told_who_joins_transfers_gives_back_and_closes() {
     assert_never_pings(&t.fake);
     t.stop().await;
 }
+
+/// Issue 16: processes sharing the bot each run a range of its gateway
+/// shards; the range configured is the one the gateway is asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_runs_the_shards_it_is_given() {
+    let t = start_with(None, "shard_count = 2\nshards = [1]").await;
+    for _ in 0..200 {
+        if t.fake.identify_count() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let identifies = t.fake.identify_payloads();
+    assert_eq!(identifies.len(), 1, "one shard, one session");
+    assert_eq!(identifies[0]["shard"], serde_json::json!([1, 2]));
+    t.fake
+        .dispatch_message(95, DM, None, CUSTOMER, "how do I get a refund")
+        .await;
+    t.wait_posted(DM, 1).await;
+    t.stop().await;
+}

@@ -51,25 +51,32 @@ impl Assistant {
         gone: &str,
         max_age_ms: i64,
     ) -> Result<usize, Error> {
+        use futures::StreamExt;
         let store = &self.inner.store;
         let now = store.now();
-        let mut answered = 0;
-        for conversation_id in store.conversations_owned_by(gone, now - max_age_ms).await? {
-            let conversation = store.conversation(&conversation_id).await?;
-            if conversation.status != crate::conversation::Status::Bot
-                || !registry.can_deliver(&conversation.channel)
-            {
-                continue;
-            }
-            let messages = store
-                .waiting_in(&conversation_id, now)
-                .await?
-                .into_iter()
-                .filter(|m| m.owner.as_deref() == Some(gone))
-                .collect();
-            answered += self.answer_left(registry, conversation, messages).await?;
-        }
-        Ok(answered)
+        let conversations = store.conversations_owned_by(gone, now - max_age_ms).await?;
+        // Conversations at once (each in order): what a process left can be
+        // many answers, each as slow as the model.
+        let results: Vec<Result<usize, Error>> = futures::stream::iter(conversations)
+            .map(|conversation_id| async move {
+                let conversation = store.conversation(&conversation_id).await?;
+                if conversation.status != crate::conversation::Status::Bot
+                    || !registry.can_deliver(&conversation.channel)
+                {
+                    return Ok(0);
+                }
+                let messages = store
+                    .waiting_in(&conversation_id, now)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.owner.as_deref() == Some(gone))
+                    .collect();
+                self.answer_left(registry, conversation, messages).await
+            })
+            .buffer_unordered(TAKE_OVER_AT_ONCE)
+            .collect()
+            .await;
+        results.into_iter().sum()
     }
 
     /// Whether another process that is alive stored `message` (so it is
@@ -277,6 +284,10 @@ impl Assistant {
     }
 }
 
+/// Conversations a process answers at once when it takes over from a gone
+/// one.
+const TAKE_OVER_AT_ONCE: usize = 8;
+
 /// Messages older than this are not answered by crash recovery.
 pub const MAX_AGE_MS: i64 = 3_600_000;
 
@@ -300,15 +311,15 @@ impl Watch {
         }
     }
 
-    /// One beat: tells the others this process is alive, then answers what
-    /// each process gone since the last beat left. Returns how many
-    /// messages it answered.
+    /// Answers what each process gone since the last pass left (one that
+    /// stopped beating, or stopped cleanly); forgets processes gone for
+    /// longer than crash recovery looks back. Returns how many messages it
+    /// answered.
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn beat(&mut self) -> Result<usize, Error> {
+    pub async fn take_over(&mut self) -> Result<usize, Error> {
         let store = self.assistant.store().clone();
-        store.beat().await?;
         let now = store.now();
         let mut answered = 0;
         for instance in store.instances().await? {
@@ -334,22 +345,42 @@ impl Watch {
         Ok(answered)
     }
 
-    /// Beats every `every` until `stop`, then marks this process gone so
-    /// the others take over at once what it leaves.
-    pub async fn run(mut self, every: std::time::Duration, stop: impl std::future::Future<Output = ()>) {
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    /// Beats every `every` until `stop`, and as often takes over what gone
+    /// processes left; then marks this process gone so the others take over
+    /// at once what it leaves. The beat has a task of its own: answering
+    /// what another process left takes as long as the model does, and a
+    /// process busy with that must not look gone itself.
+    pub async fn run(
+        mut self,
+        every: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let first = tokio::time::Instant::now() + every;
+        let store = self.assistant.store().clone();
+        let beats = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(first, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(e) = store.beat().await {
+                    tracing::warn!("instance beat: {e}");
+                }
+            }
+        });
+        let mut ticks = tokio::time::interval_at(first, every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => break,
-                _ = ticks.tick() => match self.beat().await {
+                _ = ticks.tick() => match self.take_over().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!("answered {n} message(s) left by a process that is gone"),
-                    Err(e) => tracing::warn!("instance beat: {e}"),
+                    Err(e) => tracing::warn!("taking over from a gone process: {e}"),
                 },
             }
         }
+        beats.abort();
         let store = self.assistant.store();
         if let Err(e) = store.mark_gone(store.instance()).await {
             tracing::warn!("marking this process gone: {e}");

@@ -389,6 +389,25 @@ pub struct DiscordSettings {
     pub guild_id: Option<u64>,
     /// Members with any of these roles may act as agents.
     pub agent_role_ids: Vec<u64>,
+    /// Gateway shards of the bot in all (every process sharing the bot
+    /// uses the same number).
+    pub shard_count: u32,
+    /// The shards this process runs (consecutive ids below `shard_count`);
+    /// unset runs them all. Processes sharing one database each run a
+    /// range, together all of them.
+    pub shards: Option<Vec<u32>>,
+}
+
+impl DiscordSettings {
+    /// The first and last shard this process runs, and the total.
+    pub fn shard_range(&self) -> (u32, u32, u32) {
+        let total = self.shard_count.max(1);
+        match self.shards.as_deref() {
+            Some([first, .., last]) => (*first, *last, total),
+            Some([only]) => (*only, *only, total),
+            _ => (0, total - 1, total),
+        }
+    }
 }
 
 impl Default for DiscordSettings {
@@ -401,6 +420,8 @@ impl Default for DiscordSettings {
             help_channel_ids: Vec::new(),
             guild_id: None,
             agent_role_ids: Vec::new(),
+            shard_count: 1,
+            shards: None,
         }
     }
 }

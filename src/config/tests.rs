@@ -118,3 +118,31 @@ fn extractive_only_without_key_or_url() {
 fn secret_debug_is_redacted() {
     assert_eq!(format!("{:?}", Secret::new("sk-123")), "[redacted]");
 }
+
+#[test]
+fn the_deployment_example_config_loads() {
+    // The shared volume of the compose file is the bundled folder here.
+    let text = include_str!("../../deploy/config.toml").replace(
+        "/srv/knowledge-base",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/knowledge-base"),
+    );
+    let settings = Settings::from_toml_str(&text).expect("deploy/config.toml is valid");
+    assert!(settings.database.url.starts_with("postgres://"));
+    assert_eq!(settings.database.heartbeat_secs, 5);
+}
+
+#[test]
+fn discord_shards_are_consecutive_ids_below_the_count() {
+    let ok = Settings::from_toml_str("[discord]\nshard_count = 4\nshards = [2, 3]").unwrap();
+    assert_eq!(ok.discord.shard_range(), (2, 3, 4));
+    assert_eq!(Settings::default().discord.shard_range(), (0, 0, 1));
+    for bad in [
+        "[discord]\nshard_count = 0",
+        "[discord]\nshard_count = 4\nshards = []",
+        "[discord]\nshard_count = 4\nshards = [1, 3]",
+        "[discord]\nshard_count = 2\nshards = [2]",
+    ] {
+        let e = Settings::from_toml_str(bad).unwrap_err().to_string();
+        assert!(e.contains("discord.shard"), "{bad}: {e}");
+    }
+}

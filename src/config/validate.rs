@@ -41,6 +41,24 @@ impl Settings {
         }
         check_http_url("telegram.api_url", &self.telegram.api_url)?;
         check_http_url("discord.api_url", &self.discord.api_url)?;
+        if self.discord.shard_count == 0 {
+            return bad("discord.shard_count", "must be at least 1".into());
+        }
+        if let Some(shards) = &self.discord.shards {
+            let consecutive = shards.windows(2).all(|w| w[1] == w[0] + 1);
+            if shards.is_empty()
+                || !consecutive
+                || shards.iter().any(|s| *s >= self.discord.shard_count)
+            {
+                return bad(
+                    "discord.shards",
+                    format!(
+                        "{shards:?} must be consecutive shard ids below discord.shard_count ({}), such as [0, 1]",
+                        self.discord.shard_count
+                    ),
+                );
+            }
+        }
         if let Some(hook) = &self.telegram.webhook_url {
             check_http_url("telegram.webhook_url", hook)?;
         }

@@ -71,7 +71,11 @@ impl Desk {
                 return self.post_new_card(desk, conversation).await;
             }
             // Another pass (of this process or another) holds it.
-            Some(_) if !store.claim_staff_sync(&conversation.id, desk.name()).await? => {
+            Some(_)
+                if !store
+                    .claim_staff_sync(&conversation.id, desk.name())
+                    .await? =>
+            {
                 return Ok(());
             }
             // As it is now that this pass holds it.

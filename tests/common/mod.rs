@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Background loops (surveys, outbox, inbound replay, the desk's timer) run
-//! once when the app starts and then only every [`MANUAL_SECS`], and crash
-//! recovery waits that long before its one pass, so a test that needs one
+//! once when the app starts and then only every [`MANUAL_SECS`]; crash
+//! recovery and the process's beat (which takes over what gone processes
+//! left) wait that long before their first pass, so a test that needs one
 //! calls its handle rather than sleeping for a period;
 //! [`Options::background`] keeps the production periods.
 
@@ -291,6 +292,7 @@ impl Deployment {
 url = "{db}"
 outbox_retry_secs = {outbox}
 inbound_retry_secs = {inbound}
+heartbeat_secs = {beat}
 [knowledge_base]
 path = "{kb}"
 index_path = "{index}"
@@ -310,6 +312,7 @@ tick_secs = {surveys}
             db = self.db_url,
             outbox = period(2),
             inbound = period(5),
+            beat = period(5),
             kb = self.kb.display(),
             index = self.dir.path().join("index").display(),
             prompts = prompts_dir(),

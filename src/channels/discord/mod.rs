@@ -86,6 +86,8 @@ struct Inner {
     help_channels: HashSet<ChannelId>,
     agents_channel: Option<ChannelId>,
     guild_id: Option<GuildId>,
+    /// The gateway shards this process runs: first, last, total.
+    shards: (u32, u32, u32),
     /// Threads known to belong to a help channel (customer threads) or to
     /// the agents' channel (staff threads), learnt from THREAD_CREATE, from
     /// the threads the bot opens and from the cache.
@@ -140,6 +142,7 @@ impl Discord {
                     .collect(),
                 agents_channel: settings.agents_channel_id.map(ChannelId::new),
                 guild_id: settings.guild_id.map(GuildId::new),
+                shards: settings.shard_range(),
                 threads: Mutex::new(HashMap::new()),
             }),
         };
@@ -220,13 +223,25 @@ impl Discord {
             .await
             .map_err(|e| Error::Gateway(e.to_string()))?;
         let shards = client.shard_manager.clone();
+        let (first, last, total) = self.inner.shards;
+        if total > 1 {
+            tracing::info!(
+                first,
+                last,
+                total,
+                "discord: running shards {first}-{last} of {total}"
+            );
+        }
         tokio::pin!(shutdown);
         tokio::select! {
             () = &mut shutdown => {
                 shards.shutdown_all().await;
                 Ok(())
             }
-            result = client.start() => result.map_err(|e| Error::Gateway(gateway_hint(&e))),
+            // serenity's range is inclusive at both ends (`4..7` runs 4 to 7).
+            result = client.start_shard_range(first..last, total) => {
+                result.map_err(|e| Error::Gateway(gateway_hint(&e)))
+            }
         }
     }
 
