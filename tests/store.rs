@@ -23,6 +23,8 @@ const START: i64 = 1_795_000_000_000;
 /// A store on a fresh database; drops a PostgreSQL database on `finish`.
 struct Db {
     store: Store,
+    /// `database.url`, for a second process on the same database.
+    url: String,
     clock: Arc<ManualClock>,
     _dir: Option<tempfile::TempDir>,
     pg: Option<FreshPostgres>,
@@ -47,6 +49,7 @@ async fn sqlite() -> Db {
     store.migrate().await.unwrap();
     Db {
         store,
+        url,
         clock,
         _dir: Some(dir),
         pg: None,
@@ -62,6 +65,7 @@ async fn postgres() -> Db {
     store.migrate().await.unwrap();
     Db {
         store,
+        url: pg.url.clone(),
         clock,
         _dir: None,
         pg: Some(pg),
@@ -1115,5 +1119,84 @@ on_every_backend!(conversation_tags_are_searched_and_filtered, |db: &Db| {
         store.remove_tag(&ids[0], &billing).await.unwrap();
         assert!(find(Some("billing"), None).await.is_empty());
         assert_eq!(store.tags(&ids[0]).await.unwrap(), ["vip"]);
+    }
+});
+
+// Issue 16: processes sharing one database tell who is alive, who answers a
+// message, and who syncs a staff thread.
+on_every_backend!(processes_sharing_a_database, |db: &Db| {
+    let url = db.url.clone();
+    let clock = db.clock.clone();
+    let a = db.store.clone();
+    async move {
+        let a = &a;
+        let process = || async {
+            Store::connect(&url, 2, clock.clone() as SharedClock)
+                .await
+                .unwrap()
+        };
+        let b = process().await;
+        let c = process().await;
+        for store in [a, &b, &c] {
+            store.register_instance().await.unwrap();
+        }
+        // B stores a customer message: B answers it.
+        let customer = b.upsert_customer("test", "ann", None).await.unwrap();
+        let conversation = b.open_conversation(&customer, "t1").await.unwrap();
+        let message = NewMessage {
+            conversation_id: &conversation.id,
+            text: "how do I get a refund",
+            channel: "test",
+            platform_message_id: Some("u:1"),
+            ..NewMessage::default()
+        };
+        let id = b.insert_message(&message).await.unwrap().unwrap();
+        let stored = a.messages(&conversation.id).await.unwrap();
+        assert_eq!(stored[0].owner.as_deref(), Some(b.instance()));
+        assert!(a.live_instances().await.unwrap().contains(b.instance()));
+        // B stops beating; A and C beat on. After the lease B is gone.
+        clock.advance(a.lease_ms() + 1);
+        a.beat().await.unwrap();
+        c.beat().await.unwrap();
+        let live = a.live_instances().await.unwrap();
+        assert!(!live.contains(b.instance()));
+        assert!(live.contains(c.instance()));
+        assert_eq!(
+            a.conversations_owned_by(b.instance(), START).await.unwrap(),
+            vec![conversation.id.clone()]
+        );
+        // A and C both take the message over: exactly one gets it.
+        let (x, y) = tokio::join!(
+            a.claim_message(&id, Some(b.instance())),
+            c.claim_message(&id, Some(b.instance()))
+        );
+        assert_eq!(
+            [x.unwrap(), y.unwrap()].iter().filter(|won| **won).count(),
+            1
+        );
+        // C stops cleanly: gone at once.
+        c.mark_gone(c.instance()).await.unwrap();
+        assert!(!a.live_instances().await.unwrap().contains(c.instance()));
+
+        // A staff thread is synced by one pass at a time.
+        assert!(
+            a.reserve_staff_thread(&conversation.id, "desk")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !c.claim_staff_sync(&conversation.id, "desk").await.unwrap(),
+            "the card is being posted"
+        );
+        a.update_staff_thread(&conversation.id, "desk", Some("ref"), 1, None)
+            .await
+            .unwrap();
+        assert!(c.claim_staff_sync(&conversation.id, "desk").await.unwrap());
+        assert!(!a.claim_staff_sync(&conversation.id, "desk").await.unwrap());
+        // A pass that died holding it: taken again once its lease ran out.
+        clock.advance(switchboard::store::STAFF_SYNC_LEASE_MS + 1);
+        assert!(a.claim_staff_sync(&conversation.id, "desk").await.unwrap());
+        b.close().await;
+        c.close().await;
     }
 });

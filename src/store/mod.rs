@@ -32,7 +32,7 @@ use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
 pub use csat::{Answer, STALE_CLAIM_MS, Survey};
-pub use desk::StaffThread;
+pub use desk::{STAFF_SYNC_LEASE_MS, StaffThread};
 pub use inbound::{InboundItem, InboundStatus};
 pub use inbox::{InboxEntry, InboxQuery, InboxTab, PastConversation};
 pub use kb_changes::{Citations, KbChange, NewKbChange};
