@@ -3,8 +3,10 @@
 //! `/v1/embeddings`; `[embeddings]` in the settings), kept in a file beside
 //! the tantivy index, keyed by passage hash and the embedder's identity,
 //! and searched by cosine similarity through an [`ann::Index`] (an exact
-//! scan for small knowledge bases, an HNSW graph for large ones, rebuilt
-//! when the passages change). Only passages whose text changed are embedded again, so a
+//! scan for small knowledge bases, an HNSW graph for large ones, updated
+//! in place when passages change while running and built afresh at start
+//! unless the graph saved for the same passages is read back). Only
+//! passages whose text changed are embedded again, so a
 //! restart or a one-article edit costs one small request, not a re-embed
 //! of the whole knowledge base.
 //!
@@ -219,10 +221,23 @@ impl Semantic {
                     .iter()
                     .map(|e| state.by_hash[&e.hash].clone())
                     .collect();
-                Some((entries, vectors))
+                // A graph in use is updated rather than built again: each
+                // passage's position in it, if it was there.
+                let base = (!state.index.is_exact()).then(|| {
+                    let was: HashMap<[u8; 32], usize> = state
+                        .entries
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| (e.hash, i))
+                        .collect();
+                    let previous: Vec<Option<usize>> =
+                        entries.iter().map(|e| was.get(&e.hash).copied()).collect();
+                    (state.index.clone(), previous)
+                });
+                Some((entries, vectors, base))
             }
         };
-        if let Some((entries, vectors)) = rebuild {
+        if let Some((entries, vectors, base)) = rebuild {
             // Built outside the lock (a large graph takes seconds), so
             // questions keep being answered from the previous index. A
             // graph saved for exactly these passages is read instead.
@@ -232,10 +247,12 @@ impl Semantic {
                 .as_ref()
                 .map(|p| p.with_file_name(GRAPH_FILE));
             let key = GraphKey::of(self.inner.model.identity(), &entries);
-            let index =
-                tokio::task::spawn_blocking(move || index_for(vectors, graph.as_deref(), &key))
-                    .await
-                    .map_err(|e| Error::Index(e.to_string()))?;
+            let index = tokio::task::spawn_blocking(move || match base {
+                Some((base, previous)) => updated(base, vectors, &previous, graph.as_deref(), &key),
+                None => index_for(vectors, graph.as_deref(), &key),
+            })
+            .await
+            .map_err(|e| Error::Index(e.to_string()))?;
             let mut state = self.write();
             state.entries = entries;
             state.index = index;
@@ -458,6 +475,30 @@ fn index_for(vectors: Vec<Arc<[f32]>>, path: Option<&Path>, key: &GraphKey) -> a
     index
 }
 
+/// `base` updated for `vectors` (see [`ann::Index::updated`]), saved at
+/// `path` under `key` when it has no waypoints (with waypoints a restart
+/// builds the graph afresh: their vectors are not kept).
+fn updated(
+    base: ann::Index,
+    vectors: Vec<Arc<[f32]>>,
+    previous: &[Option<usize>],
+    path: Option<&Path>,
+    key: &GraphKey,
+) -> ann::Index {
+    let index = base.updated(vectors, previous);
+    if let Some(path) = path
+        && !index.is_exact()
+    {
+        if index.waypoints() > 0 {
+            // A graph saved for the passages before is not read for these.
+            let _ = std::fs::remove_file(path);
+        } else if let Err(e) = write_graph(&index, path, key) {
+            tracing::warn!("{}: cannot save the graph: {e}", path.display());
+        }
+    }
+    index
+}
+
 /// A graph not read: the vectors back, and why unless there was no file.
 type NotRead = (Vec<Arc<[f32]>>, Option<String>);
 
@@ -657,7 +698,26 @@ mod tests {
         assert!(read_graph(vectors.clone(), &path, &key).is_err());
         let rebuilt = index_for(vectors.clone(), Some(&path), &key);
         assert!(!rebuilt.is_exact());
-        assert!(read_graph(vectors, &path, &key).is_ok());
+        assert!(read_graph(vectors.clone(), &path, &key).is_ok());
+
+        // A passage added while running: the graph is updated, not built
+        // again, and saved for the new passages.
+        let mut more = vectors.clone();
+        more.push(ann::random_unit_vectors(1, 16, 30, 12).remove(0));
+        let mut more_entries = entries(0);
+        more_entries.push(Entry {
+            slug: "new".into(),
+            heading: String::new(),
+            hash: [9; 32],
+        });
+        let previous: Vec<Option<usize>> = (0..vectors.len())
+            .map(Some)
+            .chain(std::iter::once(None))
+            .collect();
+        let more_key = GraphKey::of("model", &more_entries);
+        let grown = updated(rebuilt, more.clone(), &previous, Some(&path), &more_key);
+        assert_eq!(grown.search(&more[vectors.len()], 1)[0].1, vectors.len());
+        assert!(read_graph(more, &path, &more_key).is_ok());
     }
 
     #[test]
