@@ -60,12 +60,38 @@ fn main() {
         rayon::current_num_threads(),
         ann::EXACT_BELOW
     );
+    {
+        // The dot product, where nearly all the time goes.
+        let v = ann::random_unit_vectors(1000, DIM, 0, 7);
+        for (name, f) in [
+            (
+                "portable (8 lanes, baseline SSE2)",
+                ann::dot_portable as fn(&[f32], &[f32]) -> f32,
+            ),
+            ("as run here", ann::dot),
+        ] {
+            let started = Instant::now();
+            let mut sum = 0f32;
+            for _ in 0..10 {
+                for a in &v {
+                    for b in v.iter().take(100) {
+                        sum += f(a, b);
+                    }
+                }
+            }
+            std::hint::black_box(sum);
+            println!(
+                "dot product, {DIM}-d, {name}: {:.1} ns",
+                started.elapsed().as_secs_f64() * 1e9 / 1_000_000.0
+            );
+        }
+    }
     for (name, clusters) in [("clustered", 1000), ("uniform", 0)] {
         for &n in &sizes {
             let vectors = ann::random_unit_vectors(n, DIM, clusters, 11);
             let queries = ann::random_unit_vectors(QUERIES, DIM, clusters, 12);
             let started = Instant::now();
-            let index = Index::graph(vectors, params);
+            let index = Index::graph(vectors.clone(), params);
             let build = started.elapsed();
             let (p50, p99) = timed(&index, &queries, false);
             let (e50, e99) = timed(&index, &queries, true);
@@ -73,6 +99,23 @@ fn main() {
             println!(
                 "{name} {n}: build {:.1} s  hnsw p50 {p50} p99 {p99}  recall@10 {recall:.4}  exact p50 {e50} p99 {e99}",
                 build.as_secs_f64()
+            );
+            // An edit of 1% of the passages while running: as many removed
+            // as added, the graph updated in place.
+            let changed = n / 100;
+            let mut kept = vectors;
+            kept.drain(..changed);
+            let mut previous: Vec<Option<usize>> = (changed..n).map(Some).collect();
+            kept.extend(ann::random_unit_vectors(changed, DIM, clusters, 13));
+            previous.extend((0..changed).map(|_| None));
+            let started = Instant::now();
+            let updated = index.updated(kept, &previous);
+            let update = started.elapsed();
+            let recall = ann::recall(&updated, &queries, 10);
+            println!(
+                "{name} {n}: update of {changed} removed + {changed} added {:.2} s  recall@10 {recall:.4}  waypoints {}",
+                update.as_secs_f64(),
+                updated.waypoints()
             );
         }
     }

@@ -630,10 +630,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
         // SAFETY: the processor has both features (checked just above).
         return unsafe { dot_avx2(a, b) };
     }
-    dot_lanes(a, b)
+    dot_portable(a, b)
 }
 
-/// [`dot_lanes`] compiled for AVX2 with FMA.
+/// [`dot_portable`] compiled for AVX2 with FMA (sixteen lanes).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
@@ -654,8 +654,9 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Dot product in eight independent lanes, which the compiler turns into
-/// SIMD (a single running sum cannot be reordered, so it would not).
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+/// SIMD (a single running sum cannot be reordered, so it would not): what
+/// [`dot`] runs on processors without AVX2 and FMA.
+pub fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let tail: f32 = ca
