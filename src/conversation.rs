@@ -220,6 +220,59 @@ impl Serialize for EventKind {
     }
 }
 
+/// How a conversation was resolved: the `resolution` column of
+/// conversations and surveys, written and read through this type only.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Resolution {
+    /// An agent resolved it.
+    Agent,
+    /// The customer said it was solved.
+    Customer,
+    /// Nobody wrote for the inactivity period.
+    Inactivity,
+    /// The customer started a new conversation (no survey for it).
+    NewConversation,
+    /// A resolution this version does not know (a newer version wrote it).
+    Other(String),
+}
+
+impl Resolution {
+    /// The stored name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Resolution::Agent => "agent",
+            Resolution::Customer => "customer",
+            Resolution::Inactivity => "inactivity",
+            Resolution::NewConversation => "new_conversation",
+            Resolution::Other(name) => name,
+        }
+    }
+
+    /// The resolution of a stored name (unknown names are kept as
+    /// [`Resolution::Other`]).
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "agent" => Resolution::Agent,
+            "customer" => Resolution::Customer,
+            "inactivity" => Resolution::Inactivity,
+            "new_conversation" => Resolution::NewConversation,
+            other => Resolution::Other(other.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Resolution {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Status::*;
@@ -300,6 +353,19 @@ mod tests {
                 serde_json::to_value(&kind).unwrap(),
                 serde_json::json!(kind.as_str())
             );
+        }
+    }
+
+    #[test]
+    fn resolutions_read_back_as_written() {
+        for r in [
+            Resolution::Agent,
+            Resolution::Customer,
+            Resolution::Inactivity,
+            Resolution::NewConversation,
+            Resolution::Other("merged".into()),
+        ] {
+            assert_eq!(Resolution::parse(r.as_str()), r);
         }
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::button::{ButtonData, SurveyStep};
 use crate::clock::Millis;
 use crate::config::CsatSettings;
-use crate::conversation::Transition;
+use crate::conversation::{Resolution, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Sent, Target};
 use crate::store::{self, Answer, Change, Conversation, Store, Survey};
 use crate::templates::Prompts;
@@ -112,7 +112,7 @@ impl Surveys {
         let idle = (self.settings.inactivity_resolve_secs as Millis).saturating_mul(1000);
         for c in store.inactive_bot_conversations(now - idle).await? {
             let change = Change {
-                resolution: Some("inactivity"),
+                resolution: Some(&Resolution::Inactivity),
                 event_detail: Some("no customer message after the last answer"),
                 ..Change::default()
             };

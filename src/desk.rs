@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use crate::agents::{Agent, Agents};
 use crate::button::{ButtonData, DeskButton};
 use crate::clock::Millis;
-use crate::conversation::{EventKind, Status, Transition};
+use crate::conversation::{EventKind, Resolution, Status, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Target};
 use crate::hours::BusinessHours;
 use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Role, Store};
@@ -545,7 +545,7 @@ impl Desk {
                 }
                 let notice = self.render("resolved.md", serde_json::json!({"agent": shown}))?;
                 let change = Change {
-                    resolution: Some("agent"),
+                    resolution: Some(&Resolution::Agent),
                     actor_name: Some(shown),
                     notice: Some(&notice),
                     ..Change::default()

@@ -215,7 +215,7 @@ pub fn compute(data: &Snapshot, filter: &Filter) -> Report {
             }
         }
         if let Some(how) = &c.resolution {
-            *report.resolutions.entry(how.clone()).or_default() += 1;
+            *report.resolutions.entry(how.to_string()).or_default() += 1;
         }
         if let Some(t) = c.resolved_at {
             // Only judge conversations whose 7-day window has passed or

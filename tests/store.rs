@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::FreshPostgres;
 
 use switchboard::clock::{ManualClock, SharedClock};
-use switchboard::conversation::{Status, Transition};
+use switchboard::conversation::{Resolution, Status, Transition};
 use switchboard::delivery::{Outgoing, Target};
 use switchboard::export::{self, Format};
 use switchboard::report;
@@ -426,7 +426,7 @@ on_every_backend!(
                 clock.advance(86_400_000);
             }
             let resolve = Change {
-                resolution: Some("agent"),
+                resolution: Some(&Resolution::Agent),
                 ..Change::default()
             };
             store
@@ -548,7 +548,7 @@ on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
             Err(Error::Conflict(_)) | Err(Error::Illegal(_))
         ));
         let resolve = Change {
-            resolution: Some("agent"),
+            resolution: Some(&Resolution::Agent),
             ..Change::default()
         };
         let c = store
@@ -665,7 +665,7 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
             .insert_message(&msg(&c1.id, Role::Bot, "Here is how"))
             .await
             .unwrap();
-        let resolve = |how: &'static str| Change {
+        let resolve = |how: &'static Resolution| Change {
             resolution: Some(how),
             ..Change::default()
         };
@@ -674,7 +674,7 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
                 &c1.id,
                 Transition::Resolve,
                 "customer",
-                &resolve("customer"),
+                &resolve(&Resolution::Customer),
             )
             .await
             .unwrap();
@@ -711,7 +711,12 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
             .unwrap();
         clock.advance(240_000);
         store
-            .transition(&c2.id, Transition::Resolve, "alice", &resolve("agent"))
+            .transition(
+                &c2.id,
+                Transition::Resolve,
+                "alice",
+                &resolve(&Resolution::Agent),
+            )
             .await
             .unwrap();
         clock.advance(8 * 86_400_000);

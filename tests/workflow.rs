@@ -12,7 +12,7 @@ use switchboard::button::{ButtonData, SurveyStep};
 use switchboard::channels::console;
 use switchboard::clock::{ManualClock, SharedClock};
 use switchboard::config::Settings;
-use switchboard::conversation::Status;
+use switchboard::conversation::{Resolution, Status};
 use switchboard::delivery::{self, Deliver, Outgoing, Target};
 
 const ALICE: &str = "alice-token-workflow";
@@ -864,8 +864,8 @@ async fn confirmed_answer_and_inactivity_resolve_conversations() {
         .await
         .unwrap();
     assert_eq!(
-        (c.status, c.resolution.as_deref()),
-        (Status::Resolved, Some("customer"))
+        (c.status, c.resolution),
+        (Status::Resolved, Some(Resolution::Customer))
     );
 
     let idle = core
@@ -881,8 +881,8 @@ async fn confirmed_answer_and_inactivity_resolve_conversations() {
         .await
         .unwrap();
     assert_eq!(
-        (c.status, c.resolution.as_deref()),
-        (Status::Resolved, Some("inactivity"))
+        (c.status, c.resolution),
+        (Status::Resolved, Some(Resolution::Inactivity))
     );
 }
 
@@ -2126,7 +2126,7 @@ async fn a_notice_survives_a_channel_outage_and_a_stop_before_sending() {
     let change = switchboard::store::Change {
         notice: Some("alice has closed this conversation."),
         actor_name: Some("alice"),
-        resolution: Some("agent"),
+        resolution: Some(&Resolution::Agent),
         ..Default::default()
     };
     core.store

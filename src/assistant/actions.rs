@@ -179,7 +179,7 @@ impl Assistant {
             )
             .await?;
         let change = Change {
-            resolution: Some("customer"),
+            resolution: Some(&Resolution::Customer),
             event_detail: Some("customer confirmed the answer solved it"),
             ..Change::default()
         };
@@ -304,7 +304,7 @@ impl Assistant {
     ) -> Result<Reply, Error> {
         let store = &self.inner.store;
         let change = Change {
-            resolution: Some("new_conversation"),
+            resolution: Some(&Resolution::NewConversation),
             event_detail: Some("customer started a new conversation"),
             ..Change::default()
         };

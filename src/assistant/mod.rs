@@ -42,7 +42,7 @@ pub use retrieve::{Assessment, Retrieval};
 
 use crate::button::{self, ButtonData};
 use crate::config::AssistantSettings;
-use crate::conversation::{EventKind, Status, Transition};
+use crate::conversation::{EventKind, Resolution, Status, Transition};
 use crate::csat::Surveys;
 use crate::delivery::Button;
 use crate::desk::Desk;

@@ -156,7 +156,7 @@ impl Store {
         .bind(i64::from(change.assign.is_some()))
         .bind(change.assign.flatten())
         .bind(i64::from(transition == Transition::Resolve))
-        .bind(change.resolution)
+        .bind(change.resolution.map(|r| r.as_str()))
         .bind(actor)
         .bind(conversation_id)
         .bind(current.status.as_str())

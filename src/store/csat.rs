@@ -21,7 +21,7 @@ pub struct Survey {
     /// When it was sent.
     pub sent_at: Option<Millis>,
     /// How the conversation was resolved.
-    pub resolution: Option<String>,
+    pub resolution: Option<crate::conversation::Resolution>,
     /// The agent who resolved it, recorded when the survey is sent.
     pub agent: Option<String>,
     /// Ask CES in this survey.
@@ -51,7 +51,9 @@ impl Survey {
             state: get(row, "state")?,
             due_at: get(row, "due_at")?,
             sent_at: get(row, "sent_at")?,
-            resolution: get(row, "resolution")?,
+            resolution: get::<Option<String>>(row, "resolution")?
+                .as_deref()
+                .map(crate::conversation::Resolution::parse),
             agent: get(row, "agent")?,
             ask_ces: get::<i64>(row, "ask_ces")? != 0,
             ask_nps: get::<i64>(row, "ask_nps")? != 0,

@@ -286,8 +286,8 @@ pub struct Change<'a> {
     pub handoff_detail: Option<&'a str>,
     /// `Some(Some(agent))` assigns, `Some(None)` unassigns, `None` keeps.
     pub assign: Option<Option<&'a str>>,
-    /// How it was resolved: `agent`, `customer` or `inactivity`.
-    pub resolution: Option<&'a str>,
+    /// How it was resolved.
+    pub resolution: Option<&'a crate::conversation::Resolution>,
     /// Extra text for the event.
     pub event_detail: Option<&'a str>,
     /// The name the customer sees for the actor (an agent's display name).

@@ -84,8 +84,8 @@ pub struct Conversation {
     pub resolved_at: Option<Millis>,
     /// Who resolved it.
     pub resolved_by: Option<String>,
-    /// How: `agent`, `customer` or `inactivity`.
-    pub resolution: Option<String>,
+    /// How it was resolved.
+    pub resolution: Option<crate::conversation::Resolution>,
     /// The bot already offered a person.
     pub offered_human: bool,
     /// Consecutive LLM failures.
@@ -118,7 +118,9 @@ impl Conversation {
             first_human_response_at: get(row, "first_human_response_at")?,
             resolved_at: get(row, "resolved_at")?,
             resolved_by: get(row, "resolved_by")?,
-            resolution: get(row, "resolution")?,
+            resolution: get::<Option<String>>(row, "resolution")?
+                .as_deref()
+                .map(crate::conversation::Resolution::parse),
             offered_human: get::<i64>(row, "offered_human")? != 0,
             llm_failures: get(row, "llm_failures")?,
             repinged_at: get(row, "repinged_at")?,

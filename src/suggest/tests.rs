@@ -45,7 +45,7 @@ fn conversation(handoff_at: Option<i64>) -> Conversation {
         first_human_response_at: None,
         resolved_at: Some(100),
         resolved_by: Some("alice".into()),
-        resolution: Some("agent".into()),
+        resolution: Some(crate::conversation::Resolution::Agent),
         offered_human: true,
         llm_failures: 0,
         repinged_at: None,
