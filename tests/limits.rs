@@ -687,3 +687,46 @@ async fn wrong_telegram_webhook_secrets_are_logged_once_per_address_per_minute()
     );
     app.shutdown().await;
 }
+
+/// Found by the browser test on a faster machine: the console page's
+/// scripts were counted with the agent API, so a busy console (or agents
+/// sharing one address) got its own page half loaded, every script 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_page_loads_when_the_agent_api_limit_is_spent() {
+    let scratch = Scratch::new();
+    let app = start(
+        scratch.settings("", "agent_burst = 3\nagent_requests_per_minute = 1\n", ""),
+        ManualClock::new(START),
+    )
+    .await;
+    let http = client();
+    let mut limited = false;
+    for _ in 0..10 {
+        let r = http
+            .get(format!("{}/api/agent/queue", app.base()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "the agent API limit is spent");
+    for path in [
+        "/agent",
+        "/static/agent.js",
+        "/static/agent.css",
+        "/static/console/inbox.js",
+        "/static/console/kb.js",
+    ] {
+        let r = http
+            .get(format!("{}{path}", app.base()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    app.shutdown().await;
+}

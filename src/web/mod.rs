@@ -105,14 +105,18 @@ pub fn admin_router(state: Arc<AppState>, web: &WebSettings) -> Router {
         .nest("/api/admin/dashboard", dashboard::routes())
         .nest("/api/admin/suggestions", suggestions::admin_routes())
         .nest("/api/admin/settings", settings::routes())
-        .merge(chat::console_routes())
-        .merge(console::routes())
         .layer(per_ip(web.agent_requests_per_minute, web.agent_burst))
+        .with_state(state.clone());
+    // The console page and its scripts are served from memory and not
+    // counted: a busy console (or several agents behind one address) must
+    // not get its own page refused, half loaded, by the API's limit.
+    let page = chat::console_routes()
+        .merge(console::routes())
         .with_state(state.clone());
     let metrics = Router::new()
         .route("/metrics", get(metrics))
         .with_state(state);
-    finish(metrics.merge(agent), web)
+    finish(metrics.merge(agent).merge(page), web)
 }
 
 /// Every route on one listener.
