@@ -220,6 +220,18 @@ impl Serialize for EventKind {
     }
 }
 
+/// Who acts in the log besides agents (the `actor` of events and
+/// transitions); an agent is named by its name, so no agent may be named
+/// one of these (any case), or its actions would read as theirs.
+pub const NON_AGENT_ACTORS: [&str; 3] = ["system", "bot", "customer"];
+
+/// Whether `name` is one of [`NON_AGENT_ACTORS`] (any case).
+pub fn is_non_agent_actor(name: &str) -> bool {
+    NON_AGENT_ACTORS
+        .iter()
+        .any(|actor| actor.eq_ignore_ascii_case(name))
+}
+
 /// How a conversation was resolved: the `resolution` column of
 /// conversations and surveys, written and read through this type only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

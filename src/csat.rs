@@ -186,7 +186,7 @@ impl Surveys {
                 let agent = conversation
                     .resolved_by
                     .as_deref()
-                    .filter(|by| !matches!(*by, "system" | "customer" | "bot"));
+                    .filter(|by| !crate::conversation::is_non_agent_actor(by));
                 store
                     .mark_survey_sent(&conversation.id, agent, self.settings.ces, ask_nps)
                     .await?;

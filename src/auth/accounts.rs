@@ -39,9 +39,11 @@ impl Invite {
 
 /// Whether `name` can name an agent: 1 to 64 ASCII letters, digits, `.`,
 /// `_` or `-` (so it never clashes with `discord:<id>` names or needs
-/// escaping anywhere).
+/// escaping anywhere), and not an actor of the log that is not an agent
+/// (`system`, `bot`, `customer`).
 pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
+    !crate::conversation::is_non_agent_actor(name)
+        && (1..=64).contains(&name.len())
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -243,7 +245,17 @@ mod tests {
     fn names_are_plain() {
         assert!(valid_name("ana"));
         assert!(valid_name("ana.lopez-2_x"));
-        for bad in ["", "discord:1", "a b", "ana\u{202e}", "ä", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "discord:1",
+            "a b",
+            "ana\u{202e}",
+            "ä",
+            &"x".repeat(65),
+            "system",
+            "Bot",
+            "CUSTOMER",
+        ] {
             assert!(!valid_name(bad), "{bad:?}");
         }
     }

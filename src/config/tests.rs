@@ -146,3 +146,13 @@ fn discord_shards_are_consecutive_ids_below_the_count() {
         assert!(e.contains("discord.shard"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn an_agent_cannot_be_named_as_the_bot_the_customer_or_the_system() {
+    for name in ["system", "Bot", "customer"] {
+        let e = Settings::from_toml_str(&format!("[[agents]]\nname = \"{name}\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("agents[0].name"), "{name}: {e}");
+    }
+}

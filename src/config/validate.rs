@@ -244,6 +244,15 @@ impl Settings {
                     "every agent needs a name".into(),
                 );
             }
+            if crate::conversation::is_non_agent_actor(agent.name.trim()) {
+                return bad(
+                    &format!("agents[{i}].name"),
+                    format!(
+                        "`{}` names the bot, the customer or the system in the log; choose another name",
+                        agent.name
+                    ),
+                );
+            }
         }
         Ok(())
     }
