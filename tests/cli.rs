@@ -261,10 +261,7 @@ fn report_export_and_migrate() {
 #[test]
 fn run_serves_health_and_metrics_and_stops_on_sigterm() {
     let d = Dir::new();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::free_port();
     // Listen on a port chosen here, so the test knows where to connect.
     let cfg = std::fs::read_to_string(d.path().join("config.toml"))
         .unwrap()

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::openai_fake::{self, Script};
 use common::telegram_fake::{self, message, message_update, private_chat, user};
-use common::{FreshPostgres, prompts_dir, write_fixture_kb};
+use common::{FreshPostgres, free_port, prompts_dir, write_fixture_kb};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
@@ -31,14 +31,6 @@ struct Process {
     child: tokio::process::Child,
     base: String,
     log: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn spawn(dir: &Path, n: usize, db: &str, telegram: &str, llm: &str) -> Process {

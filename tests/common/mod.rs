@@ -35,6 +35,16 @@ use switchboard::clock::{Millis, SharedClock, system};
 use switchboard::config::Settings;
 use switchboard::csat::Tick;
 
+/// A port free on 127.0.0.1 now, for a process the test starts and must
+/// then reach (taken again by the time it binds only by bad luck).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
 /// The refunds article every test knowledge base starts with.
 pub const REFUNDS: &str = "---\ntitle: Refunds\nurl: https://help.example/refunds\ntags: [billing]\n---\n# Refunds\n\n## How to get a refund\nTo get a refund, open Settings → Billing → Refund within 14 days of the charge. Refunds reach your card in 5–10 business days.\n";
 /// Its path in the knowledge base (slug `billing/refunds`).
