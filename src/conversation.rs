@@ -220,16 +220,62 @@ impl Serialize for EventKind {
     }
 }
 
-/// Who acts in the log besides agents (the `actor` of events and
-/// transitions); an agent is named by its name, so no agent may be named
-/// one of these (any case), or its actions would read as theirs.
-pub const NON_AGENT_ACTORS: [&str; 3] = ["system", "bot", "customer"];
+/// Who acts on a conversation in the log: the `actor` of events and
+/// transitions. An agent is named by its name, so no agent may be named as
+/// one of the others (any case, [`is_non_agent_actor`]), or its actions
+/// would read as theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor<'a> {
+    /// The bot (a hand-off it decided, a conversation it resolved).
+    Bot,
+    /// The customer (asked for a person, said it was solved, withdrew).
+    Customer,
+    /// Switchboard itself (timeouts, failed deliveries, recovery).
+    System,
+    /// The agent of this name.
+    Agent(&'a str),
+    /// Someone in a staff place who is no agent (their refused action is
+    /// logged), by who the platform says they are. Read back from the log,
+    /// such a name parses as [`Actor::Agent`]: only the event says it was
+    /// refused.
+    Stranger(&'a str),
+}
 
-/// Whether `name` is one of [`NON_AGENT_ACTORS`] (any case).
+impl<'a> Actor<'a> {
+    /// The names of the actors that are not agents.
+    const NON_AGENT: [Actor<'static>; 3] = [Actor::System, Actor::Bot, Actor::Customer];
+
+    /// Stored name.
+    pub fn as_str(&self) -> &'a str {
+        match *self {
+            Actor::Bot => "bot",
+            Actor::Customer => "customer",
+            Actor::System => "system",
+            Actor::Agent(name) | Actor::Stranger(name) => name,
+        }
+    }
+
+    /// The actor a stored name stands for.
+    pub fn parse(name: &'a str) -> Self {
+        Self::NON_AGENT
+            .into_iter()
+            .find(|actor| actor.as_str() == name)
+            .unwrap_or(Actor::Agent(name))
+    }
+}
+
+impl std::fmt::Display for Actor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether `name` is the name of an actor that is not an agent (any case),
+/// so no agent may take it.
 pub fn is_non_agent_actor(name: &str) -> bool {
-    NON_AGENT_ACTORS
+    Actor::NON_AGENT
         .iter()
-        .any(|actor| actor.eq_ignore_ascii_case(name))
+        .any(|actor| actor.as_str().eq_ignore_ascii_case(name))
 }
 
 /// How a conversation was resolved: the `resolution` column of

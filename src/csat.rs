@@ -13,10 +13,10 @@ use std::time::Duration;
 use crate::button::{ButtonData, SurveyStep};
 use crate::clock::Millis;
 use crate::config::CsatSettings;
-use crate::conversation::{Resolution, Transition};
+use crate::conversation::{Actor, Resolution, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Sent, Target};
 use crate::store::{self, Answer, Change, Conversation, Store, Survey};
-use crate::templates::Prompts;
+use crate::templates::{Prompts, Template};
 
 /// How long after a question a typed answer still counts.
 pub const TYPED_WINDOW_MS: Millis = 24 * 3600 * 1000;
@@ -81,9 +81,9 @@ impl Surveys {
         }
     }
 
-    fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
+    fn render(&self, template: Template, extra: serde_json::Value) -> Result<String, Error> {
         let common = serde_json::json!({"product_name": self.product_name});
-        Ok(self.prompts.render_with(name, common, extra)?)
+        Ok(self.prompts.render_with(template, common, extra)?)
     }
 
     /// Runs [`Surveys::tick`] every `every` until `shutdown`.
@@ -117,7 +117,7 @@ impl Surveys {
                 ..Change::default()
             };
             match store
-                .transition(&c.id, Transition::Resolve, "system", &change)
+                .transition(&c.id, Transition::Resolve, Actor::System, &change)
                 .await
             {
                 Ok(_) => tick.resolved_inactive += 1,
@@ -238,7 +238,7 @@ impl Surveys {
         };
         let (template, buttons) = match step {
             "csat" => (
-                "csat.md",
+                Template::Csat,
                 vec![
                     scale(SurveyStep::Csat, 1..=5),
                     vec![
@@ -249,15 +249,15 @@ impl Surveys {
                     ],
                 ],
             ),
-            "ces" => ("ces.md", vec![scale(SurveyStep::Ces, 1..=7)]),
+            "ces" => (Template::Ces, vec![scale(SurveyStep::Ces, 1..=7)]),
             "nps" => (
-                "nps.md",
+                Template::Nps,
                 vec![
                     scale(SurveyStep::Nps, 0..=5),
                     scale(SurveyStep::Nps, 6..=10),
                 ],
             ),
-            _ => ("survey_comment.md", Vec::new()),
+            _ => (Template::SurveyComment, Vec::new()),
         };
         let text = self.render(template, serde_json::json!({"typed": typed}))?;
         Ok(Outgoing {
@@ -325,7 +325,7 @@ impl Surveys {
         store.set_survey_step(conversation_id, step).await?;
         if step == "done" {
             return Ok(Some(Outgoing::text(
-                self.render("survey_thanks.md", serde_json::json!({}))?,
+                self.render(Template::SurveyThanks, serde_json::json!({}))?,
             )));
         }
         Ok(Some(self.question(
@@ -341,7 +341,7 @@ impl Surveys {
     /// On a database failure.
     pub async fn opt_out(&self, customer_id: &str) -> Result<String, Error> {
         self.store.opt_out_of_surveys(customer_id).await?;
-        self.render("surveys_stopped.md", serde_json::json!({}))
+        self.render(Template::SurveysStopped, serde_json::json!({}))
     }
 
     /// A typed answer to an open survey in this place: a number for a
@@ -376,7 +376,7 @@ impl Surveys {
                 .await?
             {
                 let thanks =
-                    Outgoing::text(self.render("survey_thanks.md", serde_json::json!({}))?);
+                    Outgoing::text(self.render(Template::SurveyThanks, serde_json::json!({}))?);
                 return Ok(Some((survey, thanks)));
             }
             return Ok(None);

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::conversation::EventKind;
+use crate::conversation::{Actor, EventKind};
 pub use crate::outgoing::{Button, Outgoing, Target};
 
 /// Why a delivery failed.
@@ -224,7 +224,7 @@ pub async fn settle_failure(
                     .record_event(
                         conversation,
                         EventKind::DeliveryFailed,
-                        "system",
+                        Actor::System,
                         Some(&detail),
                     )
                     .await?;
@@ -235,7 +235,12 @@ pub async fn settle_failure(
             tracing::warn!(channel = %target.channel, thread = %target.thread, "message refused, not retried: {why}");
             if let Some(conversation) = conversation {
                 store
-                    .record_event(conversation, EventKind::DeliveryFailed, "system", Some(why))
+                    .record_event(
+                        conversation,
+                        EventKind::DeliveryFailed,
+                        Actor::System,
+                        Some(why),
+                    )
                     .await?;
             }
             Ok(Sent::Failed(error))
@@ -327,7 +332,7 @@ pub async fn retry_outbox_once(
                         .record_event(
                             conversation,
                             EventKind::DeliveryFailed,
-                            "system",
+                            Actor::System,
                             Some(&e.to_string()),
                         )
                         .await?;

@@ -27,11 +27,11 @@ use tokio::sync::Notify;
 use crate::agents::{Agent, Agents};
 use crate::button::{ButtonData, DeskButton};
 use crate::clock::Millis;
-use crate::conversation::{EventKind, Resolution, Status, Transition};
+use crate::conversation::{Actor, EventKind, Resolution, Status, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Target};
 use crate::hours::BusinessHours;
 use crate::store::{self, Change, Conversation, Customer, Message, NewMessage, Role, Store};
-use crate::templates::Prompts;
+use crate::templates::{Prompts, Template};
 
 /// How many recent messages a card shows.
 const CARD_MESSAGES: usize = 6;
@@ -309,9 +309,9 @@ impl Desk {
         self.inner.hours.as_ref()?.back_at(now)
     }
 
-    fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
+    fn render(&self, template: Template, extra: serde_json::Value) -> Result<String, Error> {
         let common = serde_json::json!({"product_name": self.inner.product_name});
-        Ok(self.inner.prompts.render_with(name, common, extra)?)
+        Ok(self.inner.prompts.render_with(template, common, extra)?)
     }
 
     /// Waiting and claimed conversations, oldest hand-off first.
@@ -464,7 +464,7 @@ impl Desk {
                 .record_event(
                     conversation_id,
                     EventKind::Refused,
-                    who,
+                    Actor::Stranger(who),
                     Some(&format!("{action:?}")),
                 )
                 .await?;
@@ -543,7 +543,8 @@ impl Desk {
                 if conversation.status == Status::WithAgent {
                     self.check_owner(agent, &conversation)?;
                 }
-                let notice = self.render("resolved.md", serde_json::json!({"agent": shown}))?;
+                let notice =
+                    self.render(Template::Resolved, serde_json::json!({"agent": shown}))?;
                 let change = Change {
                     resolution: Some(&Resolution::Agent),
                     actor_name: Some(shown),
@@ -557,7 +558,8 @@ impl Desk {
                 if conversation.status == Status::WithAgent {
                     self.check_owner(agent, &conversation)?;
                 }
-                let notice = self.render("given_back.md", serde_json::json!({"agent": shown}))?;
+                let notice =
+                    self.render(Template::GivenBack, serde_json::json!({"agent": shown}))?;
                 let told = Change {
                     actor_name: Some(shown),
                     notice: Some(&notice),
@@ -599,7 +601,7 @@ impl Desk {
                 }
                 let detail = format!("to {}", target.name);
                 let notice = self.render(
-                    "transferred.md",
+                    Template::Transferred,
                     serde_json::json!({"agent": shown, "to": target.display_name()}),
                 )?;
                 let change = Change {
@@ -631,7 +633,7 @@ impl Desk {
             };
         }
         let notice = self.render(
-            "joined.md",
+            Template::Joined,
             serde_json::json!({"agent": agent.display_name()}),
         )?;
         let change = Change {
@@ -660,12 +662,12 @@ impl Desk {
         &self,
         conversation: &Conversation,
         transition: Transition,
-        actor: &str,
+        agent: &str,
         change: &Change<'_>,
     ) -> Result<Conversation, Error> {
         let store = &self.inner.store;
         match store
-            .transition(&conversation.id, transition, actor, change)
+            .transition(&conversation.id, transition, Actor::Agent(agent), change)
             .await
         {
             Ok(c) => {

@@ -8,7 +8,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::clock::Millis;
-use crate::store::{self, Conversation, Customer, Event, Message, Store};
+use crate::store::{self, Conversation, Customer, Event, Message, MessageMode, Store};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,7 @@ pub async fn write(
                         &when,
                         m.role.as_str(),
                         m.author.as_deref().unwrap_or_default(),
-                        m.mode.as_deref().unwrap_or_default(),
+                        m.mode.map(MessageMode::as_str).unwrap_or_default(),
                         &sources,
                         m.text.as_str(),
                     ];

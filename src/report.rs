@@ -181,8 +181,11 @@ pub fn compute(data: &Snapshot, filter: &Filter) -> Report {
         .filter(|m| ids.contains(m.conversation_id.as_str()))
     {
         report.messages += 1;
-        if let Some(mode) = &m.mode {
-            *report.answers_by_mode.entry(mode.clone()).or_default() += 1;
+        if let Some(mode) = m.mode {
+            *report
+                .answers_by_mode
+                .entry(mode.as_str().to_string())
+                .or_default() += 1;
         }
     }
     let mut human_first = Vec::new();

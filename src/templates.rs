@@ -10,32 +10,165 @@ use std::sync::{Arc, RwLock};
 use minijinja::Environment;
 use serde::Serialize;
 
-/// Templates every deployment must have.
-pub const REQUIRED: &[&str] = &[
-    "system.md",
-    "answer.md",
-    "extractive.md",
-    "no_answer.md",
-    "handoff.md",
-    "welcome.md",
-    "help.md",
-    "too_long.md",
-    "thanks.md",
-    "offer_declined.md",
-    "joined.md",
-    "transferred.md",
-    "resolved.md",
-    "given_back.md",
-    "still_waiting.md",
-    "csat.md",
-    "ces.md",
-    "nps.md",
-    "survey_comment.md",
-    "survey_thanks.md",
-    "surveys_stopped.md",
-    "solved.md",
-    "not_solved.md",
-];
+/// A template the code renders, one file of the `prompts/` folder each.
+///
+/// Required ones must exist in a deployment's folder; the others were added
+/// later and have a built-in fallback where they are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Template {
+    /// `system.md`: the model's system prompt.
+    System,
+    /// `answer.md`: the question and its sources, for the model.
+    Answer,
+    /// `rewrite.md`: a follow-up rewritten into a standalone question, for the model.
+    Rewrite,
+    /// `extractive.md`: an answer quoted from the best passage (no model).
+    Extractive,
+    /// `no_answer.md`: the knowledge base does not cover the question.
+    NoAnswer,
+    /// `handoff.md`: the conversation goes to a person.
+    Handoff,
+    /// `already_waiting.md`: the customer already waits for a person elsewhere.
+    AlreadyWaiting,
+    /// `handoff_busy.md`: too many anonymous hand-offs at once.
+    HandoffBusy,
+    /// `busy.md`: every model call is in use.
+    Busy,
+    /// `slow_down.md`: the customer sends messages too fast.
+    SlowDown,
+    /// `welcome.md`: the first greeting (`/start`, a new conversation).
+    Welcome,
+    /// `help.md`: what the bot can do (`/help`).
+    Help,
+    /// `too_long.md`: a message over the length limit.
+    TooLong,
+    /// `thanks.md`: a reply to thanks.
+    Thanks,
+    /// `offer_declined.md`: the customer declined a person.
+    OfferDeclined,
+    /// `solved.md`: the customer said the answer solved it.
+    Solved,
+    /// `not_solved.md`: the customer said the answer did not help.
+    NotSolved,
+    /// `joined.md`: an agent joined the conversation.
+    Joined,
+    /// `transferred.md`: the conversation went to another agent.
+    Transferred,
+    /// `resolved.md`: an agent resolved the conversation.
+    Resolved,
+    /// `given_back.md`: an agent gave the conversation back to the bot.
+    GivenBack,
+    /// `still_waiting.md`: the customer still waits for a person.
+    StillWaiting,
+    /// `csat.md`: the CSAT survey question.
+    Csat,
+    /// `ces.md`: the CES survey question.
+    Ces,
+    /// `nps.md`: the NPS survey question.
+    Nps,
+    /// `survey_comment.md`: the survey's request for a comment.
+    SurveyComment,
+    /// `survey_thanks.md`: thanks for answering a survey.
+    SurveyThanks,
+    /// `surveys_stopped.md`: the customer opted out of surveys.
+    SurveysStopped,
+    /// `suggest_article.md`: an article drafted from a resolved conversation, for the model.
+    SuggestArticle,
+    /// `handoff_examples.md`: example requests for a person (not rendered for customers).
+    HandoffExamples,
+}
+
+impl Template {
+    /// Every template, in the order above.
+    pub const ALL: [Template; 30] = [
+        Template::System,
+        Template::Answer,
+        Template::Rewrite,
+        Template::Extractive,
+        Template::NoAnswer,
+        Template::Handoff,
+        Template::AlreadyWaiting,
+        Template::HandoffBusy,
+        Template::Busy,
+        Template::SlowDown,
+        Template::Welcome,
+        Template::Help,
+        Template::TooLong,
+        Template::Thanks,
+        Template::OfferDeclined,
+        Template::Solved,
+        Template::NotSolved,
+        Template::Joined,
+        Template::Transferred,
+        Template::Resolved,
+        Template::GivenBack,
+        Template::StillWaiting,
+        Template::Csat,
+        Template::Ces,
+        Template::Nps,
+        Template::SurveyComment,
+        Template::SurveyThanks,
+        Template::SurveysStopped,
+        Template::SuggestArticle,
+        Template::HandoffExamples,
+    ];
+
+    /// Its file name in the `prompts/` folder.
+    pub fn file(self) -> &'static str {
+        match self {
+            Template::System => "system.md",
+            Template::Answer => "answer.md",
+            Template::Rewrite => "rewrite.md",
+            Template::Extractive => "extractive.md",
+            Template::NoAnswer => "no_answer.md",
+            Template::Handoff => "handoff.md",
+            Template::AlreadyWaiting => "already_waiting.md",
+            Template::HandoffBusy => "handoff_busy.md",
+            Template::Busy => "busy.md",
+            Template::SlowDown => "slow_down.md",
+            Template::Welcome => "welcome.md",
+            Template::Help => "help.md",
+            Template::TooLong => "too_long.md",
+            Template::Thanks => "thanks.md",
+            Template::OfferDeclined => "offer_declined.md",
+            Template::Solved => "solved.md",
+            Template::NotSolved => "not_solved.md",
+            Template::Joined => "joined.md",
+            Template::Transferred => "transferred.md",
+            Template::Resolved => "resolved.md",
+            Template::GivenBack => "given_back.md",
+            Template::StillWaiting => "still_waiting.md",
+            Template::Csat => "csat.md",
+            Template::Ces => "ces.md",
+            Template::Nps => "nps.md",
+            Template::SurveyComment => "survey_comment.md",
+            Template::SurveyThanks => "survey_thanks.md",
+            Template::SurveysStopped => "surveys_stopped.md",
+            Template::SuggestArticle => "suggest_article.md",
+            Template::HandoffExamples => "handoff_examples.md",
+        }
+    }
+
+    /// Whether every deployment must have it.
+    pub fn required(self) -> bool {
+        !matches!(
+            self,
+            Template::Rewrite
+                | Template::AlreadyWaiting
+                | Template::HandoffBusy
+                | Template::Busy
+                | Template::SlowDown
+                | Template::SuggestArticle
+                | Template::HandoffExamples
+        )
+    }
+}
+
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.file())
+    }
+}
 
 /// A template problem.
 #[derive(Debug, thiserror::Error)]
@@ -110,11 +243,20 @@ impl Prompts {
         &self.dir
     }
 
-    /// Renders template `name` (e.g. `"welcome.md"`) with `context`.
+    /// Renders `template` with `context`.
     ///
     /// # Errors
     /// When the template does not exist or fails to render.
-    pub fn render<S: Serialize>(&self, name: &str, context: S) -> Result<String, Error> {
+    pub fn render<S: Serialize>(&self, template: Template, context: S) -> Result<String, Error> {
+        self.render_file(template.file(), context)
+    }
+
+    /// Renders the template file `name` (a canned reply, `canned/NAME.md`)
+    /// with `context`.
+    ///
+    /// # Errors
+    /// When the template does not exist or fails to render.
+    pub fn render_file<S: Serialize>(&self, name: &str, context: S) -> Result<String, Error> {
         let env = self.env.read().unwrap_or_else(|p| p.into_inner());
         let template = env
             .get_template(name)
@@ -133,7 +275,7 @@ impl Prompts {
     /// As [`Prompts::render`].
     pub fn render_with(
         &self,
-        name: &str,
+        template: Template,
         common: serde_json::Value,
         extra: serde_json::Value,
     ) -> Result<String, Error> {
@@ -141,7 +283,14 @@ impl Prompts {
         if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
             base.extend(extra);
         }
-        self.render(name, context)
+        self.render(template, context)
+    }
+
+    /// Whether the deployment's folder has `template` (an optional one may
+    /// be missing from a folder older than it).
+    pub fn has(&self, template: Template) -> bool {
+        let env = self.env.read().unwrap_or_else(|p| p.into_inner());
+        env.get_template(template.file()).is_ok()
     }
 
     /// Names of the canned replies (`canned/NAME.md` → `NAME`).
@@ -217,9 +366,9 @@ fn build(dir: &Path) -> Result<Environment<'static>, Error> {
     } else {
         bundled()
     };
-    for required in REQUIRED {
-        if !sources.contains_key(*required) {
-            return Err(Error::Missing(dir.join(required)));
+    for required in Template::ALL.into_iter().filter(|t| t.required()) {
+        if !sources.contains_key(required.file()) {
+            return Err(Error::Missing(dir.join(required.file())));
         }
     }
     let mut env = Environment::new();
@@ -262,8 +411,9 @@ mod tests {
     fn bundled_templates_are_the_shipped_folder() {
         let folder = read_folder(&Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts")).unwrap();
         assert_eq!(bundled(), folder);
-        for required in REQUIRED {
-            assert!(bundled().contains_key(*required), "{required}");
+        // The bundled folder has every template, optional ones too.
+        for template in Template::ALL {
+            assert!(bundled().contains_key(template.file()), "{template}");
         }
     }
 
@@ -271,7 +421,7 @@ mod tests {
     fn a_missing_folder_means_the_bundled_templates() {
         let dir = tempfile::tempdir().unwrap();
         let prompts = Prompts::load(&dir.path().join("no-such-folder")).unwrap();
-        assert!(!prompts.render("welcome.md", ()).unwrap().is_empty());
+        assert!(!prompts.render(Template::Welcome, ()).unwrap().is_empty());
         assert!(prompts.canned_names().contains(&"greeting".to_string()));
         // An existing folder is read as it is: here it lacks everything.
         assert!(matches!(Prompts::load(dir.path()), Err(Error::Missing(_))));

@@ -94,7 +94,7 @@ async fn streamed_answer_is_cited_and_logged() {
 
     let messages = s.core.store.messages(&reply.conversation_id).await.unwrap();
     let bot = messages.iter().find(|m| m.role == Role::Bot).unwrap();
-    assert_eq!(bot.mode.as_deref(), Some("llm"));
+    assert_eq!(bot.mode, Some(switchboard::store::MessageMode::Llm));
     assert_eq!(bot.model.as_deref(), Some("gpt-test"));
     assert_eq!(
         (bot.prompt_tokens, bot.completion_tokens),
@@ -167,7 +167,10 @@ async fn assert_falls_back(script: Vec<Script>) -> Setup {
     );
     assert_eq!(reply.sources[0].slug, "billing/refunds");
     let messages = s.core.store.messages(&reply.conversation_id).await.unwrap();
-    assert_eq!(messages.last().unwrap().mode.as_deref(), Some("extractive"));
+    assert_eq!(
+        messages.last().unwrap().mode,
+        Some(switchboard::store::MessageMode::Extractive)
+    );
     s
 }
 

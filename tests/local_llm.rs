@@ -75,7 +75,7 @@ async fn a_real_local_model_streams_a_cited_answer() {
 
     let messages = core.store.messages(&reply.conversation_id).await.unwrap();
     let bot = messages.iter().find(|m| m.role == Role::Bot).unwrap();
-    assert_eq!(bot.mode.as_deref(), Some("llm"));
+    assert_eq!(bot.mode, Some(switchboard::store::MessageMode::Llm));
     assert_eq!(bot.model.as_deref(), Some(model.as_str()));
     assert!(bot.completion_tokens.unwrap_or(0) > 0, "usage was recorded");
 }

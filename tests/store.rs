@@ -9,7 +9,7 @@ use std::sync::Arc;
 use common::FreshPostgres;
 
 use switchboard::clock::{ManualClock, SharedClock};
-use switchboard::conversation::{Resolution, Status, Transition};
+use switchboard::conversation::{Actor, Resolution, Status, Transition};
 use switchboard::delivery::{Outgoing, Target};
 use switchboard::export::{self, Format};
 use switchboard::report;
@@ -140,7 +140,7 @@ on_every_backend!(messages_are_logged_once, |db: &Db| {
             conversation_id: &c.id,
             role: Role::Bot,
             text: "Refunds take 5 days [1].",
-            mode: Some("llm"),
+            mode: Some(switchboard::store::MessageMode::Llm),
             sources: &sources,
             model: Some("gpt-test"),
             prompt_tokens: Some(100),
@@ -275,7 +275,7 @@ on_every_backend!(
                 .transition(
                     &conversations[1],
                     Transition::HandOff,
-                    "bot",
+                    Actor::Bot,
                     &Change::default(),
                 )
                 .await
@@ -361,7 +361,7 @@ on_every_backend!(
             assert_eq!(unread("ana").await, [0], "not handed off: nothing unread");
             clock.advance(1_000);
             store
-                .transition(&c.id, Transition::HandOff, "bot", &Change::default())
+                .transition(&c.id, Transition::HandOff, Actor::Bot, &Change::default())
                 .await
                 .unwrap();
             clock.advance(1_000);
@@ -411,7 +411,7 @@ on_every_backend!(
                     ..Change::default()
                 };
                 store
-                    .transition(&c.id, Transition::HandOff, "bot", &handed)
+                    .transition(&c.id, Transition::HandOff, Actor::Bot, &handed)
                     .await
                     .unwrap();
                 let claim = Change {
@@ -419,7 +419,7 @@ on_every_backend!(
                     ..Change::default()
                 };
                 store
-                    .transition(&c.id, Transition::Claim, agent, &claim)
+                    .transition(&c.id, Transition::Claim, Actor::Agent(agent), &claim)
                     .await
                     .unwrap();
                 ids.push(c.id);
@@ -430,7 +430,7 @@ on_every_backend!(
                 ..Change::default()
             };
             store
-                .transition(&ids[0], Transition::Resolve, "ana", &resolve)
+                .transition(&ids[0], Transition::Resolve, Actor::Agent("ana"), &resolve)
                 .await
                 .unwrap();
             store.schedule_surveys(0, 0).await.unwrap();
@@ -515,7 +515,12 @@ on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
         let customer = store.upsert_customer("web", "s1", None).await.unwrap();
         let c = store.open_conversation(&customer, "s1").await.unwrap();
         let illegal = store
-            .transition(&c.id, Transition::Claim, "alice", &Change::default())
+            .transition(
+                &c.id,
+                Transition::Claim,
+                Actor::Agent("alice"),
+                &Change::default(),
+            )
             .await;
         assert!(matches!(illegal, Err(Error::Illegal(_))), "{illegal:?}");
         let handoff = Change {
@@ -523,7 +528,7 @@ on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
             ..Change::default()
         };
         let c = store
-            .transition(&c.id, Transition::HandOff, "bot", &handoff)
+            .transition(&c.id, Transition::HandOff, Actor::Bot, &handoff)
             .await
             .unwrap();
         assert_eq!(c.status, Status::WaitingForAgent);
@@ -538,8 +543,8 @@ on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
             ..Change::default()
         };
         let (a, b) = tokio::join!(
-            store.transition(&c.id, Transition::Claim, "alice", &alice),
-            store.transition(&c.id, Transition::Claim, "bob", &bob),
+            store.transition(&c.id, Transition::Claim, Actor::Agent("alice"), &alice),
+            store.transition(&c.id, Transition::Claim, Actor::Agent("bob"), &bob),
         );
         assert_eq!(a.is_ok() as u8 + b.is_ok() as u8, 1, "{a:?} {b:?}");
         let loser = if a.is_ok() { b } else { a };
@@ -552,7 +557,7 @@ on_every_backend!(transitions_follow_the_state_machine, |db: &Db| {
             ..Change::default()
         };
         let c = store
-            .transition(&c.id, Transition::Resolve, "alice", &resolve)
+            .transition(&c.id, Transition::Resolve, Actor::Agent("alice"), &resolve)
             .await
             .unwrap();
         assert_eq!(c.status, Status::Resolved);
@@ -652,7 +657,7 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
             conversation_id: Box::leak(conversation_id.to_string().into_boxed_str()),
             role,
             text,
-            mode: (role == Role::Bot).then_some("extractive"),
+            mode: (role == Role::Bot).then_some(switchboard::store::MessageMode::Extractive),
             channel: "web",
             ..NewMessage::default()
         };
@@ -673,7 +678,7 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
             .transition(
                 &c1.id,
                 Transition::Resolve,
-                "customer",
+                Actor::Customer,
                 &resolve(&Resolution::Customer),
             )
             .await
@@ -690,7 +695,7 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
             ..Change::default()
         };
         store
-            .transition(&c2.id, Transition::HandOff, "bot", &handoff)
+            .transition(&c2.id, Transition::HandOff, Actor::Bot, &handoff)
             .await
             .unwrap();
         clock.advance(60_000);
@@ -699,7 +704,7 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
             ..Change::default()
         };
         store
-            .transition(&c2.id, Transition::Claim, "alice", &claim)
+            .transition(&c2.id, Transition::Claim, Actor::Agent("alice"), &claim)
             .await
             .unwrap();
         store
@@ -714,7 +719,7 @@ on_every_backend!(report_and_export_reflect_the_log, |db: &Db| {
             .transition(
                 &c2.id,
                 Transition::Resolve,
-                "alice",
+                Actor::Agent("alice"),
                 &resolve(&Resolution::Agent),
             )
             .await
@@ -905,7 +910,7 @@ on_every_backend!(
                 ..Change::default()
             };
             store
-                .transition(&c.id, Transition::HandOff, "customer", &handoff)
+                .transition(&c.id, Transition::HandOff, Actor::Customer, &handoff)
                 .await
                 .unwrap();
             let claim = Change {
@@ -915,7 +920,7 @@ on_every_backend!(
                 ..Change::default()
             };
             store
-                .transition(&c.id, Transition::Claim, "alice", &claim)
+                .transition(&c.id, Transition::Claim, Actor::Agent("alice"), &claim)
                 .await
                 .unwrap();
             let events = store.events(&c.id).await.unwrap();
@@ -999,7 +1004,7 @@ on_every_backend!(widget_history_queries_and_secrets, |db: &Db| {
             .unwrap();
         clock.advance(10_000);
         store
-            .transition(&old.id, Transition::Resolve, "bot", &Change::default())
+            .transition(&old.id, Transition::Resolve, Actor::Bot, &Change::default())
             .await
             .unwrap();
         // Resolved, it is still the latest conversation.

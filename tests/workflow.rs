@@ -12,7 +12,7 @@ use switchboard::button::{ButtonData, SurveyStep};
 use switchboard::channels::console;
 use switchboard::clock::{ManualClock, SharedClock};
 use switchboard::config::Settings;
-use switchboard::conversation::{Resolution, Status};
+use switchboard::conversation::{Actor, Resolution, Status};
 use switchboard::delivery::{self, Deliver, Outgoing, Target};
 
 const ALICE: &str = "alice-token-workflow";
@@ -2133,7 +2133,7 @@ async fn a_notice_survives_a_channel_outage_and_a_stop_before_sending() {
         .transition(
             &id,
             switchboard::conversation::Transition::Resolve,
-            "alice",
+            Actor::Agent("alice"),
             &change,
         )
         .await

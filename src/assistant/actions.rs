@@ -21,19 +21,11 @@ impl Assistant {
         &self,
         conversation: &Conversation,
         turn: &Turn,
-        template: &str,
+        template: Template,
     ) -> Result<Reply, Error> {
         let text = self.render(template, serde_json::json!({}))?;
-        self.finish(
-            conversation,
-            turn,
-            text,
-            Mode::Extractive,
-            Vec::new(),
-            Action::Info,
-            None,
-        )
-        .await
+        self.finish(conversation, turn, BotMessage::info(text))
+            .await
     }
 
     pub(super) async fn offer_human(
@@ -43,21 +35,13 @@ impl Assistant {
     ) -> Result<Reply, Error> {
         store_gap(&self.inner.store, conversation, turn).await?;
         let already = conversation.offered_human;
-        let text = self.render("no_answer.md", serde_json::json!({"offer": !already}))?;
+        let text = self.render(Template::NoAnswer, serde_json::json!({"offer": !already}))?;
         self.inner
             .store
             .mark_offered_human(&conversation.id)
             .await?;
-        self.finish(
-            conversation,
-            turn,
-            text,
-            Mode::Handoff,
-            Vec::new(),
-            Action::OfferHuman,
-            None,
-        )
-        .await
+        self.finish(conversation, turn, BotMessage::offer(text))
+            .await
     }
 
     /// Hands the conversation to people: moves it to `waiting_for_agent`,
@@ -79,7 +63,7 @@ impl Assistant {
             ..Change::default()
         };
         let conversation = match self
-            .move_conversation(conversation, Transition::HandOff, "bot", &change)
+            .move_conversation(conversation, Transition::HandOff, Actor::Bot, &change)
             .await?
         {
             Ok(c) => c,
@@ -89,7 +73,7 @@ impl Assistant {
         let position = store.queue_position(&conversation.id).await?;
         let back_at = self.inner.desk.as_ref().and_then(Desk::back_at);
         let text = self.render(
-            "handoff.md",
+            Template::Handoff,
             serde_json::json!({"reason": reason.as_str(), "queue_position": position, "back_at": back_at}),
         )?;
         if let Some(desk) = &self.inner.desk {
@@ -99,7 +83,7 @@ impl Assistant {
             conversation_id: &conversation.id,
             role: Role::Bot,
             text: &text,
-            mode: Some(Mode::Handoff.as_str()),
+            mode: Some(Mode::Handoff.into()),
             channel: &turn.channel,
             ..NewMessage::default()
         };
@@ -133,30 +117,26 @@ impl Assistant {
             .await?
             .is_some()
         {
-            ("already_waiting.md", ALREADY_WAITING, "one_waiting_handoff")
+            (
+                Template::AlreadyWaiting,
+                ALREADY_WAITING,
+                "one_waiting_handoff",
+            )
         } else if self
             .inner
             .limits
             .as_ref()
             .is_some_and(|l| !l.allow_handoff(&turn.channel))
         {
-            ("handoff_busy.md", HANDOFF_BUSY, "anonymous_handoffs")
+            (Template::HandoffBusy, HANDOFF_BUSY, "anonymous_handoffs")
         } else {
             return Ok(None);
         };
         metrics::counter!("switchboard_limited_total", "limit" => limit).increment(1);
         let text = self.render_or(template, serde_json::json!({}), default)?;
-        self.finish(
-            conversation,
-            turn,
-            text,
-            Mode::Extractive,
-            Vec::new(),
-            Action::Info,
-            None,
-        )
-        .await
-        .map(Some)
+        self.finish(conversation, turn, BotMessage::info(text))
+            .await
+            .map(Some)
     }
 
     /// The customer confirmed the answer solved it: resolve (a survey
@@ -166,17 +146,9 @@ impl Assistant {
         conversation: &Conversation,
         turn: &Turn,
     ) -> Result<Reply, Error> {
-        let text = self.render("solved.md", serde_json::json!({}))?;
+        let text = self.render(Template::Solved, serde_json::json!({}))?;
         let reply = self
-            .finish(
-                conversation,
-                turn,
-                text,
-                Mode::Extractive,
-                Vec::new(),
-                Action::Info,
-                None,
-            )
+            .finish(conversation, turn, BotMessage::info(text))
             .await?;
         let change = Change {
             resolution: Some(&Resolution::Customer),
@@ -186,7 +158,12 @@ impl Assistant {
         match self
             .inner
             .store
-            .transition(&conversation.id, Transition::Resolve, "customer", &change)
+            .transition(
+                &conversation.id,
+                Transition::Resolve,
+                Actor::Customer,
+                &change,
+            )
             .await
         {
             Ok(_) | Err(store::Error::Conflict(_) | store::Error::Illegal(_)) => Ok(reply),
@@ -223,7 +200,7 @@ impl Assistant {
             conversation_id: &survey.conversation_id,
             role: Role::Customer,
             text: &turn.text,
-            mode: Some("survey"),
+            mode: Some(store::MessageMode::Survey),
             channel: &turn.channel,
             platform_message_id: turn.platform_message_id.as_deref(),
             ..NewMessage::default()
@@ -247,7 +224,7 @@ impl Assistant {
         &self,
         conversation: &Conversation,
         transition: Transition,
-        actor: &str,
+        actor: Actor<'_>,
         change: &Change<'_>,
     ) -> Result<Result<Conversation, Reply>, Error> {
         let store = &self.inner.store;
@@ -274,7 +251,7 @@ impl Assistant {
             ..Change::default()
         };
         let back = match self
-            .move_conversation(conversation, Transition::Withdraw, "customer", &change)
+            .move_conversation(conversation, Transition::Withdraw, Actor::Customer, &change)
             .await?
         {
             Ok(c) => c,
@@ -283,17 +260,8 @@ impl Assistant {
         if let Some(desk) = &self.inner.desk {
             desk.poke();
         }
-        let text = self.render("given_back.md", serde_json::json!({}))?;
-        self.finish(
-            &back,
-            turn,
-            text,
-            Mode::Extractive,
-            Vec::new(),
-            Action::Info,
-            None,
-        )
-        .await
+        let text = self.render(Template::GivenBack, serde_json::json!({}))?;
+        self.finish(&back, turn, BotMessage::info(text)).await
     }
 
     pub(super) async fn restart(
@@ -309,20 +277,24 @@ impl Assistant {
             ..Change::default()
         };
         store
-            .transition(&conversation.id, Transition::Resolve, "customer", &change)
+            .transition(
+                &conversation.id,
+                Transition::Resolve,
+                Actor::Customer,
+                &change,
+            )
             .await?;
         let fresh = store
             .start_conversation(customer, &turn.thread, Some(&conversation.id))
             .await?;
-        let text = self.render("welcome.md", serde_json::json!({}))?;
+        let text = self.render(Template::Welcome, serde_json::json!({}))?;
         self.finish(
             &fresh,
             turn,
-            text,
-            Mode::Extractive,
-            Vec::new(),
-            Action::NewConversation,
-            None,
+            BotMessage {
+                action: Action::NewConversation,
+                ..BotMessage::info(text)
+            },
         )
         .await
     }
@@ -339,7 +311,7 @@ impl Assistant {
         let quote = quote_of(&best.markdown);
         let link = self.inner.kb.link(&best.slug, best.url.as_deref());
         let text = self.render(
-            "extractive.md",
+            Template::Extractive,
             serde_json::json!({"title": best.title, "heading": best.heading, "quote": quote, "url": link}),
         )?;
         let mut sources = vec![source_of(best)];
@@ -353,34 +325,32 @@ impl Assistant {
         self.finish(
             conversation,
             turn,
-            text,
-            Mode::Extractive,
-            sources,
-            Action::Answer,
-            None,
+            BotMessage::answer(text, Mode::Extractive, sources),
         )
         .await
     }
 
     /// Stores the bot's reply, unless the conversation left the bot while
     /// the reply was being made (then the reply is dropped, silently).
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn finish(
         &self,
         conversation: &Conversation,
         turn: &Turn,
-        text: String,
-        mode: Mode,
-        sources: Vec<SourceRef>,
-        action: Action,
-        generated: Option<&Generated>,
+        said: BotMessage<'_>,
     ) -> Result<Reply, Error> {
         let store = &self.inner.store;
+        let BotMessage {
+            text,
+            mode,
+            sources,
+            action,
+            generated,
+        } = said;
         let message = NewMessage {
             conversation_id: &conversation.id,
             role: Role::Bot,
             text: &text,
-            mode: Some(mode.as_str()),
+            mode: Some(mode.into()),
             sources: &sources,
             model: generated.map(|g| g.model.as_str()),
             prompt_tokens: generated.map(|g| g.usage.prompt).filter(|t| *t > 0),

@@ -1,4 +1,4 @@
-//! The decision for one customer message: commands, rules, offers and answers pending, then retrieval and generation.
+//! Carrying out the decision for one customer message: the rules' [`Decision`], then retrieval and generation.
 
 use super::*;
 
@@ -10,88 +10,37 @@ impl Assistant {
         turn: &Turn,
         deltas: Option<mpsc::UnboundedSender<String>>,
     ) -> Result<Reply, Error> {
-        let text = turn.text.trim();
-        let mut question = text;
-        match parse_command(text) {
-            Some(Command::Start) => return self.info(&conversation, turn, "welcome.md").await,
-            Some(Command::Help) => return self.info(&conversation, turn, "help.md").await,
-            Some(Command::Human) => {
+        let history = self.history(&conversation).await?;
+        let vip = self.inner.rules.is_vip(&turn.channel, &turn.customer_id);
+        let question = match decision::decide(&turn.text, vip, &history) {
+            Decision::Reply(template) => return self.info(&conversation, turn, template).await,
+            Decision::UnknownCommand(name) => {
+                let help = self.render(Template::Help, serde_json::json!({}))?;
+                let text = format!("Unknown command /{name}. {help}");
                 return self
-                    .hand_off(&conversation, turn, Reason::CustomerRequest, None)
+                    .finish(&conversation, turn, BotMessage::info(text))
                     .await;
             }
-            Some(Command::New) => return self.restart(customer, &conversation, turn).await,
-            Some(Command::Cancel) => return self.info(&conversation, turn, "help.md").await,
-            Some(Command::StopSurveys) => {
+            Decision::StopSurveys => {
                 let text = match &self.inner.surveys {
                     Some(surveys) => surveys.opt_out(&customer.id).await?,
                     None => {
                         self.inner.store.opt_out_of_surveys(&customer.id).await?;
-                        self.render("surveys_stopped.md", serde_json::json!({}))?
+                        self.render(Template::SurveysStopped, serde_json::json!({}))?
                     }
                 };
                 return self
-                    .finish(
-                        &conversation,
-                        turn,
-                        text,
-                        Mode::Extractive,
-                        Vec::new(),
-                        Action::Info,
-                        None,
-                    )
+                    .finish(&conversation, turn, BotMessage::info(text))
                     .await;
             }
-            Some(Command::Ask("")) => return self.info(&conversation, turn, "help.md").await,
-            Some(Command::Ask(q)) => question = q,
-            Some(Command::Unknown(name)) => {
-                let help = self.render("help.md", serde_json::json!({}))?;
-                let text = format!("Unknown command /{name}. {help}");
-                return self
-                    .finish(
-                        &conversation,
-                        turn,
-                        text,
-                        Mode::Extractive,
-                        Vec::new(),
-                        Action::Info,
-                        None,
-                    )
-                    .await;
+            Decision::Restart => return self.restart(customer, &conversation, turn).await,
+            Decision::HandOff(reason, detail) => {
+                return self.hand_off(&conversation, turn, reason, detail).await;
             }
-            None => {}
-        }
-        let normal = handoff::normalise(question);
-        let rules = &self.inner.rules;
-        if rules.is_vip(&turn.channel, &turn.customer_id) {
-            return self.hand_off(&conversation, turn, Reason::Vip, None).await;
-        }
-        let history = self.history(&conversation).await?;
-        let last_bot = history.iter().rev().find(|m| m.role == Role::Bot);
-        let offer_pending =
-            last_bot.is_some_and(|m| m.mode.as_deref() == Some(Mode::Handoff.as_str()));
-        if offer_pending && YES.contains(&normal.as_str()) {
-            return self
-                .hand_off(&conversation, turn, Reason::KnowledgeGap, None)
-                .await;
-        }
-        if offer_pending && NO.contains(&normal.as_str()) {
-            return self.info(&conversation, turn, "offer_declined.md").await;
-        }
-        let after_answer = last_bot.is_some_and(|m| {
-            matches!(m.mode.as_deref(), Some("llm" | "extractive")) && !m.sources.is_empty()
-        });
-        if after_answer && YES.contains(&normal.as_str()) {
-            return self.resolve_solved(&conversation, turn).await;
-        }
-        if after_answer && NO.contains(&normal.as_str()) && stuck(&history, &normal).is_none() {
-            return self.not_solved(&conversation, turn).await;
-        }
-        if let Some(detail) = stuck(&history, &normal) {
-            return self
-                .hand_off(&conversation, turn, Reason::Frustration, Some(detail))
-                .await;
-        }
+            Decision::Solved => return self.resolve_solved(&conversation, turn).await,
+            Decision::NotSolved => return self.not_solved(&conversation, turn).await,
+            Decision::Ask(question) => question,
+        };
         let earlier: Vec<Earlier> = history
             .iter()
             .map(|m| Earlier {
@@ -147,26 +96,17 @@ impl Assistant {
                         .finish(
                             &conversation,
                             turn,
-                            text,
-                            Mode::Llm,
-                            cited,
-                            Action::Answer,
-                            Some(&generated),
+                            BotMessage {
+                                generated: Some(&generated),
+                                ..BotMessage::answer(text, Mode::Llm, cited)
+                            },
                         )
                         .await;
                 }
                 Err(llm::Error::Busy) => {
-                    let text = self.render_or("busy.md", serde_json::json!({}), BUSY)?;
+                    let text = self.render_or(Template::Busy, serde_json::json!({}), BUSY)?;
                     return self
-                        .finish(
-                            &conversation,
-                            turn,
-                            text,
-                            Mode::Extractive,
-                            Vec::new(),
-                            Action::Info,
-                            None,
-                        )
+                        .finish(&conversation, turn, BotMessage::info(text))
                         .await;
                 }
                 Err(e) => {
@@ -190,32 +130,6 @@ impl Assistant {
     }
 }
 
-/// Whether the customer is stuck: the same question for the third time, or
-/// "no / that didn't help" after two answers in a row.
-pub(super) fn stuck(history: &[Message], normal: &str) -> Option<&'static str> {
-    let customer: Vec<String> = history
-        .iter()
-        .filter(|m| m.role == Role::Customer)
-        .map(|m| handoff::normalise(&m.text))
-        .collect();
-    let repeats = customer.iter().rev().take_while(|t| *t == normal).count();
-    if !normal.is_empty() && repeats + 1 >= REPEATS_FOR_FRUSTRATION {
-        return Some("asked the same question three times");
-    }
-    if handoff::is_negative_feedback(normal) {
-        let earlier_negative = customer
-            .iter()
-            .rev()
-            .take(2)
-            .filter(|t| handoff::is_negative_feedback(t))
-            .count();
-        if earlier_negative >= 1 {
-            return Some("said twice that answers did not help");
-        }
-    }
-    None
-}
-
 /// Records the question the bot could not answer, for `report gaps`.
 pub(super) async fn store_gap(
     store: &Store,
@@ -227,7 +141,7 @@ pub(super) async fn store_gap(
         .record_event(
             &conversation.id,
             EventKind::NoAnswer,
-            "bot",
+            Actor::Bot,
             Some(&question),
         )
         .await?;

@@ -47,12 +47,12 @@ impl Assistant {
         hits: &[Hit],
         history: &[Earlier],
     ) -> Result<(Vec<ChatMessage>, Vec<PromptSource>), Error> {
-        let system = self.render("system.md", serde_json::json!({}))?;
+        let system = self.render(Template::System, serde_json::json!({}))?;
         // The question is data inside <question>; a customer cannot close
         // the tag and write instructions after it.
         let question = prompts::without_tag(question, "question");
         let skeleton = self.render(
-            "answer.md",
+            Template::Answer,
             serde_json::json!({"sources": [], "question": question}),
         )?;
         let PromptBudget {
@@ -74,7 +74,7 @@ impl Assistant {
             .sum();
         let history = budget::fit_history(history, room.saturating_sub(used), room);
         let user = self.render(
-            "answer.md",
+            Template::Answer,
             serde_json::json!({"sources": sources, "question": question}),
         )?;
         let mut messages = vec![ChatMessage::new(Speaker::System, system)];

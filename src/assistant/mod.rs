@@ -15,6 +15,7 @@ mod budget;
 mod commands;
 pub mod context;
 mod decide;
+mod decision;
 mod decline;
 mod generate;
 mod press;
@@ -35,14 +36,16 @@ use tracing::Instrument;
 
 use commands::{Command, GREETINGS, NO, THANKS, YES, parse_command};
 pub use context::Earlier;
+use decision::Decision;
 use generate::{cited_sources, quote_of, source_of};
-pub use prompts::Prompts;
+pub use prompts::{Prompts, Template};
+use reply::BotMessage;
 pub use reply::{Action, Draft, Mode, Pressed, Reply, Turn};
 pub use retrieve::{Assessment, Retrieval};
 
 use crate::button::{self, ButtonData};
 use crate::config::AssistantSettings;
-use crate::conversation::{EventKind, Resolution, Status, Transition};
+use crate::conversation::{Actor, EventKind, Resolution, Status, Transition};
 use crate::csat::Surveys;
 use crate::delivery::Button;
 use crate::desk::Desk;
@@ -51,7 +54,7 @@ use crate::kb::{Hit, KnowledgeBase};
 use crate::limits::{Limits, Verdict};
 use crate::llm::{self, ChatMessage, ChatModel, Delta, Speaker, Usage};
 use crate::store::{
-    self, Change, Conversation, Customer, Message, NewMessage, Role, SourceRef, Store,
+    self, Change, Conversation, Customer, Message, MessageMode, NewMessage, Role, SourceRef, Store,
 };
 use semantic::Semantic;
 
@@ -355,12 +358,12 @@ impl Assistant {
     ///
     /// # Errors
     /// When the template fails.
-    pub fn render(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
+    pub fn render(&self, template: Template, extra: serde_json::Value) -> Result<String, Error> {
         let common = serde_json::json!({
             "product_name": self.inner.settings.product_name,
             "no_answer_token": NO_ANSWER_TOKEN,
         });
-        Ok(self.inner.prompts.render_with(name, common, extra)?)
+        Ok(self.inner.prompts.render_with(template, common, extra)?)
     }
 
     /// Handles one customer message: [`Assistant::receive`] then
@@ -453,7 +456,7 @@ impl Assistant {
         metrics::counter!("switchboard_limited_total", "limit" => "customer_rate").increment(1);
         let (answer, action) = match verdict {
             Verdict::Notify => (
-                self.render_or("slow_down.md", serde_json::json!({}), SLOW_DOWN)?,
+                self.render_or(Template::SlowDown, serde_json::json!({}), SLOW_DOWN)?,
                 Action::Info,
             ),
             _ => (String::new(), Action::Limited),
@@ -470,16 +473,17 @@ impl Assistant {
         }))
     }
 
-    /// Renders `name`, or `default` when the deployment's prompts folder
-    /// predates the template (templates added for limits are optional).
+    /// Renders `template`, or `default` when the deployment's prompts
+    /// folder predates the template (templates added for limits are
+    /// optional).
     fn render_or(
         &self,
-        name: &str,
+        template: Template,
         extra: serde_json::Value,
         default: &str,
     ) -> Result<String, Error> {
-        if self.inner.prompts.dir().join(name).is_file() {
-            self.render(name, extra)
+        if self.inner.prompts.has(template) {
+            self.render(template, extra)
         } else {
             Ok(default.to_string())
         }
@@ -541,25 +545,19 @@ impl Assistant {
         let length = turn.text.chars().count();
         if length > limit {
             let text = self.render(
-                "too_long.md",
+                Template::TooLong,
                 serde_json::json!({"length": length, "limit": limit}),
             )?;
             return self
-                .finish(
-                    &conversation,
-                    &turn,
-                    text,
-                    Mode::Extractive,
-                    Vec::new(),
-                    Action::Info,
-                    None,
-                )
+                .finish(&conversation, &turn, BotMessage::info(text))
                 .await;
         }
         self.decide(&customer, conversation, &turn, deltas).await
     }
 }
 
+/// What the model reports about a generated answer, stored with it.
+#[derive(Debug)]
 struct Generated {
     model: String,
     usage: Usage,

@@ -89,7 +89,7 @@ impl Assistant {
                     Some(surveys) => surveys.opt_out(&customer.id).await?,
                     None => {
                         store.opt_out_of_surveys(&customer.id).await?;
-                        self.render("surveys_stopped.md", serde_json::json!({}))?
+                        self.render(Template::SurveysStopped, serde_json::json!({}))?
                     }
                 };
                 Ok(Pressed::Message(crate::delivery::Outgoing::text(text)))
@@ -117,9 +117,8 @@ impl Assistant {
         let Some(last) = store.last_bot_message(&conversation.id).await? else {
             return Ok(Pressed::Stale);
         };
-        let offer = last.mode.as_deref() == Some(Mode::Handoff.as_str());
-        let answer =
-            matches!(last.mode.as_deref(), Some("llm" | "extractive")) && !last.sources.is_empty();
+        let offer = last.mode == Some(MessageMode::Handoff);
+        let answer = last.mode.is_some_and(MessageMode::is_answer) && !last.sources.is_empty();
         let (fits, label) = match intent {
             Intent::AcceptOffer => (offer, button::OFFER_YES_LABEL),
             Intent::DeclineOffer => (offer, button::OFFER_NO_LABEL),
@@ -147,7 +146,10 @@ impl Assistant {
                 self.hand_off(conversation, &turn, Reason::KnowledgeGap, None)
                     .await?
             }
-            Intent::DeclineOffer => self.info(conversation, &turn, "offer_declined.md").await?,
+            Intent::DeclineOffer => {
+                self.info(conversation, &turn, Template::OfferDeclined)
+                    .await?
+            }
             Intent::Solved => self.resolve_solved(conversation, &turn).await?,
             Intent::NotSolved => self.not_solved(conversation, &turn).await?,
         };
@@ -160,20 +162,12 @@ impl Assistant {
         conversation: &Conversation,
         turn: &Turn,
     ) -> Result<Reply, Error> {
-        let text = self.render("not_solved.md", serde_json::json!({}))?;
+        let text = self.render(Template::NotSolved, serde_json::json!({}))?;
         self.inner
             .store
             .mark_offered_human(&conversation.id)
             .await?;
-        self.finish(
-            conversation,
-            turn,
-            text,
-            Mode::Handoff,
-            Vec::new(),
-            Action::OfferHuman,
-            None,
-        )
-        .await
+        self.finish(conversation, turn, BotMessage::offer(text))
+            .await
     }
 }

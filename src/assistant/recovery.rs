@@ -228,7 +228,7 @@ impl Assistant {
             .record_event(
                 &conversation_id,
                 EventKind::Recovered,
-                "system",
+                Actor::System,
                 Some(&message_id),
             )
             .await?;

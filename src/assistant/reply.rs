@@ -14,6 +14,55 @@ pub struct Draft {
     pub declined: bool,
 }
 
+/// The bot's message for one turn, before it is stored
+/// ([`Assistant::finish`] stores it and makes the [`Reply`]).
+#[derive(Debug)]
+pub(super) struct BotMessage<'a> {
+    /// What to tell the customer.
+    pub text: String,
+    /// How it was made.
+    pub mode: Mode,
+    /// Articles it drew on, best first.
+    pub sources: Vec<SourceRef>,
+    /// The decision it carries out.
+    pub action: Action,
+    /// The model's figures, for a generated answer.
+    pub generated: Option<&'a Generated>,
+}
+
+impl BotMessage<'_> {
+    /// A reply that is not an answer (welcome, help, thanks, a notice).
+    pub fn info(text: String) -> Self {
+        Self {
+            text,
+            mode: Mode::Extractive,
+            sources: Vec::new(),
+            action: Action::Info,
+            generated: None,
+        }
+    }
+
+    /// The offer of a person (the knowledge base does not cover it).
+    pub fn offer(text: String) -> Self {
+        Self {
+            mode: Mode::Handoff,
+            action: Action::OfferHuman,
+            ..Self::info(text)
+        }
+    }
+
+    /// An answer from the knowledge base.
+    pub fn answer(text: String, mode: Mode, sources: Vec<SourceRef>) -> Self {
+        Self {
+            text,
+            mode,
+            sources,
+            action: Action::Answer,
+            generated: None,
+        }
+    }
+}
+
 /// A customer's message, as a channel hands it over.
 #[derive(Debug, Clone, Default)]
 pub struct Turn {
@@ -42,6 +91,16 @@ pub enum Mode {
     Extractive,
     /// The bot decided a person must take over (or offered one).
     Handoff,
+}
+
+impl From<Mode> for store::MessageMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Llm => store::MessageMode::Llm,
+            Mode::Extractive => store::MessageMode::Extractive,
+            Mode::Handoff => store::MessageMode::Handoff,
+        }
+    }
 }
 
 impl Mode {

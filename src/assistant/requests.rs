@@ -14,8 +14,6 @@ use std::sync::Arc;
 
 use super::*;
 
-/// The examples' template.
-pub const EXAMPLES: &str = "handoff_examples.md";
 /// Closer than this (cosine) to some example, or it is no request.
 pub const FLOOR: f32 = 0.60;
 /// And this much closer to the example than to the nearest passage.
@@ -78,7 +76,11 @@ impl Assistant {
         &self,
         semantic: &Semantic,
     ) -> Option<Arc<Vec<(String, Arc<[f32]>)>>> {
-        let text = self.inner.prompts.render(EXAMPLES, ()).ok()?;
+        let text = self
+            .inner
+            .prompts
+            .render(Template::HandoffExamples, ())
+            .ok()?;
         let source = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -96,7 +98,10 @@ impl Assistant {
         let vectors = match semantic.embed_texts(&texts).await {
             Ok(v) => v,
             Err(e) => {
-                tracing::warn!("embedding {EXAMPLES} failed; phrases only: {e}");
+                tracing::warn!(
+                    "embedding {} failed; phrases only: {e}",
+                    Template::HandoffExamples
+                );
                 return None;
             }
         };

@@ -15,7 +15,7 @@ pub enum Assessment {
     /// A person must take over.
     HandOff(Reason, Option<String>),
     /// A canned reply (the template's name): greetings, thanks.
-    Reply(&'static str),
+    Reply(Template),
     /// The knowledge base covers it.
     Answer(Retrieval),
     /// The knowledge base does not cover it: say so, offer a person.
@@ -213,7 +213,7 @@ impl Assistant {
             .collect();
         let question_text = question.replace("</latest>", "").replace("<latest>", "");
         let prompt = match self.render(
-            "rewrite.md",
+            Template::Rewrite,
             serde_json::json!({"history": history, "question": question_text}),
         ) {
             Ok(p) => p,
@@ -291,10 +291,10 @@ impl Assistant {
             ));
         }
         if GREETINGS.contains(&normal.as_str()) {
-            return Ok(Assessment::Reply("welcome.md"));
+            return Ok(Assessment::Reply(Template::Welcome));
         }
         if THANKS.contains(&normal.as_str()) {
-            return Ok(Assessment::Reply("thanks.md"));
+            return Ok(Assessment::Reply(Template::Thanks));
         }
         if let Some(example) = self.like_a_request(question).await {
             return Ok(Assessment::HandOff(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use tokio::sync::mpsc;
 
-use crate::assistant::{Action, Assistant, Error, Reply, Turn};
+use crate::assistant::{Action, Assistant, Error, Reply, Template, Turn};
 use crate::delivery::{self, Deliver, Outgoing, Target};
 
 /// Channel name in the log.
@@ -191,7 +191,7 @@ pub async fn chat<R: AsyncBufRead + Unpin>(
     });
     let mut writer = Locked(out);
     if interactive {
-        let welcome = assistant.render("welcome.md", serde_json::json!({}))?;
+        let welcome = assistant.render(Template::Welcome, serde_json::json!({}))?;
         let _ = writeln!(writer, "{welcome}\n(Ctrl-D to quit.)\n");
     }
     let mut lines = input.lines();

@@ -15,10 +15,11 @@ impl Desk {
         if !names.iter().any(|n| n == name) {
             return Err(Error::NoSuchCanned(name.to_string(), names.join(", ")));
         }
-        self.render(
-            &format!("canned/{name}.md"),
-            serde_json::json!({"agent": shown}),
-        )
+        let context = serde_json::json!({"product_name": self.inner.product_name, "agent": shown});
+        Ok(self
+            .inner
+            .prompts
+            .render_file(&format!("canned/{name}.md"), context)?)
     }
 
     /// The canned replies by name, each as `agent` would send it, for the

@@ -215,7 +215,7 @@ impl Desk {
                 .record_event(
                     &conversation.id,
                     EventKind::Reping,
-                    "system",
+                    Actor::System,
                     Some("nobody claimed it in time"),
                 )
                 .await?;
@@ -236,7 +236,7 @@ impl Desk {
                 }
             }
             let text = self.render(
-                "still_waiting.md",
+                Template::StillWaiting,
                 serde_json::json!({"back_at": self.back_at()}),
             )?;
             self.send_to_customer(&conversation, &Outgoing::text(text))

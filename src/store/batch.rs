@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Error, SourceRef, Status, new_id};
 use crate::clock::Millis;
-use crate::store::NewMessage;
+use crate::store::{MessageMode, NewMessage};
 
 /// Most rows in one statement (16 parameters each; SQLite allows 32,766).
 const MAX_ROWS: usize = 64;
@@ -41,7 +41,7 @@ pub(super) struct Row {
     role: &'static str,
     author: Option<String>,
     text: String,
-    mode: Option<String>,
+    mode: Option<&'static str>,
     sources: Option<String>,
     model: Option<String>,
     prompt_tokens: Option<i64>,
@@ -76,7 +76,7 @@ impl Row {
             role: message.role.as_str(),
             author: message.author.map(str::to_string),
             text: message.text.to_string(),
-            mode: message.mode.map(str::to_string),
+            mode: message.mode.map(MessageMode::as_str),
             sources,
             model: message.model.map(str::to_string),
             prompt_tokens: message.prompt_tokens,
@@ -242,7 +242,7 @@ async fn insert_many(pool: &AnyPool, rows: &[&Row]) -> Result<HashSet<String>, E
             .bind(row.role)
             .bind(&row.author)
             .bind(&row.text)
-            .bind(&row.mode)
+            .bind(row.mode)
             .bind(&row.sources)
             .bind(&row.model)
             .bind(row.prompt_tokens)

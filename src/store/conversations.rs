@@ -129,7 +129,7 @@ impl Store {
         &self,
         conversation_id: &str,
         transition: Transition,
-        actor: &str,
+        actor: Actor<'_>,
         change: &Change<'_>,
     ) -> Result<Conversation, Error> {
         let current = self.conversation(conversation_id).await?;
@@ -157,7 +157,7 @@ impl Store {
         .bind(change.assign.flatten())
         .bind(i64::from(transition == Transition::Resolve))
         .bind(change.resolution.map(|r| r.as_str()))
-        .bind(actor)
+        .bind(actor.as_str())
         .bind(conversation_id)
         .bind(current.status.as_str())
         .bind(i64::from(transition == Transition::GiveBack))
@@ -185,7 +185,7 @@ impl Store {
         .bind(new_id())
         .bind(conversation_id)
         .bind(transition.as_str())
-        .bind(actor)
+        .bind(actor.as_str())
         .bind(detail)
         .bind(change.actor_name)
         .bind(change.notice)

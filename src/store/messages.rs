@@ -111,7 +111,7 @@ impl Store {
         &self,
         conversation_id: &str,
         kind: EventKind,
-        actor: &str,
+        actor: Actor<'_>,
         detail: Option<&str>,
     ) -> Result<(), Error> {
         sqlx::query(
@@ -120,7 +120,7 @@ impl Store {
         .bind(new_id())
         .bind(conversation_id)
         .bind(kind.as_str())
-        .bind(actor)
+        .bind(actor.as_str())
         .bind(detail)
         .bind(self.now())
         .execute(&self.writer)

@@ -41,7 +41,7 @@ pub use sessions::AgentSession;
 pub use suggestions::{Suggestion, SuggestionDraft, SuggestionStatus};
 
 use crate::clock::{Millis, SharedClock};
-use crate::conversation::{EventKind, IllegalTransition, Status, Transition};
+use crate::conversation::{Actor, EventKind, IllegalTransition, Status, Transition};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]

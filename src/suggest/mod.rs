@@ -23,10 +23,8 @@ use crate::conversation::Status;
 use crate::handoff;
 use crate::llm::{ChatMessage, Speaker};
 use crate::store::{self, Conversation, Message, Role, Suggestion, SuggestionDraft};
-use crate::templates::without_tag;
+use crate::templates::{Template, without_tag};
 
-/// The prompt template.
-pub const TEMPLATE: &str = "suggest_article.md";
 /// Questions kept: the last ones before the hand-off.
 const MAX_QUESTIONS: usize = 3;
 /// Characters kept of one question.
@@ -414,7 +412,7 @@ async fn by_model(
     }
     let all = |texts: &[String]| texts.iter().map(|t| quoted(t)).collect::<Vec<_>>();
     let prompt = match assistant.render(
-        TEMPLATE,
+        Template::SuggestArticle,
         serde_json::json!({
             "questions": all(&material.questions),
             "replies": all(&material.replies),

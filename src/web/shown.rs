@@ -10,7 +10,7 @@ use super::markdown::to_html;
 use crate::assistant::{Action, Mode, Reply};
 use crate::button::{ButtonData, SurveyStep};
 use crate::delivery::{Button, Outgoing};
-use crate::store::{Message, Role};
+use crate::store::{Message, MessageMode, Role};
 
 /// What the widget shows for one message.
 #[derive(Serialize)]
@@ -88,9 +88,9 @@ impl Shown {
     }
     /// A stored bot message, shown again for a retried request.
     pub(super) fn stored(message: &crate::store::Message, conversation_id: &str) -> Option<Self> {
-        let mode = match message.mode.as_deref() {
-            Some("llm") => Mode::Llm,
-            Some("handoff") => Mode::Handoff,
+        let mode = match message.mode {
+            Some(MessageMode::Llm) => Mode::Llm,
+            Some(MessageMode::Handoff) => Mode::Handoff,
             _ => Mode::Extractive,
         };
         let answered = mode != Mode::Handoff && !message.sources.is_empty();
