@@ -15,7 +15,7 @@ use crate::clock::Millis;
 use crate::config::CsatSettings;
 use crate::conversation::{Actor, Resolution, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Sent, Target};
-use crate::store::{self, Answer, Change, Conversation, Store, Survey};
+use crate::store::{self, Answer, Awaiting, Change, Conversation, Store, Survey};
 use crate::templates::{Prompts, Template};
 
 /// How long after a question a typed answer still counts.
@@ -171,7 +171,11 @@ impl Surveys {
                 .is_none_or(|t| store.now() - t >= period)
         };
         let target = target_of(&conversation, &customer.external_id);
-        let message = self.question("csat", &conversation.id, &target.channel)?;
+        let message = self.question(
+            Awaiting::Rating(SurveyStep::Csat),
+            &conversation.id,
+            &target.channel,
+        )?;
         let sent = delivery::send_or_queue(
             &self.registry,
             store,
@@ -215,11 +219,11 @@ impl Surveys {
         }
     }
 
-    /// The message asking `step` (`csat`, `ces`, `nps`, `comment`) with its
+    /// The message asking for `step` (a rating or the comment) with its
     /// buttons.
     fn question(
         &self,
-        step: &str,
+        step: Awaiting,
         conversation_id: &str,
         channel: &str,
     ) -> Result<Outgoing, Error> {
@@ -237,10 +241,10 @@ impl Surveys {
                 .collect()
         };
         let (template, buttons) = match step {
-            "csat" => (
+            Awaiting::Rating(SurveyStep::Csat) => (
                 Template::Csat,
                 vec![
-                    scale(SurveyStep::Csat, 1..=5),
+                    scale(SurveyStep::Csat, SurveyStep::Csat.range()),
                     vec![
                         ButtonData::StopSurveys {
                             conversation: conversation_id.to_string(),
@@ -249,15 +253,19 @@ impl Surveys {
                     ],
                 ],
             ),
-            "ces" => (Template::Ces, vec![scale(SurveyStep::Ces, 1..=7)]),
-            "nps" => (
+            Awaiting::Rating(SurveyStep::Ces) => (
+                Template::Ces,
+                vec![scale(SurveyStep::Ces, SurveyStep::Ces.range())],
+            ),
+            // Two rows: eleven buttons do not fit one on a phone.
+            Awaiting::Rating(SurveyStep::Nps) => (
                 Template::Nps,
                 vec![
                     scale(SurveyStep::Nps, 0..=5),
                     scale(SurveyStep::Nps, 6..=10),
                 ],
             ),
-            _ => (Template::SurveyComment, Vec::new()),
+            Awaiting::Comment | Awaiting::Done => (Template::SurveyComment, Vec::new()),
         };
         let text = self.render(template, serde_json::json!({"typed": typed}))?;
         Ok(Outgoing {
@@ -268,15 +276,15 @@ impl Surveys {
     }
 
     /// The next question after the answers so far, or `None` when done.
-    fn next_step(&self, survey: &Survey) -> &'static str {
+    fn next_step(&self, survey: &Survey) -> Awaiting {
         if survey.ask_ces && survey.ces.is_none() {
-            "ces"
+            Awaiting::Rating(SurveyStep::Ces)
         } else if survey.ask_nps && survey.nps.is_none() {
-            "nps"
+            Awaiting::Rating(SurveyStep::Nps)
         } else if self.settings.comment && survey.comment.is_none() {
-            "comment"
+            Awaiting::Comment
         } else {
-            "done"
+            Awaiting::Done
         }
     }
 
@@ -297,7 +305,7 @@ impl Surveys {
         let Some(survey) = self.store.survey(conversation_id).await? else {
             return Ok(None);
         };
-        if survey.step.as_deref() != Some(step.as_str()) || !step.range().contains(&value) {
+        if survey.step != Some(Awaiting::Rating(step)) || !step.range().contains(&value) {
             return Ok(None);
         }
         let value = i64::from(value);
@@ -323,7 +331,7 @@ impl Surveys {
         };
         let step = self.next_step(&survey);
         store.set_survey_step(conversation_id, step).await?;
-        if step == "done" {
+        if step == Awaiting::Done {
             return Ok(Some(Outgoing::text(
                 self.render(Template::SurveyThanks, serde_json::json!({}))?,
             )));
@@ -365,8 +373,8 @@ impl Surveys {
             return Ok(None);
         };
         let text = text.trim();
-        let step = survey.step.as_deref().unwrap_or("done");
-        if step == "comment" {
+        let step = survey.step.unwrap_or(Awaiting::Done);
+        if step == Awaiting::Comment {
             let recent = survey.step_at.is_some_and(|t| now - t <= COMMENT_WINDOW_MS);
             if !recent || text.starts_with('/') || text.is_empty() {
                 return Ok(None);
@@ -381,6 +389,9 @@ impl Surveys {
             }
             return Ok(None);
         }
+        let Awaiting::Rating(step) = step else {
+            return Ok(None);
+        };
         let Some(answer) = typed_rating(step, text) else {
             return Ok(None);
         };
@@ -399,18 +410,17 @@ fn target_of(conversation: &Conversation, external_id: &str) -> Target {
     }
 }
 
-/// A rating typed in answer to survey step `step` (`csat`, `ces` or
-/// `nps`): a whole number in the step's range, spaces around allowed.
-pub fn typed_rating(step: &str, text: &str) -> Option<Answer> {
-    rating(step, text.trim().parse().ok()?)
-}
-
-/// Answer `n` to step `step`, when in the step's range.
-fn rating(step: &str, n: i64) -> Option<Answer> {
-    match step {
-        "csat" if (1..=5).contains(&n) => Some(Answer::Csat(n)),
-        "ces" if (1..=7).contains(&n) => Some(Answer::Ces(n)),
-        "nps" if (0..=10).contains(&n) => Some(Answer::Nps(n)),
-        _ => None,
+/// A rating typed in answer to survey question `step`: a whole number in
+/// the step's range, spaces around allowed.
+pub fn typed_rating(step: SurveyStep, text: &str) -> Option<Answer> {
+    let n: u8 = text.trim().parse().ok()?;
+    if !step.range().contains(&n) {
+        return None;
     }
+    let n = i64::from(n);
+    Some(match step {
+        SurveyStep::Csat => Answer::Csat(n),
+        SurveyStep::Ces => Answer::Ces(n),
+        SurveyStep::Nps => Answer::Nps(n),
+    })
 }

@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::Config;
 
-use switchboard::button::ButtonData;
+use switchboard::button::{ButtonData, SurveyStep};
 use switchboard::channels::cut_point;
 use switchboard::channels::discord::render as discord;
 use switchboard::channels::telegram::render as telegram;
@@ -210,11 +210,11 @@ proptest! {
     }
 
     #[test]
-    fn hostile_typed_ratings_parse_in_range_only(s in text(), step in prop::sample::select(&["csat", "ces", "nps", "comment", ""][..])) {
+    fn hostile_typed_ratings_parse_in_range_only(s in text(), step in prop::sample::select(&[SurveyStep::Csat, SurveyStep::Ces, SurveyStep::Nps][..])) {
         if let Some(answer) = typed_rating(step, &s) {
             let ok = matches!(
                 (step, answer),
-                ("csat", Answer::Csat(1..=5)) | ("ces", Answer::Ces(1..=7)) | ("nps", Answer::Nps(0..=10))
+                (SurveyStep::Csat, Answer::Csat(1..=5)) | (SurveyStep::Ces, Answer::Ces(1..=7)) | (SurveyStep::Nps, Answer::Nps(0..=10))
             );
             prop_assert!(ok);
         }
@@ -277,9 +277,9 @@ proptest! {
     #[test]
     fn hostile_typed_ratings_round_trip(kind in 0..3usize, n in -20i64..20) {
         let (step, answer) = match kind {
-            0 => ("csat", (1..=5).contains(&n).then_some(Answer::Csat(n))),
-            1 => ("ces", (1..=7).contains(&n).then_some(Answer::Ces(n))),
-            _ => ("nps", (0..=10).contains(&n).then_some(Answer::Nps(n))),
+            0 => (SurveyStep::Csat, (1..=5).contains(&n).then_some(Answer::Csat(n))),
+            1 => (SurveyStep::Ces, (1..=7).contains(&n).then_some(Answer::Ces(n))),
+            _ => (SurveyStep::Nps, (0..=10).contains(&n).then_some(Answer::Nps(n))),
         };
         prop_assert_eq!(typed_rating(step, &format!(" {n}\n")), answer);
     }

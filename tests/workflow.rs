@@ -1416,7 +1416,15 @@ async fn survey_buttons_count_only_for_their_customer_and_open_question() {
         Pressed::Stale
     ));
     let survey = core.store.survey(&id).await.unwrap().unwrap();
-    assert_eq!((survey.csat, survey.step.as_deref()), (None, Some("csat")));
+    assert_eq!(
+        (survey.csat, survey.step),
+        (
+            None,
+            Some(switchboard::store::Awaiting::Rating(
+                switchboard::button::SurveyStep::Csat
+            ))
+        )
+    );
     let s6 = core
         .store
         .find_customer("test", "s6")

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::{Backend, Conversation, Error, Store, get};
+use crate::button::SurveyStep;
 use crate::clock::Millis;
 
 /// A survey row.
@@ -28,8 +29,8 @@ pub struct Survey {
     pub ask_ces: bool,
     /// Ask NPS in this survey.
     pub ask_nps: bool,
-    /// The answer expected next: `csat`, `ces`, `nps`, `comment`, or `done`.
-    pub step: Option<String>,
+    /// The answer expected next (`None` before the survey is sent).
+    pub step: Option<Awaiting>,
     /// When the current step was asked.
     pub step_at: Option<Millis>,
     /// 1–5.
@@ -40,6 +41,46 @@ pub struct Survey {
     pub nps: Option<i64>,
     /// Free text.
     pub comment: Option<String>,
+}
+
+/// The answer a sent survey waits for (the `surveys.step` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Awaiting {
+    /// A rating question.
+    Rating(SurveyStep),
+    /// The free-text comment.
+    Comment,
+    /// Nothing: every question was answered.
+    Done,
+}
+
+impl Awaiting {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Awaiting::Rating(step) => step.as_str(),
+            Awaiting::Comment => "comment",
+            Awaiting::Done => "done",
+        }
+    }
+
+    /// The state a stored name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "csat" => Awaiting::Rating(SurveyStep::Csat),
+            "ces" => Awaiting::Rating(SurveyStep::Ces),
+            "nps" => Awaiting::Rating(SurveyStep::Nps),
+            "comment" => Awaiting::Comment,
+            "done" => Awaiting::Done,
+            _ => return None,
+        })
+    }
+}
+
+impl serde::Serialize for Awaiting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl Survey {
@@ -57,7 +98,11 @@ impl Survey {
             agent: get(row, "agent")?,
             ask_ces: get::<i64>(row, "ask_ces")? != 0,
             ask_nps: get::<i64>(row, "ask_nps")? != 0,
-            step: get(row, "step")?,
+            step: get::<Option<String>>(row, "step")?
+                .map(|s| {
+                    Awaiting::parse(&s).ok_or_else(|| Error::Corrupt(format!("survey step `{s}`")))
+                })
+                .transpose()?,
             step_at: get(row, "step_at")?,
             csat: get(row, "csat")?,
             ces: get(row, "ces")?,
@@ -326,9 +371,13 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn set_survey_step(&self, conversation_id: &str, step: &str) -> Result<(), Error> {
+    pub async fn set_survey_step(
+        &self,
+        conversation_id: &str,
+        step: Awaiting,
+    ) -> Result<(), Error> {
         sqlx::query("UPDATE surveys SET step = $1, step_at = $2 WHERE conversation_id = $3")
-            .bind(step)
+            .bind(step.as_str())
             .bind(self.now())
             .bind(conversation_id)
             .execute(&self.writer)
@@ -421,5 +470,29 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(Survey::from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survey_steps_round_trip_their_stored_names() {
+        for step in [
+            Awaiting::Rating(SurveyStep::Csat),
+            Awaiting::Rating(SurveyStep::Ces),
+            Awaiting::Rating(SurveyStep::Nps),
+            Awaiting::Comment,
+            Awaiting::Done,
+        ] {
+            assert_eq!(Awaiting::parse(step.as_str()), Some(step));
+            assert_eq!(
+                serde_json::to_value(step).unwrap(),
+                serde_json::json!(step.as_str())
+            );
+        }
+        assert_eq!(Awaiting::parse("CSAT"), None);
+        assert_eq!(Awaiting::parse(""), None);
     }
 }

@@ -31,7 +31,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
-pub use csat::{Answer, STALE_CLAIM_MS, Survey};
+pub use csat::{Answer, Awaiting, STALE_CLAIM_MS, Survey};
 pub use desk::{STAFF_SYNC_LEASE_MS, StaffThread};
 pub use inbound::{InboundItem, InboundStatus};
 pub use inbox::{InboxEntry, InboxQuery, InboxTab, PastConversation};
