@@ -113,7 +113,8 @@ impl Core {
         .await?
         .with_heartbeat(Duration::from_secs(settings.database.heartbeat_secs));
         let kb = Arc::new(KnowledgeBase::open(&settings.knowledge_base, on_progress)?);
-        let prompts = Prompts::load(&settings.prompts.path)?;
+        let prompts = Prompts::load(&settings.prompts.path)?
+            .with_common(serde_json::json!({"product_name": settings.assistant.product_name}));
         let embeddings = settings.embeddings();
         if settings.embeddings.provider.is_none() && settings.llm.embedding_model.is_some() {
             tracing::warn!(
@@ -155,7 +156,6 @@ impl Core {
             registry.clone(),
             Agents::from_settings(&settings),
             prompts.clone(),
-            settings.assistant.product_name.clone(),
             hours,
             Duration::from_secs(settings.handoff.unclaimed_reping_secs),
         );
@@ -167,7 +167,6 @@ impl Core {
             registry.clone(),
             prompts.clone(),
             settings.csat.clone(),
-            settings.assistant.product_name.clone(),
         );
         let assistant = Assistant::new(
             kb.clone(),

@@ -60,30 +60,21 @@ pub struct Surveys {
     registry: Registry,
     prompts: Prompts,
     settings: CsatSettings,
-    product_name: String,
 }
 
 impl Surveys {
-    /// The service.
-    pub fn new(
-        store: Store,
-        registry: Registry,
-        prompts: Prompts,
-        settings: CsatSettings,
-        product_name: String,
-    ) -> Self {
+    /// The service. `prompts` carry the common values (`product_name`).
+    pub fn new(store: Store, registry: Registry, prompts: Prompts, settings: CsatSettings) -> Self {
         Self {
             store,
             registry,
             prompts,
             settings,
-            product_name,
         }
     }
 
     fn render(&self, template: Template, extra: serde_json::Value) -> Result<String, Error> {
-        let common = serde_json::json!({"product_name": self.product_name});
-        Ok(self.prompts.render_with(template, common, extra)?)
+        Ok(self.prompts.render(template, extra)?)
     }
 
     /// Runs [`Surveys::tick`] every `every` until `shutdown`.

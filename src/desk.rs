@@ -220,7 +220,6 @@ struct Inner {
     registry: Registry,
     agents: Agents,
     prompts: Prompts,
-    product_name: String,
     hours: Option<BusinessHours>,
     reping_after: Millis,
     staff: RwLock<Vec<Arc<dyn StaffDesk>>>,
@@ -242,13 +241,13 @@ pub struct QueueEntry {
 }
 
 impl Desk {
-    /// A desk over the log. `hours` unset means always staffed.
+    /// A desk over the log. `prompts` carry the common values
+    /// (`product_name`); `hours` unset means always staffed.
     pub fn new(
         store: Store,
         registry: Registry,
         agents: Agents,
         prompts: Prompts,
-        product_name: String,
         hours: Option<BusinessHours>,
         reping_after: Duration,
     ) -> Self {
@@ -258,7 +257,6 @@ impl Desk {
                 registry,
                 agents,
                 prompts,
-                product_name,
                 hours,
                 reping_after: reping_after.as_millis() as Millis,
                 staff: RwLock::new(Vec::new()),
@@ -310,8 +308,7 @@ impl Desk {
     }
 
     fn render(&self, template: Template, extra: serde_json::Value) -> Result<String, Error> {
-        let common = serde_json::json!({"product_name": self.inner.product_name});
-        Ok(self.inner.prompts.render_with(template, common, extra)?)
+        Ok(self.inner.prompts.render(template, extra)?)
     }
 
     /// Waiting and claimed conversations, oldest hand-off first.

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use minijinja::Environment;
-use serde::Serialize;
 
 /// A template the code renders, one file of the `prompts/` folder each.
 ///
@@ -200,11 +199,13 @@ fn template_error(name: &str, e: &minijinja::Error) -> Error {
     }
 }
 
-/// The loaded templates.
+/// The loaded templates, and the values every template may use (e.g.
+/// `product_name`).
 #[derive(Clone)]
 pub struct Prompts {
     dir: PathBuf,
     env: Arc<RwLock<Environment<'static>>>,
+    common: Arc<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl std::fmt::Debug for Prompts {
@@ -225,7 +226,21 @@ impl Prompts {
         Ok(Self {
             dir: dir.to_path_buf(),
             env: Arc::new(RwLock::new(env)),
+            common: Arc::default(),
         })
+    }
+
+    /// The same templates (reloads included) with `common` added to what
+    /// every render sees; a render's own values win over them.
+    pub fn with_common(&self, common: serde_json::Value) -> Self {
+        let mut merged = (*self.common).clone();
+        if let serde_json::Value::Object(common) = common {
+            merged.extend(common);
+        }
+        Self {
+            common: Arc::new(merged),
+            ..self.clone()
+        }
     }
 
     /// Re-reads the folder. On error the old templates stay in use.
@@ -243,20 +258,25 @@ impl Prompts {
         &self.dir
     }
 
-    /// Renders `template` with `context`.
+    /// Renders `template` with the common values and `extra` (a JSON
+    /// object; its values win).
     ///
     /// # Errors
     /// When the template does not exist or fails to render.
-    pub fn render<S: Serialize>(&self, template: Template, context: S) -> Result<String, Error> {
-        self.render_file(template.file(), context)
+    pub fn render(&self, template: Template, extra: serde_json::Value) -> Result<String, Error> {
+        self.render_file(template.file(), extra)
     }
 
     /// Renders the template file `name` (a canned reply, `canned/NAME.md`)
-    /// with `context`.
+    /// as [`Prompts::render`] does.
     ///
     /// # Errors
     /// When the template does not exist or fails to render.
-    pub fn render_file<S: Serialize>(&self, name: &str, context: S) -> Result<String, Error> {
+    pub fn render_file(&self, name: &str, extra: serde_json::Value) -> Result<String, Error> {
+        let mut context = (*self.common).clone();
+        if let serde_json::Value::Object(extra) = extra {
+            context.extend(extra);
+        }
         let env = self.env.read().unwrap_or_else(|p| p.into_inner());
         let template = env
             .get_template(name)
@@ -265,25 +285,6 @@ impl Prompts {
             .render(context)
             .map_err(|e| template_error(name, &e))?;
         Ok(text.trim().to_string())
-    }
-
-    /// Renders template `name` with the common context `common` (e.g.
-    /// `product_name`) and the template's own `extra` values merged in
-    /// (`extra` wins).
-    ///
-    /// # Errors
-    /// As [`Prompts::render`].
-    pub fn render_with(
-        &self,
-        template: Template,
-        common: serde_json::Value,
-        extra: serde_json::Value,
-    ) -> Result<String, Error> {
-        let mut context = common;
-        if let (Some(base), serde_json::Value::Object(extra)) = (context.as_object_mut(), extra) {
-            base.extend(extra);
-        }
-        self.render(template, context)
     }
 
     /// Whether the deployment's folder has `template` (an optional one may
@@ -418,10 +419,43 @@ mod tests {
     }
 
     #[test]
+    fn common_values_reach_every_render_and_a_render_s_own_win() {
+        let dir = tempfile::tempdir().unwrap();
+        for template in Template::ALL {
+            std::fs::write(dir.path().join(template.file()), "{{ product_name }}").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("canned")).unwrap();
+        std::fs::write(
+            dir.path().join("canned/hi.md"),
+            "{{ product_name }}/{{ agent }}",
+        )
+        .unwrap();
+        let plain = Prompts::load(dir.path()).unwrap();
+        let acme = plain.with_common(serde_json::json!({"product_name": "Acme"}));
+        let none = serde_json::json!({});
+        assert_eq!(plain.render(Template::Help, none.clone()).unwrap(), "");
+        assert_eq!(acme.render(Template::Help, none).unwrap(), "Acme");
+        let own = serde_json::json!({"product_name": "Other"});
+        assert_eq!(acme.render(Template::Help, own).unwrap(), "Other");
+        let agent = serde_json::json!({"agent": "Ana"});
+        assert_eq!(acme.render_file("canned/hi.md", agent).unwrap(), "Acme/Ana");
+        // Both share the folder: a reload through one is seen by the other.
+        std::fs::write(dir.path().join("help.md"), "Help for {{ product_name }}").unwrap();
+        plain.reload().unwrap();
+        let none = serde_json::json!({});
+        assert_eq!(acme.render(Template::Help, none).unwrap(), "Help for Acme");
+    }
+
+    #[test]
     fn a_missing_folder_means_the_bundled_templates() {
         let dir = tempfile::tempdir().unwrap();
         let prompts = Prompts::load(&dir.path().join("no-such-folder")).unwrap();
-        assert!(!prompts.render(Template::Welcome, ()).unwrap().is_empty());
+        assert!(
+            !prompts
+                .render(Template::Welcome, serde_json::json!({}))
+                .unwrap()
+                .is_empty()
+        );
         assert!(prompts.canned_names().contains(&"greeting".to_string()));
         // An existing folder is read as it is: here it lacks everything.
         assert!(matches!(Prompts::load(dir.path()), Err(Error::Missing(_))));

@@ -244,6 +244,11 @@ impl Assistant {
         rules: Rules,
     ) -> Self {
         let started = store.now();
+        // What the assistant's templates may use besides their own values.
+        let prompts = prompts.with_common(serde_json::json!({
+            "product_name": settings.product_name,
+            "no_answer_token": NO_ANSWER_TOKEN,
+        }));
         Self {
             inner: Arc::new(Inner {
                 kb,
@@ -354,16 +359,13 @@ impl Assistant {
         self.inner.model.is_some()
     }
 
-    /// Renders a template with the common context (`product_name`).
+    /// Renders a template with the common values (`product_name`,
+    /// `no_answer_token`) and `extra`.
     ///
     /// # Errors
     /// When the template fails.
     pub fn render(&self, template: Template, extra: serde_json::Value) -> Result<String, Error> {
-        let common = serde_json::json!({
-            "product_name": self.inner.settings.product_name,
-            "no_answer_token": NO_ANSWER_TOKEN,
-        });
-        Ok(self.inner.prompts.render_with(template, common, extra)?)
+        Ok(self.inner.prompts.render(template, extra)?)
     }
 
     /// Handles one customer message: [`Assistant::receive`] then

@@ -79,7 +79,7 @@ impl Assistant {
         let text = self
             .inner
             .prompts
-            .render(Template::HandoffExamples, ())
+            .render(Template::HandoffExamples, serde_json::json!({}))
             .ok()?;
         let source = {
             use std::hash::{Hash, Hasher};

@@ -15,11 +15,10 @@ impl Desk {
         if !names.iter().any(|n| n == name) {
             return Err(Error::NoSuchCanned(name.to_string(), names.join(", ")));
         }
-        let context = serde_json::json!({"product_name": self.inner.product_name, "agent": shown});
-        Ok(self
-            .inner
-            .prompts
-            .render_file(&format!("canned/{name}.md"), context)?)
+        Ok(self.inner.prompts.render_file(
+            &format!("canned/{name}.md"),
+            serde_json::json!({"agent": shown}),
+        )?)
     }
 
     /// The canned replies by name, each as `agent` would send it, for the
