@@ -136,6 +136,13 @@ fn only_changed_articles_are_reindexed_and_the_index_persists() {
     let report = kb.reload().unwrap();
     assert_eq!((report.added, report.updated, report.removed), (0, 0, 0));
     assert_eq!(report.unchanged, 4);
+    // Retrieval keeps the passages it read; an edit must not be answered
+    // from the old text.
+    let before = kb.retrieve("refunds", 5).unwrap();
+    assert!(
+        before[0].slug == "billing/refunds" && !before[0].markdown.contains("exactly 3 days"),
+        "{before:?}"
+    );
 
     write(
         &root,
@@ -162,6 +169,11 @@ fn only_changed_articles_are_reindexed_and_the_index_persists() {
     assert_eq!(kb.search("gift cards", 5).unwrap()[0].slug, "new");
     let refunds = kb.search("refunds days", 5).unwrap();
     assert!(refunds[0].snippet.contains("exactly 3 days"), "{refunds:?}");
+    let after = kb.retrieve("refunds", 5).unwrap();
+    assert!(
+        after[0].markdown.contains("exactly 3 days") && after[0].heading == "Timing",
+        "{after:?}"
+    );
     assert_eq!(
         refunds
             .iter()

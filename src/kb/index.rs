@@ -23,6 +23,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
 use super::Error;
 use super::analysis::{analyzer, terms};
 use super::article::Article;
+use super::stored::{Passage, PassageCache};
 
 /// Bump when the schema or analyzer changes: an index of another version is
 /// rebuilt from scratch.
@@ -122,6 +123,8 @@ pub struct SearchIndex {
     manifest: Mutex<Manifest>,
     /// Serialises writers: tantivy allows one per index.
     write_lock: Mutex<()>,
+    /// Stored fields of recently retrieved passages.
+    passages: PassageCache,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -219,6 +222,7 @@ impl SearchIndex {
             analyzer: analyzer(),
             manifest: Mutex::new(manifest),
             write_lock: Mutex::new(()),
+            passages: PassageCache::new(),
         })
     }
 
@@ -473,25 +477,29 @@ impl SearchIndex {
         let mut article_terms: std::collections::HashMap<String, u64> =
             std::collections::HashMap::new();
         for (score, address) in top {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let text = |field: Field| {
-                doc.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .unwrap_or_default()
-            };
-            let get = |field: Field| text(field).to_string();
+            let passage = self.passages.get(&searcher, address, || {
+                let doc: TantivyDocument = searcher.doc(address)?;
+                Ok(self.passage(&doc))
+            })?;
             let snippet = match &snippets {
                 Some(generator) => {
+                    // Only `kb search` and the console ask for snippets: the
+                    // body is read for them, not kept in the cache.
+                    let doc: TantivyDocument = searcher.doc(address)?;
                     let snippet = generator.snippet_from_doc(&doc);
                     if snippet.fragment().trim().is_empty() {
-                        text(f.body).chars().take(180).collect::<String>()
+                        field_text(&doc, f.body)
+                            .chars()
+                            .take(180)
+                            .collect::<String>()
                     } else {
                         snippet.fragment().to_string()
                     }
                 }
                 None => String::new(),
             };
-            let present = text(f.terms)
+            let present = passage
+                .terms
                 .split(' ')
                 .map(|t| {
                     // Every position of the term (a query may repeat one).
@@ -504,8 +512,7 @@ impl SearchIndex {
                 .fold(0u64, |bits, bit| bits | bit);
             // Terms found anywhere in the article's retrieved passages count:
             // a question's words are often spread over sections.
-            let slug = get(f.slug);
-            let seen = article_terms.entry(slug.clone()).or_default();
+            let seen = article_terms.entry(passage.slug.clone()).or_default();
             *seen |= present;
             let seen = *seen;
             let covered: f32 = weights
@@ -514,17 +521,16 @@ impl SearchIndex {
                 .filter(|(i, _)| seen & (1u64 << i) != 0)
                 .map(|(_, w)| w)
                 .sum();
-            let url = get(f.url);
-            let tags_raw = get(f.tags_raw);
             hits.push(Hit {
-                slug,
-                title: get(f.title),
-                heading: get(f.heading),
+                slug: passage.slug.clone(),
+                title: passage.title.clone(),
+                heading: passage.heading.clone(),
                 snippet: snippet.split_whitespace().collect::<Vec<_>>().join(" "),
                 score,
-                markdown: get(f.markdown),
-                url: (!url.is_empty()).then_some(url),
-                tags: tags_raw
+                markdown: passage.markdown.clone(),
+                url: (!passage.url.is_empty()).then(|| passage.url.clone()),
+                tags: passage
+                    .tags_raw
                     .split(',')
                     .filter(|t| !t.is_empty())
                     .map(str::to_string)
@@ -539,6 +545,28 @@ impl SearchIndex {
         }
         Ok(hits)
     }
+
+    /// The stored fields of an indexed passage that retrieval needs.
+    fn passage(&self, doc: &TantivyDocument) -> Passage {
+        let f = self.fields;
+        let get = |field: Field| field_text(doc, field).to_string();
+        Passage {
+            slug: get(f.slug),
+            title: get(f.title),
+            heading: get(f.heading),
+            markdown: get(f.markdown),
+            url: get(f.url),
+            tags_raw: get(f.tags_raw),
+            terms: get(f.terms),
+        }
+    }
+}
+
+/// A stored text field of `doc` (empty when absent).
+fn field_text(doc: &TantivyDocument, field: Field) -> &str {
+    doc.get_first(field)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
 }
 
 impl Manifest {
