@@ -85,6 +85,22 @@ fn a_written_graph_reads_back_and_answers_the_same() {
     assert!(Index::exact(vectors).write_graph(&mut Vec::new()).is_err());
 }
 
+/// Vectors and the file of a graph over them.
+type GraphFile = (Vec<Arc<[f32]>>, Vec<u8>);
+
+/// The vectors of a small graph and the graph's file, built once for every
+/// case (building it is most of a case's time in a debug build).
+fn small_graph_file() -> &'static GraphFile {
+    static FILE: std::sync::OnceLock<GraphFile> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let vectors = random_unit_vectors(200, 8, 4, 3);
+        let built = Index::graph(vectors.clone(), Params::default());
+        let mut bytes = Vec::new();
+        built.write_graph(&mut bytes).unwrap();
+        (vectors, bytes)
+    })
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, failure_persistence: None, ..Default::default() })]
 
@@ -92,10 +108,7 @@ proptest::proptest! {
     fn damaged_graph_files_are_refused_or_searchable(
         flips in proptest::collection::vec((0usize..20_000, proptest::prelude::any::<u8>()), 1..8)
     ) {
-        let vectors = random_unit_vectors(200, 8, 4, 3);
-        let built = Index::graph(vectors.clone(), Params::default());
-        let mut bytes = Vec::new();
-        built.write_graph(&mut bytes).unwrap();
+        let (vectors, mut bytes) = small_graph_file().clone();
         for (at, value) in flips {
             let at = at % bytes.len();
             bytes[at] = value;
