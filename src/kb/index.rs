@@ -12,10 +12,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
-use tantivy::schema::{
-    Field, IndexRecordOption, STORED, STRING, Schema, TantivyDocument, TextFieldIndexing,
-    TextOptions, Value,
-};
+use tantivy::schema::{IndexRecordOption, TantivyDocument};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
@@ -23,15 +20,12 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Term, doc};
 use super::Error;
 use super::analysis::{analyzer, terms};
 use super::article::Article;
+use super::schema::{ANALYZER, Fields, TERMS_TOKENIZER, field_text, schema};
 use super::stored::{Passage, PassageCache};
 
 /// Bump when the schema or analyzer changes: an index of another version is
 /// rebuilt from scratch.
 const SCHEMA_VERSION: u32 = 5;
-/// Name under which the analyzer is registered.
-const ANALYZER: &str = "en_stem";
-/// Name of the tokenizer of already analysed terms (split on spaces).
-const TERMS_TOKENIZER: &str = "terms";
 /// Terms taken from one query; the rest of a 10 kB paste is ignored.
 const MAX_QUERY_TERMS: usize = 48;
 // Coverage keeps one bit per query term in a u64.
@@ -97,23 +91,6 @@ struct Manifest {
     hashes: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Copy)]
-struct Fields {
-    slug: Field,
-    title: Field,
-    heading: Field,
-    body: Field,
-    tags: Field,
-    markdown: Field,
-    url: Field,
-    tags_raw: Field,
-    /// The passage's analyzed terms (with its article's title and tags),
-    /// stored so that coverage needs no re-analysis at query time.
-    terms: Field,
-    /// The distinct analysed terms of the passage's whole article, indexed.
-    article: Field,
-}
-
 /// The passage index.
 pub struct SearchIndex {
     index: Index,
@@ -125,37 +102,6 @@ pub struct SearchIndex {
     write_lock: Mutex<()>,
     /// Stored fields of recently retrieved passages.
     passages: PassageCache,
-}
-
-fn schema() -> (Schema, Fields) {
-    let mut builder = Schema::builder();
-    let text = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(ANALYZER)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
-    let fields = Fields {
-        slug: builder.add_text_field("slug", STRING | STORED),
-        title: builder.add_text_field("title", text.clone()),
-        heading: builder.add_text_field("heading", text.clone()),
-        body: builder.add_text_field("body", text.clone()),
-        tags: builder.add_text_field("tags", text),
-        markdown: builder.add_text_field("markdown", STORED),
-        url: builder.add_text_field("url", STORED),
-        tags_raw: builder.add_text_field("tags_raw", STORED),
-        terms: builder.add_text_field("terms", STORED),
-        article: builder.add_text_field(
-            "article",
-            TextOptions::default().set_indexing_options(
-                TextFieldIndexing::default()
-                    .set_tokenizer(TERMS_TOKENIZER)
-                    .set_index_option(IndexRecordOption::WithFreqs),
-            ),
-        ),
-    };
-    (builder.build(), fields)
 }
 
 impl SearchIndex {
@@ -479,7 +425,7 @@ impl SearchIndex {
         for (score, address) in top {
             let passage = self.passages.get(&searcher, address, || {
                 let doc: TantivyDocument = searcher.doc(address)?;
-                Ok(self.passage(&doc))
+                Ok(Passage::read(&doc, &self.fields))
             })?;
             let snippet = match &snippets {
                 Some(generator) => {
@@ -545,28 +491,6 @@ impl SearchIndex {
         }
         Ok(hits)
     }
-
-    /// The stored fields of an indexed passage that retrieval needs.
-    fn passage(&self, doc: &TantivyDocument) -> Passage {
-        let f = self.fields;
-        let get = |field: Field| field_text(doc, field).to_string();
-        Passage {
-            slug: get(f.slug),
-            title: get(f.title),
-            heading: get(f.heading),
-            markdown: get(f.markdown),
-            url: get(f.url),
-            tags_raw: get(f.tags_raw),
-            terms: get(f.terms),
-        }
-    }
-}
-
-/// A stored text field of `doc` (empty when absent).
-fn field_text(doc: &TantivyDocument, field: Field) -> &str {
-    doc.get_first(field)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
 }
 
 impl Manifest {

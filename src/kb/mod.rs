@@ -9,6 +9,7 @@ mod article;
 pub mod calibrate;
 pub mod edit;
 mod index;
+mod schema;
 mod stored;
 pub mod watch;
 

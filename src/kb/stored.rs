@@ -13,14 +13,17 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 use tantivy::index::SegmentId;
-use tantivy::{DocAddress, DocId, Searcher};
+use tantivy::schema::Field;
+use tantivy::{DocAddress, DocId, Searcher, TantivyDocument};
+
+use super::schema::{Fields, field_text};
 
 /// Passages kept: the whole of a few-hundred-article knowledge base, a
 /// few megabytes at most.
 const CAPACITY: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 
 /// The stored fields of one passage that retrieval needs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Passage {
     pub(super) slug: String,
     pub(super) title: String,
@@ -30,6 +33,22 @@ pub(super) struct Passage {
     pub(super) tags_raw: String,
     /// The passage's analysed terms, space-separated.
     pub(super) terms: String,
+}
+
+impl Passage {
+    /// The stored fields of an indexed passage that retrieval needs.
+    pub(super) fn read(doc: &TantivyDocument, f: &Fields) -> Self {
+        let get = |field: Field| field_text(doc, field).to_string();
+        Self {
+            slug: get(f.slug),
+            title: get(f.title),
+            heading: get(f.heading),
+            markdown: get(f.markdown),
+            url: get(f.url),
+            tags_raw: get(f.tags_raw),
+            terms: get(f.terms),
+        }
+    }
 }
 
 /// Recently read passages by segment and document id.
