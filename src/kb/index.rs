@@ -412,8 +412,7 @@ impl SearchIndex {
         let total_weight: f32 = weights.iter().sum();
         let mut hits = Vec::with_capacity(top.len());
         // Which query terms each article's retrieved passages hold so far,
-        // a bit per term (at most MAX_QUERY_TERMS ≤ 64 of them); the
-        // passage's stored terms are looked up in the sorted query terms.
+        // a bit per term (at most MAX_QUERY_TERMS ≤ 64 of them).
         let mut sorted: Vec<(&str, usize)> = query_terms
             .iter()
             .enumerate()
@@ -444,18 +443,7 @@ impl SearchIndex {
                 }
                 None => String::new(),
             };
-            let present = passage
-                .terms
-                .split(' ')
-                .map(|t| {
-                    // Every position of the term (a query may repeat one).
-                    let from = sorted.partition_point(|(q, _)| *q < t);
-                    sorted[from..]
-                        .iter()
-                        .take_while(|(q, _)| *q == t)
-                        .fold(0u64, |bits, (_, i)| bits | 1u64 << i)
-                })
-                .fold(0u64, |bits, bit| bits | bit);
+            let present = present_terms(&sorted, &passage.terms);
             // Terms found anywhere in the article's retrieved passages count:
             // a question's words are often spread over sections.
             let seen = article_terms.entry(passage.slug.clone()).or_default();
@@ -542,4 +530,53 @@ fn index_is_empty(index: &Index) -> bool {
         .load_metas()
         .map(|m| m.segments.is_empty())
         .unwrap_or(false)
+}
+
+/// A bit for every position in the query whose term the passage holds:
+/// `query` is (term, position) sorted by term (a query may repeat one),
+/// `terms` the passage's distinct terms, sorted and space-separated
+/// ([`Passage::terms`]).
+fn present_terms(query: &[(&str, usize)], terms: &str) -> u64 {
+    let mut bits = 0u64;
+    let mut query = query.iter().peekable();
+    for term in terms.split(' ') {
+        while let Some((q, at)) = query.next_if(|(q, _)| *q <= term) {
+            if *q == term {
+                bits |= 1 << at;
+            }
+        }
+        if query.peek().is_none() {
+            break;
+        }
+    }
+    bits
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one-pass match finds exactly the query positions whose term
+        /// the passage holds, repeated terms and terms that are prefixes of
+        /// others included.
+        #[test]
+        fn present_terms_are_those_the_passage_holds(
+            query in prop::collection::vec("[ab]{1,3}", 0..12),
+            passage in prop::collection::vec("[ab]{1,3}", 0..20),
+        ) {
+            let mut sorted: Vec<(&str, usize)> =
+                query.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+            sorted.sort_unstable();
+            let mut terms: Vec<&str> = passage.iter().map(String::as_str).collect();
+            terms.sort_unstable();
+            terms.dedup();
+            let expected = query
+                .iter()
+                .enumerate()
+                .filter(|(_, q)| passage.contains(q))
+                .fold(0u64, |bits, (i, _)| bits | 1 << i);
+            prop_assert_eq!(super::present_terms(&sorted, &terms.join(" ")), expected);
+        }
+    }
 }

@@ -31,7 +31,8 @@ pub(super) struct Passage {
     pub(super) markdown: String,
     pub(super) url: String,
     pub(super) tags_raw: String,
-    /// The passage's analysed terms, space-separated.
+    /// The passage's distinct analysed terms, sorted and space-separated
+    /// (coverage matches them against the sorted query terms in one pass).
     pub(super) terms: String,
 }
 
@@ -46,7 +47,15 @@ impl Passage {
             markdown: get(f.markdown),
             url: get(f.url),
             tags_raw: get(f.tags_raw),
-            terms: get(f.terms),
+            terms: {
+                let mut terms: Vec<&str> = field_text(doc, f.terms)
+                    .split(' ')
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                terms.sort_unstable();
+                terms.dedup();
+                terms.join(" ")
+            },
         }
     }
 }
