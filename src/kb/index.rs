@@ -25,7 +25,7 @@ use super::stored::{Passage, PassageCache};
 
 /// Bump when the schema or analyzer changes: an index of another version is
 /// rebuilt from scratch.
-const SCHEMA_VERSION: u32 = 5;
+const SCHEMA_VERSION: u32 = 6;
 /// Terms taken from one query; the rest of a 10 kB paste is ignored.
 const MAX_QUERY_TERMS: usize = 48;
 // Coverage keeps one bit per query term in a u64.
@@ -252,11 +252,16 @@ impl SearchIndex {
                     f.markdown => passage.markdown.as_str(),
                     f.url => article.url.clone().unwrap_or_default(),
                     f.tags_raw => article.tags.join(","),
-                    f.terms => terms(
-                        &mut analyzer,
-                        &format!("{}\n{}\n{}\n{}", article.title, passage.heading, passage.text, article.tags.join(" ")),
-                    )
-                    .join(" "),
+                    f.terms => {
+                        // Distinct (as analysed) and sorted, for the
+                        // one-pass match of `present_terms`.
+                        let mut terms = terms(
+                            &mut analyzer,
+                            &format!("{}\n{}\n{}\n{}", article.title, passage.heading, passage.text, article.tags.join(" ")),
+                        );
+                        terms.sort_unstable();
+                        terms.join(" ")
+                    },
                     f.article => whole.as_str(),
                 ))?;
             }
@@ -422,18 +427,21 @@ impl SearchIndex {
         let mut article_terms: std::collections::HashMap<String, u64> =
             std::collections::HashMap::new();
         for (score, address) in top {
-            let passage = self.passages.get(&searcher, address, || {
-                let doc: TantivyDocument = searcher.doc(address)?;
-                Ok(Passage::read(&doc, &self.fields))
+            // Only `kb search` and the console ask for snippets: the body is
+            // read for them (not kept in the cache).
+            let doc: Option<TantivyDocument> = match snippets {
+                Some(_) => Some(searcher.doc(address)?),
+                None => None,
+            };
+            let passage = self.passages.get(&searcher, address, || match &doc {
+                Some(doc) => Ok(Passage::read(doc, &self.fields)),
+                None => Ok(Passage::read(&searcher.doc(address)?, &self.fields)),
             })?;
-            let snippet = match &snippets {
-                Some(generator) => {
-                    // Only `kb search` and the console ask for snippets: the
-                    // body is read for them, not kept in the cache.
-                    let doc: TantivyDocument = searcher.doc(address)?;
-                    let snippet = generator.snippet_from_doc(&doc);
+            let snippet = match (&snippets, &doc) {
+                (Some(generator), Some(doc)) => {
+                    let snippet = generator.snippet_from_doc(doc);
                     if snippet.fragment().trim().is_empty() {
-                        field_text(&doc, f.body)
+                        field_text(doc, f.body)
                             .chars()
                             .take(180)
                             .collect::<String>()
@@ -441,7 +449,7 @@ impl SearchIndex {
                         snippet.fragment().to_string()
                     }
                 }
-                None => String::new(),
+                _ => String::new(),
             };
             let present = present_terms(&sorted, &passage.terms);
             // Terms found anywhere in the article's retrieved passages count:

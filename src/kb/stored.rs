@@ -32,7 +32,8 @@ pub(super) struct Passage {
     pub(super) url: String,
     pub(super) tags_raw: String,
     /// The passage's distinct analysed terms, sorted and space-separated
-    /// (coverage matches them against the sorted query terms in one pass).
+    /// as indexed (coverage matches them against the sorted query terms in
+    /// one pass).
     pub(super) terms: String,
 }
 
@@ -47,15 +48,7 @@ impl Passage {
             markdown: get(f.markdown),
             url: get(f.url),
             tags_raw: get(f.tags_raw),
-            terms: {
-                let mut terms: Vec<&str> = field_text(doc, f.terms)
-                    .split(' ')
-                    .filter(|t| !t.is_empty())
-                    .collect();
-                terms.sort_unstable();
-                terms.dedup();
-                terms.join(" ")
-            },
+            terms: get(f.terms),
         }
     }
 }
