@@ -39,7 +39,7 @@
 //!   [`transcript`]: a conversation's messages with the notices its customer
 //!   was shown (an agent joined, transferred, gave back, closed).
 //! - [`channels`]: the channel driver ([`channels::driver::Platform`]) and
-//!   Telegram and Discord on it; the console; the widget's delivery.
+//!   Telegram, Discord and the console on it; the widget's delivery.
 //! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
 //! - [`app`]: builds every part from settings and runs them until shutdown.
 

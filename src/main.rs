@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use switchboard::app::{App, Core};
 use switchboard::channels::console;
+use switchboard::channels::driver::ChannelCore;
 use switchboard::config::Settings;
 use switchboard::kb::{self, KnowledgeBase};
 use switchboard::{clock, export, report, telemetry};
@@ -287,6 +288,11 @@ async fn core(settings: Settings) -> Result<Core> {
     Ok(Core::build(settings, clock::system(), &progress_callback()).await?)
 }
 
+/// What the console channel uses of the core.
+fn channel_core(core: &Core) -> ChannelCore {
+    ChannelCore::new(core.assistant.clone(), core.desk.clone())
+}
+
 async fn run(cli: Cli) -> Result<ExitCode> {
     let mut stdout = std::io::stdout();
     // Commands that only read the knowledge base or a file also work in a
@@ -320,16 +326,16 @@ async fn run(cli: Cli) -> Result<ExitCode> {
             let stdin = tokio::io::BufReader::new(tokio::io::stdin());
             let out: console::SharedOut =
                 std::sync::Arc::new(std::sync::Mutex::new(Box::new(std::io::stdout())));
-            console::chat(&core.assistant, stdin, out, interactive).await?;
+            console::chat(channel_core(&core), stdin, out, interactive).await?;
         }
         Command::Ask { question, json } => {
             let core = core(settings).await?;
             if json {
-                let reply = console::ask(&core.assistant, &question, None).await?;
+                let reply = console::ask(channel_core(&core), &question, None).await?;
                 writeln!(stdout, "{}", serde_json::to_string(&reply)?)?;
             } else {
-                let mut out = std::io::stdout();
-                console::ask(&core.assistant, &question, Some(&mut out)).await?;
+                let out = Box::new(std::io::stdout());
+                console::ask(channel_core(&core), &question, Some(out)).await?;
             }
         }
         Command::Kb(command) => return kb_command(settings, command),

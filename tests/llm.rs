@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Deployment, Options, openai_fake};
+use common::{Deployment, Options, Screen, openai_fake};
 use openai_fake::Script;
 use switchboard::app::Core;
 use switchboard::assistant::{Action, Mode, Reply, Turn};
@@ -116,6 +116,33 @@ async fn streamed_answer_is_cited_and_logged() {
     assert!(
         user.contains("<question>\nhow do I get a refund\n</question>"),
         "{user}"
+    );
+}
+
+#[tokio::test]
+async fn the_console_shows_a_streamed_answer_once_then_its_sources() {
+    use switchboard::channels::{console, driver::ChannelCore};
+    let s = setup(vec![Script::Stream(
+        ANSWER.iter().map(|c| c.to_string()).collect(),
+    )])
+    .await;
+    let screen = Screen::default();
+    let core = ChannelCore::new(s.core.assistant.clone(), s.core.desk.clone());
+    let reply = console::ask(
+        core,
+        "how do I get a refund",
+        Some(Box::new(screen.clone())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(reply.answer, ANSWER.concat());
+    let shown = screen.text();
+    assert_eq!(
+        shown,
+        format!(
+            "{}\n\nSources:\n  [1] Refunds — https://help.example/refunds\nDid this solve it? Reply yes or no.\n",
+            ANSWER.concat()
+        )
     );
 }
 

@@ -5,11 +5,12 @@ mod common;
 
 use std::sync::{Arc, Mutex, Once};
 
-use common::{Deployment, Options, TestApp, spawn_on, wait_for};
+use common::{Deployment, Options, Screen, TestApp, spawn_on, wait_for};
 use switchboard::app::Core;
 use switchboard::assistant::{Action, Mode, Pressed, Turn};
 use switchboard::button::{ButtonData, SurveyStep};
 use switchboard::channels::console;
+use switchboard::channels::driver::ChannelCore;
 use switchboard::clock::{ManualClock, SharedClock};
 use switchboard::config::Settings;
 use switchboard::conversation::{Actor, Resolution, Status};
@@ -148,23 +149,13 @@ async fn customer_on_console_and_agent_on_http_api() {
     let assistant = app.core.assistant.clone();
 
     // The customer chats on the console (in-process, output captured).
-    let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    let captured = Screen::default();
     let (mut input, reader) = tokio::io::duplex(4096);
-    let out: console::SharedOut = Arc::new(Mutex::new(Box::new(Capture(captured.clone()))));
+    let out: console::SharedOut = Arc::new(Mutex::new(Box::new(captured.clone())));
     let chat = {
-        let assistant = assistant.clone();
+        let core = ChannelCore::new(assistant.clone(), app.core.desk.clone());
         tokio::spawn(async move {
-            console::chat(&assistant, tokio::io::BufReader::new(reader), out, false).await
+            console::chat(core, tokio::io::BufReader::new(reader), out, false).await
         })
     };
     use tokio::io::AsyncWriteExt;
@@ -172,7 +163,7 @@ async fn customer_on_console_and_agent_on_http_api() {
         .write_all(b"I want to talk to a real person\n")
         .await
         .unwrap();
-    let screen = || String::from_utf8_lossy(&captured.lock().unwrap()).to_string();
+    let screen = || captured.text();
     wait_for("the hand-off notice", || {
         screen().contains("connecting you with a person")
     })
@@ -1827,26 +1818,16 @@ fn transcript_notices(conversation: &serde_json::Value) -> Vec<String> {
 async fn console_customer_is_told_who_joins_transfers_gives_back_and_closes() {
     let scratch = Scratch::new().await;
     let app = scratch.start("", ManualClock::new(START)).await;
-    let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    let captured = Screen::default();
     let (mut input, reader) = tokio::io::duplex(4096);
-    let out: console::SharedOut = Arc::new(Mutex::new(Box::new(Capture(captured.clone()))));
+    let out: console::SharedOut = Arc::new(Mutex::new(Box::new(captured.clone())));
     let chat = {
-        let assistant = app.core.assistant.clone();
+        let core = ChannelCore::new(app.core.assistant.clone(), app.core.desk.clone());
         tokio::spawn(async move {
-            console::chat(&assistant, tokio::io::BufReader::new(reader), out, false).await
+            console::chat(core, tokio::io::BufReader::new(reader), out, false).await
         })
     };
-    let screen = || String::from_utf8_lossy(&captured.lock().unwrap()).to_string();
+    let screen = || captured.text();
     let count = |needle: &str| screen().matches(needle).count();
     use tokio::io::AsyncWriteExt;
     input.write_all(b"/human\n").await.unwrap();

@@ -1,11 +1,11 @@
 //! Channels: each turns a platform's messages into [`crate::assistant::Turn`]s
 //! and renders [`crate::assistant::Reply`]s back.
 //!
-//! Chat platforms (Telegram, Discord) implement [`driver::Platform`] and
-//! leave the shared flow (store, per-place order, streaming, presses, staff
-//! places, the outbox) to [`driver`]; [`text`] holds what channels say. The
-//! console answers inline on the terminal and the web widget in the HTTP
-//! response (see `web::chat`), both through the assistant directly.
+//! Chat platforms (Telegram, Discord, the terminal's [`console`]) implement
+//! [`driver::Platform`] and leave the shared flow (store, per-place order,
+//! streaming, presses, staff places, the outbox) to [`driver`]; [`text`]
+//! holds what channels say. The web widget answers in the HTTP response
+//! (see `web::chat`), through the assistant directly.
 
 pub mod console;
 pub mod discord;

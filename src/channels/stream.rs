@@ -30,6 +30,12 @@ pub trait Sink: Send {
     /// A partial answer as the platform must receive it (escaped).
     fn render_partial(&self, text: &str) -> String;
 
+    /// Minimum time between two edits ([`EDIT_EVERY`] unless the platform
+    /// has no edit rate limit, like a terminal).
+    fn edit_every(&self) -> Duration {
+        EDIT_EVERY
+    }
+
     /// Sends a new message.
     async fn send(&mut self, body: &str, buttons: &[Vec<Button>]) -> Result<Self::Id, Self::Error>;
 
@@ -68,7 +74,7 @@ impl<S: Sink> Streamer<S> {
     }
 
     /// Adds streamed text: sends the first message, then edits it when the
-    /// last edit is at least [`EDIT_EVERY`] old. A failure stops the
+    /// last edit is at least [`Sink::edit_every`] old. A failure stops the
     /// partial updates; the final messages still go out.
     pub async fn push(&mut self, piece: &str) {
         self.text.push_str(piece);
@@ -84,7 +90,7 @@ impl<S: Sink> Streamer<S> {
                 }
                 Err(_) => self.failed = true,
             },
-            Some(id) if self.last_edit.elapsed() >= EDIT_EVERY => {
+            Some(id) if self.last_edit.elapsed() >= self.sink.edit_every() => {
                 if self.sink.edit(id, &body, &[]).await.is_err() {
                     self.failed = true;
                 }
@@ -104,9 +110,9 @@ impl<S: Sink> Streamer<S> {
             let result = match (i, self.sent) {
                 (0, Some(id)) => {
                     // Keep to the edit rate even for the last edit.
-                    let since = self.last_edit.elapsed();
-                    if since < EDIT_EVERY {
-                        tokio::time::sleep(EDIT_EVERY - since).await;
+                    let (since, every) = (self.last_edit.elapsed(), self.sink.edit_every());
+                    if since < every {
+                        tokio::time::sleep(every - since).await;
                     }
                     self.sink.edit(id, part, row).await.map(|()| id)
                 }

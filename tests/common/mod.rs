@@ -35,6 +35,28 @@ use switchboard::clock::{Millis, SharedClock, system};
 use switchboard::config::Settings;
 use switchboard::csat::Tick;
 
+/// A terminal that keeps what is written to it (the console channel's
+/// output in tests).
+#[derive(Clone, Default)]
+pub struct Screen(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Screen {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
+impl std::io::Write for Screen {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// A port free on 127.0.0.1 now, for a process the test starts and must
 /// then reach (taken again by the time it binds only by bad luck).
 pub fn free_port() -> u16 {

@@ -357,7 +357,9 @@ impl Discord {
         if received.is_duplicate() {
             return;
         }
-        driver::answer_in_order(self, surface, received).await;
+        if let Err(e) = driver::answer_in_order(self, surface, received).await {
+            tracing::error!("discord: /{name} not answered: {e}");
+        }
     }
 
     /// Where an interaction's answer goes and the customer turn it makes.

@@ -108,6 +108,17 @@ pub trait Platform: Clone + Send + Sync + 'static {
         let _ = place;
         false
     }
+    /// What a place that awaits an answer shows for a silent reply (by
+    /// default [`text::SILENT`]; no parts: nothing).
+    fn render_silent(&self, reply: &Reply) -> Vec<String> {
+        let _ = reply;
+        vec![text::SILENT.to_string()]
+    }
+    /// Minimum time between two edits of a streamed answer (the platforms'
+    /// edit rate limits; a terminal has none).
+    fn edit_every(&self) -> Duration {
+        super::stream::EDIT_EVERY
+    }
 
     /// Sends one message (one attempt; the driver retries). `key`, when
     /// given, is unique to this message part: a platform that can refuse a
@@ -180,7 +191,12 @@ pub async fn receive<P: Platform>(
     }
     let platform = platform.clone();
     tokio::spawn(async move {
-        if let Err(panic) = guarded(answer_in_order(&platform, place, received)).await {
+        let answered = guarded(async {
+            if let Err(e) = answer_in_order(&platform, place, received).await {
+                tracing::error!(channel = P::CHANNEL, "answering failed: {e}");
+            }
+        });
+        if let Err(panic) = answered.await {
             // Stored, so `answer_pending` tries again after a restart.
             tracing::error!(channel = P::CHANNEL, "answer {panic}");
             metrics::counter!("switchboard_answer_panics_total", "channel" => P::CHANNEL)
@@ -190,17 +206,47 @@ pub async fn receive<P: Platform>(
     Ok(())
 }
 
+/// Stores a customer's message and answers it before returning, for a
+/// channel whose customer waits for each answer (the console). A repeated
+/// platform id sends nothing and returns the [`assistant::Action::Duplicate`]
+/// reply.
+///
+/// # Errors
+/// When the message cannot be stored or answered.
+pub async fn converse<P: Platform>(
+    platform: &P,
+    place: P::Place,
+    turn: Turn,
+) -> Result<Reply, assistant::Error> {
+    let received = platform.core().assistant.receive(turn).await?;
+    if received.is_duplicate() {
+        return platform.core().assistant.answer(received, None).await;
+    }
+    answer_in_order(platform, place, received).await
+}
+
 /// Answers a stored message once the answers before it in its place are
 /// sent.
-pub async fn answer_in_order<P: Platform>(platform: &P, place: P::Place, received: Received) {
+///
+/// # Errors
+/// When the answer failed (the message stays stored, unanswered).
+pub async fn answer_in_order<P: Platform>(
+    platform: &P,
+    place: P::Place,
+    received: Received,
+) -> Result<Reply, assistant::Error> {
     let lock = platform.core().locks.of(&P::key(&place));
     let _guard = lock.lock().await;
-    answer(platform, place, received).await;
+    answer(platform, place, received).await
 }
 
 /// Answers a stored message: "typing…", then the streamed answer, then the
 /// final text with sources and buttons.
-async fn answer<P: Platform>(platform: &P, place: P::Place, received: Received) {
+async fn answer<P: Platform>(
+    platform: &P,
+    place: P::Place,
+    received: Received,
+) -> Result<Reply, assistant::Error> {
     platform.typing(&place).await;
     let typing = P::typing_every().map(|every| {
         let (platform, place) = (platform.clone(), place.clone());
@@ -212,23 +258,23 @@ async fn answer<P: Platform>(platform: &P, place: P::Place, received: Received) 
         })
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let assistant = platform.core().assistant.clone();
-    let work = tokio::spawn(async move { assistant.answer(received, Some(tx)).await });
     let mut stream = streamer(platform, &place);
-    while let Some(piece) = rx.recv().await {
-        if let Some(t) = &typing {
-            t.abort();
+    let show = async {
+        while let Some(piece) = rx.recv().await {
+            if let Some(t) = &typing {
+                t.abort();
+            }
+            stream.push(&piece).await;
         }
-        stream.push(&piece).await;
-    }
+    };
+    // The stream ends when the answer is written (its sender dropped).
+    let (answered, ()) = tokio::join!(platform.core().assistant.answer(received, Some(tx)), show);
     if let Some(t) = typing {
         t.abort();
     }
-    match work.await {
-        Ok(Ok(reply)) => finish(&mut stream, &reply).await,
-        Ok(Err(e)) => tracing::error!(channel = P::CHANNEL, "answering failed: {e}"),
-        Err(e) => tracing::error!(channel = P::CHANNEL, "answer task failed: {e}"),
-    }
+    let reply = answered?;
+    finish(&mut stream, &reply).await;
+    Ok(reply)
 }
 
 /// A customer's button press: acknowledged, then its reply sent to `place`.
@@ -340,7 +386,8 @@ fn streamer<P: Platform>(platform: &P, place: &P::Place) -> Streamer<PlaceSink<P
 async fn finish<P: Platform>(stream: &mut Streamer<PlaceSink<P>>, reply: &Reply) {
     if reply.is_silent() {
         if P::awaits_answer(&stream.sink().place) && !stream.has_sent() {
-            stream.finish(&[text::SILENT.to_string()], &[]).await;
+            let parts = stream.sink().platform.render_silent(reply);
+            stream.finish(&parts, &[]).await;
         }
         return;
     }
@@ -365,6 +412,10 @@ impl<P: Platform> Sink for PlaceSink<P> {
 
     fn render_partial(&self, text: &str) -> String {
         self.platform.render_partial(text)
+    }
+
+    fn edit_every(&self) -> Duration {
+        self.platform.edit_every()
     }
 
     async fn send(&mut self, body: &str, buttons: &[Vec<Button>]) -> Result<P::Id, P::Error> {
