@@ -76,7 +76,13 @@ impl Index {
     /// An index over `vectors` (unit vectors of one dimension): exact below
     /// [`EXACT_BELOW`], a graph with the default [`Params`] above.
     pub fn build(vectors: Vec<Arc<[f32]>>) -> Self {
-        if !uses_graph(vectors.len()) {
+        Self::build_from(vectors, EXACT_BELOW)
+    }
+
+    /// An index over `vectors`: exact below `exact_below` vectors, a graph
+    /// with the default [`Params`] from there on.
+    pub fn build_from(vectors: Vec<Arc<[f32]>>, exact_below: usize) -> Self {
+        if vectors.len() < exact_below {
             Self::exact(vectors)
         } else {
             Self::graph(vectors, Params::default())
@@ -111,11 +117,11 @@ impl Index {
     /// has no graph, the new one should not have one (see [`uses_graph`]),
     /// or waypoints would pass a quarter of the nodes.
     pub fn updated(self, vectors: Vec<Arc<[f32]>>, previous: &[Option<usize>]) -> Self {
-        self.update(vectors, previous, EXACT_BELOW)
+        self.updated_from(vectors, previous, EXACT_BELOW)
     }
 
     /// [`Index::updated`], with a graph kept from `exact_below` vectors.
-    fn update(
+    pub fn updated_from(
         self,
         vectors: Vec<Arc<[f32]>>,
         previous: &[Option<usize>],

@@ -251,8 +251,15 @@ impl Semantic {
                 .map(|p| p.with_file_name(GRAPH_FILE));
             let key = GraphKey::of(self.inner.model.identity(), &entries);
             let index = tokio::task::spawn_blocking(move || match base {
-                Some((base, previous)) => updated(base, vectors, &previous, graph.as_deref(), &key),
-                None => index_for(vectors, graph.as_deref(), &key),
+                Some((base, previous)) => updated(
+                    base,
+                    vectors,
+                    &previous,
+                    graph.as_deref(),
+                    &key,
+                    ann::EXACT_BELOW,
+                ),
+                None => index_for(vectors, graph.as_deref(), &key, ann::EXACT_BELOW),
             })
             .await
             .map_err(|e| Error::Index(e.to_string()))?;

@@ -65,7 +65,8 @@ fn small_indexes_scan_large_ones_use_the_graph() {
 
 #[test]
 fn a_written_graph_reads_back_and_answers_the_same() {
-    let vectors = random_unit_vectors(3_000, 32, 20, 7);
+    // Enough nodes for upper layers (about one in 16 per layer).
+    let vectors = random_unit_vectors(1_000, 32, 20, 7);
     let built = Index::graph(vectors.clone(), Params::default());
     let mut bytes = Vec::new();
     built.write_graph(&mut bytes).unwrap();
@@ -75,7 +76,7 @@ fn a_written_graph_reads_back_and_answers_the_same() {
         assert_eq!(built.search(&q, 10), read.search(&q, 10));
     }
     // A graph never fits other vectors, a cut file or trailing bytes.
-    let fewer = vectors[..2_999].to_vec();
+    let fewer = vectors[..999].to_vec();
     assert!(Index::read_graph(fewer, &mut bytes.as_slice()).is_err());
     let cut = &bytes[..bytes.len() - 3];
     assert!(Index::read_graph(vectors.clone(), &mut &cut[..]).is_err());
@@ -145,7 +146,7 @@ fn an_updated_graph_finds_what_the_scan_finds_and_never_a_removed_passage() {
     let keep: Vec<usize> = (0..2000).rev().filter(|i| i % 10 != 0).collect();
     let add = random_unit_vectors(150, 32, 40, 3);
     let (vectors, previous) = changed(&all, &keep, &add);
-    let updated = index.update(vectors.clone(), &previous, 0);
+    let updated = index.updated_from(vectors.clone(), &previous, 0);
     assert!(!updated.is_exact(), "updated, not built again");
     assert_eq!(updated.len(), vectors.len());
     assert_eq!(updated.waypoints(), 200);
@@ -171,7 +172,7 @@ fn an_update_removing_many_passages_builds_afresh() {
     let index = Index::graph(all.clone(), Params::default());
     let keep: Vec<usize> = (0..600).collect();
     let (vectors, previous) = changed(&all, &keep, &[]);
-    let updated = index.update(vectors, &previous, 0);
+    let updated = index.updated_from(vectors, &previous, 0);
     assert_eq!((updated.len(), updated.waypoints()), (600, 0));
     let small = updated.updated(all[..10].to_vec(), &(0..10).map(Some).collect::<Vec<_>>());
     assert!(small.is_exact(), "below EXACT_BELOW the scan again");
@@ -186,7 +187,7 @@ fn a_graph_with_added_passages_is_saved_and_one_with_waypoints_is_not() {
     let mut vectors = add.clone();
     vectors.extend(all.iter().cloned());
     let previous: Vec<Option<usize>> = (0..50).map(|_| None).chain((0..1000).map(Some)).collect();
-    let updated = index.update(vectors.clone(), &previous, 0);
+    let updated = index.updated_from(vectors.clone(), &previous, 0);
     let mut file = Vec::new();
     updated.write_graph(&mut file).unwrap();
     let read = Index::read_graph(vectors.clone(), &mut file.as_slice()).unwrap();
@@ -194,7 +195,7 @@ fn a_graph_with_added_passages_is_saved_and_one_with_waypoints_is_not() {
         assert_eq!(read.search(&q, 5), updated.search(&q, 5));
     }
     let (fewer, previous) = changed(&vectors, &(1..1050).collect::<Vec<_>>(), &[]);
-    let with_waypoint = read.update(fewer, &previous, 0);
+    let with_waypoint = read.updated_from(fewer, &previous, 0);
     assert_eq!(with_waypoint.waypoints(), 1);
     assert!(with_waypoint.write_graph(&mut Vec::new()).is_err());
 }

@@ -37,18 +37,20 @@ impl GraphKey {
 }
 
 /// The index over `vectors`: the graph saved at `path` when it was built
-/// for `key`, else a new one (saved there when it is a graph). A graph
-/// that cannot be read or saved costs a build, never an answer.
+/// for `key`, else a new one (saved there when it is a graph, from
+/// `exact_below` vectors on: [`ann::EXACT_BELOW`]). A graph that cannot be
+/// read or saved costs a build, never an answer.
 pub(super) fn index_for(
     vectors: Vec<Arc<[f32]>>,
     path: Option<&Path>,
     key: &GraphKey,
+    exact_below: usize,
 ) -> ann::Index {
-    if !ann::uses_graph(vectors.len()) {
-        return ann::Index::build(vectors);
+    if vectors.len() < exact_below {
+        return ann::Index::build_from(vectors, exact_below);
     }
     let Some(path) = path else {
-        return ann::Index::build(vectors);
+        return ann::Index::build_from(vectors, exact_below);
     };
     let vectors = match read_graph(vectors, path, key) {
         Ok(index) => return index,
@@ -62,15 +64,15 @@ pub(super) fn index_for(
             vectors
         }
     };
-    let index = ann::Index::build(vectors);
+    let index = ann::Index::build_from(vectors, exact_below);
     if let Err(e) = write_graph(&index, path, key) {
         tracing::warn!("{}: cannot save the graph: {e}", path.display());
     }
     index
 }
 
-/// `base` updated for `vectors` (see [`ann::Index::updated`]), saved at
-/// `path` under `key` when it has no waypoints (with waypoints a restart
+/// `base` updated for `vectors` (see [`ann::Index::updated_from`]), saved
+/// at `path` under `key` when it has no waypoints (with waypoints a restart
 /// builds the graph afresh: their vectors are not kept).
 pub(super) fn updated(
     base: ann::Index,
@@ -78,8 +80,9 @@ pub(super) fn updated(
     previous: &[Option<usize>],
     path: Option<&Path>,
     key: &GraphKey,
+    exact_below: usize,
 ) -> ann::Index {
-    let index = base.updated(vectors, previous);
+    let index = base.updated_from(vectors, previous, exact_below);
     if let Some(path) = path
         && !index.is_exact()
     {
@@ -145,7 +148,10 @@ mod tests {
     fn a_saved_graph_is_read_back_only_for_the_same_passages() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(GRAPH_FILE);
-        let vectors = ann::random_unit_vectors(ann::EXACT_BELOW, 16, 30, 11);
+        // The same code as at ann::EXACT_BELOW, with a graph from 600
+        // vectors on (a 10,000-vector graph takes seconds in a debug build).
+        const GRAPH_FROM: usize = 600;
+        let vectors = ann::random_unit_vectors(GRAPH_FROM, 16, 30, 11);
         let entries = |salt: u8| -> Vec<Entry> {
             (0..vectors.len())
                 .map(|i| Entry {
@@ -160,7 +166,7 @@ mod tests {
                 .collect()
         };
         let key = GraphKey::of("model", &entries(0));
-        let built = index_for(vectors.clone(), Some(&path), &key);
+        let built = index_for(vectors.clone(), Some(&path), &key, GRAPH_FROM);
         assert!(
             !built.is_exact() && path.exists(),
             "a graph is built and saved"
@@ -175,7 +181,7 @@ mod tests {
         let read = read.unwrap_or_else(|| panic!("not read back: {why:?}"));
         let query = &vectors[5];
         assert_eq!(read.search(query, 10), built.search(query, 10));
-        let again = index_for(vectors.clone(), Some(&path), &key);
+        let again = index_for(vectors.clone(), Some(&path), &key, GRAPH_FROM);
         assert_eq!(again.search(query, 10), built.search(query, 10));
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), saved);
 
@@ -192,7 +198,7 @@ mod tests {
         bytes.truncate(n - 10);
         std::fs::write(&path, &bytes).unwrap();
         assert!(read_graph(vectors.clone(), &path, &key).is_err());
-        let rebuilt = index_for(vectors.clone(), Some(&path), &key);
+        let rebuilt = index_for(vectors.clone(), Some(&path), &key, GRAPH_FROM);
         assert!(!rebuilt.is_exact());
         assert!(read_graph(vectors.clone(), &path, &key).is_ok());
 
@@ -211,7 +217,14 @@ mod tests {
             .chain(std::iter::once(None))
             .collect();
         let more_key = GraphKey::of("model", &more_entries);
-        let grown = updated(rebuilt, more.clone(), &previous, Some(&path), &more_key);
+        let grown = updated(
+            rebuilt,
+            more.clone(),
+            &previous,
+            Some(&path),
+            &more_key,
+            GRAPH_FROM,
+        );
         assert_eq!(grown.search(&more[vectors.len()], 1)[0].1, vectors.len());
         assert!(read_graph(more, &path, &more_key).is_ok());
     }
