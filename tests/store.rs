@@ -1210,3 +1210,79 @@ on_every_backend!(processes_sharing_a_database, |db: &Db| {
         c.close().await;
     }
 });
+
+on_every_backend!(
+    a_customer_and_their_open_conversation_in_one_read,
+    |db: &Db| {
+        let store = db.store.clone();
+        async move {
+            // Unknown: created, with no conversation yet.
+            let (alice, open) = store
+                .customer_in_thread("telegram", "7", Some("Alice"), "chat-7")
+                .await
+                .unwrap();
+            assert_eq!(alice.display_name.as_deref(), Some("Alice"));
+            assert!(open.is_none());
+            let c = store
+                .open_conversation_from(&alice, "chat-7", open)
+                .await
+                .unwrap();
+            // Known: the same customer and the conversation just opened, as
+            // the two separate reads give them.
+            let (again, open) = store
+                .customer_in_thread("telegram", "7", None, "chat-7")
+                .await
+                .unwrap();
+            assert_eq!(
+                again,
+                store.upsert_customer("telegram", "7", None).await.unwrap()
+            );
+            assert_eq!(open.as_ref(), Some(&c));
+            assert_eq!(
+                store
+                    .current_conversation(&alice.id, "chat-7")
+                    .await
+                    .unwrap(),
+                open
+            );
+            // Another thread of theirs has none; another channel is another
+            // customer.
+            let (_, elsewhere) = store
+                .customer_in_thread("telegram", "7", None, "chat-8")
+                .await
+                .unwrap();
+            assert!(elsewhere.is_none());
+            let (other, _) = store
+                .customer_in_thread("discord", "7", None, "chat-7")
+                .await
+                .unwrap();
+            assert_ne!(other.id, alice.id);
+            // A new name is written; the conversation is still found.
+            let (renamed, open) = store
+                .customer_in_thread("telegram", "7", Some("Alice B."), "chat-7")
+                .await
+                .unwrap();
+            assert_eq!(
+                (renamed.id.as_str(), renamed.display_name.as_deref()),
+                (alice.id.as_str(), Some("Alice B."))
+            );
+            assert_eq!(open.map(|o| o.id), Some(c.id.clone()));
+            // Resolved: not open any more, and the next one follows it.
+            store
+                .transition(&c.id, Transition::Resolve, Actor::Bot, &Change::default())
+                .await
+                .unwrap();
+            let (_, open) = store
+                .customer_in_thread("telegram", "7", None, "chat-7")
+                .await
+                .unwrap();
+            assert!(open.is_none());
+            let next = store
+                .open_conversation_from(&alice, "chat-7", open)
+                .await
+                .unwrap();
+            assert_ne!(next.id, c.id);
+            assert_eq!(next.previous_id.as_deref(), Some(c.id.as_str()));
+        }
+    }
+);

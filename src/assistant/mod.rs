@@ -407,17 +407,21 @@ impl Assistant {
         if let Some(reply) = self.over_rate(&turn)? {
             return Ok(Received(Step::Done(reply)));
         }
-        let customer = store
-            .upsert_customer(
+        // The customer and their open conversation here, in one read.
+        let (customer, open) = store
+            .customer_in_thread(
                 &turn.channel,
                 &turn.customer_id,
                 turn.customer_name.as_deref(),
+                &turn.thread,
             )
             .await?;
         if let Some(reply) = self.survey_answer(&customer, &turn).await? {
             return Ok(Received(Step::Done(reply)));
         }
-        let conversation = store.open_conversation(&customer, &turn.thread).await?;
+        let conversation = store
+            .open_conversation_from(&customer, &turn.thread, open)
+            .await?;
         let limit = self.inner.settings.max_message_chars;
         let stored_text: String = if turn.text.chars().count() > limit {
             turn.text.chars().take(limit).chain("…".chars()).collect()

@@ -13,7 +13,23 @@ impl Store {
         customer: &Customer,
         thread_key: &str,
     ) -> Result<Conversation, Error> {
-        if let Some(c) = self.current_conversation(&customer.id, thread_key).await? {
+        let open = self.current_conversation(&customer.id, thread_key).await?;
+        self.open_conversation_from(customer, thread_key, open)
+            .await
+    }
+
+    /// [`Store::open_conversation`] when the open conversation was read
+    /// already (`open`, from [`Store::customer_in_thread`]).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn open_conversation_from(
+        &self,
+        customer: &Customer,
+        thread_key: &str,
+        open: Option<Conversation>,
+    ) -> Result<Conversation, Error> {
+        if let Some(c) = open {
             return Ok(c);
         }
         let previous: Option<String> = sqlx::query(

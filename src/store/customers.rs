@@ -20,6 +20,63 @@ impl Store {
         {
             return Ok(known);
         }
+        self.write_customer(channel, external_id, display_name)
+            .await
+    }
+
+    /// The customer of a message in `thread_key` (created, or their name
+    /// updated, as [`Store::upsert_customer`]) and their open conversation
+    /// there, if any: for a known customer one read instead of two.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub async fn customer_in_thread(
+        &self,
+        channel: &str,
+        external_id: &str,
+        display_name: Option<&str>,
+        thread_key: &str,
+    ) -> Result<(Customer, Option<Conversation>), Error> {
+        let row = sqlx::query(
+            "SELECT cu.id AS cu_id, cu.channel AS cu_channel, cu.external_id AS cu_external_id, \
+             cu.display_name AS cu_display_name, cu.unreachable AS cu_unreachable, \
+             cu.surveys_opt_out AS cu_surveys_opt_out, cu.created_at AS cu_created_at, \
+             cu.surveyed_at AS cu_surveyed_at, co.* \
+             FROM customers cu \
+             LEFT JOIN conversations co ON co.id = (\
+               SELECT id FROM conversations WHERE customer_id = cu.id AND thread_key = $3 \
+               AND status <> 'resolved' ORDER BY created_at DESC, id DESC LIMIT 1) \
+             WHERE cu.channel = $1 AND cu.external_id = $2",
+        )
+        .bind(channel)
+        .bind(external_id)
+        .bind(thread_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = row {
+            let known = Customer::from_prefixed(&row)?;
+            if display_name.is_none_or(|name| known.display_name.as_deref() == Some(name)) {
+                let open = match get::<Option<String>>(&row, "id")? {
+                    Some(_) => Some(Conversation::from_row(&row)?),
+                    None => None,
+                };
+                return Ok((known, open));
+            }
+        }
+        let customer = self
+            .write_customer(channel, external_id, display_name)
+            .await?;
+        let open = self.current_conversation(&customer.id, thread_key).await?;
+        Ok((customer, open))
+    }
+
+    /// Creates the customer, or updates the name of a known one.
+    async fn write_customer(
+        &self,
+        channel: &str,
+        external_id: &str,
+        display_name: Option<&str>,
+    ) -> Result<Customer, Error> {
         let now = self.now();
         let row = sqlx::query(
             "INSERT INTO customers (id, channel, external_id, display_name, created_at) \

@@ -32,15 +32,59 @@ pub struct Customer {
 
 impl Customer {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
+        Self::read(
+            row,
+            [
+                "id",
+                "channel",
+                "external_id",
+                "display_name",
+                "unreachable",
+                "surveys_opt_out",
+                "created_at",
+                "surveyed_at",
+            ],
+        )
+    }
+
+    /// A customer from the columns of `row` named with a `cu_` prefix
+    /// (read beside another table's row).
+    pub(crate) fn from_prefixed(row: &AnyRow) -> Result<Self, Error> {
+        Self::read(
+            row,
+            [
+                "cu_id",
+                "cu_channel",
+                "cu_external_id",
+                "cu_display_name",
+                "cu_unreachable",
+                "cu_surveys_opt_out",
+                "cu_created_at",
+                "cu_surveyed_at",
+            ],
+        )
+    }
+
+    fn read(row: &AnyRow, columns: [&str; 8]) -> Result<Self, Error> {
+        let [
+            id,
+            channel,
+            external_id,
+            display_name,
+            unreachable,
+            surveys_opt_out,
+            created_at,
+            surveyed_at,
+        ] = columns;
         Ok(Self {
-            id: get(row, "id")?,
-            channel: get(row, "channel")?,
-            external_id: get(row, "external_id")?,
-            display_name: get(row, "display_name")?,
-            unreachable: get::<i64>(row, "unreachable")? != 0,
-            surveys_opt_out: get::<i64>(row, "surveys_opt_out")? != 0,
-            created_at: get(row, "created_at")?,
-            surveyed_at: get(row, "surveyed_at")?,
+            id: get(row, id)?,
+            channel: get(row, channel)?,
+            external_id: get(row, external_id)?,
+            display_name: get(row, display_name)?,
+            unreachable: get::<i64>(row, unreachable)? != 0,
+            surveys_opt_out: get::<i64>(row, surveys_opt_out)? != 0,
+            created_at: get(row, created_at)?,
+            surveyed_at: get(row, surveyed_at)?,
         })
     }
 }
