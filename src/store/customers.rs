@@ -53,20 +53,28 @@ impl Store {
         .bind(thread_key)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = row {
-            let known = Customer::from_prefixed(&row)?;
-            if display_name.is_none_or(|name| known.display_name.as_deref() == Some(name)) {
-                let open = match get::<Option<String>>(&row, "id")? {
-                    Some(_) => Some(Conversation::from_row(&row)?),
-                    None => None,
-                };
-                return Ok((known, open));
+        let Some(row) = row else {
+            // New (or created by another process just now, which may
+            // have opened a conversation too).
+            let customer = self
+                .write_customer(channel, external_id, display_name)
+                .await?;
+            let open = self.current_conversation(&customer.id, thread_key).await?;
+            return Ok((customer, open));
+        };
+        let known = Customer::from_prefixed(&row)?;
+        let open = match get::<Option<String>>(&row, "id")? {
+            Some(_) => Some(Conversation::from_row(&row)?),
+            None => None,
+        };
+        // A new name is written; their conversation stays the one read.
+        let customer = match display_name {
+            Some(name) if known.display_name.as_deref() != Some(name) => {
+                self.write_customer(channel, external_id, display_name)
+                    .await?
             }
-        }
-        let customer = self
-            .write_customer(channel, external_id, display_name)
-            .await?;
-        let open = self.current_conversation(&customer.id, thread_key).await?;
+            _ => known,
+        };
         Ok((customer, open))
     }
 

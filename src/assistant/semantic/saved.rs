@@ -46,10 +46,8 @@ pub(super) fn index_for(
     key: &GraphKey,
     exact_below: usize,
 ) -> ann::Index {
-    if vectors.len() < exact_below {
-        return ann::Index::build_from(vectors, exact_below);
-    }
-    let Some(path) = path else {
+    // An exact index needs no file.
+    let Some(path) = path.filter(|_| vectors.len() >= exact_below) else {
         return ann::Index::build_from(vectors, exact_below);
     };
     let vectors = match read_graph(vectors, path, key) {
