@@ -73,17 +73,32 @@ async fn embeddings_find_the_article_that_shares_no_word_with_the_question() {
 async fn vectors_are_kept_and_only_changed_passages_are_embedded_again() {
     let (fake, base) = openai_fake::start().await;
     let dir = deployment().await;
+    // Passages' texts (a title, a line break, the text); the rest are the
+    // decision's calibration questions.
+    let passages_embedded = || {
+        fake.embedded
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.contains('\n'))
+            .count()
+    };
     let embedded = || fake.embedded.lock().unwrap().len();
 
     let first = core(&dir, &base, true).await;
     let passages = first.assistant.semantic().unwrap().len();
     assert_eq!(passages, 3, "every passage has a vector");
-    assert_eq!(embedded(), 3);
+    assert_eq!(passages_embedded(), 3);
+    let at_start = embedded();
+    assert!(at_start > 3, "and the calibration questions");
+    assert!(first.assistant.semantic().unwrap().joint().is_some());
     drop(first);
 
-    // A restart reads the vectors from the index folder.
+    // A restart reads the vectors (passages' and questions') from the
+    // index folder.
     let second = core(&dir, &base, true).await;
-    assert_eq!(embedded(), 3, "nothing embedded again");
+    assert_eq!(embedded(), at_start, "nothing embedded again");
+    assert!(second.assistant.semantic().unwrap().joint().is_some());
     assert_eq!(second.assistant.semantic().unwrap().len(), 3);
 
     // One section edited: one passage embedded.
@@ -101,9 +116,15 @@ async fn vectors_are_kept_and_only_changed_passages_are_embedded_again() {
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(embedded(), 4);
+    assert_eq!(passages_embedded(), 4);
     assert!(
-        fake.embedded.lock().unwrap()[3].contains("3 business days"),
+        fake.embedded
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.contains('\n'))
+            .nth(3)
+            .is_some_and(|t| t.contains("3 business days")),
         "the edited passage"
     );
 

@@ -324,15 +324,25 @@ impl Assistant {
         if retrieval.hits.is_empty() {
             return false;
         }
-        let dense = retrieval.similarity.is_some_and(|s| {
-            s >= settings.min_similarity
-                || (retrieval.agree && s >= settings.min_similarity - AGREEMENT_BONUS)
-        });
-        let scored = self.bm25_sure(retrieval.best_score);
         let confident = settings
             .min_confidence
             .is_some_and(|c| retrieval.confidence >= c);
-        scored || confident || dense
+        if let Some(similarity) = retrieval.similarity {
+            if let Some(min) = settings.min_similarity {
+                // A fixed cosine threshold, as configured, beside BM25's.
+                let dense =
+                    similarity >= min || (retrieval.agree && similarity >= min - AGREEMENT_BONUS);
+                return dense || self.bm25_sure(retrieval.best_score) || confident;
+            }
+            if settings.min_score.is_none()
+                && let Some(joint) = self.inner.semantic.as_ref().and_then(Semantic::joint)
+            {
+                // Both signals, calibrated together for this knowledge base.
+                return joint.covers(retrieval.best_score, similarity, settings.refusal_target)
+                    || confident;
+            }
+        }
+        self.bm25_sure(retrieval.best_score) || confident
     }
 }
 

@@ -24,8 +24,10 @@ use sha2::{Digest, Sha256};
 use super::ann;
 use crate::embed::Embedder;
 use crate::kb::KnowledgeBase;
+pub use calibration::Joint;
 use saved::{GraphKey, index_for, updated};
 
+mod calibration;
 mod saved;
 
 /// Characters of a passage that are embedded (small embedding models read
@@ -98,10 +100,15 @@ struct Inner {
     /// Recent questions' vectors (a message is embedded once for the
     /// hand-off check and for retrieval).
     queries: std::sync::Mutex<HashMap<String, Arc<[f32]>>>,
+    /// The decision's calibration for the current passages.
+    joint: RwLock<Option<Arc<Joint>>>,
 }
 
 /// Question vectors kept in [`Inner::queries`] before it is emptied.
 const QUERY_CACHE: usize = 256;
+/// The refusal target the calibration's log line reports (the setting's
+/// default).
+const CALIBRATION_REPORT_TARGET: f32 = 0.9;
 
 /// A passage found by similarity.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +150,7 @@ impl Semantic {
                 state: RwLock::new(state),
                 syncing: tokio::sync::Mutex::new(()),
                 queries: Default::default(),
+                joint: RwLock::new(None),
             }),
         }
     }
@@ -196,8 +204,12 @@ impl Semantic {
         }
         let rebuild = {
             let mut state = self.write();
-            let keep: std::collections::HashSet<[u8; 32]> =
-                wanted.iter().map(|(_, _, h, _)| *h).collect();
+            let questions = calibration_questions(kb);
+            let keep: std::collections::HashSet<[u8; 32]> = wanted
+                .iter()
+                .map(|(_, _, h, _)| *h)
+                .chain(questions.iter().map(|q| question_hash(q)))
+                .collect();
             if result.is_ok() {
                 state.by_hash.retain(|h, _| keep.contains(h));
             }
@@ -240,6 +252,7 @@ impl Semantic {
                 Some((entries, vectors, base))
             }
         };
+        let changed = rebuild.is_some();
         if let Some((entries, vectors, base)) = rebuild {
             // Built outside the lock (a large graph takes seconds), so
             // questions keep being answered from the previous index. A
@@ -270,7 +283,95 @@ impl Semantic {
         if embedded > 0 {
             self.save()?;
         }
+        if result.is_ok() && (changed || self.joint().is_none()) {
+            match self.calibrate(kb).await {
+                Ok(joint) => {
+                    let (negatives, positives) = joint.refused(CALIBRATION_REPORT_TARGET);
+                    tracing::info!(
+                        ?negatives,
+                        ?positives,
+                        "hybrid decision calibrated (refused at the default target)"
+                    );
+                    *self.inner.joint.write().unwrap_or_else(|p| p.into_inner()) =
+                        Some(Arc::new(joint));
+                }
+                Err(e) => tracing::warn!(
+                    "hybrid decision not calibrated, BM25's calibration decides: {e}"
+                ),
+            }
+        }
         result.map(|()| embedded)
+    }
+
+    /// The decision's joint BM25 + embedding calibration for the current
+    /// passages (`None` before the first successful [`Semantic::sync`]).
+    pub fn joint(&self) -> Option<Arc<Joint>> {
+        self.inner
+            .joint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Scores the knowledge base's calibration questions (generic off-topic
+    /// ones and ones made from its articles, see [`crate::kb::calibrate`])
+    /// with BM25 and with the embeddings: the [`Joint`] calibration. Their
+    /// vectors are kept in the vectors file beside the passages', so a
+    /// restart embeds none and an edit only the changed articles' questions.
+    async fn calibrate(&self, kb: &KnowledgeBase) -> Result<Joint, Error> {
+        use crate::kb::calibrate;
+        let negatives: Vec<String> = calibrate::off_topic_questions().map(String::from).collect();
+        let positives = {
+            let articles = kb.articles();
+            let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
+            calibrate::positive_questions(&refs)
+        };
+        let missing: Vec<String> = {
+            let state = self.read();
+            let mut seen = std::collections::HashSet::new();
+            negatives
+                .iter()
+                .chain(&positives)
+                .filter(|q| {
+                    let hash = question_hash(q);
+                    !state.by_hash.contains_key(&hash) && seen.insert(hash)
+                })
+                .cloned()
+                .collect()
+        };
+        for chunk in missing.chunks(self.inner.model.batch_size().max(1)) {
+            let vectors = self.embed_texts(chunk).await?;
+            let mut state = self.write();
+            for (q, v) in chunk.iter().zip(vectors) {
+                state.by_hash.insert(question_hash(q), v);
+            }
+        }
+        if !missing.is_empty() {
+            self.save()?;
+        }
+        let score = |questions: &[String]| -> Result<Vec<(f32, f32)>, Error> {
+            let mut pairs = Vec::with_capacity(questions.len());
+            for q in questions {
+                let best = kb.best_score(q).map_err(|e| Error::Index(e.to_string()))?;
+                let vector = self.read().by_hash.get(&question_hash(q)).cloned();
+                let similarity = match vector {
+                    Some(v) => self
+                        .nearest_to(&v, 1)?
+                        .first()
+                        .map_or(0.0, |n| n.similarity),
+                    None => 0.0,
+                };
+                pairs.push((best, similarity));
+            }
+            Ok(pairs)
+        };
+        let negative_pairs = score(&negatives)?;
+        let positive_pairs = score(&positives)?;
+        Ok(Joint::new(
+            kb.calibration(),
+            &negative_pairs,
+            &positive_pairs,
+        ))
     }
 
     /// Passages with a vector.
@@ -431,6 +532,25 @@ impl Semantic {
         }
         std::fs::rename(&tmp, path).map_err(io)
     }
+}
+
+/// The calibration questions of `kb` (see [`Semantic::calibrate`]).
+fn calibration_questions(kb: &KnowledgeBase) -> Vec<String> {
+    let articles = kb.articles();
+    let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
+    crate::kb::calibrate::off_topic_questions()
+        .map(String::from)
+        .chain(crate::kb::calibrate::positive_questions(&refs))
+        .collect()
+}
+
+/// The key of a calibration question's vector in the vectors file, kept
+/// apart from passages' keys by a prefix ending in a NUL byte.
+fn question_hash(question: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"calibration question\0");
+    hasher.update(question.as_bytes());
+    hasher.finalize().into()
 }
 
 /// What is embedded for a passage: its article title and heading give the

@@ -301,10 +301,13 @@ pub struct AssistantSettings {
     /// Optional: a fixed BM25 score at or above which a question counts as
     /// covered, instead of the calibrated threshold. Unset by default.
     pub min_score: Option<f32>,
-    /// With embeddings on (`[embeddings]`): a nearest passage at
-    /// least this similar (cosine) counts as covering the question; 0.1
-    /// less is enough when BM25 and the embeddings agree on the article.
-    pub min_similarity: f32,
+    /// Optional, with embeddings on (`[embeddings]`): a nearest passage at
+    /// least this similar (cosine) counts as covering the question (0.1
+    /// less when BM25 and the embeddings agree on the article), beside
+    /// BM25's threshold. Unset by default: BM25 and the embeddings are
+    /// then calibrated together for the knowledge base, with
+    /// `refusal_target` (see `assistant::semantic::Joint`).
+    pub min_similarity: Option<f32>,
     /// Passages given to the model.
     pub max_passages: usize,
     /// Earlier turns (customer + bot messages) kept as context.
@@ -328,7 +331,7 @@ impl Default for AssistantSettings {
             refusal_target: 0.9,
             min_confidence: None,
             min_score: None,
-            min_similarity: 0.5,
+            min_similarity: None,
             max_passages: 4,
             history_messages: 6,
             max_message_chars: 4000,

@@ -211,7 +211,9 @@ impl Settings {
             }
             _ => {}
         }
-        if !(-1.0..=1.0).contains(&self.assistant.min_similarity) {
+        if let Some(min) = self.assistant.min_similarity
+            && !(-1.0..=1.0).contains(&min)
+        {
             return bad(
                 "assistant.min_similarity",
                 "must be a cosine similarity between -1 and 1".into(),

@@ -183,7 +183,10 @@ impl KnowledgeBase {
     }
 
     /// The best passage score of `question` (what the decision compares).
-    fn best_score(&self, question: &str) -> Result<f32, Error> {
+    ///
+    /// # Errors
+    /// On an index failure.
+    pub fn best_score(&self, question: &str) -> Result<f32, Error> {
         Ok(self
             .index
             .retrieve(question, 1)?
