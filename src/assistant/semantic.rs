@@ -25,9 +25,12 @@ use super::ann;
 use crate::embed::Embedder;
 use crate::kb::KnowledgeBase;
 pub use calibration::Joint;
+use calibration::{calibration_questions, question_hash};
+pub use fusion::combine;
 use saved::{GraphKey, index_for, updated};
 
 mod calibration;
+mod fusion;
 mod saved;
 
 /// Characters of a passage that are embedded (small embedding models read
@@ -106,9 +109,6 @@ struct Inner {
 
 /// Question vectors kept in [`Inner::queries`] before it is emptied.
 const QUERY_CACHE: usize = 256;
-/// The refusal target the calibration's log line reports (the setting's
-/// default).
-const CALIBRATION_REPORT_TARGET: f32 = 0.9;
 
 /// A passage found by similarity.
 #[derive(Debug, Clone, PartialEq)]
@@ -284,94 +284,9 @@ impl Semantic {
             self.save()?;
         }
         if result.is_ok() && (changed || self.joint().is_none()) {
-            match self.calibrate(kb).await {
-                Ok(joint) => {
-                    let (negatives, positives) = joint.refused(CALIBRATION_REPORT_TARGET);
-                    tracing::info!(
-                        ?negatives,
-                        ?positives,
-                        "hybrid decision calibrated (refused at the default target)"
-                    );
-                    *self.inner.joint.write().unwrap_or_else(|p| p.into_inner()) =
-                        Some(Arc::new(joint));
-                }
-                Err(e) => tracing::warn!(
-                    "hybrid decision not calibrated, BM25's calibration decides: {e}"
-                ),
-            }
+            self.recalibrate(kb).await;
         }
         result.map(|()| embedded)
-    }
-
-    /// The decision's joint BM25 + embedding calibration for the current
-    /// passages (`None` before the first successful [`Semantic::sync`]).
-    pub fn joint(&self) -> Option<Arc<Joint>> {
-        self.inner
-            .joint
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Scores the knowledge base's calibration questions (generic off-topic
-    /// ones and ones made from its articles, see [`crate::kb::calibrate`])
-    /// with BM25 and with the embeddings: the [`Joint`] calibration. Their
-    /// vectors are kept in the vectors file beside the passages', so a
-    /// restart embeds none and an edit only the changed articles' questions.
-    async fn calibrate(&self, kb: &KnowledgeBase) -> Result<Joint, Error> {
-        use crate::kb::calibrate;
-        let negatives: Vec<String> = calibrate::off_topic_questions().map(String::from).collect();
-        let positives = {
-            let articles = kb.articles();
-            let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
-            calibrate::positive_questions(&refs)
-        };
-        let missing: Vec<String> = {
-            let state = self.read();
-            let mut seen = std::collections::HashSet::new();
-            negatives
-                .iter()
-                .chain(&positives)
-                .filter(|q| {
-                    let hash = question_hash(q);
-                    !state.by_hash.contains_key(&hash) && seen.insert(hash)
-                })
-                .cloned()
-                .collect()
-        };
-        for chunk in missing.chunks(self.inner.model.batch_size().max(1)) {
-            let vectors = self.embed_texts(chunk).await?;
-            let mut state = self.write();
-            for (q, v) in chunk.iter().zip(vectors) {
-                state.by_hash.insert(question_hash(q), v);
-            }
-        }
-        if !missing.is_empty() {
-            self.save()?;
-        }
-        let score = |questions: &[String]| -> Result<Vec<(f32, f32)>, Error> {
-            let mut pairs = Vec::with_capacity(questions.len());
-            for q in questions {
-                let best = kb.best_score(q).map_err(|e| Error::Index(e.to_string()))?;
-                let vector = self.read().by_hash.get(&question_hash(q)).cloned();
-                let similarity = match vector {
-                    Some(v) => self
-                        .nearest_to(&v, 1)?
-                        .first()
-                        .map_or(0.0, |n| n.similarity),
-                    None => 0.0,
-                };
-                pairs.push((best, similarity));
-            }
-            Ok(pairs)
-        };
-        let negative_pairs = score(&negatives)?;
-        let positive_pairs = score(&positives)?;
-        Ok(Joint::new(
-            kb.calibration(),
-            &negative_pairs,
-            &positive_pairs,
-        ))
     }
 
     /// Passages with a vector.
@@ -534,25 +449,6 @@ impl Semantic {
     }
 }
 
-/// The calibration questions of `kb` (see [`Semantic::calibrate`]).
-fn calibration_questions(kb: &KnowledgeBase) -> Vec<String> {
-    let articles = kb.articles();
-    let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
-    crate::kb::calibrate::off_topic_questions()
-        .map(String::from)
-        .chain(crate::kb::calibrate::positive_questions(&refs))
-        .collect()
-}
-
-/// The key of a calibration question's vector in the vectors file, kept
-/// apart from passages' keys by a prefix ending in a NUL byte.
-fn question_hash(question: &str) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(b"calibration question\0");
-    hasher.update(question.as_bytes());
-    hasher.finalize().into()
-}
-
 /// What is embedded for a passage: its article title and heading give the
 /// context a bare section lacks.
 fn passage_text(title: &str, heading: &str, text: &str) -> String {
@@ -615,133 +511,15 @@ fn normalise(v: &mut [f32]) {
     }
 }
 
-/// Two rankings fused by a convex combination of their normalised scores:
-/// `bm25_weight × bm25 / best bm25 + (1 − bm25_weight) × (cosine − lowest) /
-/// (highest − lowest)`, best first. BM25 scores are divided by the best one
-/// (0 is no match); cosine similarities are spread over the dense
-/// candidates' range, since unrelated texts are rarely near 0. A key
-/// missing from one list scores 0 there; a key listed twice counts its best
-/// score. Unlike reciprocal-rank fusion, how far ahead a first hit is counts,
-/// so a ranking that is sure is not outvoted by one that barely prefers
-/// another key.
-pub fn combine<K: Clone + Eq + std::hash::Hash>(
-    bm25: &[(K, f32)],
-    dense: &[(K, f32)],
-    bm25_weight: f32,
-) -> Vec<(K, f32)> {
-    let finite = |list: &[(K, f32)]| -> Vec<(K, f32)> {
-        list.iter()
-            .filter(|(_, s)| s.is_finite())
-            .cloned()
-            .collect()
-    };
-    let (bm25, dense) = (finite(bm25), finite(dense));
-    let best = bm25.iter().map(|(_, s)| *s).fold(0.0, f32::max);
-    let high = dense.iter().map(|(_, s)| *s).fold(f32::MIN, f32::max);
-    let low = dense.iter().map(|(_, s)| *s).fold(f32::MAX, f32::min);
-    let weight = if bm25_weight.is_finite() {
-        bm25_weight.clamp(0.0, 1.0)
-    } else {
-        0.5
-    };
-    let mut order: Vec<K> = Vec::new();
-    let mut parts: HashMap<K, (f32, f32)> = HashMap::new();
-    for (key, score) in &bm25 {
-        let normal = if best > 0.0 {
-            score.max(0.0) / best
-        } else {
-            0.0
-        };
-        let e = parts.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            (0.0, 0.0)
-        });
-        e.0 = e.0.max(normal);
-    }
-    for (key, similarity) in &dense {
-        let normal = if high - low > f32::EPSILON {
-            (similarity - low) / (high - low)
-        } else {
-            1.0
-        };
-        let e = parts.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            (0.0, 0.0)
-        });
-        e.1 = e.1.max(normal);
-    }
-    let mut fused: Vec<(K, f32)> = order
-        .into_iter()
-        .map(|key| {
-            let (b, d) = parts[&key];
-            (key, weight * b + (1.0 - weight) * d)
-        })
-        .collect();
-    // Stable: ties keep BM25's order.
-    fused.sort_by(|a, b| b.1.total_cmp(&a.1));
-    fused
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn keys(fused: Vec<(&'static str, f32)>) -> Vec<&'static str> {
-        fused.into_iter().map(|(k, _)| k).collect()
-    }
-
     #[test]
-    fn a_sure_ranking_outweighs_one_that_barely_prefers_another_key() {
-        // BM25 is sure of "a"; the embeddings put "c" first by a hair.
-        let bm25 = [("a", 20.0), ("b", 6.0), ("c", 5.0)];
-        let dense = [("c", 0.62), ("a", 0.61), ("d", 0.30)];
-        assert_eq!(keys(combine(&bm25, &dense, 0.5)), ["a", "c", "b", "d"]);
-        // And the other way round: BM25 barely prefers "b", the embeddings
-        // are sure of "c".
-        let bm25 = [("b", 10.0), ("c", 9.8), ("a", 2.0)];
-        let dense = [("c", 0.80), ("b", 0.40), ("d", 0.38)];
-        assert_eq!(keys(combine(&bm25, &dense, 0.5))[0], "c");
-    }
-
-    #[test]
-    fn the_weight_picks_one_ranking_at_its_ends() {
-        let bm25 = [("a", 3.0), ("b", 2.0)];
-        let dense = [("b", 0.9), ("a", 0.1)];
-        assert_eq!(keys(combine(&bm25, &dense, 1.0)), ["a", "b"]);
-        assert_eq!(keys(combine(&bm25, &dense, 0.0)), ["b", "a"]);
-        // One list empty: the other's order.
-        assert_eq!(keys(combine(&bm25, &[], 0.5)), ["a", "b"]);
-        assert_eq!(keys(combine(&[], &dense, 0.5)), ["b", "a"]);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn combined_scores_are_bounded_and_each_key_is_listed_once(
-            bm25 in proptest::collection::vec((0u8..20, proptest::num::f32::ANY), 0..30),
-            dense in proptest::collection::vec((0u8..20, proptest::num::f32::ANY), 0..30),
-            weight in proptest::num::f32::ANY,
-        ) {
-            let fused = combine(&bm25, &dense, weight);
-            let mut seen = std::collections::HashSet::new();
-            for (key, score) in &fused {
-                proptest::prop_assert!(seen.insert(*key));
-                proptest::prop_assert!((0.0..=1.0 + 1e-5).contains(score), "{score}");
-            }
-            proptest::prop_assert!(fused.windows(2).all(|w| w[0].1 >= w[1].1));
-            // A key at the top of both lists scores at least as much as any.
-            let top = |list: &[(u8, f32)]| {
-                list.iter()
-                    .filter(|(_, s)| s.is_finite())
-                    .max_by(|a, b| a.1.total_cmp(&b.1))
-                    .copied()
-            };
-            if let (Some(b), Some(d)) = (top(&bm25), top(&dense))
-                && b.0 == d.0
-                && b.1 > 0.0
-            {
-                let own = fused.iter().find(|(k, _)| *k == b.0).map(|(_, s)| *s).unwrap_or(0.0);
-                proptest::prop_assert!(fused.iter().all(|(_, s)| *s <= own + 1e-5));
-            }
-        }
+    fn passage_text_is_bounded_and_keeps_context() {
+        let t = passage_text("Refunds", "How long", &"x".repeat(5000));
+        assert!(t.starts_with("Refunds: How long\n"));
+        assert_eq!(t.chars().count(), MAX_CHARS);
+        assert_eq!(passage_text("A", "A", "body"), "A\nbody");
     }
 }

@@ -18,7 +18,15 @@
 
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
+
+use super::{Error, Semantic};
+use crate::kb::KnowledgeBase;
 use crate::kb::calibrate::Calibration;
+
+/// The refusal target the calibration's log line reports (the setting's
+/// default).
+const CALIBRATION_REPORT_TARGET: f32 = 0.9;
 
 /// Joint BM25 + embedding calibration of one knowledge base.
 #[derive(Debug, Clone)]
@@ -67,6 +75,118 @@ impl Joint {
             self.joint.positives_refused(refusal_target),
         )
     }
+}
+
+impl Semantic {
+    /// Calibrates the decision again (after the passages changed); on a
+    /// failure the previous calibration, or BM25's, stays in use.
+    pub(super) async fn recalibrate(&self, kb: &KnowledgeBase) {
+        match self.calibrate(kb).await {
+            Ok(joint) => {
+                let (negatives, positives) = joint.refused(CALIBRATION_REPORT_TARGET);
+                tracing::info!(
+                    ?negatives,
+                    ?positives,
+                    "hybrid decision calibrated (refused at the default target)"
+                );
+                *self.inner.joint.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(joint));
+            }
+            Err(e) => {
+                tracing::warn!("hybrid decision not calibrated, BM25's calibration decides: {e}")
+            }
+        }
+    }
+
+    /// The decision's joint BM25 + embedding calibration for the current
+    /// passages (`None` before the first successful [`Semantic::sync`]).
+    pub fn joint(&self) -> Option<Arc<Joint>> {
+        self.inner
+            .joint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Scores the knowledge base's calibration questions (generic off-topic
+    /// ones and ones made from its articles, see [`crate::kb::calibrate`])
+    /// with BM25 and with the embeddings: the [`Joint`] calibration. Their
+    /// vectors are kept in the vectors file beside the passages', so a
+    /// restart embeds none and an edit only the changed articles' questions.
+    async fn calibrate(&self, kb: &KnowledgeBase) -> Result<Joint, Error> {
+        use crate::kb::calibrate;
+        let negatives: Vec<String> = calibrate::off_topic_questions().map(String::from).collect();
+        let positives = {
+            let articles = kb.articles();
+            let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
+            calibrate::positive_questions(&refs)
+        };
+        let missing: Vec<String> = {
+            let state = self.read();
+            let mut seen = std::collections::HashSet::new();
+            negatives
+                .iter()
+                .chain(&positives)
+                .filter(|q| {
+                    let hash = question_hash(q);
+                    !state.by_hash.contains_key(&hash) && seen.insert(hash)
+                })
+                .cloned()
+                .collect()
+        };
+        for chunk in missing.chunks(self.inner.model.batch_size().max(1)) {
+            let vectors = self.embed_texts(chunk).await?;
+            let mut state = self.write();
+            for (q, v) in chunk.iter().zip(vectors) {
+                state.by_hash.insert(question_hash(q), v);
+            }
+        }
+        if !missing.is_empty() {
+            self.save()?;
+        }
+        let score = |questions: &[String]| -> Result<Vec<(f32, f32)>, Error> {
+            let mut pairs = Vec::with_capacity(questions.len());
+            for q in questions {
+                let best = kb.best_score(q).map_err(|e| Error::Index(e.to_string()))?;
+                let vector = self.read().by_hash.get(&question_hash(q)).cloned();
+                let similarity = match vector {
+                    Some(v) => self
+                        .nearest_to(&v, 1)?
+                        .first()
+                        .map_or(0.0, |n| n.similarity),
+                    None => 0.0,
+                };
+                pairs.push((best, similarity));
+            }
+            Ok(pairs)
+        };
+        let negative_pairs = score(&negatives)?;
+        let positive_pairs = score(&positives)?;
+        Ok(Joint::new(
+            kb.calibration(),
+            &negative_pairs,
+            &positive_pairs,
+        ))
+    }
+}
+
+/// The calibration questions of `kb` (see [`Semantic::calibrate`]).
+pub(super) fn calibration_questions(kb: &KnowledgeBase) -> Vec<String> {
+    let articles = kb.articles();
+    let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
+    crate::kb::calibrate::off_topic_questions()
+        .map(String::from)
+        .chain(crate::kb::calibrate::positive_questions(&refs))
+        .collect()
+}
+
+/// The key of a calibration question's vector in the vectors file, kept
+/// apart from passages' keys by a prefix ending in a NUL byte.
+pub(super) fn question_hash(question: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(b"calibration question\0");
+    hasher.update(question.as_bytes());
+    hasher.finalize().into()
 }
 
 #[cfg(test)]
