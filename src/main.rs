@@ -6,184 +6,22 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use switchboard::app::{App, Core};
 use switchboard::channels::console;
 use switchboard::channels::driver::ChannelCore;
 use switchboard::config::Settings;
-use switchboard::kb::{self, KnowledgeBase};
 use switchboard::{clock, export, report, telemetry};
 
-#[derive(Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Omnichannel AI support assistant"
-)]
-struct Cli {
-    /// Configuration file [default: config.toml].
-    #[arg(long, global = true, env = "SWITCHBOARD_CONFIG")]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
+#[path = "main/args.rs"]
+mod args;
+#[path = "main/kb.rs"]
+mod kb_command;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Start everything that is enabled (HTTP, channels, hot reload).
-    Run,
-    /// Chat with the bot on the terminal.
-    Chat,
-    /// Ask one question and print the answer.
-    Ask {
-        /// The question.
-        question: String,
-        /// Print the answer as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Knowledge-base commands.
-    #[command(subcommand)]
-    Kb(KbCommand),
-    /// Support metrics; `report gaps` lists what the knowledge base is missing.
-    Report {
-        /// `gaps`: questions the bot could not answer or that got 👎, grouped by term.
-        #[arg(value_enum)]
-        view: Option<ReportView>,
-        /// Only conversations started within this long (e.g. 24h, 7d, 30d).
-        #[arg(long)]
-        since: Option<String>,
-        /// Only this channel (console, telegram, discord, web).
-        #[arg(long)]
-        channel: Option<String>,
-        /// Only conversations this agent worked.
-        #[arg(long)]
-        agent: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Every conversation with its messages, to stdout.
-    Export {
-        /// Only conversations started within this long.
-        #[arg(long)]
-        since: Option<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
-        format: ExportFormat,
-    },
-    /// Apply database migrations.
-    Migrate,
-    /// Agents' console sign-in.
-    #[command(subcommand)]
-    Agents(AgentsCommand),
-    /// Inputs that were quarantined (they panicked or kept failing): list
-    /// them, or hand one back to its channel with --retry.
-    DeadLetters {
-        /// Hand this dead letter back to its channel; a running
-        /// `switchboard run` processes it within seconds.
-        #[arg(long, value_name = "ID")]
-        retry: Option<String>,
-        /// How many to list, newest first.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Measure retrieval and hand-off decisions on a JSON Lines question set.
-    Eval {
-        /// Cases: {"q": "…", "gold": ["slug"], "kind": "in_scope|out_of_scope|handoff"} per line.
-        file: PathBuf,
-        /// Evaluate against this folder of articles instead of knowledge_base.path.
-        #[arg(long)]
-        kb: Option<PathBuf>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also generate answers with the configured LLM and count those
-        /// citing a gold article.
-        #[arg(long)]
-        answers: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum AgentsCommand {
-    /// Set an agent's console password (and end their sessions). Read from
-    /// the terminal, or from standard input when it is not a terminal: one
-    /// line, or the same line twice.
-    Passwd {
-        /// The agent's `name` (in [[agents]] or added from the console).
-        name: String,
-    },
-    /// Print an invite link with which the agent sets their own password
-    /// (one use, valid 7 days; earlier links for them stop working). An
-    /// unknown NAME is added as a console agent first.
-    Invite {
-        /// The agent's name (letters, digits, `.`, `_`, `-`).
-        name: String,
-        /// Add a new agent as an admin.
-        #[arg(long)]
-        admin: bool,
-        /// Where agents reach the console, e.g. https://support.example.com
-        /// (default: `web.listen`).
-        #[arg(long)]
-        base_url: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum KbCommand {
-    /// Rebuild the search index from the knowledge-base folder.
-    Index,
-    /// Ranked passages for a query.
-    Search {
-        /// The query (any text).
-        query: String,
-        /// How many passages.
-        #[arg(long, default_value_t = 5)]
-        limit: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List articles.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Validate every article; print each problem with file and line.
-    Check,
-    /// Add or replace an article (file and index together).
-    Add {
-        /// The Markdown file.
-        file: PathBuf,
-        /// Slug to store it under (default: the file name), e.g. billing/refunds.
-        #[arg(long)]
-        slug: Option<String>,
-    },
-    /// Remove an article (file and index together).
-    Rm {
-        /// The slug, as `kb list` shows it.
-        slug: String,
-    },
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ReportView {
-    /// Knowledge gaps.
-    Gaps,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ExportFormat {
-    Jsonl,
-    Csv,
-}
+use args::{AgentsCommand, Cli, Command, ExportFormat, ReportView};
+use kb_command::kb_command;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -216,8 +54,6 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// A new password from the terminal (asked twice) or from standard input
-/// (one line, or the same line twice).
 /// Console sign-in over the configured database, with the agents added
 /// from the console loaded.
 async fn console_auth(settings: &Settings) -> Result<switchboard::auth::ConsoleAuth> {
@@ -236,6 +72,8 @@ fn listen_url(listen: &str) -> String {
     format!("http://{listen}")
 }
 
+/// A new password from the terminal (asked twice) or from standard input
+/// (one line, or the same line twice).
 fn read_new_password(name: &str) -> Result<String> {
     if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password(format!("new console password for {name}: "))?;
@@ -555,114 +393,6 @@ fn since_millis(since: Option<&str>, core: &Core) -> Result<Option<i64>> {
             Ok(Some(core.store.now() - ms))
         }
     }
-}
-
-fn kb_command(settings: Settings, command: KbCommand) -> Result<ExitCode> {
-    let mut stdout = std::io::stdout().lock();
-    let kb_settings = &settings.knowledge_base;
-    let open = || -> Result<KnowledgeBase> {
-        KnowledgeBase::open(kb_settings, &progress_callback()).context("opening the knowledge base")
-    };
-    match command {
-        KbCommand::Index => {
-            let kb = open()?;
-            let started = std::time::Instant::now();
-            let report = kb.rebuild(&progress_callback())?;
-            eprintln!(
-                "indexed {} articles ({} passages) in {:.2?}",
-                report.added + report.updated,
-                kb.passages(),
-                started.elapsed()
-            );
-            let target = settings.assistant.refusal_target;
-            let calibration = kb.calibration();
-            if let (Some(threshold), Some(negatives)) = (
-                calibration.threshold(target),
-                calibration.negatives_refused(target),
-            ) {
-                let positives = calibration
-                    .positives_refused(target)
-                    .map_or("—".to_string(), |p| format!("{:.0}%", p * 100.0));
-                eprintln!(
-                    "calibrated: a best score of {threshold:.1} or more counts as covered; refuses {:.0}% of generic off-topic questions and {positives} of questions made from the articles",
-                    negatives * 100.0
-                );
-            }
-        }
-        KbCommand::Search { query, limit, json } => {
-            let kb = open()?;
-            let hits = kb.search(&query, limit)?;
-            if json {
-                writeln!(stdout, "{}", serde_json::to_string(&hits)?)?;
-            } else if hits.is_empty() {
-                writeln!(stdout, "no passages match")?;
-            } else {
-                for (i, h) in hits.iter().enumerate() {
-                    writeln!(
-                        stdout,
-                        "{:>2}. {:>7.3}  {} — {}\n    {}",
-                        i + 1,
-                        h.score,
-                        h.slug,
-                        h.heading,
-                        h.snippet
-                    )?;
-                }
-            }
-        }
-        KbCommand::List { json } => {
-            let kb = open()?;
-            let articles = kb.articles();
-            if json {
-                let list: Vec<_> = articles
-                    .iter()
-                    .map(|a| {
-                        serde_json::json!({
-                            "slug": a.slug, "title": a.title, "tags": a.tags,
-                            "url": kb.link(&a.slug, a.url.as_deref()), "locale": a.locale,
-                            "passages": a.passages.len(),
-                        })
-                    })
-                    .collect();
-                writeln!(stdout, "{}", serde_json::to_string(&list)?)?;
-            } else {
-                for a in &articles {
-                    writeln!(stdout, "{:<40} {}", a.slug, a.title)?;
-                }
-                eprintln!("{} articles", articles.len());
-            }
-        }
-        KbCommand::Check => {
-            let (files, problems) = kb::check_folder(&kb_settings.path)?;
-            for p in &problems {
-                let level = if p.problem.fatal { "error" } else { "warning" };
-                writeln!(
-                    stdout,
-                    "{}:{}: {level}: {}",
-                    p.path.display(),
-                    p.problem.line,
-                    p.problem.message
-                )?;
-            }
-            if problems.is_empty() {
-                eprintln!("{files} articles checked, no problems");
-            } else {
-                eprintln!("{files} articles checked, {} problems", problems.len());
-                return Ok(ExitCode::FAILURE);
-            }
-        }
-        KbCommand::Add { file, slug } => {
-            let kb = open()?;
-            let slug = kb.add(&file, slug.as_deref())?;
-            eprintln!("added {slug}");
-        }
-        KbCommand::Rm { slug } => {
-            let kb = open()?;
-            kb.remove(&slug)?;
-            eprintln!("removed {slug}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

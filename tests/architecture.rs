@@ -1,6 +1,7 @@
 //! The module structure ARCHITECTURE.md promises, checked on the source:
 //! no import cycle between top-level modules of `src/`, and the core never
-//! imports a channel, the web server, the app wiring or a platform library.
+//! imports a channel, the web server, the app wiring or a platform library;
+//! and no source file is over [`MAX_LINES`] lines.
 //!
 //! Every `crate::module` path outside comments and test modules counts as
 //! an import of `module` (a `use` line or a path written inline).
@@ -220,4 +221,34 @@ fn the_checks_find_what_they_look_for() {
     );
     graph.get_mut("delivery").unwrap().clear();
     assert!(cycles(&graph).is_empty());
+}
+
+/// Longest source file, in lines: issue 12's "no module over ~600 lines",
+/// with a little slack so that a small change does not have to split a file.
+const MAX_LINES: usize = 620;
+
+#[test]
+fn no_source_file_is_over_the_line_limit() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    assert!(
+        files.len() > 50,
+        "the walk finds the sources: {}",
+        files.len()
+    );
+    let mut long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let lines = std::fs::read_to_string(f)
+                .expect("readable file")
+                .lines()
+                .count();
+            (lines > MAX_LINES).then(|| format!("{} ({lines} lines)", f.display()))
+        })
+        .collect();
+    long.sort();
+    assert!(
+        long.is_empty(),
+        "split these by concept (ARCHITECTURE.md's module map): {long:#?}"
+    );
 }
