@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 
 use switchboard::app::Core;
+use switchboard::assistant::Assessment;
 use switchboard::clock::system;
 use switchboard::config::Settings;
 use switchboard::embed::Embedder;
@@ -170,6 +171,25 @@ async fn the_service_uses_the_local_model_for_hybrid_retrieval() {
         top.contains(&"troubleshooting/app-crashes-on-start"),
         "{top:?}"
     );
+
+    // The decision is calibrated on BM25 and the model together: the
+    // paraphrase is covered, and off-topic questions that are not in the
+    // shipped calibration list are not.
+    assert!(semantic.joint().is_some(), "the joint calibration is made");
+    let covered = core
+        .assistant
+        .assess("the app shuts itself down as soon as I launch it")
+        .await
+        .unwrap();
+    assert!(matches!(covered, Assessment::Answer(_)), "{covered:?}");
+    for off_topic in [
+        "Which planet has the most moons?",
+        "What is a good recipe for lemon cake?",
+        "What year did the Berlin Wall fall?",
+    ] {
+        let a = core.assistant.assess(off_topic).await.unwrap();
+        assert!(matches!(a, Assessment::NotCovered(_)), "{off_topic}: {a:?}");
+    }
 
     // The vectors file names the model folder's identity; a second start
     // embeds nothing again.
