@@ -25,7 +25,7 @@ use super::ann;
 use crate::embed::Embedder;
 use crate::kb::KnowledgeBase;
 pub use calibration::Joint;
-use calibration::{calibration_questions, question_hash};
+use calibration::{asked, question_hash};
 pub use fusion::combine;
 use saved::{GraphKey, index_for, updated};
 
@@ -202,13 +202,14 @@ impl Semantic {
                 }
             }
         }
+        // The calibration questions' vectors are kept with the passages'.
+        let calibration = kb.calibration();
         let rebuild = {
             let mut state = self.write();
-            let questions = calibration_questions(kb);
             let keep: std::collections::HashSet<[u8; 32]> = wanted
                 .iter()
                 .map(|(_, _, h, _)| *h)
-                .chain(questions.iter().map(|q| question_hash(q)))
+                .chain(asked(calibration.questions()).map(question_hash))
                 .collect();
             if result.is_ok() {
                 state.by_hash.retain(|h, _| keep.contains(h));

@@ -91,6 +91,19 @@ pub struct Calibration {
     negatives: Vec<f32>,
     /// Positives' best scores, ascending.
     positives: Vec<f32>,
+    /// The questions themselves with their best scores, when made from
+    /// them ([`Calibration::from_questions`]), so that another signal can
+    /// be calibrated on the same questions without scoring them again.
+    questions: Questions,
+}
+
+/// Calibration questions with their best scores, in the order asked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Questions {
+    /// Generic off-topic questions.
+    pub negatives: Vec<(String, f32)>,
+    /// Questions made from the articles.
+    pub positives: Vec<(String, f32)>,
 }
 
 impl Calibration {
@@ -103,7 +116,23 @@ impl Calibration {
         Self {
             negatives,
             positives,
+            questions: Questions::default(),
         }
+    }
+
+    /// From the questions and their best scores, which it keeps
+    /// ([`Calibration::questions`]).
+    pub fn from_questions(questions: Questions) -> Self {
+        let scores = |list: &[(String, f32)]| list.iter().map(|(_, s)| *s).collect();
+        let mut calibration = Self::new(scores(&questions.negatives), scores(&questions.positives));
+        calibration.questions = questions;
+        calibration
+    }
+
+    /// The questions it was made from, with their best scores (empty when
+    /// made from bare scores).
+    pub fn questions(&self) -> &Questions {
+        &self.questions
     }
 
     /// Whether there is anything to calibrate with (an empty knowledge
@@ -208,6 +237,20 @@ mod tests {
         let c = Calibration::new(negatives, positives);
         assert_eq!(c.threshold(0.9), Some(26.0));
         assert!(c.positives_refused(0.9).unwrap() <= MAX_POSITIVES_REFUSED);
+    }
+
+    #[test]
+    fn made_from_questions_it_keeps_them_and_calibrates_the_same() {
+        let questions = Questions {
+            negatives: (1..=10).map(|i| (format!("n{i}"), i as f32)).collect(),
+            positives: vec![("p".into(), 50.0), ("q".into(), 60.0)],
+        };
+        let c = Calibration::from_questions(questions.clone());
+        assert_eq!(c.questions(), &questions);
+        let bare = Calibration::new((1..=10).map(|i| i as f32).collect(), vec![50.0, 60.0]);
+        assert_eq!(c.threshold(0.9), bare.threshold(0.9));
+        assert_eq!(c.relevance(5.5), bare.relevance(5.5));
+        assert!(bare.questions().negatives.is_empty());
     }
 
     #[test]

@@ -200,14 +200,18 @@ impl KnowledgeBase {
             return Ok(Calibration::default());
         }
         let refs: Vec<&Article> = articles.iter().map(Arc::as_ref).collect();
+        let scored = |q: String| self.best_score(&q).map(|s| (q, s));
         let negatives = calibrate::off_topic_questions()
-            .map(|q| self.best_score(q))
+            .map(|q| scored(q.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let positives = calibrate::positive_questions(&refs)
-            .iter()
-            .map(|q| self.best_score(q))
+            .into_iter()
+            .map(scored)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Calibration::new(negatives, positives))
+        Ok(Calibration::from_questions(calibrate::Questions {
+            negatives,
+            positives,
+        }))
     }
 
     /// Drops the index and indexes every article again.

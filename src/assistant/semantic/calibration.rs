@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Error, Semantic};
 use crate::kb::KnowledgeBase;
-use crate::kb::calibrate::Calibration;
+use crate::kb::calibrate::{Calibration, Questions};
 
 /// The refusal target the calibration's log line reports (the setting's
 /// default).
@@ -44,7 +44,7 @@ impl Joint {
             negatives.iter().map(|(_, s)| *s).collect(),
             positives.iter().map(|(_, s)| *s).collect(),
         );
-        let mean = |(b, s): &(f32, f32)| (bm25.relevance(*b) + dense.relevance(*s)) / 2.0;
+        let mean = |(b, s): &(f32, f32)| mean_relevance(&bm25, &dense, *b, *s);
         let joint = Calibration::new(
             negatives.iter().map(mean).collect(),
             positives.iter().map(mean).collect(),
@@ -55,7 +55,7 @@ impl Joint {
     /// Joint relevance (0–1) of a question whose best BM25 score is
     /// `best_score` and whose nearest passage is `similarity` similar.
     pub fn relevance(&self, best_score: f32, similarity: f32) -> f32 {
-        (self.bm25.relevance(best_score) + self.dense.relevance(similarity)) / 2.0
+        mean_relevance(&self.bm25, &self.dense, best_score, similarity)
     }
 
     /// Whether such a question counts as covered when `refusal_target`
@@ -75,6 +75,12 @@ impl Joint {
             self.joint.positives_refused(refusal_target),
         )
     }
+}
+
+/// The mean of the shares of off-topic questions a BM25 score and a
+/// similarity beat.
+fn mean_relevance(bm25: &Calibration, dense: &Calibration, score: f32, similarity: f32) -> f32 {
+    (bm25.relevance(score) + dense.relevance(similarity)) / 2.0
 }
 
 impl Semantic {
@@ -108,30 +114,24 @@ impl Semantic {
             .clone()
     }
 
-    /// Scores the knowledge base's calibration questions (generic off-topic
-    /// ones and ones made from its articles, see [`crate::kb::calibrate`])
-    /// with BM25 and with the embeddings: the [`Joint`] calibration. Their
+    /// Embeds the knowledge base's calibration questions (generic off-topic
+    /// ones and ones made from its articles, see [`crate::kb::calibrate`];
+    /// their BM25 scores come with the knowledge base's own calibration) and
+    /// finds each one's nearest passage: the [`Joint`] calibration. Their
     /// vectors are kept in the vectors file beside the passages', so a
     /// restart embeds none and an edit only the changed articles' questions.
     async fn calibrate(&self, kb: &KnowledgeBase) -> Result<Joint, Error> {
-        use crate::kb::calibrate;
-        let negatives: Vec<String> = calibrate::off_topic_questions().map(String::from).collect();
-        let positives = {
-            let articles = kb.articles();
-            let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
-            calibrate::positive_questions(&refs)
-        };
+        let bm25 = kb.calibration();
+        let questions = bm25.questions();
         let missing: Vec<String> = {
             let state = self.read();
             let mut seen = std::collections::HashSet::new();
-            negatives
-                .iter()
-                .chain(&positives)
+            asked(questions)
                 .filter(|q| {
                     let hash = question_hash(q);
                     !state.by_hash.contains_key(&hash) && seen.insert(hash)
                 })
-                .cloned()
+                .map(String::from)
                 .collect()
         };
         for chunk in missing.chunks(self.inner.model.batch_size().max(1)) {
@@ -144,40 +144,34 @@ impl Semantic {
         if !missing.is_empty() {
             self.save()?;
         }
-        let score = |questions: &[String]| -> Result<Vec<(f32, f32)>, Error> {
-            let mut pairs = Vec::with_capacity(questions.len());
-            for q in questions {
-                let best = kb.best_score(q).map_err(|e| Error::Index(e.to_string()))?;
-                let vector = self.read().by_hash.get(&question_hash(q)).cloned();
-                let similarity = match vector {
-                    Some(v) => self
-                        .nearest_to(&v, 1)?
-                        .first()
-                        .map_or(0.0, |n| n.similarity),
-                    None => 0.0,
-                };
-                pairs.push((best, similarity));
-            }
-            Ok(pairs)
+        let pairs = |list: &[(String, f32)]| -> Result<Vec<(f32, f32)>, Error> {
+            list.iter()
+                .map(|(q, best)| {
+                    let vector = self.read().by_hash.get(&question_hash(q)).cloned();
+                    let similarity = match vector {
+                        Some(v) => self
+                            .nearest_to(&v, 1)?
+                            .first()
+                            .map_or(0.0, |n| n.similarity),
+                        None => 0.0,
+                    };
+                    Ok((*best, similarity))
+                })
+                .collect()
         };
-        let negative_pairs = score(&negatives)?;
-        let positive_pairs = score(&positives)?;
-        Ok(Joint::new(
-            kb.calibration(),
-            &negative_pairs,
-            &positive_pairs,
-        ))
+        let negatives = pairs(&questions.negatives)?;
+        let positives = pairs(&questions.positives)?;
+        Ok(Joint::new(bm25.clone(), &negatives, &positives))
     }
 }
 
-/// The calibration questions of `kb` (see [`Semantic::calibrate`]).
-pub(super) fn calibration_questions(kb: &KnowledgeBase) -> Vec<String> {
-    let articles = kb.articles();
-    let refs: Vec<&crate::kb::Article> = articles.iter().map(Arc::as_ref).collect();
-    crate::kb::calibrate::off_topic_questions()
-        .map(String::from)
-        .chain(crate::kb::calibrate::positive_questions(&refs))
-        .collect()
+/// Every calibration question, negatives first.
+pub(super) fn asked(questions: &Questions) -> impl Iterator<Item = &str> {
+    questions
+        .negatives
+        .iter()
+        .chain(&questions.positives)
+        .map(|(q, _)| q.as_str())
 }
 
 /// The key of a calibration question's vector in the vectors file, kept

@@ -31,36 +31,35 @@ pub fn combine<K: Clone + Eq + std::hash::Hash>(
     } else {
         0.5
     };
-    let mut order: Vec<K> = Vec::new();
-    let mut parts: HashMap<K, (f32, f32)> = HashMap::new();
-    for (key, score) in &bm25 {
-        let normal = if best > 0.0 {
-            score.max(0.0) / best
-        } else {
-            0.0
-        };
-        let e = parts.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            (0.0, 0.0)
-        });
-        e.0 = e.0.max(normal);
-    }
-    for (key, similarity) in &dense {
-        let normal = if high - low > f32::EPSILON {
-            (similarity - low) / (high - low)
+    let spread = high - low;
+    let normal_bm25 = |s: f32| if best > 0.0 { s.max(0.0) / best } else { 0.0 };
+    let normal_dense = |s: f32| {
+        if spread > f32::EPSILON {
+            (s - low) / spread
         } else {
             1.0
-        };
-        let e = parts.entry(key.clone()).or_insert_with(|| {
-            order.push(key.clone());
-            (0.0, 0.0)
-        });
-        e.1 = e.1.max(normal);
+        }
+    };
+    let sides: [Vec<(&K, f32)>; 2] = [
+        bm25.iter().map(|(k, s)| (k, normal_bm25(*s))).collect(),
+        dense.iter().map(|(k, s)| (k, normal_dense(*s))).collect(),
+    ];
+    // Each key's best normalised score on each side, in first-seen order.
+    let mut order: Vec<K> = Vec::new();
+    let mut parts: HashMap<K, [f32; 2]> = HashMap::new();
+    for (side, list) in sides.into_iter().enumerate() {
+        for (key, normal) in list {
+            let e = parts.entry(key.clone()).or_insert_with(|| {
+                order.push(key.clone());
+                [0.0; 2]
+            });
+            e[side] = e[side].max(normal);
+        }
     }
     let mut fused: Vec<(K, f32)> = order
         .into_iter()
         .map(|key| {
-            let (b, d) = parts[&key];
+            let [b, d] = parts[&key];
             (key, weight * b + (1.0 - weight) * d)
         })
         .collect();
