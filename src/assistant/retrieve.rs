@@ -62,27 +62,22 @@ impl Assistant {
         let confidence = pool.iter().take(3).map(|h| h.coverage).fold(0.0, f32::max);
         let best_score = pool.first().map_or(0.0, |h| h.score);
         let relevance = self.inner.kb.calibration().relevance(best_score);
-        let ranked = by_article(pool);
-        let mut hits: Vec<Hit> = ranked.iter().take(RETRIEVE_LIMIT).cloned().collect();
-        let mut similarity = None;
-        let mut agree = false;
-        let dense_query = parts
-            .iter()
-            .filter(|(_, w)| *w >= 0.5)
-            .map(|(t, _)| *t)
-            .collect::<Vec<_>>()
-            .join("\n");
-        if let Some(semantic) = &self.inner.semantic {
-            match semantic.nearest(&dense_query, DENSE_POOL).await {
-                Ok(near) if !near.is_empty() => {
-                    similarity = Some(near[0].similarity);
-                    agree = hits.first().is_some_and(|h| h.slug == near[0].slug);
-                    hits = fuse_articles(kb, ranked, &near);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!("dense retrieval skipped, BM25 only: {e}"),
+        let mut ranked = by_article(pool);
+        let near = match &self.inner.semantic {
+            Some(semantic) => self.dense(semantic, parts).await,
+            None => None,
+        };
+        let similarity = near.as_ref().map(|n| n[0].similarity);
+        let agree = near
+            .as_ref()
+            .is_some_and(|n| ranked.first().is_some_and(|h| h.slug == n[0].slug));
+        let hits = match near {
+            Some(near) => fuse_articles(kb, ranked, &near),
+            None => {
+                ranked.truncate(RETRIEVE_LIMIT);
+                ranked
             }
-        }
+        };
         metrics::histogram!("switchboard_retrieval_latency_seconds")
             .record(started.elapsed().as_secs_f64());
         Ok(Retrieval {
@@ -93,6 +88,30 @@ impl Assistant {
             similarity,
             agree,
         })
+    }
+
+    /// The passages nearest to the query parts that weigh at least half
+    /// (the new message, the previous customer turn); `None` when there are
+    /// none or the embeddings fail (BM25 alone then).
+    async fn dense(
+        &self,
+        semantic: &Semantic,
+        parts: &[(&str, f32)],
+    ) -> Option<Vec<semantic::Near>> {
+        let query = parts
+            .iter()
+            .filter(|(_, w)| *w >= 0.5)
+            .map(|(t, _)| *t)
+            .collect::<Vec<_>>()
+            .join("\n");
+        match semantic.nearest(&query, DENSE_POOL).await {
+            Ok(near) if !near.is_empty() => Some(near),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!("dense retrieval skipped, BM25 only: {e}");
+                None
+            }
+        }
     }
 
     /// The stateless part of the decision for a question: a request for a
