@@ -14,7 +14,9 @@ use crate::agents::Agents;
 use crate::assistant::semantic::Semantic;
 use crate::assistant::{self, Assistant, PromptBudget, Prompts};
 use crate::channels::discord::{self, Discord};
+use crate::channels::driver::ChannelCore;
 use crate::channels::telegram::{self, Telegram};
+use crate::channels::web::Web;
 use crate::clock::SharedClock;
 use crate::config::{Embeddings, Settings};
 use crate::csat::Surveys;
@@ -85,6 +87,8 @@ pub struct Core {
     pub health: Health,
     /// Live events of web-widget sessions (their event streams).
     pub live: crate::channels::live::Live,
+    /// The web widget channel.
+    pub web: Web,
 }
 
 impl Core {
@@ -137,13 +141,6 @@ impl Core {
         let live = crate::channels::live::Live::new(
             settings.web.max_streams,
             settings.web.max_streams_per_visitor,
-        );
-        registry.register(
-            crate::channels::web::CHANNEL,
-            Arc::new(crate::channels::web::WebDelivery::new(
-                store.clone(),
-                live.clone(),
-            )),
         );
         // Validated with the settings; an error here cannot happen.
         let hours = settings
@@ -228,18 +225,17 @@ impl Core {
             None => assistant,
         };
         let inbound = Inbound::new(store.clone());
-        inbound.register(
-            crate::channels::web::CHANNEL,
-            Arc::new(crate::channels::web::WebReplay::new(
-                assistant.clone(),
-                live.clone(),
-            )),
+        let web = Web::new(
+            ChannelCore::new(assistant.clone(), desk.clone()),
+            live.clone(),
         );
+        web.register(&registry, &inbound);
         Ok(Self {
             settings: Arc::new(settings),
             inbound,
             health: Health::default(),
             live,
+            web,
             store,
             kb,
             assistant,
@@ -491,6 +487,7 @@ impl App {
             cookie_secure: core.settings.web.cookie_secure,
             visitors,
             live: core.live.clone(),
+            web: core.web.clone(),
             settings: Arc::new(web::settings::snapshot(&core.settings)),
             pages: Arc::new(
                 web::Pages::new(

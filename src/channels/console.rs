@@ -220,7 +220,7 @@ impl Platform for Console {
         id.to_string()
     }
 
-    fn partial_limit(&self) -> usize {
+    fn partial_limit(&self, _place: &Self::Place) -> usize {
         usize::MAX
     }
 

@@ -3,7 +3,7 @@
 //! Two kinds of news reach a session while its widget is open:
 //!
 //! - **mailbox messages** (agent replies, notices, surveys) are stored in
-//!   `web_messages` by [`super::web::WebDelivery`]; the hub only rings the
+//!   `web_messages` by [`super::web::Web`]; the hub only rings the
 //!   session's bell ([`Live::mailbox`]) and the stream reads them from the
 //!   database after its cursor, so they are never lost nor sent twice;
 //! - **passing events** (the words of an answer as the model writes them)

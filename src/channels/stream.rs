@@ -78,7 +78,10 @@ impl<S: Sink> Streamer<S> {
     /// partial updates; the final messages still go out.
     pub async fn push(&mut self, piece: &str) {
         self.text.push_str(piece);
-        if self.failed || self.text.chars().count() > self.sink.partial_limit() {
+        if self.failed
+            || self.text.is_empty()
+            || self.text.chars().count() > self.sink.partial_limit()
+        {
             return;
         }
         let body = self.sink.render_partial(&self.text);

@@ -45,9 +45,10 @@ use tokio::sync::watch;
 use super::AppState;
 use super::shown::Shown;
 use super::visitor::Refused;
-use crate::assistant::{Action, Pressed, Reply, Turn};
+use crate::assistant::{Action, Pressed, Reply};
 use crate::button::ButtonData;
-use crate::channels::web::{CHANNEL, Kept};
+use crate::channels::driver;
+use crate::channels::web::{CHANNEL, Kept, Place};
 use crate::delivery::Outgoing;
 use crate::inbound::guarded;
 use crate::store::Message;
@@ -284,30 +285,6 @@ fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
-/// What the browser sent for `turn`, as a dead letter keeps it.
-fn kept(turn: &Turn) -> Kept {
-    Kept {
-        session: turn.customer_id.clone(),
-        text: turn.text.clone(),
-        id: turn
-            .platform_message_id
-            .as_deref()
-            .and_then(|k| k.split_once(':'))
-            .map(|(_, id)| id.to_string()),
-    }
-}
-
-fn turn(session: &str, text: String, id: Option<String>) -> Turn {
-    Turn {
-        channel: CHANNEL.into(),
-        customer_id: session.to_string(),
-        customer_name: None,
-        thread: session.to_string(),
-        platform_message_id: id.map(|id| format!("{session}:{id}")),
-        text,
-    }
-}
-
 /// A 400 when a client-supplied id is empty or too long.
 fn bad_id(id: Option<&str>) -> Option<Response> {
     match id {
@@ -332,9 +309,13 @@ async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBod
     if body.text.trim().is_empty() {
         return bad_request("`text` is empty");
     }
-    let turn = turn(&session, body.text, body.id);
-    let key = turn.platform_message_id.clone();
-    let result = answer(&state, turn).await;
+    let kept = Kept {
+        session,
+        text: body.text,
+        id: body.id,
+    };
+    let key = kept.turn().platform_message_id;
+    let result = answer(&state, kept).await;
     match result {
         Ok(reply) if reply.action == Action::Duplicate => match key {
             Some(key) => match replay(&state, &key).await {
@@ -381,10 +362,15 @@ async fn replay(state: &AppState, key: &str) -> Result<Option<crate::store::Mess
     Ok(None)
 }
 
-/// Answers `turn` in a task of its own, so the answer is made and stored
-/// even when the client disconnects; a turn whose id is being answered
-/// already waits for that answer.
-async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
+/// Answers the browser's message through the channel driver, in a task of
+/// its own, so the answer is made and stored even when the client
+/// disconnects; a message whose id is being answered already waits for
+/// that answer. The words of the answer go to the session's event stream
+/// as they are written, named by the client's message id (without one
+/// the widget could not tell whose they are), all of them before the
+/// answer is returned.
+async fn answer(state: &AppState, kept: Kept) -> Result<Reply, String> {
+    let turn = kept.turn();
     let mut receiver = {
         let mut answers = state.answers.0.lock().unwrap_or_else(|p| p.into_inner());
         match turn
@@ -399,38 +385,14 @@ async fn answer(state: &AppState, turn: Turn) -> Result<Reply, String> {
                 if let Some(key) = &key {
                     answers.insert(key.clone(), receiver.clone());
                 }
-                let assistant = state.assistant.clone();
+                let web = state.web.clone();
                 let answers = state.answers.clone();
                 let inbound = state.inbound.clone();
-                let live = state.live.clone();
                 tokio::spawn(async move {
                     // Forgotten when the task ends, even by a panic.
                     let _forget = key.clone().map(|key| Forget(answers, key));
-                    let kept = kept(&turn);
-                    // The words of the answer go to the session's event
-                    // stream as the model writes them, named by the
-                    // client's message id (without one the widget could
-                    // not tell whose they are).
-                    let (deltas, mut words) = tokio::sync::mpsc::unbounded_channel();
-                    let session = turn.customer_id.clone();
-                    let streamed = kept.id.clone().map(|id| {
-                        let live = live.clone();
-                        async move {
-                            while let Some(piece) = words.recv().await {
-                                let data = serde_json::json!({"id": id, "text": piece});
-                                live.publish(&session, "delta", data.to_string());
-                            }
-                        }
-                    });
-                    let deltas = streamed.is_some().then_some(deltas);
-                    let handled = guarded(assistant.handle(turn, deltas));
-                    // Every word is published before the answer is
-                    // returned: the widget never sees a word after it.
-                    let (handled, ()) = tokio::join!(handled, async {
-                        if let Some(streamed) = streamed {
-                            streamed.await;
-                        }
-                    });
+                    let place = Place::response(&kept.session, kept.id.clone());
+                    let handled = guarded(driver::converse(&web, place, turn)).await;
                     let result = match handled {
                         Ok(result) => result.map_err(|e| e.to_string()),
                         Err(panic) => {
@@ -473,11 +435,17 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
     if body.data.len() > MAX_DATA_BYTES {
         return bad_request(&format!("`data` must be at most {MAX_DATA_BYTES} bytes"));
     }
-    let id = body.id.map(|id| format!("press:{id}"));
     // A press that the log keeps as the customer's message (its label):
     // the widget shows it as theirs, as history will.
     let said = ButtonData::parse(&body.data).map(|data| data.label());
-    match state.assistant.press(turn(&session, body.data, id)).await {
+    let turn = Kept {
+        session: session.clone(),
+        text: body.data,
+        id: body.id.map(|id| format!("press:{id}")),
+    }
+    .turn();
+    let place = Place::response(&session, None);
+    match driver::press(&state.web, place, &(), turn).await {
         Ok(Pressed::Reply(reply)) => Json(serde_json::json!({
             "said": said,
             "reply": Shown::reply(&reply, state.assistant.store().now())
@@ -487,16 +455,14 @@ async fn press(State(state): State<Arc<AppState>>, Json(body): Json<PressBody>) 
             // Kept in the mailbox (the next survey question, the thanks)
             // so that history shows it after a reload; the widget shows it
             // once by its id, from this response or the stream.
-            let store = state.assistant.store();
-            let id = match store.push_web_message(&session, &message).await {
+            let id = match state.web.keep(&session, &message).await {
                 Ok(id) => id,
                 Err(e) => return internal(e),
             };
-            state.live.mailbox(&session);
             Json(serde_json::json!({
                 "reply": Shown {
                     cursor: Some(id),
-                    ..Shown::message(message, store.now(), &[])
+                    ..Shown::message(message, state.assistant.store().now(), &[])
                 }
             }))
             .into_response()

@@ -79,6 +79,8 @@ pub struct AppState {
     pub pages: Arc<Pages>,
     /// Live events of widget sessions (the event stream).
     pub live: crate::channels::live::Live,
+    /// The widget channel (on the channel driver).
+    pub web: crate::channels::web::Web,
     /// What the admin settings view shows of the settings (no secrets).
     pub settings: Arc<serde_json::Value>,
 }

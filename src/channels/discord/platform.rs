@@ -157,7 +157,7 @@ impl Platform for Discord {
         }
     }
 
-    fn partial_limit(&self) -> usize {
+    fn partial_limit(&self, _place: &Self::Place) -> usize {
         render::LIMIT - 100
     }
 

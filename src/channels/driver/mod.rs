@@ -84,8 +84,9 @@ pub trait Platform: Clone + Send + Sync + 'static {
     /// A sent message as text (delivery results, staff post references).
     fn message_ref(id: Self::Id) -> String;
 
-    /// The longest partial answer worth showing while it streams.
-    fn partial_limit(&self) -> usize;
+    /// The longest partial answer worth showing at `place` while it
+    /// streams (0: none, only the final reply).
+    fn partial_limit(&self, place: &Self::Place) -> usize;
     /// A partial answer in the platform's markup.
     fn render_partial(&self, text: &str) -> String;
     /// A final answer with its sources, in parts that fit a message.
@@ -113,6 +114,13 @@ pub trait Platform: Clone + Send + Sync + 'static {
     fn render_silent(&self, reply: &Reply) -> Vec<String> {
         let _ = reply;
         vec![text::SILENT.to_string()]
+    }
+    /// Whether the final reply at `place` is returned to the caller of
+    /// [`converse`] or [`press`] (as an HTTP response) instead of being
+    /// sent; by default it is sent.
+    fn returns_final(place: &Self::Place) -> bool {
+        let _ = place;
+        false
     }
     /// Minimum time between two edits of a streamed answer (the platforms'
     /// edit rate limits; a terminal has none).
@@ -277,7 +285,9 @@ async fn answer<P: Platform>(
     Ok(reply)
 }
 
-/// A customer's button press: acknowledged, then its reply sent to `place`.
+/// A customer's button press: acknowledged, then its reply sent to `place`
+/// (unless the platform returns it, [`Platform::returns_final`]); returns
+/// what the press did.
 ///
 /// # Errors
 /// When the press cannot be handled (the store failed); it is not
@@ -287,15 +297,18 @@ pub async fn press<P: Platform>(
     place: P::Place,
     press: &P::Press,
     turn: Turn,
-) -> Result<(), assistant::Error> {
-    match platform.core().assistant.press(turn).await? {
+) -> Result<Pressed, assistant::Error> {
+    let pressed = platform.core().assistant.press(turn).await?;
+    match &pressed {
         Pressed::Reply(reply) => {
             platform.acknowledge(press, None).await;
-            finish(&mut streamer(platform, &place), &reply).await;
+            finish(&mut streamer(platform, &place), reply).await;
         }
         Pressed::Message(m) => {
             platform.acknowledge(press, None).await;
-            send_text(platform, &place, &m.text, m.buttons).await;
+            if !P::returns_final(&place) {
+                send_text(platform, &place, &m.text, m.buttons.clone()).await;
+            }
         }
         Pressed::Feedback(_) => {
             platform
@@ -305,7 +318,7 @@ pub async fn press<P: Platform>(
         Pressed::Unknown => platform.acknowledge(press, None).await,
         Pressed::Stale => platform.acknowledge(press, Some(NO_LONGER_AVAILABLE)).await,
     }
-    Ok(())
+    Ok(pressed)
 }
 
 /// Sends plain text with buttons to `place`; retries, then the outbox.
@@ -384,6 +397,9 @@ fn streamer<P: Platform>(platform: &P, place: &P::Place) -> Streamer<PlaceSink<P
 /// (an agent has the conversation) sends nothing, except where the
 /// platform waits for an answer.
 async fn finish<P: Platform>(stream: &mut Streamer<PlaceSink<P>>, reply: &Reply) {
+    if P::returns_final(&stream.sink().place) {
+        return;
+    }
     if reply.is_silent() {
         if P::awaits_answer(&stream.sink().place) && !stream.has_sent() {
             let parts = stream.sink().platform.render_silent(reply);
@@ -407,7 +423,7 @@ impl<P: Platform> Sink for PlaceSink<P> {
     type Error = P::Error;
 
     fn partial_limit(&self) -> usize {
-        self.platform.partial_limit()
+        self.platform.partial_limit(&self.place)
     }
 
     fn render_partial(&self, text: &str) -> String {

@@ -435,6 +435,7 @@ impl Telegram {
         // An error is kept: retried by the inbound pass, then quarantined.
         driver::press(self, place, &query.id, turn)
             .await
+            .map(|_| ())
             .map_err(|e| format!("button press failed: {e}"))
     }
 

@@ -46,7 +46,7 @@ impl Platform for Telegram {
         id.0.to_string()
     }
 
-    fn partial_limit(&self) -> usize {
+    fn partial_limit(&self, _place: &Self::Place) -> usize {
         render::LIMIT - 200
     }
 
