@@ -15,6 +15,7 @@
 
 mod address;
 mod errors;
+mod gateway;
 mod places;
 mod platform;
 pub mod render;
@@ -34,8 +35,8 @@ use serenity::all::{
     ChannelId, Client, ClientBuilder, Command, CommandDataOptionValue, CommandInteraction,
     CommandOptionType, ComponentInteraction, Context, CreateAllowedMentions, CreateCommand,
     CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseMessage, CreateThread,
-    EditInteractionResponse, EventHandler, GatewayIntents, GuildChannel, GuildId, Http,
-    Interaction, Message, Ready, UserId,
+    EditInteractionResponse, GatewayIntents, GuildChannel, GuildId, Http, Interaction, Message,
+    UserId,
 };
 
 use super::driver::{self, ChannelCore, StaffMember, StaffMessage};
@@ -44,7 +45,7 @@ use crate::assistant::{Assistant, Turn};
 use crate::button::ButtonData;
 use crate::config::DiscordSettings;
 use crate::desk::Desk;
-use crate::inbound::{self, Inbound, guarded};
+use crate::inbound::Inbound;
 
 /// Channel name in the log.
 pub const CHANNEL: &str = "discord";
@@ -217,7 +218,7 @@ impl Discord {
             http.set_application_id(id);
         }
         let mut client: Client = ClientBuilder::new_with_http(http, intents)
-            .event_handler(Handler {
+            .event_handler(gateway::Handler {
                 discord: self.clone(),
             })
             .await
@@ -490,76 +491,6 @@ fn display_name(user: &serenity::all::User) -> String {
     user.global_name
         .clone()
         .unwrap_or_else(|| user.name.clone())
-}
-
-/// serenity's event handler: forwards to [`Discord`].
-struct Handler {
-    discord: Discord,
-}
-
-#[serenity::async_trait]
-impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
-        tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "discord gateway ready");
-    }
-
-    async fn message(&self, ctx: Context, message: Message) {
-        let id = message.id;
-        // serenity gives no way to refuse an event, so a message that
-        // cannot be stored is retried here, then quarantined; one that
-        // panics is quarantined at once.
-        let mut backoff = Duration::from_millis(200);
-        let mut error = String::new();
-        for attempt in 1..=inbound::MAX_ATTEMPTS {
-            match guarded(self.discord.on_message(Some(&ctx), message.clone())).await {
-                Ok(Ok(())) => return,
-                Ok(Err(e)) => {
-                    tracing::error!("discord: message {id} not stored, retrying: {e}");
-                    error = format!("not stored after {attempt} attempts: {e}");
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
-                Err(panic) => {
-                    error = panic.to_string();
-                    break;
-                }
-            }
-        }
-        let payload = serde_json::to_string(&message).unwrap_or_default();
-        let key = format!("msg:{}", id.get());
-        if let Err(e) = self
-            .discord
-            .inner
-            .inbound
-            .quarantine(CHANNEL, "message", &key, &payload, &error)
-            .await
-        {
-            tracing::error!(
-                "discord: message {id} could not be stored or quarantined and was dropped: {e}"
-            );
-        }
-    }
-
-    async fn thread_create(&self, _ctx: Context, thread: GuildChannel) {
-        self.discord.on_thread(&thread);
-    }
-
-    async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {
-        let payload = serde_json::to_string(&interaction).unwrap_or_default();
-        let key = format!("interaction:{}", interaction.id().get());
-        if let Err(panic) = guarded(self.discord.on_interaction(interaction)).await {
-            // An interaction token lives 15 minutes: kept for the record.
-            if let Err(e) = self
-                .discord
-                .inner
-                .inbound
-                .quarantine(CHANNEL, "interaction", &key, &payload, &panic.to_string())
-                .await
-            {
-                tracing::error!("discord: interaction {key} could not be quarantined: {e}");
-            }
-        }
-    }
 }
 
 #[cfg(test)]
