@@ -18,6 +18,7 @@
 
 use uuid::Uuid;
 
+use crate::ids::{ConversationId, MessageId};
 use crate::outgoing::Button;
 
 /// What a customer (or agent) is told when a button is stale, foreign or
@@ -101,44 +102,44 @@ pub enum ButtonData {
     /// Accept the offer of a person made in bot message `message`.
     OfferYes {
         /// The conversation.
-        conversation: String,
+        conversation: ConversationId,
         /// The bot message that made the offer.
-        message: String,
+        message: MessageId,
     },
     /// Decline that offer.
     OfferNo {
         /// The conversation.
-        conversation: String,
+        conversation: ConversationId,
         /// The bot message that made the offer.
-        message: String,
+        message: MessageId,
     },
     /// The answer in bot message `message` solved the problem.
     SolvedYes {
         /// The conversation.
-        conversation: String,
+        conversation: ConversationId,
         /// The answer.
-        message: String,
+        message: MessageId,
     },
     /// It did not.
     SolvedNo {
         /// The conversation.
-        conversation: String,
+        conversation: ConversationId,
         /// The answer.
-        message: String,
+        message: MessageId,
     },
     /// 👍 (`up`) or 👎 on bot message `message`.
     Feedback {
         /// The conversation.
-        conversation: String,
+        conversation: ConversationId,
         /// The rated bot message.
-        message: String,
+        message: MessageId,
         /// 👍 rather than 👎.
         up: bool,
     },
     /// An answer to a survey question.
     Survey {
         /// The surveyed conversation.
-        conversation: String,
+        conversation: ConversationId,
         /// Which question.
         step: SurveyStep,
         /// The rating chosen.
@@ -148,20 +149,20 @@ pub enum ButtonData {
     /// `conversation`).
     StopSurveys {
         /// The surveyed conversation.
-        conversation: String,
+        conversation: ConversationId,
     },
     /// A hand-off card's button, for agents.
     Desk {
         /// What it does.
         action: DeskButton,
         /// The conversation on the card.
-        conversation: String,
+        conversation: ConversationId,
     },
 }
 
 impl ButtonData {
     /// The conversation the button acts on.
-    pub fn conversation(&self) -> &str {
+    pub fn conversation(&self) -> &ConversationId {
         match self {
             ButtonData::OfferYes { conversation, .. }
             | ButtonData::OfferNo { conversation, .. }
@@ -272,10 +273,10 @@ impl ButtonData {
         if fields.next().is_some() {
             return None;
         }
-        let pair = |second: Option<&str>| -> Option<(String, String)> {
+        let pair = |second: Option<&str>| -> Option<(ConversationId, MessageId)> {
             Some((uuid_of(first)?, uuid_of(second?)?))
         };
-        let single = |second: Option<&str>| -> Option<String> {
+        let single = |second: Option<&str>| -> Option<ConversationId> {
             if second.is_some() {
                 return None;
             }
@@ -367,7 +368,7 @@ fn parse_legacy_desk(data: &str) -> Option<ButtonData> {
     let id = Uuid::parse_str(id).ok()?;
     Some(ButtonData::Desk {
         action,
-        conversation: id.to_string(),
+        conversation: id.to_string().into(),
     })
 }
 
@@ -391,7 +392,7 @@ fn id(text: &str) -> String {
 }
 
 /// The UUID (hyphenated, as the store writes it) a base-36 field stands for.
-fn uuid_of(field: &str) -> Option<String> {
+fn uuid_of<T: From<String>>(field: &str) -> Option<T> {
     if field.is_empty()
         || field.len() > 25
         || !field
@@ -401,7 +402,7 @@ fn uuid_of(field: &str) -> Option<String> {
         return None;
     }
     let n = u128::from_str_radix(field, 36).ok()?;
-    Some(Uuid::from_u128(n).to_string())
+    Some(Uuid::from_u128(n).to_string().into())
 }
 
 #[cfg(test)]
@@ -411,7 +412,7 @@ mod tests {
     const MAX: &str = "ffffffff-ffff-ffff-ffff-ffffffffffff";
 
     fn every_variant(c: &str, m: &str) -> Vec<ButtonData> {
-        let (c, m) = (c.to_string(), m.to_string());
+        let (c, m) = (ConversationId::from(c), MessageId::from(m));
         let mut all = vec![
             ButtonData::OfferYes {
                 conversation: c.clone(),
@@ -538,7 +539,7 @@ mod tests {
             ButtonData::parse(&format!("desk:resolve:{id}")),
             Some(ButtonData::Desk {
                 action: DeskButton::Resolve,
-                conversation: id,
+                conversation: id.into(),
             })
         );
     }

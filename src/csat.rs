@@ -223,7 +223,7 @@ impl Surveys {
             range
                 .map(|value| {
                     ButtonData::Survey {
-                        conversation: conversation_id.to_string(),
+                        conversation: conversation_id.into(),
                         step,
                         value,
                     }
@@ -238,7 +238,7 @@ impl Surveys {
                     scale(SurveyStep::Csat, SurveyStep::Csat.range()),
                     vec![
                         ButtonData::StopSurveys {
-                            conversation: conversation_id.to_string(),
+                            conversation: conversation_id.into(),
                         }
                         .button(),
                     ],

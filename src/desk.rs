@@ -527,7 +527,9 @@ impl Desk {
             Err(e @ (store::Error::Conflict(_) | store::Error::Illegal(_))) => {
                 let now = store.conversation(&conversation.id).await?;
                 match (transition, now.status, now.assigned_agent) {
-                    (Transition::Claim, Status::WithAgent, Some(owner)) => Err(Error::Taken(owner)),
+                    (Transition::Claim, Status::WithAgent, Some(owner)) => {
+                        Err(Error::Taken(owner.into_string()))
+                    }
                     (_, status, _) if matches!(e, store::Error::Conflict(_)) => Err(
                         Error::WrongState(status, "it changed meanwhile; reload and try again"),
                     ),

@@ -64,7 +64,7 @@ pub async fn write(
             .or_default()
             .push(m);
     }
-    let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
+    let mut customers: BTreeMap<crate::ids::CustomerId, Customer> = BTreeMap::new();
     for c in &conversations {
         if !customers.contains_key(&c.customer_id) {
             let customer = store.customer(&c.customer_id).await?;

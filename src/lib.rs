@@ -15,6 +15,7 @@
 //!   model endpoint's `/v1/embeddings`.
 //! - [`store`]: the conversation log over sqlx (SQLite or PostgreSQL).
 //! - [`conversation`]: conversation states and their legal transitions.
+//! - [`ids`]: the log's ids as types (conversation, customer, message, agent).
 //! - [`outgoing`]: what the core sends and where (message, buttons, target).
 //! - [`delivery`]: how the core reaches a customer on their channel, and the
 //!   one "deliver or queue for retry" policy.
@@ -39,7 +40,7 @@
 //!   [`transcript`]: a conversation's messages with the notices its customer
 //!   was shown (an agent joined, transferred, gave back, closed).
 //! - [`channels`]: the channel driver ([`channels::driver::Platform`]) and
-//!   Telegram, Discord and the console on it; the widget's delivery.
+//!   Telegram, Discord, the console and the web widget on it.
 //! - [`web`]: the axum router (`/healthz`, `/metrics`, …).
 //! - [`app`]: builds every part from settings and runs them until shutdown.
 
@@ -62,6 +63,7 @@ pub mod export;
 pub mod handoff;
 pub mod health;
 pub mod hours;
+pub mod ids;
 pub mod inbound;
 pub mod kb;
 pub mod limits;

@@ -153,7 +153,7 @@ impl Filter {
             && self
                 .agent
                 .as_ref()
-                .is_none_or(|a| c.assigned_agent.as_ref() == Some(a))
+                .is_none_or(|a| c.assigned_agent.as_ref().is_some_and(|b| b == a))
     }
 }
 

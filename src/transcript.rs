@@ -66,7 +66,9 @@ pub fn merge(messages: Vec<Message>, events: &[Event]) -> Vec<Entry> {
     let mut out = Vec::with_capacity(messages.len() + notices.len());
     for message in messages {
         while let Some(notice) =
-            notices.next_if(|n| (n.created_at, &n.event_id) < (message.created_at, &message.id))
+            notices.next_if(|n| {
+                (n.created_at, n.event_id.as_str()) < (message.created_at, message.id.as_str())
+            })
         {
             out.push(Entry::Notice(notice));
         }
@@ -93,7 +95,7 @@ mod tests {
 
     fn message(text: &str, at: Millis) -> Message {
         Message {
-            id: format!("{at}-m"),
+            id: format!("{at}-m").into(),
             conversation_id: "c".into(),
             seq: at,
             role: Role::Customer,

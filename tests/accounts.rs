@@ -126,7 +126,7 @@ async fn handed_off(t: &TestApp, customer: &str) -> String {
         .await
         .unwrap();
     assert!(reply.handoff, "{reply:?}");
-    reply.conversation_id
+    reply.conversation_id.into_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

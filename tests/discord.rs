@@ -1083,7 +1083,7 @@ async fn a_customer_written_conversation_id_does_not_steer_a_reply_to_a_card() {
         .id
         .clone();
     assert!(
-        ann_card.content.find(&bob) < ann_card.content.find(&ann),
+        ann_card.content.find(bob.as_str()) < ann_card.content.find(ann.as_str()),
         "{}",
         ann_card.content
     );

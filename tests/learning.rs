@@ -93,7 +93,7 @@ async fn knowledge_gap(t: &TestApp, customer: &str, question: &str) -> String {
         .unwrap();
     assert_eq!(c.status, Status::WaitingForAgent, "{handed:?}");
     assert_eq!(c.handoff_reason.as_deref(), Some("knowledge_gap"));
-    handed.conversation_id
+    handed.conversation_id.into_string()
 }
 
 /// Alice answers `conversation` with `answer` and resolves it.

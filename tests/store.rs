@@ -470,7 +470,7 @@ on_every_backend!(
                         .await
                         .unwrap()
                         .into_iter()
-                        .map(|e| e.conversation.id)
+                        .map(|e| e.conversation.id.into_string())
                         .collect::<Vec<String>>()
                 }
             };

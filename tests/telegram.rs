@@ -1012,7 +1012,7 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .id
         .clone();
     let (ann_card, card_text) = cards(t.telegram())[1].clone();
-    assert!(card_text.find(&bob) < card_text.find(&ann), "{card_text}");
+    assert!(card_text.find(bob.as_str()) < card_text.find(ann.as_str()), "{card_text}");
 
     let group = group_chat(AGENTS, false);
     let agent_reply = |id: i64, text: &str, to: serde_json::Value| {

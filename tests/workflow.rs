@@ -634,7 +634,7 @@ async fn resolved_by_agent(core: &Core, customer: &str) -> String {
         )
         .await
         .unwrap();
-    r.conversation_id
+    r.conversation_id.into_string()
 }
 
 fn press(customer: &str, data: &str) -> Turn {
@@ -692,7 +692,7 @@ async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
     // CES 6, NPS 9, then a typed comment.
     let survey_press = |step, value| {
         ButtonData::Survey {
-            conversation: id.clone(),
+            conversation: id.clone().into(),
             step,
             value,
         }
@@ -1426,7 +1426,7 @@ async fn survey_buttons_count_only_for_their_customer_and_open_question() {
 
     // The surveyed customer's answer to a question not yet asked is stale.
     let ces = ButtonData::Survey {
-        conversation: id.clone(),
+        conversation: id.clone().into(),
         step: SurveyStep::Ces,
         value: 7,
     }
@@ -1974,7 +1974,7 @@ async fn a_notice_precedes_the_reply_that_claimed_and_is_sent_once() {
     let channel = Arc::new(Recorder::default());
     core.registry.register("test", channel.clone());
     let alice = core.desk.agents().by_name("alice").unwrap().clone();
-    let act = |id: String, action: switchboard::desk::AgentAction| {
+    let act = |id: switchboard::ids::ConversationId, action: switchboard::desk::AgentAction| {
         let desk = core.desk.clone();
         let alice = alice.clone();
         async move { desk.act(Some(&alice), "alice", &id, action).await }

@@ -107,8 +107,8 @@ mod tests {
 
     fn message(role: Role, text: &str, mode: Option<MessageMode>, cited: bool) -> Message {
         Message {
-            id: String::new(),
-            conversation_id: String::new(),
+            id: Default::default(),
+            conversation_id: Default::default(),
             seq: 0,
             role,
             author: None,

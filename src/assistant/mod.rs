@@ -34,6 +34,8 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::ids::ConversationId;
+
 use commands::{Command, GREETINGS, NO, THANKS, YES, parse_command};
 pub use context::Earlier;
 use decision::Decision;
@@ -472,7 +474,7 @@ impl Assistant {
             _ => (String::new(), Action::Limited),
         };
         Ok(Some(Reply {
-            conversation_id: String::new(),
+            conversation_id: ConversationId::default(),
             message_id: None,
             answer,
             mode: Mode::Extractive,

@@ -110,7 +110,7 @@ impl Assistant {
         let recovered = self.recovered(&conversation.id).await?;
         let mut answered = 0;
         for message in messages {
-            if recovered.contains(&message.id) {
+            if recovered.iter().any(|id| *id == message.id) {
                 continue;
             }
             let conversation = store.conversation(&conversation.id).await?;
@@ -173,7 +173,8 @@ impl Assistant {
         let answered_before = self
             .recovered(&message.conversation_id)
             .await?
-            .contains(&message.id);
+            .iter()
+            .any(|id| *id == message.id);
         let conversation = store.conversation(&message.conversation_id).await?;
         if answered_before
             || conversation.status != crate::conversation::Status::Bot
@@ -214,7 +215,7 @@ impl Assistant {
             .recovering
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(message.id.clone());
+            .insert(message.id.to_string());
         if !taken {
             return Ok(false);
         }

@@ -1,5 +1,6 @@
 //! What the assistant takes in and gives back: a customer's `Turn`, the channel-neutral `Reply` (mode, action, sources, buttons), a press's outcome and a draft answer.
 
+use crate::ids::{ConversationId, MessageId};
 use super::*;
 
 /// An answer generated for a question without a conversation
@@ -143,10 +144,10 @@ pub enum Action {
 #[derive(Debug, Clone, Serialize)]
 pub struct Reply {
     /// Conversation the turn belongs to.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Stored id of the bot message (for feedback), if one was stored.
     #[serde(skip)]
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     /// What to tell the customer; empty for silent actions.
     pub answer: String,
     /// How it was made.

@@ -36,7 +36,7 @@ impl Store {
             "SELECT id FROM conversations WHERE customer_id = $1 AND thread_key = $2 \
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )
-        .bind(&customer.id)
+        .bind(customer.id.as_str())
         .bind(thread_key)
         .fetch_optional(&self.pool)
         .await?
@@ -83,7 +83,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
-        .bind(&customer.id)
+        .bind(customer.id.as_str())
         .bind(&customer.channel)
         .bind(thread_key)
         .bind(Status::Bot.as_str())

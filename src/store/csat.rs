@@ -5,14 +5,15 @@ use sqlx::Row;
 use super::{Backend, Conversation, Error, Store, get};
 use crate::button::SurveyStep;
 use crate::clock::Millis;
+use crate::ids::{ConversationId, CustomerId};
 
 /// A survey row.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Survey {
     /// The resolved conversation it is about.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// The customer.
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// Their channel.
     pub channel: String,
     /// `scheduled`, `sending`, `sent`, `answered`, `skipped`, `expired`, `failed`.
@@ -86,8 +87,8 @@ impl serde::Serialize for Awaiting {
 impl Survey {
     fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, Error> {
         Ok(Self {
-            conversation_id: get(row, "conversation_id")?,
-            customer_id: get(row, "customer_id")?,
+            conversation_id: get::<String>(row, "conversation_id")?.into(),
+            customer_id: get::<String>(row, "customer_id")?.into(),
             channel: get(row, "channel")?,
             state: get(row, "state")?,
             due_at: get(row, "due_at")?,

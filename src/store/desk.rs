@@ -13,7 +13,7 @@ pub const STAFF_SYNC_LEASE_MS: Millis = 60_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaffThread {
     /// Conversation.
-    pub conversation_id: String,
+    pub conversation_id: crate::ids::ConversationId,
     /// Desk name (`telegram`, `discord`).
     pub desk: String,
     /// The desk's reference (topic id, thread id, card message id).
@@ -29,7 +29,7 @@ pub struct StaffThread {
 impl StaffThread {
     fn from_row(row: &sqlx::any::AnyRow) -> Result<Self, Error> {
         Ok(Self {
-            conversation_id: get(row, "conversation_id")?,
+            conversation_id: get::<String>(row, "conversation_id")?.into(),
             desk: get(row, "desk")?,
             thread_ref: get(row, "thread_ref")?,
             state: get(row, "state")?,

@@ -258,7 +258,9 @@ impl Store {
         let ids: Vec<&str> = entries.iter().map(|e| e.conversation.id.as_str()).collect();
         let mut tags = self.tags_of(&ids).await?;
         for entry in &mut entries {
-            entry.tags = tags.remove(&entry.conversation.id).unwrap_or_default();
+            entry.tags = tags
+                .remove(entry.conversation.id.as_str())
+                .unwrap_or_default();
         }
         Ok(entries)
     }

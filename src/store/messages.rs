@@ -9,7 +9,10 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn insert_message(&self, message: &NewMessage<'_>) -> Result<Option<String>, Error> {
+    pub async fn insert_message(
+        &self,
+        message: &NewMessage<'_>,
+    ) -> Result<Option<MessageId>, Error> {
         self.insert_message_when(message, None).await
     }
 
@@ -22,7 +25,7 @@ impl Store {
     pub async fn insert_if_with_bot(
         &self,
         message: &NewMessage<'_>,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<MessageId>, Error> {
         self.insert_message_when(message, Some(Status::Bot)).await
     }
 
@@ -30,12 +33,16 @@ impl Store {
         &self,
         message: &NewMessage<'_>,
         status: Option<Status>,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<MessageId>, Error> {
         // The conversation's timestamps follow in the same statement
         // (trigger `messages_touch`); concurrent messages share one
         // statement (see `batch`).
         let row = batch::Row::new(message, status, self.now(), &self.instance)?;
-        self.batcher.insert(&self.writer, row).await
+        Ok(self
+            .batcher
+            .insert(&self.writer, row)
+            .await?
+            .map(MessageId::from))
     }
 
     /// The last `limit` messages of a conversation, oldest first.

@@ -8,12 +8,13 @@ use sqlx::any::AnyRow;
 use super::{Error, get};
 use crate::clock::Millis;
 use crate::conversation::Status;
+use crate::ids::{AgentId, ConversationId, CustomerId, MessageId};
 
 /// A person who writes to the bot, identified per channel.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Customer {
     /// Internal id.
-    pub id: String,
+    pub id: CustomerId,
     /// Channel name (`console`, `telegram`, `discord`, `web`).
     pub channel: String,
     /// The platform's id for this person.
@@ -77,7 +78,7 @@ impl Customer {
             surveyed_at,
         ] = columns;
         Ok(Self {
-            id: get(row, id)?,
+            id: get::<String>(row, id)?.into(),
             channel: get(row, channel)?,
             external_id: get(row, external_id)?,
             display_name: get(row, display_name)?,
@@ -93,9 +94,9 @@ impl Customer {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Conversation {
     /// Internal id.
-    pub id: String,
+    pub id: ConversationId,
     /// The customer.
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     /// Channel name.
     pub channel: String,
     /// Channel-defined place of the conversation (chat, thread, topic).
@@ -103,7 +104,7 @@ pub struct Conversation {
     /// Who owns it.
     pub status: Status,
     /// The resolved conversation this one follows, if any.
-    pub previous_id: Option<String>,
+    pub previous_id: Option<ConversationId>,
     /// Opened.
     pub created_at: Millis,
     /// Last change.
@@ -121,7 +122,7 @@ pub struct Conversation {
     /// Free-text detail of the hand-off.
     pub handoff_detail: Option<String>,
     /// Agent who owns it.
-    pub assigned_agent: Option<String>,
+    pub assigned_agent: Option<AgentId>,
     /// First agent reply.
     pub first_human_response_at: Option<Millis>,
     /// Resolved.
@@ -144,12 +145,12 @@ impl Conversation {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
         let status: String = get(row, "status")?;
         Ok(Self {
-            id: get(row, "id")?,
-            customer_id: get(row, "customer_id")?,
+            id: get::<String>(row, "id")?.into(),
+            customer_id: get::<String>(row, "customer_id")?.into(),
             channel: get(row, "channel")?,
             thread_key: get(row, "thread_key")?,
             status: Status::from_str(&status).map_err(Error::Corrupt)?,
-            previous_id: get(row, "previous_id")?,
+            previous_id: get::<Option<String>>(row, "previous_id")?.map(Into::into),
             created_at: get(row, "created_at")?,
             updated_at: get(row, "updated_at")?,
             last_customer_at: get(row, "last_customer_at")?,
@@ -158,7 +159,7 @@ impl Conversation {
             handoff_at: get(row, "handoff_at")?,
             handoff_reason: get(row, "handoff_reason")?,
             handoff_detail: get(row, "handoff_detail")?,
-            assigned_agent: get(row, "assigned_agent")?,
+            assigned_agent: get::<Option<String>>(row, "assigned_agent")?.map(Into::into),
             first_human_response_at: get(row, "first_human_response_at")?,
             resolved_at: get(row, "resolved_at")?,
             resolved_by: get(row, "resolved_by")?,
@@ -310,9 +311,9 @@ pub struct NewMessage<'a> {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Message {
     /// Internal id.
-    pub id: String,
+    pub id: MessageId,
     /// Conversation.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// Position in the conversation.
     pub seq: i64,
     /// Who wrote it.
@@ -353,8 +354,8 @@ impl Message {
         let sources: Option<String> = get(row, "sources")?;
         let mode: Option<String> = get(row, "mode")?;
         Ok(Self {
-            id: get(row, "id")?,
-            conversation_id: get(row, "conversation_id")?,
+            id: get::<String>(row, "id")?.into(),
+            conversation_id: get::<String>(row, "conversation_id")?.into(),
             seq: get(row, "seq")?,
             role: Role::from_str(&role).map_err(Error::Corrupt)?,
             author: get(row, "author")?,
@@ -386,7 +387,7 @@ pub struct Event {
     /// Internal id.
     pub id: String,
     /// Conversation.
-    pub conversation_id: String,
+    pub conversation_id: ConversationId,
     /// What happened.
     pub kind: crate::conversation::EventKind,
     /// Who (`bot`, `customer`, an agent name, `system`).
@@ -409,7 +410,7 @@ impl Event {
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
         Ok(Self {
             id: get(row, "id")?,
-            conversation_id: get(row, "conversation_id")?,
+            conversation_id: get::<String>(row, "conversation_id")?.into(),
             kind: crate::conversation::EventKind::parse(&get::<String>(row, "kind")?),
             actor: get(row, "actor")?,
             detail: get(row, "detail")?,
@@ -431,7 +432,7 @@ pub struct OutboxItem {
     /// What it says.
     pub message: crate::outgoing::Outgoing,
     /// Conversation, if any.
-    pub conversation_id: Option<String>,
+    pub conversation_id: Option<ConversationId>,
     /// Attempts so far.
     pub attempts: i64,
 }
@@ -444,7 +445,7 @@ impl OutboxItem {
             id: get(row, "id")?,
             target: serde_json::from_str(&target).map_err(|e| Error::Corrupt(e.to_string()))?,
             message: serde_json::from_str(&payload).map_err(|e| Error::Corrupt(e.to_string()))?,
-            conversation_id: get(row, "conversation_id")?,
+            conversation_id: get::<Option<String>>(row, "conversation_id")?.map(Into::into),
             attempts: get(row, "attempts")?,
         })
     }

@@ -56,7 +56,7 @@ pub struct Suggestion {
     /// Id.
     pub id: String,
     /// The conversation it was drafted from.
-    pub conversation_id: String,
+    pub conversation_id: crate::ids::ConversationId,
     /// Who asked for it (an agent's name).
     pub created_by: String,
     /// The article's title.
@@ -89,7 +89,7 @@ impl Suggestion {
         let status: String = get(row, "status")?;
         Ok(Self {
             id: get(row, "id")?,
-            conversation_id: get(row, "conversation_id")?,
+            conversation_id: get::<String>(row, "conversation_id")?.into(),
             created_by: get(row, "created_by")?,
             title: get(row, "title")?,
             slug: get(row, "slug")?,

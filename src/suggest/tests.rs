@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 fn message(role: Role, text: &str, at: i64) -> Message {
     Message {
-        id: format!("m{at}"),
+        id: format!("m{at}").into(),
         conversation_id: "c".into(),
         seq: at,
         role,

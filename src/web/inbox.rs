@@ -296,7 +296,9 @@ pub fn timeline(messages: Vec<Message>, events: &[Event]) -> Vec<Line> {
     };
     for message in messages {
         while let Some(e) =
-            shown.next_if(|(e, _)| (e.created_at, &e.id) < (message.created_at, &message.id))
+            shown.next_if(|(e, _)| {
+                (e.created_at, e.id.as_str()) < (message.created_at, message.id.as_str())
+            })
         {
             out.push(event(e));
         }

@@ -95,7 +95,7 @@ impl Shown {
         };
         let answered = mode != Mode::Handoff && !message.sources.is_empty();
         let reply = Reply {
-            conversation_id: conversation_id.to_string(),
+            conversation_id: conversation_id.into(),
             message_id: Some(message.id.clone()),
             answer: message.text.clone(),
             mode,
@@ -184,7 +184,8 @@ pub(super) async fn survey_choices(
     store: &crate::store::Store,
     shown: &mut [Shown],
 ) -> Result<(), crate::store::Error> {
-    let mut surveys: HashMap<String, Option<crate::store::Survey>> = HashMap::new();
+    let mut surveys: HashMap<crate::ids::ConversationId, Option<crate::store::Survey>> =
+        HashMap::new();
     for message in shown.iter_mut() {
         let mut chosen = Vec::new();
         for button in message.buttons.iter().flatten() {

@@ -7,6 +7,7 @@ use crate::button::{ButtonData, NO_LONGER_AVAILABLE};
 use crate::channels::text;
 use crate::delivery::{self, Button};
 use crate::desk::{AgentAction, Card, Desk, PostedCard, StaffDesk};
+use crate::ids::ConversationId;
 use crate::store::Conversation;
 use crate::suggest::{self, ChatCommand};
 
@@ -173,7 +174,7 @@ async fn suggest_in_chat<P: Platform>(
 async fn staff_conversation<P: Platform>(
     platform: &P,
     message: &StaffMessage<P>,
-) -> Option<String> {
+) -> Option<ConversationId> {
     let store = &platform.core().store;
     if let Some(thread) = &message.thread {
         match store.conversation_by_staff_thread(P::CHANNEL, thread).await {
