@@ -415,6 +415,21 @@ mod tests {
     }
 
     #[test]
+    fn actors_read_back_as_written() {
+        for actor in [
+            Actor::Bot,
+            Actor::Customer,
+            Actor::System,
+            Actor::Agent("alice"),
+        ] {
+            assert_eq!(Actor::parse(actor.as_str()), actor);
+        }
+        // A refused stranger's name reads back as a name, never as one of
+        // the others.
+        assert_eq!(Actor::parse("telegram:666"), Actor::Agent("telegram:666"));
+    }
+
+    #[test]
     fn resolutions_read_back_as_written() {
         for r in [
             Resolution::Agent,

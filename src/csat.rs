@@ -15,6 +15,7 @@ use crate::clock::Millis;
 use crate::config::CsatSettings;
 use crate::conversation::{Actor, Resolution, Transition};
 use crate::delivery::{self, Button, Outgoing, Registry, Retry, Sent, Target};
+use crate::ids::ConversationId;
 use crate::store::{self, Answer, Awaiting, Change, Conversation, Store, Survey};
 use crate::templates::{Prompts, Template};
 
@@ -215,7 +216,7 @@ impl Surveys {
     fn question(
         &self,
         step: Awaiting,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         channel: &str,
     ) -> Result<Outgoing, Error> {
         let typed = channel == "console";
@@ -223,7 +224,7 @@ impl Surveys {
             range
                 .map(|value| {
                     ButtonData::Survey {
-                        conversation: conversation_id.into(),
+                        conversation: conversation_id.clone(),
                         step,
                         value,
                     }
@@ -238,7 +239,7 @@ impl Surveys {
                     scale(SurveyStep::Csat, SurveyStep::Csat.range()),
                     vec![
                         ButtonData::StopSurveys {
-                            conversation: conversation_id.into(),
+                            conversation: conversation_id.clone(),
                         }
                         .button(),
                     ],
@@ -289,7 +290,7 @@ impl Surveys {
     /// On a database failure.
     pub async fn press(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         step: SurveyStep,
         value: u8,
     ) -> Result<Option<Outgoing>, Error> {
@@ -310,7 +311,7 @@ impl Surveys {
 
     async fn answer(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         answer: Answer,
     ) -> Result<Option<Outgoing>, Error> {
         let store = &self.store;
@@ -338,7 +339,7 @@ impl Surveys {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn opt_out(&self, customer_id: &str) -> Result<String, Error> {
+    pub async fn opt_out(&self, customer_id: &crate::ids::CustomerId) -> Result<String, Error> {
         self.store.opt_out_of_surveys(customer_id).await?;
         self.render(Template::SurveysStopped, serde_json::json!({}))
     }
@@ -351,7 +352,7 @@ impl Surveys {
     /// On a database failure.
     pub async fn typed(
         &self,
-        customer_id: &str,
+        customer_id: &crate::ids::CustomerId,
         thread: &str,
         text: &str,
     ) -> Result<Option<(Survey, Outgoing)>, Error> {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::conversation::{Actor, EventKind};
+use crate::ids::ConversationId;
 pub use crate::outgoing::{Button, Outgoing, Target};
 
 /// Why a delivery failed.
@@ -172,7 +173,7 @@ pub async fn send_or_queue(
     store: &crate::store::Store,
     target: &Target,
     message: &Outgoing,
-    conversation: Option<&str>,
+    conversation: Option<&ConversationId>,
     retry: Retry,
 ) -> Result<Sent, crate::store::Error> {
     match registry.deliver(target, message).await {
@@ -190,7 +191,7 @@ pub async fn settle_failure(
     store: &crate::store::Store,
     target: &Target,
     message: &Outgoing,
-    conversation: Option<&str>,
+    conversation: Option<&ConversationId>,
     error: Error,
     retry: Retry,
 ) -> Result<Sent, crate::store::Error> {
@@ -206,7 +207,13 @@ pub async fn settle_failure(
             );
             let next = store.now() + QUEUE_MS;
             store
-                .enqueue_outbox(target, message, conversation, &error.to_string(), next)
+                .enqueue_outbox(
+                    target,
+                    message,
+                    conversation.map(|c| c.as_str()),
+                    &error.to_string(),
+                    next,
+                )
                 .await?;
             Ok(Sent::Queued)
         }

@@ -33,6 +33,7 @@ use crate::clock::Millis;
 use crate::conversation::{Actor, EventKind, Resolution, Status, Transition};
 use crate::delivery::{self, Outgoing, Registry, Retry, Target};
 use crate::hours::BusinessHours;
+use crate::ids::ConversationId;
 use crate::store::{self, Change, Conversation, NewMessage, Role, Store};
 use crate::templates::{Prompts, Template};
 
@@ -270,7 +271,7 @@ impl Desk {
         &self,
         agent: Option<&Agent>,
         who: &str,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         action: AgentAction,
         not_an_agent: &str,
     ) -> Result<Conversation, String> {
@@ -290,7 +291,7 @@ impl Desk {
         &self,
         agent: Option<&Agent>,
         who: &str,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         action: AgentAction,
     ) -> Result<Conversation, Error> {
         let store = &self.inner.store;
@@ -304,7 +305,7 @@ impl Desk {
         let Some(agent) = agent else {
             tracing::warn!(
                 who,
-                conversation = conversation_id,
+                conversation = %conversation_id,
                 ?action,
                 "refused: not an agent"
             );

@@ -10,6 +10,7 @@
 use serde::Serialize;
 
 use crate::clock::Millis;
+use crate::ids::ConversationId;
 use crate::store::{self, Event, Message, Store};
 
 /// What the customer was told about an agent's action.
@@ -65,11 +66,9 @@ pub fn merge(messages: Vec<Message>, events: &[Event]) -> Vec<Entry> {
     let mut notices = notices.into_iter().peekable();
     let mut out = Vec::with_capacity(messages.len() + notices.len());
     for message in messages {
-        while let Some(notice) =
-            notices.next_if(|n| {
-                (n.created_at, n.event_id.as_str()) < (message.created_at, message.id.as_str())
-            })
-        {
+        while let Some(notice) = notices.next_if(|n| {
+            (n.created_at, n.event_id.as_str()) < (message.created_at, message.id.as_str())
+        }) {
             out.push(Entry::Notice(notice));
         }
         out.push(Entry::Message(message));
@@ -82,7 +81,10 @@ pub fn merge(messages: Vec<Message>, events: &[Event]) -> Vec<Entry> {
 ///
 /// # Errors
 /// On a database failure.
-pub async fn load(store: &Store, conversation_id: &str) -> Result<Vec<Entry>, store::Error> {
+pub async fn load(
+    store: &Store,
+    conversation_id: &ConversationId,
+) -> Result<Vec<Entry>, store::Error> {
     let messages = store.messages(conversation_id).await?;
     let events = store.events(conversation_id).await?;
     Ok(merge(messages, &events))

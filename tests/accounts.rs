@@ -108,7 +108,7 @@ fn settings_row<'a>(view: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{name} in {view}"))
 }
 
-async fn handed_off(t: &TestApp, customer: &str) -> String {
+async fn handed_off(t: &TestApp, customer: &str) -> switchboard::ids::ConversationId {
     let reply = t
         .core
         .assistant
@@ -126,7 +126,7 @@ async fn handed_off(t: &TestApp, customer: &str) -> String {
         .await
         .unwrap();
     assert!(reply.handoff, "{reply:?}");
-    reply.conversation_id.into_string()
+    reply.conversation_id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

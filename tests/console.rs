@@ -227,7 +227,7 @@ async fn edit_flow(options: Options) {
             .store
             .set_feedback(
                 &before.conversation_id,
-                before.message_id.as_deref().unwrap(),
+                before.message_id.as_ref().unwrap(),
                 1
             )
             .await

@@ -77,7 +77,7 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
     let store = &t.core.store;
     let up = answer(t, "ann", "how do I get a refund").await;
     store
-        .set_feedback(&up.conversation_id, up.message_id.as_deref().unwrap(), 1)
+        .set_feedback(&up.conversation_id, up.message_id.as_ref().unwrap(), 1)
         .await
         .unwrap();
     let handed = answer(t, "ann", "I want a human about my parcel").await;
@@ -121,11 +121,7 @@ async fn fill(t: &TestApp, clock: &ManualClock, c: &Client) {
     );
     let down = answer(t, "ben", "how do I reset my password").await;
     store
-        .set_feedback(
-            &down.conversation_id,
-            down.message_id.as_deref().unwrap(),
-            -1,
-        )
+        .set_feedback(&down.conversation_id, down.message_id.as_ref().unwrap(), -1)
         .await
         .unwrap();
 

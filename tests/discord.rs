@@ -15,6 +15,7 @@ use switchboard::button::{ButtonData, DeskButton, NO_LONGER_AVAILABLE};
 use switchboard::channels::discord::render::LIMIT;
 use switchboard::channels::text;
 use switchboard::clock::{ManualClock, system};
+use switchboard::ids::ConversationId;
 
 const GENERAL: u64 = 100;
 const DM: u64 = 9001;
@@ -891,7 +892,7 @@ const BOB_DM: u64 = 9002;
 
 /// Waits (bounded) until the conversation's staff thread is stored; returns
 /// the Discord thread id.
-async fn staff_thread_of(t: &Running, conversation: &str) -> u64 {
+async fn staff_thread_of(t: &Running, conversation: &ConversationId) -> u64 {
     common::wait_for_value(&format!("a staff thread for {conversation}"), || async {
         t.core
             .store
@@ -1159,7 +1160,7 @@ async fn a_press_with_another_customers_ids_changes_nothing() {
         .into_iter()
         .find(|id| matches!(ButtonData::parse(id), Some(ButtonData::SolvedYes { .. })))
         .unwrap();
-    let conversation = ButtonData::parse(&down).unwrap().conversation().to_string();
+    let conversation = ButtonData::parse(&down).unwrap().conversation().clone();
     t.fake
         .dispatch_message(501, BOB_DM, None, BOB, "hello")
         .await;

@@ -78,7 +78,11 @@ async fn say(t: &TestApp, customer: &str, text: &str) -> switchboard::assistant:
 /// `customer` asks `question`, which the knowledge base does not cover,
 /// and accepts the offer of a person: a knowledge-gap hand-off. Returns
 /// the conversation.
-async fn knowledge_gap(t: &TestApp, customer: &str, question: &str) -> String {
+async fn knowledge_gap(
+    t: &TestApp,
+    customer: &str,
+    question: &str,
+) -> switchboard::ids::ConversationId {
     let refused = say(t, customer, question).await;
     assert!(
         refused.action == Action::OfferHuman && refused.sources.is_empty(),
@@ -93,7 +97,7 @@ async fn knowledge_gap(t: &TestApp, customer: &str, question: &str) -> String {
         .unwrap();
     assert_eq!(c.status, Status::WaitingForAgent, "{handed:?}");
     assert_eq!(c.handoff_reason.as_deref(), Some("knowledge_gap"));
-    handed.conversation_id.into_string()
+    handed.conversation_id
 }
 
 /// Alice answers `conversation` with `answer` and resolves it.

@@ -158,7 +158,7 @@ on_every_backend!(messages_are_logged_once, |db: &Db| {
         assert_eq!((messages[0].seq, messages[1].seq), (1, 2));
         assert!(
             !store
-                .set_feedback("another-conversation", &id, -1)
+                .set_feedback(&"another-conversation".into(), &id, -1)
                 .await
                 .unwrap(),
             "feedback only on the conversation's own message"
@@ -849,7 +849,7 @@ on_every_backend!(staff_posts_and_press_lookups, |db: &Db| {
                 .map(|m| m.conversation_id),
             Some(a.id.clone())
         );
-        assert!(store.message("no-such-id").await.unwrap().is_none());
+        assert!(store.message(&"no-such-id".into()).await.unwrap().is_none());
         assert!(!store.set_feedback(&b.id, &latest.id, 1).await.unwrap());
         assert!(store.set_feedback(&a.id, &latest.id, 1).await.unwrap());
     }
@@ -1081,7 +1081,7 @@ on_every_backend!(conversation_tags_are_searched_and_filtered, |db: &Db| {
         );
         assert!(store.add_tag(&ids[0], &vip, "ana").await.unwrap());
         assert!(store.add_tag(&ids[1], &vip, "ana").await.unwrap());
-        assert!(!store.add_tag("no-such", &vip, "ana").await.unwrap());
+        assert!(!store.add_tag(&"no-such".into(), &vip, "ana").await.unwrap());
         assert_eq!(store.tags(&ids[0]).await.unwrap(), ["billing-issue", "vip"]);
         let find = |text: Option<&'static str>, tag: Option<&'static str>| {
             let store = store.clone();

@@ -1012,7 +1012,10 @@ async fn a_customer_written_conversation_id_does_not_steer_an_agent_reply() {
         .id
         .clone();
     let (ann_card, card_text) = cards(t.telegram())[1].clone();
-    assert!(card_text.find(bob.as_str()) < card_text.find(ann.as_str()), "{card_text}");
+    assert!(
+        card_text.find(bob.as_str()) < card_text.find(ann.as_str()),
+        "{card_text}"
+    );
 
     let group = group_chat(AGENTS, false);
     let agent_reply = |id: i64, text: &str, to: serde_json::Value| {
@@ -1129,7 +1132,7 @@ async fn foreign_and_stale_presses_change_nothing() {
     let conversation = ButtonData::parse(&offer[0][0])
         .unwrap()
         .conversation()
-        .to_string();
+        .clone();
     t.telegram().push(from_other(3, 20, "hello"));
 
     let press = |update: i64, cb: &str, from: i64, data: &str| {
@@ -1314,10 +1317,7 @@ async fn the_customer_is_told_who_joins_transfers_gives_back_and_closes() {
     assert_eq!(told(t.telegram(), "joined the conversation."), 2);
     assert_eq!(told(t.telegram(), "transferred"), 1);
 
-    let id = ButtonData::parse(&claim)
-        .unwrap()
-        .conversation()
-        .to_string();
+    let id = ButtonData::parse(&claim).unwrap().conversation().clone();
     let notices: Vec<String> = switchboard::transcript::load(&t.core.store, &id)
         .await
         .unwrap()

@@ -15,6 +15,7 @@ use switchboard::clock::{ManualClock, SharedClock};
 use switchboard::config::Settings;
 use switchboard::conversation::{Actor, Resolution, Status};
 use switchboard::delivery::{self, Deliver, Outgoing, Target};
+use switchboard::ids::ConversationId;
 
 const ALICE: &str = "alice-token-workflow";
 const BOB: &str = "bob-token-workflow";
@@ -182,7 +183,7 @@ async fn customer_on_console_and_agent_on_http_api() {
     let entry = &queue[0];
     assert_eq!(entry["status"], "waiting_for_agent");
     assert_eq!(entry["handoff_reason"], "customer_request");
-    let id = entry["id"].as_str().unwrap().to_string();
+    let id = ConversationId::from(entry["id"].as_str().unwrap());
     let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base());
 
     // Unknown token refused.
@@ -275,7 +276,7 @@ fn futures_ready(
     check: impl Fn(&[switchboard::store::Message]) -> bool,
 ) -> bool {
     let store = core.store.clone();
-    let id = id.to_string();
+    let id = ConversationId::from(id);
     let messages = std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -618,7 +619,7 @@ async fn survey_core(
     (core, channel)
 }
 
-async fn resolved_by_agent(core: &Core, customer: &str) -> String {
+async fn resolved_by_agent(core: &Core, customer: &str) -> ConversationId {
     let r = core
         .assistant
         .handle(turn(customer, "/human"), None)
@@ -634,7 +635,7 @@ async fn resolved_by_agent(core: &Core, customer: &str) -> String {
         )
         .await
         .unwrap();
-    r.conversation_id.into_string()
+    r.conversation_id
 }
 
 fn press(customer: &str, data: &str) -> Turn {
@@ -692,7 +693,7 @@ async fn resolved_conversation_gets_one_survey_and_the_report_counts_it() {
     // CES 6, NPS 9, then a typed comment.
     let survey_press = |step, value| {
         ButtonData::Survey {
-            conversation: id.clone().into(),
+            conversation: id.clone(),
             step,
             value,
         }
@@ -978,7 +979,7 @@ async fn web_widget_customer_and_agent() {
         None,
     )
     .await;
-    let id = queue[0]["id"].as_str().unwrap().to_string();
+    let id = ConversationId::from(queue[0]["id"].as_str().unwrap());
     let (status, _) = api(
         reqwest::Method::POST,
         format!("{}/api/agent/conversations/{id}/reply", app.base()),
@@ -1222,7 +1223,7 @@ async fn a_survey_that_cannot_be_sent_does_not_hold_up_the_batch() {
     assert_eq!(core.surveys.tick().await.unwrap().scheduled, 2);
     // The first due survey's conversation can no longer be read.
     sqlx::query("UPDATE conversations SET status = 'garbled' WHERE id = $1")
-        .bind(&broken)
+        .bind(broken.as_str())
         .execute(core.store.pool())
         .await
         .unwrap();
@@ -1311,7 +1312,7 @@ async fn web_buttons_are_bound_to_their_session_and_their_moment() {
     let conversation = ButtonData::parse(&offer_yes)
         .unwrap()
         .conversation()
-        .to_string();
+        .clone();
     let answer = ask(ann, "how do I get a refund").await;
     let (solved_yes, thumbs_down) = (button(&answer, 0, 0), button(&answer, 1, 1));
     let status = || async { app.core.store.conversation(&conversation).await.unwrap() };
@@ -1426,7 +1427,7 @@ async fn survey_buttons_count_only_for_their_customer_and_open_question() {
 
     // The surveyed customer's answer to a question not yet asked is stale.
     let ces = ButtonData::Survey {
-        conversation: id.clone().into(),
+        conversation: id.clone(),
         step: SurveyStep::Ces,
         value: 7,
     }
@@ -1842,7 +1843,7 @@ async fn console_customer_is_told_who_joins_transfers_gives_back_and_closes() {
         None,
     )
     .await;
-    let id = queue[0]["id"].as_str().unwrap().to_string();
+    let id = ConversationId::from(queue[0]["id"].as_str().unwrap());
     let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base());
 
     // Claim, and the same claim again (a retried request): told once.
@@ -2183,7 +2184,7 @@ async fn web_widget_gets_notices_and_a_customer_cannot_forge_one() {
         None,
     )
     .await;
-    let id = queue[0]["id"].as_str().unwrap().to_string();
+    let id = ConversationId::from(queue[0]["id"].as_str().unwrap());
     let url = |action: &str| format!("{}/api/agent/conversations/{id}/{action}", app.base());
     let nothing = updates(String::new()).await;
     assert_eq!(
@@ -2360,7 +2361,7 @@ async fn web_visitor_token_opens_the_whole_conversation_and_nothing_else_does() 
         None,
     )
     .await;
-    let conversation = queue[0]["id"].as_str().unwrap().to_string();
+    let conversation = ConversationId::from(queue[0]["id"].as_str().unwrap());
     let (status, _) = api(
         reqwest::Method::POST,
         format!("{}/api/agent/conversations/{conversation}/reply", app.base()),

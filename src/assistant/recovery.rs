@@ -59,6 +59,7 @@ impl Assistant {
         // many answers, each as slow as the model.
         let results: Vec<Result<usize, Error>> = futures::stream::iter(conversations)
             .map(|conversation_id| async move {
+                let conversation_id = crate::ids::ConversationId::from(conversation_id);
                 let conversation = store.conversation(&conversation_id).await?;
                 if conversation.status != crate::conversation::Status::Bot
                     || !registry.can_deliver(&conversation.channel)
@@ -189,7 +190,10 @@ impl Assistant {
 
     /// Ids of the messages of `conversation_id` that crash recovery has
     /// answered (in any process).
-    pub(super) async fn recovered(&self, conversation_id: &str) -> Result<Vec<String>, Error> {
+    pub(super) async fn recovered(
+        &self,
+        conversation_id: &crate::ids::ConversationId,
+    ) -> Result<Vec<String>, Error> {
         Ok(self
             .inner
             .store

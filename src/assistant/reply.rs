@@ -1,7 +1,7 @@
 //! What the assistant takes in and gives back: a customer's `Turn`, the channel-neutral `Reply` (mode, action, sources, buttons), a press's outcome and a draft answer.
 
-use crate::ids::{ConversationId, MessageId};
 use super::*;
+use crate::ids::{ConversationId, MessageId};
 
 /// An answer generated for a question without a conversation
 /// ([`Assistant::draft`], used by `switchboard eval --answers`).

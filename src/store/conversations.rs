@@ -1,6 +1,7 @@
 //! Conversations: opening, the current one, status transitions with their events, and the counters kept on them.
 
 use super::*;
+use crate::ids::ConversationId;
 
 impl Store {
     /// The customer's open (not resolved) conversation in `thread_key`, or a
@@ -52,14 +53,14 @@ impl Store {
     /// On a database failure.
     pub async fn current_conversation(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         thread_key: &str,
     ) -> Result<Option<Conversation>, Error> {
         let row = sqlx::query(
             "SELECT * FROM conversations WHERE customer_id = $1 AND thread_key = $2 AND status <> 'resolved' \
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )
-        .bind(customer_id)
+        .bind(customer_id.as_str())
         .bind(thread_key)
         .fetch_optional(&self.pool)
         .await?;
@@ -116,9 +117,9 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::NotFound`] or a database failure.
-    pub async fn status(&self, conversation_id: &str) -> Result<Status, Error> {
+    pub async fn status(&self, conversation_id: &ConversationId) -> Result<Status, Error> {
         let row = sqlx::query("SELECT status FROM conversations WHERE id = $1")
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| Error::NotFound {
@@ -143,7 +144,7 @@ impl Store {
     /// [`Error::Conflict`] when someone else changed the state first.
     pub async fn transition(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         transition: Transition,
         actor: Actor<'_>,
         change: &Change<'_>,
@@ -174,7 +175,7 @@ impl Store {
         .bind(i64::from(transition == Transition::Resolve))
         .bind(change.resolution.map(|r| r.as_str()))
         .bind(actor.as_str())
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(current.status.as_str())
         .bind(i64::from(transition == Transition::GiveBack))
         .execute(&mut *tx)
@@ -199,7 +200,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(new_id())
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(transition.as_str())
         .bind(actor.as_str())
         .bind(detail)
@@ -217,14 +218,18 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn note_llm_result(&self, conversation_id: &str, failed: bool) -> Result<i64, Error> {
+    pub async fn note_llm_result(
+        &self,
+        conversation_id: &ConversationId,
+        failed: bool,
+    ) -> Result<i64, Error> {
         let sql = if failed {
             "UPDATE conversations SET llm_failures = llm_failures + 1 WHERE id = $1"
         } else {
             "UPDATE conversations SET llm_failures = 0 WHERE id = $1"
         };
         sqlx::query(sql)
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .execute(&self.writer)
             .await?;
         Ok(self.conversation(conversation_id).await?.llm_failures)
@@ -234,9 +239,9 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn mark_offered_human(&self, conversation_id: &str) -> Result<(), Error> {
+    pub async fn mark_offered_human(&self, conversation_id: &ConversationId) -> Result<(), Error> {
         sqlx::query("UPDATE conversations SET offered_human = 1 WHERE id = $1")
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .execute(&self.writer)
             .await?;
         Ok(())
@@ -247,13 +252,16 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn queue_position(&self, conversation_id: &str) -> Result<Option<i64>, Error> {
+    pub async fn queue_position(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> Result<Option<i64>, Error> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM conversations w, conversations c \
              WHERE c.id = $1 AND c.status = 'waiting_for_agent' AND w.status = 'waiting_for_agent' \
                AND (w.handoff_at < c.handoff_at OR (w.handoff_at = c.handoff_at AND w.id <= c.id))",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .fetch_one(&self.pool)
         .await?;
         let n: i64 = row.try_get("n")?;

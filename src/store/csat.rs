@@ -226,10 +226,15 @@ impl Store {
         };
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.survey(&id).await?.ok_or_else(|| Error::NotFound {
-                kind: "survey",
-                id: id.clone(),
-            })?);
+            let conversation = ConversationId::from(id.as_str());
+            out.push(
+                self.survey(&conversation)
+                    .await?
+                    .ok_or_else(|| Error::NotFound {
+                        kind: "survey",
+                        id: id.clone(),
+                    })?,
+            );
         }
         Ok(out)
     }
@@ -238,9 +243,9 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn survey(&self, conversation_id: &str) -> Result<Option<Survey>, Error> {
+    pub async fn survey(&self, conversation_id: &ConversationId) -> Result<Option<Survey>, Error> {
         let row = sqlx::query("SELECT * FROM surveys WHERE conversation_id = $1")
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(Survey::from_row).transpose()
@@ -253,7 +258,7 @@ impl Store {
     /// On a database failure.
     pub async fn mark_survey_sent(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         agent: Option<&str>,
         ask_ces: bool,
         ask_nps: bool,
@@ -267,14 +272,14 @@ impl Store {
         .bind(agent)
         .bind(i64::from(ask_ces))
         .bind(i64::from(ask_nps))
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .execute(&self.writer)
         .await?;
         sqlx::query(
             "UPDATE customers SET surveyed_at = $1 WHERE id = (SELECT customer_id FROM surveys WHERE conversation_id = $2)",
         )
         .bind(now)
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -287,7 +292,7 @@ impl Store {
     /// On a database failure.
     pub async fn release_survey(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         outcome: Result<Millis, &str>,
     ) -> Result<(), Error> {
         match outcome {
@@ -296,14 +301,14 @@ impl Store {
                     "UPDATE surveys SET state = 'scheduled', due_at = $1, claimed_until = NULL WHERE conversation_id = $2",
                 )
                 .bind(due)
-                .bind(conversation_id)
+                .bind(conversation_id.as_str())
                 .execute(&self.writer)
                 .await?
             }
             Err(state) => {
                 sqlx::query("UPDATE surveys SET state = $1, claimed_until = NULL WHERE conversation_id = $2")
                     .bind(state)
-                    .bind(conversation_id)
+                    .bind(conversation_id.as_str())
                     .execute(&self.writer)
                     .await?
             }
@@ -318,7 +323,7 @@ impl Store {
     /// On a database failure.
     pub async fn record_survey_answer(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         answer: Answer,
     ) -> Result<bool, Error> {
         let (sql, value) = match answer {
@@ -341,7 +346,7 @@ impl Store {
         let result = sqlx::query(sql)
             .bind(value)
             .bind(self.now())
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .execute(&self.writer)
             .await?;
         Ok(result.rows_affected() == 1)
@@ -353,7 +358,7 @@ impl Store {
     /// On a database failure.
     pub async fn record_survey_comment(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         comment: &str,
     ) -> Result<bool, Error> {
         let result = sqlx::query(
@@ -362,7 +367,7 @@ impl Store {
         )
         .bind(comment)
         .bind(self.now())
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
@@ -374,13 +379,13 @@ impl Store {
     /// On a database failure.
     pub async fn set_survey_step(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         step: Awaiting,
     ) -> Result<(), Error> {
         sqlx::query("UPDATE surveys SET step = $1, step_at = $2 WHERE conversation_id = $3")
             .bind(step.as_str())
             .bind(self.now())
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .execute(&self.writer)
             .await?;
         Ok(())
@@ -393,7 +398,7 @@ impl Store {
     /// On a database failure.
     pub async fn open_survey(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         thread: &str,
         since: Millis,
     ) -> Result<Option<Survey>, Error> {
@@ -403,7 +408,7 @@ impl Store {
                AND s.step IS NOT NULL AND s.step <> 'done' AND s.step_at >= $3 \
              ORDER BY s.sent_at DESC LIMIT 1",
         )
-        .bind(customer_id)
+        .bind(customer_id.as_str())
         .bind(thread)
         .bind(since)
         .fetch_optional(&self.pool)
@@ -415,11 +420,11 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn last_nps_asked(&self, customer_id: &str) -> Result<Option<Millis>, Error> {
+    pub async fn last_nps_asked(&self, customer_id: &CustomerId) -> Result<Option<Millis>, Error> {
         let row = sqlx::query(
             "SELECT MAX(sent_at) AS t FROM surveys WHERE customer_id = $1 AND ask_nps = 1 AND sent_at IS NOT NULL",
         )
-        .bind(customer_id)
+        .bind(customer_id.as_str())
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get::<Option<i64>, _>("t")?)
@@ -429,15 +434,15 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn opt_out_of_surveys(&self, customer_id: &str) -> Result<(), Error> {
+    pub async fn opt_out_of_surveys(&self, customer_id: &CustomerId) -> Result<(), Error> {
         sqlx::query("UPDATE customers SET surveys_opt_out = 1 WHERE id = $1")
-            .bind(customer_id)
+            .bind(customer_id.as_str())
             .execute(&self.writer)
             .await?;
         sqlx::query(
             "UPDATE surveys SET state = 'skipped' WHERE customer_id = $1 AND state IN ('scheduled', 'sending')",
         )
-        .bind(customer_id)
+        .bind(customer_id.as_str())
         .execute(&self.writer)
         .await?;
         Ok(())

@@ -124,9 +124,9 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::NotFound`] or a database failure.
-    pub async fn customer(&self, id: &str) -> Result<Customer, Error> {
+    pub async fn customer(&self, id: &CustomerId) -> Result<Customer, Error> {
         let row = sqlx::query("SELECT * FROM customers WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| Error::NotFound {
@@ -140,10 +140,14 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn set_unreachable(&self, customer_id: &str, unreachable: bool) -> Result<(), Error> {
+    pub async fn set_unreachable(
+        &self,
+        customer_id: &CustomerId,
+        unreachable: bool,
+    ) -> Result<(), Error> {
         sqlx::query("UPDATE customers SET unreachable = $1 WHERE id = $2")
             .bind(i64::from(unreachable))
-            .bind(customer_id)
+            .bind(customer_id.as_str())
             .execute(&self.writer)
             .await?;
         Ok(())

@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::{Conversation, Error, Event, Message, Store, get};
 use crate::clock::Millis;
+use crate::ids::ConversationId;
 
 /// How long one pass may hold a staff thread it brings up to date (posting
 /// a card with the platform's retries takes seconds, not a minute).
@@ -78,7 +79,7 @@ impl Store {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let id: String = row.try_get("cid")?;
+            let id = ConversationId::from(row.try_get::<String, _>("cid")?);
             let conversation = self.conversation(&id).await?;
             let thread = self.staff_thread(&id, desk).await?;
             out.push((conversation, thread));
@@ -92,12 +93,12 @@ impl Store {
     /// On a database failure.
     pub async fn staff_thread(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         desk: &str,
     ) -> Result<Option<StaffThread>, Error> {
         let row =
             sqlx::query("SELECT * FROM staff_threads WHERE conversation_id = $1 AND desk = $2")
-                .bind(conversation_id)
+                .bind(conversation_id.as_str())
                 .bind(desk)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -139,7 +140,7 @@ impl Store {
     pub async fn add_staff_posts(
         &self,
         desk: &str,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         post_refs: &[String],
     ) -> Result<(), Error> {
         for post_ref in post_refs {
@@ -149,7 +150,7 @@ impl Store {
             )
             .bind(desk)
             .bind(post_ref)
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .bind(self.now())
             .execute(&self.writer)
             .await?;
@@ -189,7 +190,7 @@ impl Store {
     /// On a database failure.
     pub async fn reserve_staff_thread(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         desk: &str,
     ) -> Result<bool, Error> {
         let now = self.now();
@@ -197,7 +198,7 @@ impl Store {
             "INSERT INTO staff_threads (conversation_id, desk, state, forwarded_seq, updated_at, sync_until) \
              VALUES ($1, $2, 'posting', 0, $3, $4) ON CONFLICT (conversation_id, desk) DO NOTHING",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(desk)
         .bind(now)
         .bind(now + STAFF_SYNC_LEASE_MS)
@@ -213,14 +214,18 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn claim_staff_sync(&self, conversation_id: &str, desk: &str) -> Result<bool, Error> {
+    pub async fn claim_staff_sync(
+        &self,
+        conversation_id: &ConversationId,
+        desk: &str,
+    ) -> Result<bool, Error> {
         let now = self.now();
         let result = sqlx::query(
             "UPDATE staff_threads SET sync_until = $1 \
              WHERE conversation_id = $2 AND desk = $3 AND (sync_until IS NULL OR sync_until < $4)",
         )
         .bind(now + STAFF_SYNC_LEASE_MS)
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(desk)
         .bind(now)
         .execute(&self.writer)
@@ -235,7 +240,7 @@ impl Store {
     /// On a database failure.
     pub async fn update_staff_thread(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         desk: &str,
         thread_ref: Option<&str>,
         forwarded_seq: i64,
@@ -251,7 +256,7 @@ impl Store {
         .bind(forwarded_seq)
         .bind(notified_status)
         .bind(self.now())
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(desk)
         .execute(&self.writer)
         .await?;
@@ -265,11 +270,11 @@ impl Store {
     /// On a database failure.
     pub async fn release_staff_thread(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         desk: &str,
     ) -> Result<(), Error> {
         sqlx::query("DELETE FROM staff_threads WHERE conversation_id = $1 AND desk = $2 AND state = 'posting'")
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .bind(desk)
             .execute(&self.writer)
             .await?;
@@ -282,13 +287,13 @@ impl Store {
     /// On a database failure.
     pub async fn customer_messages_after(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         seq: i64,
     ) -> Result<Vec<Message>, Error> {
         let rows = sqlx::query(
             "SELECT * FROM messages WHERE conversation_id = $1 AND seq > $2 AND role = 'customer' ORDER BY seq",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(seq)
         .fetch_all(&self.pool)
         .await?;
@@ -299,12 +304,15 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn unsent_notices(&self, conversation_id: &str) -> Result<Vec<Event>, Error> {
+    pub async fn unsent_notices(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> Result<Vec<Event>, Error> {
         let rows = sqlx::query(
             "SELECT * FROM events WHERE conversation_id = $1 AND notice IS NOT NULL \
                AND notified_at IS NULL ORDER BY created_at, id",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Event::from_row).collect()
@@ -364,12 +372,12 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn mark_repinged(&self, conversation_id: &str) -> Result<bool, Error> {
+    pub async fn mark_repinged(&self, conversation_id: &ConversationId) -> Result<bool, Error> {
         let result = sqlx::query(
             "UPDATE conversations SET repinged_at = $1 WHERE id = $2 AND repinged_at IS NULL",
         )
         .bind(self.now())
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
@@ -414,14 +422,14 @@ impl Store {
     /// On a database failure.
     pub async fn waiting_in(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         before: Millis,
     ) -> Result<Vec<Message>, Error> {
         let recent = sqlx::query(
             "SELECT * FROM messages WHERE conversation_id = $1 AND created_at <= $2 \
                AND role <> 'note' ORDER BY seq DESC LIMIT 20",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(before)
         .fetch_all(&self.pool)
         .await?;

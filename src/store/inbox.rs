@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{Conversation, Error, Store, get};
 use crate::clock::Millis;
+use crate::ids::{ConversationId, CustomerId};
 
 /// Which conversations the inbox lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +273,7 @@ impl Store {
     /// On a database failure.
     pub async fn customer_conversations(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         limit: i64,
     ) -> Result<Vec<PastConversation>, Error> {
         let rows = sqlx::query(
@@ -280,7 +281,7 @@ impl Store {
              FROM conversations c LEFT JOIN surveys s ON s.conversation_id = c.id \
              WHERE c.customer_id = $1 ORDER BY c.created_at DESC, c.id DESC LIMIT $2",
         )
-        .bind(customer_id)
+        .bind(customer_id.as_str())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -303,13 +304,17 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn mark_read(&self, agent: &str, conversation_id: &str) -> Result<(), Error> {
+    pub async fn mark_read(
+        &self,
+        agent: &str,
+        conversation_id: &ConversationId,
+    ) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO agent_reads (agent, conversation_id, read_at) VALUES ($1, $2, $3) \
              ON CONFLICT (agent, conversation_id) DO UPDATE SET read_at = EXCLUDED.read_at",
         )
         .bind(agent)
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(self.now())
         .execute(&self.writer)
         .await?;

@@ -196,12 +196,16 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn claim_message(&self, message_id: &str, from: Option<&str>) -> Result<bool, Error> {
+    pub async fn claim_message(
+        &self,
+        message_id: &MessageId,
+        from: Option<&str>,
+    ) -> Result<bool, Error> {
         let result = match from {
             Some(from) => {
                 sqlx::query("UPDATE messages SET owner = $1 WHERE id = $2 AND owner = $3")
                     .bind(&*self.instance)
-                    .bind(message_id)
+                    .bind(message_id.as_str())
                     .bind(from)
                     .execute(&self.writer)
                     .await?
@@ -209,7 +213,7 @@ impl Store {
             None => {
                 sqlx::query("UPDATE messages SET owner = $1 WHERE id = $2 AND owner IS NULL")
                     .bind(&*self.instance)
-                    .bind(message_id)
+                    .bind(message_id.as_str())
                     .execute(&self.writer)
                     .await?
             }

@@ -3,6 +3,7 @@
 use sqlx::Row;
 
 use super::{Error, Message, Store};
+use crate::ids::{ConversationId, CustomerId};
 
 impl Store {
     /// Another conversation of `customer_id` (not `except`) that waits for
@@ -12,15 +13,15 @@ impl Store {
     /// On a database failure.
     pub async fn waiting_elsewhere(
         &self,
-        customer_id: &str,
-        except: &str,
+        customer_id: &CustomerId,
+        except: &ConversationId,
     ) -> Result<Option<String>, Error> {
         let row = sqlx::query(
             "SELECT id FROM conversations \
              WHERE customer_id = $1 AND status = 'waiting_for_agent' AND id <> $2 LIMIT 1",
         )
-        .bind(customer_id)
-        .bind(except)
+        .bind(customer_id.as_str())
+        .bind(except.as_str())
         .fetch_optional(&self.pool)
         .await?;
         match row {

@@ -1,6 +1,7 @@
 //! Messages and events of a conversation: storing (once, by platform id), reading back, feedback.
 
 use super::*;
+use crate::ids::ConversationId;
 
 impl Store {
     /// Stores a message. Returns `None`, storing nothing, when a message with
@@ -51,13 +52,13 @@ impl Store {
     /// On a database failure.
     pub async fn recent_messages(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         limit: usize,
     ) -> Result<Vec<Message>, Error> {
         let rows = sqlx::query(
             "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq DESC, created_at DESC LIMIT $2",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
@@ -73,9 +74,9 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn message(&self, id: &str) -> Result<Option<Message>, Error> {
+    pub async fn message(&self, id: &MessageId) -> Result<Option<Message>, Error> {
         let row = sqlx::query("SELECT * FROM messages WHERE id = $1")
-            .bind(id)
+            .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(Message::from_row).transpose()
@@ -85,12 +86,15 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn last_bot_message(&self, conversation_id: &str) -> Result<Option<Message>, Error> {
+    pub async fn last_bot_message(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> Result<Option<Message>, Error> {
         let row = sqlx::query(
             "SELECT * FROM messages WHERE conversation_id = $1 AND role = 'bot' \
              ORDER BY seq DESC, created_at DESC LIMIT 1",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(Message::from_row).transpose()
@@ -100,11 +104,11 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn messages(&self, conversation_id: &str) -> Result<Vec<Message>, Error> {
+    pub async fn messages(&self, conversation_id: &ConversationId) -> Result<Vec<Message>, Error> {
         let rows = sqlx::query(
             "SELECT * FROM messages WHERE conversation_id = $1 ORDER BY seq, created_at",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Message::from_row).collect()
@@ -116,7 +120,7 @@ impl Store {
     /// On a database failure.
     pub async fn record_event(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         kind: EventKind,
         actor: Actor<'_>,
         detail: Option<&str>,
@@ -125,7 +129,7 @@ impl Store {
             "INSERT INTO events (id, conversation_id, kind, actor, detail, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(new_id())
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(kind.as_str())
         .bind(actor.as_str())
         .bind(detail)
@@ -139,10 +143,10 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn events(&self, conversation_id: &str) -> Result<Vec<Event>, Error> {
+    pub async fn events(&self, conversation_id: &ConversationId) -> Result<Vec<Event>, Error> {
         let rows =
             sqlx::query("SELECT * FROM events WHERE conversation_id = $1 ORDER BY created_at, id")
-                .bind(conversation_id)
+                .bind(conversation_id.as_str())
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(Event::from_row).collect()
@@ -172,8 +176,8 @@ impl Store {
     /// On a database failure.
     pub async fn set_feedback(
         &self,
-        conversation_id: &str,
-        message_id: &str,
+        conversation_id: &ConversationId,
+        message_id: &MessageId,
         value: i64,
     ) -> Result<bool, Error> {
         let result = sqlx::query(
@@ -181,8 +185,8 @@ impl Store {
              WHERE id = $2 AND conversation_id = $3 AND role = 'bot' AND feedback IS NULL",
         )
         .bind(value.signum())
-        .bind(message_id)
-        .bind(conversation_id)
+        .bind(message_id.as_str())
+        .bind(conversation_id.as_str())
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)

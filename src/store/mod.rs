@@ -31,7 +31,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
-use crate::ids::MessageId;
+use crate::ids::{CustomerId, MessageId};
 
 pub use csat::{Answer, Awaiting, STALE_CLAIM_MS, Survey};
 pub use desk::{STAFF_SYNC_LEASE_MS, StaffThread};

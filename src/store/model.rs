@@ -407,6 +407,13 @@ pub struct Event {
 }
 
 impl Event {
+    /// Who did it, read back as an [`Actor`](crate::conversation::Actor)
+    /// (a refused stranger reads as an agent's name: the event's kind says
+    /// it was refused).
+    pub fn by(&self) -> crate::conversation::Actor<'_> {
+        crate::conversation::Actor::parse(&self.actor)
+    }
+
     pub(crate) fn from_row(row: &AnyRow) -> Result<Self, Error> {
         Ok(Self {
             id: get(row, "id")?,

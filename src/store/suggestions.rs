@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{Error, Store, get, new_id};
 use crate::clock::Millis;
+use crate::ids::ConversationId;
 
 /// Where a suggestion stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -132,7 +133,7 @@ impl Store {
     /// On a database failure.
     pub async fn add_suggestion(
         &self,
-        conversation_id: &str,
+        conversation_id: &ConversationId,
         created_by: &str,
         draft: &SuggestionDraft,
         by_model: bool,
@@ -146,7 +147,7 @@ impl Store {
              ON CONFLICT (conversation_id) DO NOTHING",
         )
         .bind(&id)
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .bind(created_by)
         .bind(&draft.title)
         .bind(&draft.slug)
@@ -171,9 +172,12 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn suggestion_for(&self, conversation_id: &str) -> Result<Option<Suggestion>, Error> {
+    pub async fn suggestion_for(
+        &self,
+        conversation_id: &ConversationId,
+    ) -> Result<Option<Suggestion>, Error> {
         sqlx::query("SELECT * FROM kb_suggestions WHERE conversation_id = $1")
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .fetch_optional(&self.pool)
             .await?
             .as_ref()

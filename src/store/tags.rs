@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Error, Store, get};
+use crate::ids::ConversationId;
 use crate::tags::Tag;
 
 impl Store {
@@ -11,7 +12,12 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn add_tag(&self, conversation_id: &str, tag: &Tag, by: &str) -> Result<bool, Error> {
+    pub async fn add_tag(
+        &self,
+        conversation_id: &ConversationId,
+        tag: &Tag,
+        by: &str,
+    ) -> Result<bool, Error> {
         let done = sqlx::query(
             "INSERT INTO conversation_tags (conversation_id, tag, added_by, added_at) \
              SELECT id, $1, $2, $3 FROM conversations WHERE id = $4 \
@@ -20,7 +26,7 @@ impl Store {
         .bind(tag.as_str())
         .bind(by)
         .bind(self.now())
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .execute(&self.writer)
         .await?;
         if done.rows_affected() > 0 {
@@ -33,9 +39,13 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn remove_tag(&self, conversation_id: &str, tag: &Tag) -> Result<(), Error> {
+    pub async fn remove_tag(
+        &self,
+        conversation_id: &ConversationId,
+        tag: &Tag,
+    ) -> Result<(), Error> {
         sqlx::query("DELETE FROM conversation_tags WHERE conversation_id = $1 AND tag = $2")
-            .bind(conversation_id)
+            .bind(conversation_id.as_str())
             .bind(tag.as_str())
             .execute(&self.writer)
             .await?;
@@ -46,11 +56,11 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn tags(&self, conversation_id: &str) -> Result<Vec<String>, Error> {
+    pub async fn tags(&self, conversation_id: &ConversationId) -> Result<Vec<String>, Error> {
         let rows = sqlx::query(
             "SELECT tag FROM conversation_tags WHERE conversation_id = $1 ORDER BY tag",
         )
-        .bind(conversation_id)
+        .bind(conversation_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| get(r, "tag")).collect()

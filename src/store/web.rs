@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::{Conversation, Error, Store, new_id};
 use crate::clock::Millis;
+use crate::ids::CustomerId;
 use crate::outgoing::Outgoing;
 
 impl Store {
@@ -156,14 +157,14 @@ impl Store {
     /// On a database failure.
     pub async fn latest_conversation(
         &self,
-        customer_id: &str,
+        customer_id: &CustomerId,
         thread_key: &str,
     ) -> Result<Option<Conversation>, Error> {
         let row = sqlx::query(
             "SELECT * FROM conversations WHERE customer_id = $1 AND thread_key = $2 \
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )
-        .bind(customer_id)
+        .bind(customer_id.as_str())
         .bind(thread_key)
         .fetch_optional(&self.pool)
         .await?;

@@ -21,6 +21,7 @@ use crate::assistant::{self, Assistant};
 use crate::button;
 use crate::conversation::Status;
 use crate::handoff;
+use crate::ids::ConversationId;
 use crate::llm::{ChatMessage, Speaker};
 use crate::store::{self, Conversation, Message, Role, Suggestion, SuggestionDraft};
 use crate::templates::{Template, without_tag};
@@ -452,7 +453,7 @@ async fn by_model(
 /// to draft from, or a store failure.
 pub async fn suggest(
     assistant: &Assistant,
-    conversation_id: &str,
+    conversation_id: &ConversationId,
     by: &str,
 ) -> Result<Suggested, Error> {
     let store = assistant.store();
@@ -486,7 +487,7 @@ pub async fn suggest(
         .await?;
     if created {
         tracing::info!(
-            conversation = conversation_id,
+            conversation = %conversation_id,
             suggestion = %suggestion.id,
             by,
             by_model,

@@ -37,6 +37,7 @@ use serde::Deserialize;
 use super::AppState;
 use crate::agents::Agent;
 use crate::desk::{self, AgentAction};
+use crate::ids::ConversationId;
 
 /// Routes under `/api/agent`.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -436,12 +437,14 @@ async fn canned_replies(
 async fn conversation(
     State(state): State<Arc<AppState>>,
     AuthAgent(agent): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<impl IntoResponse, ApiError> {
     let store = state.assistant.store();
     let conversation = match store.conversation(&id).await {
         Ok(c) => c,
-        Err(crate::store::Error::NotFound { .. }) => return Err(desk::Error::NotFound(id).into()),
+        Err(crate::store::Error::NotFound { .. }) => {
+            return Err(desk::Error::NotFound(id.into_string()).into());
+        }
         Err(e) => return Err(desk::Error::from(e).into()),
     };
     // Opened by this agent: what the customer wrote so far is read.
@@ -493,7 +496,7 @@ async fn conversation(
 async fn act(
     state: &AppState,
     agent: &Agent,
-    id: &str,
+    id: &ConversationId,
     action: AgentAction,
 ) -> Result<Response, ApiError> {
     let conversation = state.desk.act(Some(agent), &agent.name, id, action).await?;
@@ -503,7 +506,7 @@ async fn act(
 async fn claim(
     State(s): State<Arc<AppState>>,
     AuthAgent(a): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<Response, ApiError> {
     act(&s, &a, &id, AgentAction::Claim).await
 }
@@ -511,7 +514,7 @@ async fn claim(
 async fn reply(
     State(s): State<Arc<AppState>>,
     AuthAgent(a): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Json(body): Json<TextBody>,
 ) -> Result<Response, ApiError> {
     act(&s, &a, &id, AgentAction::Reply(body.text)).await
@@ -520,7 +523,7 @@ async fn reply(
 async fn note(
     State(s): State<Arc<AppState>>,
     AuthAgent(a): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Json(body): Json<TextBody>,
 ) -> Result<Response, ApiError> {
     act(&s, &a, &id, AgentAction::Note(body.text)).await
@@ -529,7 +532,7 @@ async fn note(
 async fn canned(
     State(s): State<Arc<AppState>>,
     AuthAgent(a): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Json(body): Json<CannedBody>,
 ) -> Result<Response, ApiError> {
     act(&s, &a, &id, AgentAction::Canned(body.name)).await
@@ -538,7 +541,7 @@ async fn canned(
 async fn resolve(
     State(s): State<Arc<AppState>>,
     AuthAgent(a): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<Response, ApiError> {
     act(&s, &a, &id, AgentAction::Resolve).await
 }
@@ -546,7 +549,7 @@ async fn resolve(
 async fn give_back(
     State(s): State<Arc<AppState>>,
     AuthAgent(a): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
 ) -> Result<Response, ApiError> {
     act(&s, &a, &id, AgentAction::GiveBack).await
 }
@@ -554,7 +557,7 @@ async fn give_back(
 async fn transfer(
     State(s): State<Arc<AppState>>,
     AuthAgent(a): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Json(body): Json<TransferBody>,
 ) -> Result<Response, ApiError> {
     act(&s, &a, &id, AgentAction::Transfer(body.agent)).await

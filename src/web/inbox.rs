@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::agent::{ApiError, AuthAgent, auth_error};
 use crate::conversation::{EventKind, Transition};
+use crate::ids::ConversationId;
 use crate::store::{Event, InboxQuery, InboxTab, Message};
 use crate::tags::Tag;
 
@@ -48,7 +49,10 @@ fn tag_of(text: &str) -> Result<Tag, ApiError> {
 }
 
 /// The conversation's tags after a change (and the consoles told).
-async fn tags_now(state: &AppState, id: &str) -> Result<Json<serde_json::Value>, ApiError> {
+async fn tags_now(
+    state: &AppState,
+    id: &ConversationId,
+) -> Result<Json<serde_json::Value>, ApiError> {
     state.desk.poke();
     let tags = state
         .assistant
@@ -63,7 +67,7 @@ async fn tags_now(state: &AppState, id: &str) -> Result<Json<serde_json::Value>,
 async fn add_tag(
     State(state): State<Arc<AppState>>,
     AuthAgent(agent): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<ConversationId>,
     Json(body): Json<TagBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tag = tag_of(&body.tag)?;
@@ -74,7 +78,7 @@ async fn add_tag(
         .await
         .map_err(crate::desk::Error::from)?;
     if !found {
-        return Err(crate::desk::Error::NotFound(id).into());
+        return Err(crate::desk::Error::NotFound(id.into_string()).into());
     }
     tags_now(&state, &id).await
 }
@@ -82,7 +86,7 @@ async fn add_tag(
 async fn remove_tag(
     State(state): State<Arc<AppState>>,
     _agent: AuthAgent,
-    Path((id, tag)): Path<(String, String)>,
+    Path((id, tag)): Path<(ConversationId, String)>,
 ) -> Result<impl IntoResponse, ApiError> {
     let tag = tag_of(&tag)?;
     state
@@ -254,7 +258,7 @@ pub enum Line {
 /// What an event means to an agent reading the conversation; `None` for
 /// bookkeeping events nobody needs to see.
 pub fn describe(event: &Event) -> Option<String> {
-    let actor = event.actor_name.as_deref().unwrap_or(&event.actor);
+    let actor = event.actor_name.as_deref().unwrap_or(event.by().as_str());
     let detail = event.detail.as_deref().filter(|d| !d.trim().is_empty());
     let with = |text: String| match detail {
         Some(d) => format!("{text}: {d}"),
@@ -295,11 +299,9 @@ pub fn timeline(messages: Vec<Message>, events: &[Event]) -> Vec<Line> {
         text,
     };
     for message in messages {
-        while let Some(e) =
-            shown.next_if(|(e, _)| {
-                (e.created_at, e.id.as_str()) < (message.created_at, message.id.as_str())
-            })
-        {
+        while let Some(e) = shown.next_if(|(e, _)| {
+            (e.created_at, e.id.as_str()) < (message.created_at, message.id.as_str())
+        }) {
             out.push(event(e));
         }
         out.push(Line::Message(message));

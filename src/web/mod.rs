@@ -263,7 +263,12 @@ pub async fn metrics_upkeep(handle: PrometheusHandle, stop: impl std::future::Fu
 
 async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     // Serving means: the database answers and every enabled channel runs.
-    if let Err(e) = match state.assistant.store().status("healthz-probe").await {
+    if let Err(e) = match state
+        .assistant
+        .store()
+        .status(&"healthz-probe".into())
+        .await
+    {
         Ok(_) | Err(crate::store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
     } {

@@ -67,7 +67,7 @@ impl From<suggest::Error> for ApiError {
 async fn create(
     State(state): State<Arc<AppState>>,
     AuthAgent(agent): AuthAgent,
-    Path(id): Path<String>,
+    Path(id): Path<crate::ids::ConversationId>,
 ) -> Result<Response, ApiError> {
     let made = suggest::suggest(&state.assistant, &id, &agent.name).await?;
     let status = if made.created {

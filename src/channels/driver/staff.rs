@@ -34,7 +34,7 @@ impl StaffMember {
     async fn act<P: Platform>(
         &self,
         platform: &P,
-        conversation: &str,
+        conversation: &ConversationId,
         action: AgentAction,
         not_an_agent: &str,
     ) -> Result<Conversation, String> {
@@ -138,12 +138,12 @@ pub async fn agent_message<P: Platform>(
 async fn suggest_in_chat<P: Platform>(
     platform: &P,
     member: &StaffMember,
-    conversation: &str,
+    conversation: &ConversationId,
 ) -> String {
     let Some(admin) = member.agent.as_ref().filter(|a| a.admin) else {
         tracing::warn!(
             who = %member.who,
-            conversation,
+            %conversation,
             "refused /kb suggest: not an admin"
         );
         return text::KB_SUGGEST_ADMINS_ONLY.into();
@@ -158,7 +158,7 @@ async fn suggest_in_chat<P: Platform>(
         Err(suggest::Error::Store(e)) => {
             tracing::error!(
                 channel = P::CHANNEL,
-                conversation,
+                %conversation,
                 "article suggestion failed: {e}"
             );
             text::NOT_STORED.into()
