@@ -14,13 +14,14 @@
 use std::sync::{Arc, RwLock};
 
 use crate::config::{AgentSettings, Secret, Settings};
+use crate::ids::AgentId;
 
 /// One agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     /// Name; also their id in the log and as a conversation's owner.
     /// Agents recognised by a Discord role are named `discord:<user id>`.
-    pub name: String,
+    pub name: AgentId,
     /// Telegram user id.
     pub telegram_id: Option<i64>,
     /// Discord user id.
@@ -97,7 +98,7 @@ impl Agents {
         let list = agents
             .iter()
             .map(|a| Agent {
-                name: a.name.clone(),
+                name: a.name.as_str().into(),
                 telegram_id: a.telegram_id,
                 discord_id: a.discord_id,
                 admin: a.admin,
@@ -140,7 +141,7 @@ impl Agents {
     /// The agent an added account is (console only: no linked accounts).
     fn console_agent(account: &Account) -> Agent {
         Agent {
-            name: account.name.clone(),
+            name: account.name.as_str().into(),
             telegram_id: None,
             discord_id: None,
             admin: account.admin,
@@ -230,7 +231,7 @@ impl Agents {
         (roles.iter().any(|r| self.discord_roles.contains(r))
             && !Self::disabled(&self.accounts(), &name))
         .then(|| Agent {
-            name,
+            name: name.into(),
             telegram_id: None,
             discord_id: Some(id),
             admin: false,
@@ -266,12 +267,12 @@ mod tests {
         );
         assert_eq!(
             agents.by_telegram(11).map(|a| a.name),
-            Some("alice".to_string())
+            Some(AgentId::from("alice"))
         );
         assert!(agents.by_telegram(12).is_none());
         assert_eq!(
             agents.by_discord(22, &[], "x").map(|a| a.name),
-            Some("alice".to_string())
+            Some(AgentId::from("alice"))
         );
         let bob = agents.by_discord(33, &[99], "bob").unwrap();
         assert_eq!(

@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::agents::{Agent, Agents};
 use crate::clock::Millis;
+use crate::ids::AgentId;
 use crate::store::{self, AgentSession, Store};
 
 /// Failed sign-ins for one agent within [`LOCK_WINDOW`] that lock them out.
@@ -122,8 +123,12 @@ impl ConsoleAuth {
         let hash = tokio::task::spawn_blocking(move || hash_password(&password))
             .await
             .map_err(|e| Error::Hash(e.to_string()))??;
-        self.store.set_agent_password(agent, &hash).await?;
-        self.store.delete_agent_sessions(agent).await?;
+        self.store
+            .set_agent_password(&AgentId::from(agent), &hash)
+            .await?;
+        self.store
+            .delete_agent_sessions(&AgentId::from(agent))
+            .await?;
         Ok(())
     }
 
@@ -137,7 +142,9 @@ impl ConsoleAuth {
         let window = LOCK_WINDOW.as_millis() as Millis;
         let agent = self.agents.by_name(name);
         if agent.is_some() {
-            let (failures, latest) = store.sign_in_failures(name, now - window).await?;
+            let (failures, latest) = store
+                .sign_in_failures(&AgentId::from(name), now - window)
+                .await?;
             if failures >= MAX_FAILURES {
                 let until = latest.unwrap_or(now) + window;
                 let wait = u64::try_from(until - now).unwrap_or(0).max(1_000);
@@ -157,7 +164,7 @@ impl ConsoleAuth {
             .map_err(|e| Error::Hash(e.to_string()))?;
         let (Some(agent), Some(_), true) = (agent, stored, ok) else {
             if self.agents.by_name(name).is_some() {
-                store.record_sign_in_failure(name).await?;
+                store.record_sign_in_failure(&AgentId::from(name)).await?;
             }
             return Ok(SignIn::Refused);
         };
@@ -171,7 +178,7 @@ impl ConsoleAuth {
     async fn open_session(&self, agent: Agent) -> Result<SignIn, Error> {
         let token = random_hex(32);
         let session = AgentSession {
-            agent: agent.name.clone(),
+            agent: agent.name.to_string(),
             csrf: random_hex(16),
             expires_at: self.store.now() + SESSION_TTL.as_millis() as Millis,
         };
@@ -217,7 +224,10 @@ impl ConsoleAuth {
     /// # Errors
     /// On a store failure.
     pub async fn sign_out_everywhere(&self, agent: &str) -> Result<u64, Error> {
-        Ok(self.store.delete_agent_sessions(agent).await?)
+        Ok(self
+            .store
+            .delete_agent_sessions(&AgentId::from(agent))
+            .await?)
     }
 }
 

@@ -370,7 +370,7 @@ on_every_backend!(
             say("hello?").await;
             assert_eq!(unread("ana").await, [2]);
             assert_eq!(unread("ben").await, [2]);
-            store.mark_read("ana", &c.id).await.unwrap();
+            store.mark_read(&"ana".into(), &c.id).await.unwrap();
             assert_eq!(unread("ana").await, [0], "ana opened it");
             assert_eq!(unread("ben").await, [2], "ben did not");
             clock.advance(1_000);

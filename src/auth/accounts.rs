@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::{ConsoleAuth, Error, MIN_PASSWORD_CHARS, SignIn, random_hex, token_hash};
 use crate::agents::{Account, Origin};
 use crate::clock::Millis;
+use crate::ids::AgentId;
 
 /// How long an invite link works.
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -114,7 +115,9 @@ impl ConsoleAuth {
         self.store.put_agent_account(&account, by).await?;
         // A role change takes effect at once: sessions carry no role, but
         // a demoted admin is signed out so the console reloads as an agent.
-        self.store.delete_agent_sessions(name).await?;
+        self.store
+            .delete_agent_sessions(&AgentId::from(name))
+            .await?;
         self.reload().await
     }
 
@@ -144,8 +147,12 @@ impl ConsoleAuth {
         };
         self.store.put_agent_account(&account, by).await?;
         if disabled {
-            self.store.delete_agent_sessions(name).await?;
-            self.store.withdraw_agent_invites(name).await?;
+            self.store
+                .delete_agent_sessions(&AgentId::from(name))
+                .await?;
+            self.store
+                .withdraw_agent_invites(&AgentId::from(name))
+                .await?;
         }
         self.reload().await
     }
@@ -160,11 +167,13 @@ impl ConsoleAuth {
         if self.agents.by_name(name).is_none() {
             return Err(Error::UnknownAgent(name.to_string()));
         }
-        self.store.withdraw_agent_invites(name).await?;
+        self.store
+            .withdraw_agent_invites(&AgentId::from(name))
+            .await?;
         let token = random_hex(32);
         let expires_at = self.store.now() + INVITE_TTL.as_millis() as Millis;
         self.store
-            .create_agent_invite(&token_hash(&token), name, by, expires_at)
+            .create_agent_invite(&token_hash(&token), &AgentId::from(name), by, expires_at)
             .await?;
         Ok(Invite {
             agent: name.to_string(),
@@ -215,7 +224,10 @@ impl ConsoleAuth {
             }
             seen.insert(agent.to_string(), now);
         }
-        Ok(self.store.touch_agent_presence(agent).await?)
+        Ok(self
+            .store
+            .touch_agent_presence(&AgentId::from(agent))
+            .await?)
     }
 
     /// The enabled agents seen in the console within [`ONLINE_WINDOW`]
@@ -230,7 +242,7 @@ impl ConsoleAuth {
             .agents()
             .all()
             .into_iter()
-            .map(|a| a.name)
+            .map(|a| a.name.into_string())
             .filter(|n| seen.contains(n))
             .collect())
     }

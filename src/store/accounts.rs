@@ -6,6 +6,7 @@ use sqlx::Row;
 use super::{Error, Store, get};
 use crate::agents::Account;
 use crate::clock::Millis;
+use crate::ids::AgentId;
 
 impl Store {
     /// Every account kept in the database.
@@ -59,7 +60,7 @@ impl Store {
     pub async fn create_agent_invite(
         &self,
         token_hash: &str,
-        agent: &str,
+        agent: &AgentId,
         by: &str,
         expires_at: Millis,
     ) -> Result<(), Error> {
@@ -68,7 +69,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(token_hash)
-        .bind(agent)
+        .bind(agent.as_str())
         .bind(by)
         .bind(self.now())
         .bind(expires_at)
@@ -99,9 +100,9 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn withdraw_agent_invites(&self, agent: &str) -> Result<u64, Error> {
+    pub async fn withdraw_agent_invites(&self, agent: &AgentId) -> Result<u64, Error> {
         let done = sqlx::query("DELETE FROM agent_invites WHERE agent = $1 AND used_at IS NULL")
-            .bind(agent)
+            .bind(agent.as_str())
             .execute(&self.writer)
             .await?;
         Ok(done.rows_affected())
@@ -111,12 +112,12 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn touch_agent_presence(&self, agent: &str) -> Result<(), Error> {
+    pub async fn touch_agent_presence(&self, agent: &AgentId) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO agent_presence (agent, seen_at) VALUES ($1, $2) \
              ON CONFLICT (agent) DO UPDATE SET seen_at = excluded.seen_at",
         )
-        .bind(agent)
+        .bind(agent.as_str())
         .bind(self.now())
         .execute(&self.writer)
         .await?;

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{Conversation, Error, Store, get};
 use crate::clock::Millis;
-use crate::ids::{ConversationId, CustomerId};
+use crate::ids::{AgentId, ConversationId, CustomerId};
 
 /// Which conversations the inbox lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,14 +306,14 @@ impl Store {
     /// On a database failure.
     pub async fn mark_read(
         &self,
-        agent: &str,
+        agent: &AgentId,
         conversation_id: &ConversationId,
     ) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO agent_reads (agent, conversation_id, read_at) VALUES ($1, $2, $3) \
              ON CONFLICT (agent, conversation_id) DO UPDATE SET read_at = EXCLUDED.read_at",
         )
-        .bind(agent)
+        .bind(agent.as_str())
         .bind(conversation_id.as_str())
         .bind(self.now())
         .execute(&self.writer)

@@ -4,6 +4,7 @@ use sqlx::Row;
 
 use super::{Error, Store};
 use crate::clock::Millis;
+use crate::ids::AgentId;
 
 /// A signed-in browser session, found by the hash of its cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,12 +22,12 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn set_agent_password(&self, agent: &str, hash: &str) -> Result<(), Error> {
+    pub async fn set_agent_password(&self, agent: &AgentId, hash: &str) -> Result<(), Error> {
         sqlx::query(
             "INSERT INTO agent_passwords (agent, hash, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (agent) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at",
         )
-        .bind(agent)
+        .bind(agent.as_str())
         .bind(hash)
         .bind(self.now())
         .execute(&self.writer)
@@ -38,9 +39,9 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn agent_password(&self, agent: &str) -> Result<Option<String>, Error> {
+    pub async fn agent_password(&self, agent: &AgentId) -> Result<Option<String>, Error> {
         let row = sqlx::query("SELECT hash FROM agent_passwords WHERE agent = $1")
-            .bind(agent)
+            .bind(agent.as_str())
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.try_get::<String, _>("hash")).transpose()?)
@@ -110,9 +111,9 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn delete_agent_sessions(&self, agent: &str) -> Result<u64, Error> {
+    pub async fn delete_agent_sessions(&self, agent: &AgentId) -> Result<u64, Error> {
         let done = sqlx::query("DELETE FROM agent_sessions WHERE agent = $1")
-            .bind(agent)
+            .bind(agent.as_str())
             .execute(&self.writer)
             .await?;
         sqlx::query("DELETE FROM agent_sessions WHERE expires_at <= $1")
@@ -126,9 +127,9 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn record_sign_in_failure(&self, agent: &str) -> Result<(), Error> {
+    pub async fn record_sign_in_failure(&self, agent: &AgentId) -> Result<(), Error> {
         sqlx::query("INSERT INTO sign_in_failures (agent, at) VALUES ($1, $2)")
-            .bind(agent)
+            .bind(agent.as_str())
             .bind(self.now())
             .execute(&self.writer)
             .await?;
@@ -141,14 +142,14 @@ impl Store {
     /// On a database failure.
     pub async fn sign_in_failures(
         &self,
-        agent: &str,
+        agent: &AgentId,
         since: Millis,
     ) -> Result<(i64, Option<Millis>), Error> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MAX(at) AS latest FROM sign_in_failures \
              WHERE agent = $1 AND at >= $2",
         )
-        .bind(agent)
+        .bind(agent.as_str())
         .bind(since)
         .fetch_one(&self.pool)
         .await?;
@@ -160,9 +161,13 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn clear_sign_in_failures(&self, agent: &str, before: Millis) -> Result<(), Error> {
+    pub async fn clear_sign_in_failures(
+        &self,
+        agent: &AgentId,
+        before: Millis,
+    ) -> Result<(), Error> {
         sqlx::query("DELETE FROM sign_in_failures WHERE agent = $1 OR at < $2")
-            .bind(agent)
+            .bind(agent.as_str())
             .bind(before)
             .execute(&self.writer)
             .await?;

@@ -154,7 +154,7 @@ async fn agents(
         .agents()
         .all()
         .into_iter()
-        .map(|a| a.name)
+        .map(|a| a.name.into_string())
         .collect();
     let online = state.auth.online().await.map_err(auth_error)?;
     Ok(Json(

@@ -147,7 +147,7 @@ async fn show(
         row["password_set"] = json!(set);
         row["origin"] = json!(listed.origin);
         row["disabled"] = json!(listed.disabled);
-        row["online"] = json!(online.contains(&name));
+        row["online"] = json!(online.iter().any(|o| *o == name));
         agents.push(row);
     }
     view["agents"] = json!(agents);
