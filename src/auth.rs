@@ -178,7 +178,7 @@ impl ConsoleAuth {
     async fn open_session(&self, agent: Agent) -> Result<SignIn, Error> {
         let token = random_hex(32);
         let session = AgentSession {
-            agent: agent.name.to_string(),
+            agent: agent.name.clone(),
             csrf: random_hex(16),
             expires_at: self.store.now() + SESSION_TTL.as_millis() as Millis,
         };

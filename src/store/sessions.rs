@@ -10,7 +10,7 @@ use crate::ids::AgentId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentSession {
     /// The agent's configured name.
-    pub agent: String,
+    pub agent: AgentId,
     /// The token the console sends back with every change.
     pub csrf: String,
     /// When it stops being valid.
@@ -61,7 +61,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(token_hash)
-        .bind(&session.agent)
+        .bind(session.agent.as_str())
         .bind(&session.csrf)
         .bind(self.now())
         .bind(session.expires_at)
@@ -86,7 +86,7 @@ impl Store {
         .await?;
         row.map(|r| {
             Ok(AgentSession {
-                agent: r.try_get("agent")?,
+                agent: r.try_get::<String, _>("agent")?.into(),
                 csrf: r.try_get("csrf")?,
                 expires_at: r.try_get("expires_at")?,
             })
