@@ -1686,7 +1686,7 @@ name = "bob"
             .await
             .unwrap()
             .iter()
-            .map(|c| (c.action.clone(), c.agent.clone()))
+            .map(|c| (c.action.clone(), c.agent.to_string()))
             .collect::<Vec<_>>(),
         [("create".to_string(), "alice".to_string())]
     );

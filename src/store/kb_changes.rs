@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 
 use super::{Error, SourceRef, Store, get, new_id};
 use crate::clock::Millis;
+use crate::ids::AgentId;
 
 /// One recorded change of an article.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,7 +24,7 @@ pub struct KbChange {
     /// `create`, `update`, `rename`, `delete` or `revert`.
     pub action: String,
     /// The agent (an admin) who made it.
-    pub agent: String,
+    pub agent: AgentId,
     /// The text before (`None`: there was no such article).
     pub before: Option<String>,
     /// The text after (`None`: the article was removed).
@@ -41,7 +42,7 @@ impl KbChange {
             slug: get(row, "slug")?,
             previous_slug: get(row, "previous_slug")?,
             action: get(row, "action")?,
-            agent: get(row, "agent")?,
+            agent: get::<String>(row, "agent")?.into(),
             before: get(row, "before_text")?,
             after: get(row, "after_text")?,
             reverts: get(row, "reverts")?,
@@ -91,7 +92,7 @@ impl Store {
             slug: change.slug.to_string(),
             previous_slug: change.previous_slug.map(str::to_string),
             action: change.action.to_string(),
-            agent: change.agent.to_string(),
+            agent: change.agent.into(),
             before: change.before.map(str::to_string),
             after: change.after.map(str::to_string),
             reverts: change.reverts.map(str::to_string),
@@ -105,7 +106,7 @@ impl Store {
         .bind(&recorded.slug)
         .bind(&recorded.previous_slug)
         .bind(&recorded.action)
-        .bind(&recorded.agent)
+        .bind(recorded.agent.as_str())
         .bind(&recorded.before)
         .bind(&recorded.after)
         .bind(&recorded.reverts)
