@@ -2,9 +2,9 @@
 //!
 //! Starts the real `switchboard run` (the release build cargo made for this
 //! bench) on 127.0.0.1 with a temporary SQLite database, the bundled
-//! knowledge base, a slow OpenAI-compatible fake model (tests/openai_fake,
+//! knowledge base, a slow OpenAI-compatible fake model (tests/fakes/openai_fake.rs,
 //! counting concurrent calls) and Telegram in polling mode against
-//! tests/telegram_fake. Then, all at once:
+//! tests/fakes/telegram_fake.rs. Then, all at once:
 //!
 //! - `SOAK_CUSTOMERS` web customers ask questions from the knowledge base on
 //!   `POST /api/chat/messages`, one message at a time, each with a unique
@@ -37,10 +37,7 @@
 //! attack, deadlines on every wait. Exit code 1 when a target fails, 2 when
 //! the run itself could not be done.
 
-#[path = "../tests/openai_fake/mod.rs"]
-mod openai_fake;
-#[path = "../tests/telegram_fake/mod.rs"]
-mod telegram_fake;
+use switchboard_fakes::{openai_fake, telegram_fake};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;

@@ -21,7 +21,7 @@
 //! Ignored by default (it needs `chromium` and `chromium-driver`); CI
 //! installs them and runs it with `cargo test --test browser -- --ignored`.
 
-mod openai_fake;
+use switchboard_fakes::openai_fake;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

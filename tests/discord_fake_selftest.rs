@@ -3,11 +3,8 @@
 //! its gateway (also across RECONNECT/RESUME and dropped sockets), and
 //! serenity's `Http` calls succeed against its REST API.
 
-mod discord_fake;
-
 use std::time::Duration;
 
-use discord_fake::{BOT_ID, FakeDiscord, MessageOpts, TOKEN};
 use serde_json::{Value, json};
 use serenity::all::{
     ButtonStyle, ChannelId, ChannelType, Client, ClientBuilder, CommandInteraction,
@@ -20,6 +17,7 @@ use serenity::all::{
 use serenity::model::event::Event;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use switchboard_fakes::discord_fake::{self, BOT_ID, FakeDiscord, MessageOpts, TOKEN};
 use tokio::sync::mpsc;
 
 /// `resume` handler calls (only one test runs a client).

@@ -18,12 +18,7 @@
 //! [`Options::background`] keeps the production periods.
 
 pub mod console;
-#[path = "../discord_fake/mod.rs"]
-pub mod discord_fake;
-#[path = "../openai_fake/mod.rs"]
-pub mod openai_fake;
-#[path = "../telegram_fake/mod.rs"]
-pub mod telegram_fake;
+pub use switchboard_fakes::{discord_fake, openai_fake, telegram_fake};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

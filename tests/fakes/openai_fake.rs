@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Shared by several test crates; each uses part of it.
 //! A local OpenAI-compatible server (axum) that the real async-openai client
 //! talks to over HTTP. Each test scripts what it answers and reads back the
 //! request bodies it received.

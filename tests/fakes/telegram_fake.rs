@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Shared by several test crates; each uses part of it.
 //! A local Telegram Bot API server: `/bot<token>/<Method>` over HTTP with
 //! JSON, as teloxide speaks it (method names matched case-insensitively).
 //! It records every call, serves long-polling `getUpdates`, can answer with
