@@ -47,7 +47,7 @@ impl Agent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     /// The agent's name.
-    pub name: String,
+    pub name: AgentId,
     /// Added in the database (not in `[[agents]]`).
     pub added: bool,
     /// The role of an added agent (ignored for configured ones).

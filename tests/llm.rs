@@ -10,6 +10,7 @@ use common::{Deployment, Options, Screen, openai_fake};
 use openai_fake::Script;
 use switchboard::app::Core;
 use switchboard::assistant::{Action, Mode, Reply, Turn};
+use switchboard::clock::ManualClock;
 use switchboard::handoff::Reason;
 use switchboard::store::Role;
 
@@ -26,9 +27,18 @@ async fn setup(scripts: Vec<Script>) -> Setup {
 /// A core on the fixture knowledge base answering through the OpenAI fake
 /// (scripted with `scripts`), `llm.timeout_secs`, and `extra` settings.
 async fn setup_with(scripts: Vec<Script>, timeout_secs: u64, extra: &str) -> Setup {
+    setup_options(scripts, timeout_secs, extra, Options::new()).await
+}
+
+async fn setup_options(
+    scripts: Vec<Script>,
+    timeout_secs: u64,
+    extra: &str,
+    options: Options,
+) -> Setup {
     let (fake, base) = openai_fake::start().await;
     fake.script(scripts);
-    let options = Options::new()
+    let options = options
         .llm(base)
         .settings(format!("[llm]\ntimeout_secs = {timeout_secs}\n"))
         .settings(extra);
@@ -341,10 +351,15 @@ async fn question_tags_cut_in_two_or_in_capitals_cannot_break_out() {
 
 #[tokio::test]
 async fn after_a_give_back_the_bot_starts_a_fresh_context() {
-    let s = setup_with(
+    // The store's clock stands still: the agent's reply, the give-back and
+    // everything before them have the same time, as they can on a fast
+    // machine, so only the order of the messages can tell them apart.
+    let clock = ManualClock::new(1_795_000_000_000);
+    let s = setup_options(
         vec![Script::Stream(vec!["Open Settings [1].".into()])],
         1,
         "[[agents]]\nname = \"alice\"",
+        Options::new().clock(clock),
     )
     .await;
     ask(&s, "how do I get a refund").await;

@@ -247,8 +247,10 @@ async fn commands_photo_and_duplicate_updates() {
     t.stop().await;
 }
 
+// Named to sort first: the test runner starts tests in name order, and this
+// one spends 10 s in teloxide's own wait after a 5xx, during which the others run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_and_server_errors_are_retried() {
+async fn a_429_and_a_5xx_are_retried() {
     let t = start("", None).await;
     t.telegram().fail("sendmessage", Failure::TooMany(1), 1);
     t.telegram().fail("sendmessage", Failure::ServerError, 1);

@@ -393,8 +393,8 @@ impl Assistant {
             .recent_messages(&conversation.id, keep)
             .await?;
         messages.pop();
-        if let Some(since) = conversation.context_since {
-            messages.retain(|m| m.created_at >= since);
+        if let Some(after) = conversation.context_after_seq {
+            messages.retain(|m| m.seq > after);
         }
         messages.retain(|m| matches!(m.role, Role::Customer | Role::Bot | Role::Agent));
         Ok(messages)

@@ -10,7 +10,8 @@
 //! answer as it is written; the returned [`Reply`] is always the final word.
 
 mod actions;
-pub mod ann;
+/// The nearest-neighbour index (the workspace crate `crates/ann`).
+pub use switchboard_ann as ann;
 mod budget;
 mod commands;
 pub mod context;

@@ -23,7 +23,7 @@ const PRESENCE_EVERY: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Invite {
     /// Who it is for.
-    pub agent: String,
+    pub agent: AgentId,
     /// Goes into the link (`/agent#invite=TOKEN`); only its hash is stored.
     pub token: String,
     /// When it stops working.
@@ -84,7 +84,7 @@ impl ConsoleAuth {
         // A row without `added` only carries a disabled flag; keep it.
         let disabled = existing.is_some_and(|a| a.disabled);
         let account = Account {
-            name: name.to_string(),
+            name: name.into(),
             added: true,
             admin,
             disabled,
@@ -140,7 +140,7 @@ impl ConsoleAuth {
             .find(|l| l.agent.name == name)
             .ok_or_else(|| Error::UnknownAgent(name.to_string()))?;
         let account = Account {
-            name: name.to_string(),
+            name: name.into(),
             added: listed.origin == Origin::Console,
             admin: listed.origin == Origin::Console && listed.agent.admin,
             disabled,
@@ -176,7 +176,7 @@ impl ConsoleAuth {
             .create_agent_invite(&token_hash(&token), &AgentId::from(name), by, expires_at)
             .await?;
         Ok(Invite {
-            agent: name.to_string(),
+            agent: name.into(),
             token,
             expires_at,
         })

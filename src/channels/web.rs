@@ -289,6 +289,12 @@ pub struct Kept {
 }
 
 impl Kept {
+    /// The key the driver stores this message under (the session and the
+    /// client's id), if the client sent an id.
+    pub fn key(&self) -> Option<String> {
+        self.id.as_ref().map(|id| format!("{}:{id}", self.session))
+    }
+
     /// The turn this message is.
     pub fn turn(&self) -> Turn {
         Turn {
@@ -296,7 +302,7 @@ impl Kept {
             customer_id: self.session.clone(),
             customer_name: None,
             thread: self.session.clone(),
-            platform_message_id: self.id.as_ref().map(|id| format!("{}:{id}", self.session)),
+            platform_message_id: self.key(),
             text: self.text.clone(),
         }
     }

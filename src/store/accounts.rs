@@ -21,7 +21,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Account {
-                    name: get(r, "name")?,
+                    name: get::<String>(r, "name")?.into(),
                     added: get::<i64>(r, "added")? != 0,
                     admin: get::<i64>(r, "admin")? != 0,
                     disabled: get::<i64>(r, "disabled")? != 0,
@@ -42,7 +42,7 @@ impl Store {
              disabled = excluded.disabled, updated_by = excluded.updated_by, \
              updated_at = excluded.updated_at",
         )
-        .bind(&account.name)
+        .bind(account.name.as_str())
         .bind(i64::from(account.added))
         .bind(i64::from(account.admin))
         .bind(i64::from(account.disabled))
@@ -83,7 +83,7 @@ impl Store {
     ///
     /// # Errors
     /// On a database failure.
-    pub async fn use_agent_invite(&self, token_hash: &str) -> Result<Option<String>, Error> {
+    pub async fn use_agent_invite(&self, token_hash: &str) -> Result<Option<AgentId>, Error> {
         let row = sqlx::query(
             "UPDATE agent_invites SET used_at = $1 \
              WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
@@ -93,7 +93,10 @@ impl Store {
         .bind(token_hash)
         .fetch_optional(&self.writer)
         .await?;
-        Ok(row.map(|r| r.try_get::<String, _>("agent")).transpose()?)
+        Ok(row
+            .map(|r| r.try_get::<String, _>("agent"))
+            .transpose()?
+            .map(AgentId::from))
     }
 
     /// Withdraws `agent`'s unused invites; returns how many.

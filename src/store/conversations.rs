@@ -162,7 +162,10 @@ impl Store {
                resolved_at = CASE WHEN $8 = 1 THEN $2 ELSE resolved_at END, \
                resolution = COALESCE($9, resolution), \
                resolved_by = CASE WHEN $8 = 1 THEN $10 ELSE resolved_by END, \
-               context_since = CASE WHEN $13 = 1 THEN $2 ELSE context_since END \
+               context_since = CASE WHEN $13 = 1 THEN $2 ELSE context_since END, \
+               context_after_seq = CASE WHEN $13 = 1 THEN \
+                 (SELECT COALESCE(MAX(m.seq), 0) FROM messages m WHERE m.conversation_id = $11) \
+                 ELSE context_after_seq END \
              WHERE id = $11 AND status = $12",
         )
         .bind(next.as_str())

@@ -137,8 +137,11 @@ pub struct Conversation {
     pub llm_failures: i64,
     /// Agents were pinged again because nobody claimed it.
     pub repinged_at: Option<Millis>,
-    /// The bot's context starts here (set when an agent gives it back).
+    /// When an agent last gave it back to the bot.
     pub context_since: Option<Millis>,
+    /// The bot's context is the messages after this `seq` (set when an
+    /// agent gives it back: the conversation's last message then).
+    pub context_after_seq: Option<i64>,
 }
 
 impl Conversation {
@@ -170,6 +173,7 @@ impl Conversation {
             llm_failures: get(row, "llm_failures")?,
             repinged_at: get(row, "repinged_at")?,
             context_since: get(row, "context_since")?,
+            context_after_seq: get(row, "context_after_seq")?,
         })
     }
 }

@@ -50,6 +50,7 @@ fn conversation(handoff_at: Option<i64>) -> Conversation {
         llm_failures: 0,
         repinged_at: None,
         context_since: None,
+        context_after_seq: None,
     }
 }
 

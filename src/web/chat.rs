@@ -314,7 +314,7 @@ async fn message(State(state): State<Arc<AppState>>, Json(body): Json<MessageBod
         text: body.text,
         id: body.id,
     };
-    let key = kept.turn().platform_message_id;
+    let key = kept.key();
     let result = answer(&state, kept).await;
     match result {
         Ok(reply) if reply.action == Action::Duplicate => match key {

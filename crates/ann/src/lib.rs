@@ -10,6 +10,11 @@
 //! and it is built afresh;
 //! `cargo bench --bench ann` measures build time, latency and recall
 //! against the exact scan (figures in the README).
+//!
+//! A crate of its own (Switchboard's `assistant::ann`) so that it can be
+//! optimised in debug builds and tests, where building graphs of thousands
+//! of vectors unoptimised took most of the unit tests' time; it depends on
+//! nothing of Switchboard's.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
