@@ -1337,9 +1337,21 @@ async fn a_process_runs_the_shards_it_is_given() {
     let identifies = t.fake.identify_payloads();
     assert_eq!(identifies.len(), 1, "one shard, one session");
     assert_eq!(identifies[0]["shard"], serde_json::json!([1, 2]));
-    t.fake
-        .dispatch_message(95, DM, None, CUSTOMER, "how do I get a refund")
-        .await;
-    t.wait_posted(DM, 1).await;
+    // Discord sends a guild's events to shard `(guild_id >> 22) % 2`:
+    // this guild's reach the process.
+    let guild_on_shard_1 = 3 << 22;
+    let mention = t.fake.message_with(
+        95,
+        GENERAL,
+        Some(guild_on_shard_1),
+        CUSTOMER,
+        "how do I get a refund",
+        MessageOpts {
+            mention_bot: true,
+            ..Default::default()
+        },
+    );
+    t.fake.dispatch("MESSAGE_CREATE", mention).await;
+    t.wait_posted(GENERAL, 1).await;
     t.stop().await;
 }

@@ -2,7 +2,9 @@
 //! 16): three real processes of the binary, Telegram in webhook mode
 //! behind all of them (the test delivers updates as Telegram would through
 //! a load balancer, retrying one that was not confirmed at another
-//! process), the web chat API behind all of them, a slow model so answers
+//! process), Discord with each process running one of three gateway shards
+//! (the local Discord sends a guild's events to its shard only), the web
+//! chat API behind all of them, a slow model so answers
 //! are in flight, a `kill -9` of one process in the middle and its restart
 //! while the others are answering. Every customer message is answered
 //! exactly once: by the process that stored it, or, for the killed one's,
@@ -15,6 +17,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::discord_fake::{self, MessageOpts};
 use common::openai_fake::{self, Script};
 use common::telegram_fake::{self, message, message_update, private_chat, user};
 use common::{FreshPostgres, free_port, prompts_dir, write_fixture_kb};
@@ -33,7 +36,21 @@ struct Process {
     log: std::path::PathBuf,
 }
 
-async fn spawn(dir: &Path, n: usize, db: &str, telegram: &str, llm: &str) -> Process {
+/// Discord shards: process `n` runs shard `n % SHARDS`.
+const SHARDS: u64 = 3;
+
+/// A guild whose events go to `shard` (`(guild_id >> 22) % SHARDS`).
+fn guild_on(shard: u64) -> u64 {
+    (SHARDS + shard) << 22
+}
+
+async fn spawn(
+    dir: &Path,
+    n: usize,
+    db: &str,
+    (telegram, discord): (&str, &str),
+    llm: &str,
+) -> Process {
     let port = free_port();
     let config = format!(
         r#"
@@ -60,11 +77,19 @@ enabled = true
 api_url = "{telegram}"
 token = "{token}"
 webhook_url = "https://bot.example/telegram/webhook"
+[discord]
+enabled = true
+api_url = "{discord}"
+token = "{discord_token}"
+shard_count = {SHARDS}
+shards = [{shard}]
 "#,
         kb = dir.join("kb").display(),
         index = dir.join(format!("index-{n}")).display(),
         prompts = prompts_dir(),
         token = telegram_fake::TOKEN,
+        discord_token = discord_fake::TOKEN,
+        shard = n as u64 % SHARDS,
     );
     let path = dir.join(format!("config-{n}.toml"));
     std::fs::write(&path, config).unwrap();
@@ -179,6 +204,8 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
     std::fs::create_dir_all(dir.path().join("kb")).unwrap();
     write_fixture_kb(&dir.path().join("kb"));
     let (telegram, telegram_url) = telegram_fake::start().await;
+    let discord = discord_fake::FakeDiscord::start().await;
+    let platforms = (telegram_url.as_str(), discord.url.as_str());
     let (llm, llm_url) = openai_fake::start().await;
     llm.script([Script::Slow(vec![ANSWER.into()], PAUSE)]);
     let client = reqwest::Client::builder()
@@ -189,11 +216,26 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
     let mut processes = Vec::new();
     for n in 0..3 {
         // One after another: the first creates the schema.
-        let mut p = spawn(dir.path(), n, &pg.url, &telegram_url, &llm_url).await;
+        let mut p = spawn(dir.path(), n, &pg.url, platforms, &llm_url).await;
         p.ready(&client).await;
         processes.push(p);
     }
     let bases: Vec<String> = processes.iter().map(|p| p.base.clone()).collect();
+    // Each process identified as its own shard of three.
+    discord
+        .wait_until(
+            "three shard sessions",
+            |f| f.identify_count() >= SHARDS as usize,
+            Duration::from_secs(30),
+        )
+        .await;
+    let mut shards: Vec<Value> = discord
+        .identify_payloads()
+        .iter()
+        .map(|d| d["shard"].clone())
+        .collect();
+    shards.sort_by_key(|s| s[0].as_u64());
+    assert_eq!(shards, vec![json!([0, 3]), json!([1, 3]), json!([2, 3])]);
     // Every process registered the webhook with the one secret kept in the
     // database, so any of them takes Telegram's updates.
     let secrets: Vec<String> = telegram
@@ -233,6 +275,32 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
         kept.push((chat, update));
     }
     assert!(stored_by.values().any(|&at| at == 1));
+    // Discord customers mention the bot in guilds of every shard: each
+    // message reaches only the process running its guild's shard.
+    let discord_channels: Vec<(u64, u64)> = (0..SHARDS)
+        .flat_map(|shard| (0..4).map(move |k| (shard, 7_000 + shard * 10 + k)))
+        .collect();
+    for &(shard, channel) in &discord_channels {
+        let m = discord.message_with(
+            channel + 2_000,
+            channel,
+            Some(guild_on(shard)),
+            channel + 1_000,
+            "how do I get a refund",
+            MessageOpts {
+                mention_bot: true,
+                ..Default::default()
+            },
+        );
+        discord.dispatch("MESSAGE_CREATE", m).await;
+    }
+    let discord_answers = |channel: u64| {
+        discord
+            .channel_messages(channel)
+            .iter()
+            .filter(|m| m.content.contains("Open Settings"))
+            .count()
+    };
     // Widget visitors on the process about to be killed: their requests
     // wait for the answer.
     let mut widget = Vec::new();
@@ -246,7 +314,7 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
     }
     // Every message stored and waiting for the model, which pauses before
     // its first word: kill -9 process 1 now, with its answers in flight.
-    let waiting = FIRST as usize + widget.len();
+    let waiting = FIRST as usize + widget.len() + discord_channels.len();
     for _ in 0..400 {
         if llm.in_flight.load(std::sync::atomic::Ordering::SeqCst) >= waiting {
             break;
@@ -280,7 +348,7 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
         );
         deliver(&client, &survivors, chat as usize, &secret, &update).await;
     }
-    let mut restarted = spawn(dir.path(), 3, &pg.url, &telegram_url, &llm_url).await;
+    let mut restarted = spawn(dir.path(), 4, &pg.url, platforms, &llm_url).await;
     restarted.ready(&client).await;
     processes.push(restarted);
     let mut widget_attempts = Vec::new();
@@ -312,6 +380,9 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
     let mut all = false;
     for _ in 0..900 {
         all = (1..=FIRST + SECOND).all(|chat| answers(chat) >= 1)
+            && discord_channels
+                .iter()
+                .all(|&(_, c)| discord_answers(c) >= 1)
             && web_answered().await == widget_attempts.len() as i64;
         if all {
             break;
@@ -320,8 +391,12 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
     }
     assert!(
         all,
-        "not every message was answered: telegram {:?}, widget {}",
+        "not every message was answered: telegram {:?}, discord {:?}, widget {}",
         (1..=FIRST + SECOND).map(answers).collect::<Vec<_>>(),
+        discord_channels
+            .iter()
+            .map(|&(_, c)| discord_answers(c))
+            .collect::<Vec<_>>(),
         web_answered().await
     );
 
@@ -368,6 +443,15 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
             telegram.sent_to(chat)
         );
     }
+    for &(shard, channel) in &discord_channels {
+        let answers = discord_answers(channel);
+        assert_eq!(
+            answers,
+            1,
+            "discord channel {channel} (shard {shard}) answered {answers} times: {:?}",
+            discord.channel_messages(channel)
+        );
+    }
     // In the log: one answer per customer message, on every channel.
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT c.channel, c.thread_key, m.role FROM messages m \
@@ -387,7 +471,7 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
     }
     assert_eq!(
         per_conversation.len(),
-        (FIRST + SECOND) as usize + 3,
+        (FIRST + SECOND) as usize + 3 + discord_channels.len(),
         "{per_conversation:?}"
     );
     for (conversation, (customer, bot)) in &per_conversation {
@@ -441,6 +525,54 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
         .await
         .unwrap();
     assert!(recovered >= 1, "the kill left nothing to take over");
+    // Each live shard's Discord messages were stored and answered by one
+    // process, a different one per shard (a message's owner is the process
+    // answering it); the killed process's shard was taken over, and only
+    // its conversations were.
+    let owner_of = |channel: u64| {
+        let db = db.clone();
+        async move {
+            let owners: Vec<Option<String>> = sqlx::query_scalar(
+                "SELECT m.owner FROM messages m JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE c.channel = 'discord' AND c.thread_key LIKE $1 AND m.role = 'customer'",
+            )
+            .bind(format!("%{channel}%"))
+            .fetch_all(&db)
+            .await
+            .unwrap();
+            assert_eq!(owners.len(), 1, "one customer message in channel {channel}");
+            owners[0].clone().expect("an owner")
+        }
+    };
+    let mut owners = std::collections::BTreeMap::new();
+    for &(shard, channel) in &discord_channels {
+        owners
+            .entry(shard)
+            .or_insert_with(std::collections::BTreeSet::new)
+            .insert(owner_of(channel).await);
+    }
+    assert_eq!(owners[&0].len(), 1, "{owners:?}");
+    assert_eq!(owners[&2].len(), 1, "{owners:?}");
+    assert_ne!(owners[&0], owners[&2], "a process per shard");
+    let recovered_on: Vec<String> = sqlx::query_scalar(
+        "SELECT c.thread_key FROM events e JOIN conversations c ON c.id = e.conversation_id \
+         WHERE e.kind = 'recovered' AND c.channel = 'discord'",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let shard_one: Vec<String> = discord_channels
+        .iter()
+        .filter(|(s, _)| *s == 1)
+        .map(|(_, c)| c.to_string())
+        .collect();
+    assert!(
+        !recovered_on.is_empty()
+            && recovered_on
+                .iter()
+                .all(|key| shard_one.iter().any(|c| key.contains(c.as_str()))),
+        "taken over: {recovered_on:?}, the killed process's shard: {shard_one:?}"
+    );
 
     db.close().await;
     for mut p in processes {

@@ -328,6 +328,18 @@ struct Conn {
     /// READY or RESUMED on the current session and not told to go away:
     /// dispatches go here.
     live: bool,
+    /// The shard it identified as, and the bot's number of shards (`[id,
+    /// count]` of IDENTIFY; `(0, 1)` without).
+    shard: (u64, u64),
+}
+
+/// The shard Discord sends an event to: a guild's is `(guild_id >> 22) %
+/// count`, and direct messages go to shard 0.
+fn shard_of(data: &Value, count: u64) -> u64 {
+    data["guild_id"]
+        .as_str()
+        .and_then(|g| g.parse::<u64>().ok())
+        .map_or(0, |guild| (guild >> 22) % count.max(1))
 }
 
 #[derive(Default)]
@@ -471,7 +483,12 @@ impl FakeDiscord {
         let seq = gw.seq;
         let frame = json!({"op": 0, "s": seq, "t": event_name, "d": data}).to_string();
         gw.log.push((seq, frame.clone(), true));
-        for c in gw.conns.iter().filter(|c| c.live) {
+        // With several shards, only the shard the event belongs to gets it.
+        for c in gw
+            .conns
+            .iter()
+            .filter(|c| c.live && shard_of(&data, c.shard.1) == c.shard.0)
+        {
             let _ = c.tx.send(Cmd::Text(frame.clone()));
         }
     }
@@ -1343,6 +1360,7 @@ async fn run_connection(inner: Arc<Inner>, socket: WebSocket) {
             id,
             tx: tx.clone(),
             live: false,
+            shard: (0, 1),
         });
         id
     };
@@ -1400,14 +1418,25 @@ fn handle_client_payload(inner: &Inner, conn_id: u64, tx: &mpsc::UnboundedSender
             gw.seq = 1;
             gw.log.clear();
             gw.ever_ready = true;
-            for c in gw.conns.iter_mut() {
-                c.live = c.id == conn_id;
-            }
             let shard = if d["shard"].is_array() {
                 d["shard"].clone()
             } else {
                 json!([0, 1])
             };
+            let this = (
+                shard[0].as_u64().unwrap_or(0),
+                shard[1].as_u64().unwrap_or(1),
+            );
+            // A new session replaces the one of the same shard; other
+            // shards' sessions (other processes) go on.
+            for c in gw.conns.iter_mut() {
+                if c.id == conn_id {
+                    c.live = true;
+                    c.shard = this;
+                } else if c.shard.0 == this.0 || this.1 <= 1 {
+                    c.live = false;
+                }
+            }
             let ready = json!({
                 "op": 0, "s": 1, "t": "READY",
                 "d": {
@@ -1427,6 +1456,8 @@ fn handle_client_payload(inner: &Inner, conn_id: u64, tx: &mpsc::UnboundedSender
             let _ = tx.send(Cmd::Text(ready));
         }
         Some(6) => {
+            // One session is resumable: the latest identified (sharded
+            // bots' other shards re-identify instead).
             let d = &payload["d"];
             let matches =
                 gw.session_id.is_some() && d["session_id"].as_str() == gw.session_id.as_deref();
