@@ -14,7 +14,7 @@ use switchboard::delivery::{Outgoing, Target};
 use switchboard::export::{self, Format};
 use switchboard::report;
 use switchboard::store::{
-    Answer, Change, Error, InboxQuery, InboxTab, NewMessage, Role, SourceRef, Store,
+    Answer, Backend, Change, Error, InboxQuery, InboxTab, NewMessage, Role, SourceRef, Store,
 };
 use switchboard::tags::Tag;
 
@@ -1286,3 +1286,39 @@ on_every_backend!(
         }
     }
 );
+
+// A widget message kept by one process rings the session's bell in the
+// others sharing the PostgreSQL database (not in itself: it rang its own);
+// SQLite, one process, has no bells to listen for.
+on_every_backend!(widget_bells_reach_the_other_processes, |db: &Db| {
+    let url = db.url.clone();
+    let first = db.store.clone();
+    async move {
+        let second = Store::connect(&url, 2, ManualClock::new(START) as SharedClock)
+            .await
+            .unwrap();
+        match first.backend() {
+            Backend::Sqlite => {
+                assert!(first.mailbox_bells().await.unwrap().is_none());
+            }
+            Backend::Postgres => {
+                let mut bells = first.mailbox_bells().await.unwrap().expect("bells");
+                // Its own message first: not rung back to itself.
+                first
+                    .push_web_message("own", &Outgoing::text("hi"))
+                    .await
+                    .unwrap();
+                second
+                    .push_web_message("visitor-7", &Outgoing::text("alice (support): hi"))
+                    .await
+                    .unwrap();
+                let rung = tokio::time::timeout(std::time::Duration::from_secs(30), bells.next())
+                    .await
+                    .expect("a bell")
+                    .unwrap();
+                assert_eq!(rung, "visitor-7");
+            }
+        }
+        second.close().await;
+    }
+});

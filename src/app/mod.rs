@@ -197,6 +197,15 @@ impl App {
                 async move { stop.cancelled().await },
             ));
         }
+        {
+            // Widget messages kept by other processes sharing the database.
+            let stop = stop.clone();
+            tasks.spawn(
+                core.web
+                    .clone()
+                    .ring_from_elsewhere(async move { stop.cancelled().await }),
+            );
+        }
         if let Some(telegram) = self.telegram {
             if core.settings.telegram.webhook_url.is_some() {
                 telegram_webhook = Some(telegram);

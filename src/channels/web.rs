@@ -124,6 +124,48 @@ impl Web {
         Ok(id)
     }
 
+    /// Rings the bells other processes sharing the database ring (a widget
+    /// message one of them kept) until `stop`; returns at once on SQLite.
+    /// A visitor's event stream open here then reads its mailbox at once.
+    pub async fn ring_from_elsewhere(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let bells = tokio::select! {
+                () = &mut stop => return,
+                bells = self.inner.core.store.mailbox_bells() => bells,
+            };
+            let mut bells = match bells {
+                Ok(Some(bells)) => bells,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("widget bells from other processes: {e}");
+                    tokio::select! {
+                        () = &mut stop => return,
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                    continue;
+                }
+            };
+            loop {
+                tokio::select! {
+                    () = &mut stop => return,
+                    rung = bells.next() => match rung {
+                        Ok(session) => {
+                            wait = Duration::from_millis(500);
+                            self.inner.live.mailbox(&session);
+                        }
+                        Err(e) => {
+                            tracing::warn!("widget bells from other processes: {e}");
+                            break;
+                        }
+                    },
+                }
+            }
+        }
+    }
+
     /// Publishes what `body` adds to what the event stream has of the
     /// answer to the client's message `id`.
     fn stream(&self, session: &str, id: &str, written: &Mutex<String>, body: &str) {

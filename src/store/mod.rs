@@ -18,6 +18,7 @@ mod kb_changes;
 mod limits;
 mod messages;
 mod model;
+mod notify;
 mod outbox;
 mod sessions;
 mod suggestions;
@@ -39,6 +40,7 @@ pub use inbound::{InboundItem, InboundStatus};
 pub use inbox::{InboxEntry, InboxQuery, InboxTab, PastConversation};
 pub use kb_changes::{Citations, KbChange, NewKbChange};
 pub use model::*;
+pub use notify::MailboxBells;
 pub use sessions::AgentSession;
 pub use suggestions::{Suggestion, SuggestionDraft, SuggestionStatus};
 
@@ -105,6 +107,8 @@ pub struct Store {
     instance: Arc<str>,
     /// How long a process may go without a beat before it counts as gone.
     lease_ms: Millis,
+    /// Where [`Store::mailbox_bells`] listens (PostgreSQL only).
+    listen_url: Option<notify::ListenUrl>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -156,6 +160,7 @@ impl Store {
             clock,
             instance: new_id().into(),
             lease_ms: instances::DEFAULT_LEASE_MS,
+            listen_url: (backend == Backend::Postgres).then(|| notify::ListenUrl(url.into())),
         })
     }
 

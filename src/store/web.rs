@@ -30,6 +30,11 @@ impl Store {
             .bind(self.now())
             .execute(&self.writer)
             .await?;
+        // Kept: a bell that cannot be rung only delays it to the streams'
+        // periodic check.
+        if let Err(e) = self.ring_elsewhere(session).await {
+            tracing::warn!("could not tell other processes of a widget message: {e}");
+        }
         Ok(id)
     }
 

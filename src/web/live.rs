@@ -44,7 +44,9 @@ use super::visitor::Refused;
 use crate::channels::live::{Bell, Full, Open};
 
 /// How often a stream reads the mailbox even when its bell did not ring
-/// (a message left by another process), and sends a keep-alive comment.
+/// (a bell from another process missed while the listening connection was
+/// down: see `channels::web::Web::ring_from_elsewhere`), and sends a
+/// keep-alive comment.
 pub const CHECK_EVERY: Duration = Duration::from_secs(15);
 /// What EventSource waits before reconnecting.
 pub const RETRY: Duration = Duration::from_secs(2);
