@@ -493,7 +493,9 @@ impl Visited {
 /// Dot product. Nearly all the time of building and searching the graph
 /// is spent here, so on x86-64 processors with AVX2 and FMA (checked once,
 /// at run time) it runs compiled for them: twice the lanes of the baseline
-/// SSE2 build and a fused multiply-add.
+/// SSE2 build and a fused multiply-add. Inlinable into callers in other
+/// crates (Switchboard's retrieval), now that the index is a crate.
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
