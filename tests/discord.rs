@@ -207,17 +207,9 @@ async fn answers_mentions_and_replies_but_not_chatter() {
             "anyone here got a refund once?",
         )
         .await;
-    let mention = t.fake.message_with(
-        21,
-        GENERAL,
-        Some(GUILD),
-        CUSTOMER,
-        "how do I get a refund",
-        MessageOpts {
-            mention_bot: true,
-            ..Default::default()
-        },
-    );
+    let mention = t
+        .fake
+        .mention(21, GENERAL, GUILD, CUSTOMER, "how do I get a refund");
     t.fake.dispatch("MESSAGE_CREATE", mention).await;
     let posted = t.wait_posted(GENERAL, 1).await;
     assert_eq!(posted.len(), 1, "the chatter got nothing: {posted:#?}");
@@ -283,17 +275,9 @@ async fn answers_mentions_and_replies_but_not_chatter() {
     assert_eq!(dm[0].content, text::TEXT_ONLY);
     // A customer's mention after them: once it is answered and nothing is
     // left unanswered, the bot's and the webhook's messages were seen.
-    let after = t.fake.message_with(
-        26,
-        GENERAL,
-        Some(GUILD),
-        CUSTOMER,
-        "how do I get a refund",
-        MessageOpts {
-            mention_bot: true,
-            ..Default::default()
-        },
-    );
+    let after = t
+        .fake
+        .mention(26, GENERAL, GUILD, CUSTOMER, "how do I get a refund");
     t.fake.dispatch("MESSAGE_CREATE", after).await;
     let posted = t.wait_posted(GENERAL, 3).await;
     t.app.settled().await;
@@ -1340,16 +1324,12 @@ async fn a_process_runs_the_shards_it_is_given() {
     // Discord sends a guild's events to shard `(guild_id >> 22) % 2`:
     // this guild's reach the process.
     let guild_on_shard_1 = 3 << 22;
-    let mention = t.fake.message_with(
+    let mention = t.fake.mention(
         95,
         GENERAL,
-        Some(guild_on_shard_1),
+        guild_on_shard_1,
         CUSTOMER,
         "how do I get a refund",
-        MessageOpts {
-            mention_bot: true,
-            ..Default::default()
-        },
     );
     t.fake.dispatch("MESSAGE_CREATE", mention).await;
     t.wait_posted(GENERAL, 1).await;

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::discord_fake::{self, MessageOpts};
+use common::discord_fake;
 use common::openai_fake::{self, Script};
 use common::telegram_fake::{self, message, message_update, private_chat, user};
 use common::{FreshPostgres, free_port, prompts_dir, write_fixture_kb};
@@ -281,16 +281,12 @@ async fn three_processes_one_killed_every_message_answered_exactly_once() {
         .flat_map(|shard| (0..4).map(move |k| (shard, 7_000 + shard * 10 + k)))
         .collect();
     for &(shard, channel) in &discord_channels {
-        let m = discord.message_with(
+        let m = discord.mention(
             channel + 2_000,
             channel,
-            Some(guild_on(shard)),
+            guild_on(shard),
             channel + 1_000,
             "how do I get a refund",
-            MessageOpts {
-                mention_bot: true,
-                ..Default::default()
-            },
         );
         discord.dispatch("MESSAGE_CREATE", m).await;
     }

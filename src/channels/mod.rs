@@ -18,8 +18,10 @@ pub mod web;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 /// Where to cut `head` (the longest prefix that fits a platform's limit):
 /// after its last paragraph break, else line break, else sentence end or
@@ -36,20 +38,51 @@ pub fn cut_point(head: &str) -> usize {
         .unwrap_or(fit)
 }
 
-/// One lock per place (chat, channel, thread): a channel answers the
-/// messages of one place in order while different places run at once.
+/// One queue per place (chat, channel, thread): a channel answers the
+/// messages of one place in the order they were received while different
+/// places run at once.
+///
+/// A place's turn is taken with [`PlaceLocks::ticket`], synchronously,
+/// where the message is received; the answer may then run on any task and
+/// waits for the tickets taken before it. (A lock taken inside the spawned
+/// task would order answers by which task happened to run first.)
 #[derive(Default)]
-pub struct PlaceLocks(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+pub struct PlaceLocks(Mutex<HashMap<String, oneshot::Receiver<()>>>);
+
+/// A place in one place's queue: [`Ticket::wait`] returns once every ticket
+/// taken before it there is dropped; dropping it lets the next one go.
+pub struct Ticket {
+    before: Option<oneshot::Receiver<()>>,
+    _done: oneshot::Sender<()>,
+}
+
+impl Ticket {
+    /// Waits for the tickets taken before this one in its place.
+    pub async fn wait(&mut self) {
+        if let Some(before) = &mut self.before {
+            // Dropped unsent is the signal: the one before is done.
+            let _ = before.await;
+            self.before = None;
+        }
+    }
+}
 
 impl PlaceLocks {
-    /// The lock of `key`; hold its guard while answering there.
-    pub fn of(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if locks.len() > 10_000 {
+    /// The next turn in `key`'s queue; hold it while answering there.
+    pub fn ticket(&self, key: &str) -> Ticket {
+        let (done, after) = oneshot::channel();
+        let mut queues = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if queues.len() > 10_000 {
             // Forget the places nobody is answering in right now.
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            queues.retain(|_, last| {
+                matches!(last.try_recv(), Err(oneshot::error::TryRecvError::Empty))
+            });
         }
-        locks.entry(key.to_string()).or_default().clone()
+        let before = queues.insert(key.to_string(), after);
+        Ticket {
+            before,
+            _done: done,
+        }
     }
 }
 
@@ -109,10 +142,37 @@ mod tests {
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
-    #[test]
-    fn place_locks_are_shared_per_key() {
+    #[tokio::test]
+    async fn a_place_answers_in_the_order_tickets_were_taken() {
+        use futures::FutureExt;
         let locks = PlaceLocks::default();
-        assert!(Arc::ptr_eq(&locks.of("a"), &locks.of("a")));
-        assert!(!Arc::ptr_eq(&locks.of("a"), &locks.of("b")));
+        let mut first = locks.ticket("a");
+        let mut second = locks.ticket("a");
+        let mut elsewhere = locks.ticket("b");
+        // The second waits for the first even when it asks first.
+        assert!(second.wait().now_or_never().is_none());
+        assert!(elsewhere.wait().now_or_never().is_some());
+        assert!(first.wait().now_or_never().is_some());
+        let mut third = locks.ticket("a");
+        drop(first);
+        assert!(second.wait().now_or_never().is_some());
+        assert!(third.wait().now_or_never().is_none());
+        drop(second);
+        assert!(third.wait().now_or_never().is_some());
+    }
+
+    #[test]
+    fn idle_places_are_forgotten() {
+        let locks = PlaceLocks::default();
+        let busy = locks.ticket("busy");
+        for i in 0..=10_000 {
+            drop(locks.ticket(&i.to_string()));
+        }
+        drop(locks.ticket("last"));
+        let queues = locks.0.lock().unwrap();
+        assert!(queues.len() <= 3, "{}", queues.len());
+        assert!(queues.contains_key("busy"));
+        drop(queues);
+        drop(busy);
     }
 }

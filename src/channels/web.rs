@@ -135,34 +135,33 @@ impl Web {
                 () = &mut stop => return,
                 bells = self.inner.core.store.mailbox_bells() => bells,
             };
-            let mut bells = match bells {
-                Ok(Some(bells)) => bells,
-                Ok(None) => return,
-                Err(e) => {
-                    tracing::warn!("widget bells from other processes: {e}");
+            match bells {
+                Ok(Some(mut bells)) => loop {
                     tokio::select! {
                         () = &mut stop => return,
-                        () = tokio::time::sleep(wait) => {}
+                        rung = bells.next() => match rung {
+                            Ok(session) => {
+                                wait = Duration::from_millis(500);
+                                self.inner.live.mailbox(&session);
+                            }
+                            Err(e) => {
+                                tracing::warn!("widget bells from other processes: {e}");
+                                break;
+                            }
+                        },
                     }
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                    continue;
-                }
-            };
-            loop {
-                tokio::select! {
-                    () = &mut stop => return,
-                    rung = bells.next() => match rung {
-                        Ok(session) => {
-                            wait = Duration::from_millis(500);
-                            self.inner.live.mailbox(&session);
-                        }
-                        Err(e) => {
-                            tracing::warn!("widget bells from other processes: {e}");
-                            break;
-                        }
-                    },
-                }
+                },
+                Ok(None) => return,
+                Err(e) => tracing::warn!("widget bells from other processes: {e}"),
             }
+            // Connecting or listening failed: wait longer each time in a
+            // row, so a database that drops the connection at once is not
+            // hammered.
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(Duration::from_secs(30));
         }
     }
 

@@ -638,6 +638,23 @@ impl FakeDiscord {
         )
     }
 
+    /// A guild message that mentions the bot (what a customer writes to
+    /// ask it in a shared channel).
+    pub fn mention(
+        &self,
+        id: u64,
+        channel_id: u64,
+        guild_id: u64,
+        author_id: u64,
+        content: &str,
+    ) -> Value {
+        let opts = MessageOpts {
+            mention_bot: true,
+            ..Default::default()
+        };
+        self.message_with(id, channel_id, Some(guild_id), author_id, content, opts)
+    }
+
     /// [`Self::message`] with mentions, a reply, attachments, a bot author
     /// or a webhook.
     pub fn message_with(

@@ -274,11 +274,8 @@ impl Discord {
                 && !message.attachments.is_empty()
                 && kind != PlaceKind::Elsewhere
             {
-                let this = self.clone();
                 let place = Surface::Channel(Place::reply_to(&message, kind));
-                tokio::spawn(async move {
-                    driver::send_text(&this, &place, text::TEXT_ONLY, Vec::new()).await;
-                });
+                driver::say_in_order(self, place, text::TEXT_ONLY);
             }
             return Ok(());
         };

@@ -197,10 +197,13 @@ pub async fn receive<P: Platform>(
     if received.is_duplicate() {
         return Ok(());
     }
+    // The place's turn is taken here, in the order messages arrive, not in
+    // the spawned task, which may start after a later message's.
+    let ticket = platform.core().locks.ticket(&P::key(&place));
     let platform = platform.clone();
     tokio::spawn(async move {
         let answered = guarded(async {
-            if let Err(e) = answer_in_order(&platform, place, received).await {
+            if let Err(e) = answer_after(ticket, &platform, place, received).await {
                 tracing::error!(channel = P::CHANNEL, "answering failed: {e}");
             }
         });
@@ -243,9 +246,22 @@ pub async fn answer_in_order<P: Platform>(
     place: P::Place,
     received: Received,
 ) -> Result<Reply, assistant::Error> {
-    let lock = platform.core().locks.of(&P::key(&place));
-    let _guard = lock.lock().await;
-    answer(platform, place, received).await
+    let ticket = platform.core().locks.ticket(&P::key(&place));
+    answer_after(ticket, platform, place, received).await
+}
+
+/// Answers a stored message once the answers whose tickets were taken
+/// before `ticket` in its place are sent.
+async fn answer_after<P: Platform>(
+    mut ticket: super::Ticket,
+    platform: &P,
+    place: P::Place,
+    received: Received,
+) -> Result<Reply, assistant::Error> {
+    ticket.wait().await;
+    let reply = answer(platform, place, received).await;
+    drop(ticket);
+    reply
 }
 
 /// Answers a stored message: "typing…", then the streamed answer, then the
@@ -330,6 +346,17 @@ pub async fn send_text<P: Platform>(
 ) {
     let parts = platform.render_text(text);
     streamer(platform, place).finish(&parts, &buttons).await;
+}
+
+/// Sends `text` to `place` in the background, after the answers to the
+/// messages received there before it (e.g. "text only, please" for a photo).
+pub fn say_in_order<P: Platform>(platform: &P, place: P::Place, text: &'static str) {
+    let mut ticket = platform.core().locks.ticket(&P::key(&place));
+    let platform = platform.clone();
+    tokio::spawn(async move {
+        ticket.wait().await;
+        send_text(&platform, &place, text, Vec::new()).await;
+    });
 }
 
 /// The core's delivery through a platform: register

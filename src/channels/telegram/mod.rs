@@ -369,11 +369,7 @@ impl Telegram {
                     || message.document().is_some()
                     || message.video().is_some())
             {
-                let this = self.clone();
-                tokio::spawn(async move {
-                    let place = Place::of(&message, false);
-                    driver::send_text(&this, &place, text::TEXT_ONLY, Vec::new()).await;
-                });
+                driver::say_in_order(self, Place::of(&message, false), text::TEXT_ONLY);
             }
             return Ok(());
         };
