@@ -448,8 +448,8 @@ async fn eval_answers_counts_generated_answers_citing_a_gold_article() {
 async fn a_follow_up_is_rewritten_from_the_conversation_before_retrieval() {
     let s = setup(vec![
         Script::Stream(ANSWER.iter().map(|c| c.to_string()).collect()),
-        // The rewrite of the follow-up.
-        Script::Plain("How long does a refund take to reach my card?".into()),
+        // The rewrite of the follow-up (streamed, as every call is).
+        Script::Stream(vec!["How long does a refund take to reach my card?".into()]),
         Script::Stream(vec![
             "Refunds reach your card in 5–10 business days [1].".into(),
         ]),
@@ -472,6 +472,26 @@ async fn a_follow_up_is_rewritten_from_the_conversation_before_retrieval() {
     assert_eq!(follow.mode, Mode::Llm, "{follow:?}");
     assert_eq!(follow.sources[0].slug, "billing/refunds");
     assert!(follow.answer.contains("5–10 business days"));
+}
+
+#[tokio::test]
+async fn a_poor_rewrite_does_not_take_the_conversation_off_its_topic() {
+    // A small model's rewrite can miss the point; the earlier turns stay in
+    // the search beside it.
+    let s = setup(vec![
+        Script::Stream(ANSWER.iter().map(|c| c.to_string()).collect()),
+        Script::Stream(vec!["Tell me more about the sign-in page.".into()]),
+        Script::Stream(vec![
+            "Refunds reach your card in 5–10 business days [1].".into(),
+        ]),
+    ])
+    .await;
+    let (first, _) = ask(&s, "How do I get a refund?").await;
+    assert_eq!(first.sources[0].slug, "billing/refunds");
+    let (follow, _) = ask(&s, "tell me more about that").await;
+    assert_eq!(s.fake.requests().len(), 3, "rewritten, then answered");
+    assert_eq!(follow.mode, Mode::Llm, "{follow:?}");
+    assert_eq!(follow.sources[0].slug, "billing/refunds", "{follow:?}");
 }
 
 #[tokio::test]

@@ -127,9 +127,10 @@ impl Assistant {
 
     /// Retrieval for `question` in a conversation whose earlier turns are
     /// `earlier` (oldest first). A message that leans on the conversation
-    /// is searched together with the earlier turns (at lower weights), and
-    /// that merged retrieval is kept only when its best article is about
-    /// the new message too; otherwise the message is searched alone.
+    /// is searched together with the earlier turns (at lower weights) and,
+    /// with a model, its standalone rewrite; that merged retrieval is kept
+    /// only when its best article is about the new message too; otherwise
+    /// the message is searched alone.
     ///
     /// # Errors
     /// On an index failure.
@@ -139,20 +140,23 @@ impl Assistant {
         earlier: &[Earlier],
     ) -> Result<Retrieval, Error> {
         let alone = self.retrieve(question).await?;
-        let parts = context::parts(question, earlier);
+        let mut parts = context::parts(question, earlier);
         if parts.len() == 1 {
             return Ok(alone);
         }
         let new_terms = self.inner.kb.analyze(question);
         let follow_up = context::follow_up(question, new_terms.len());
-        if follow_up != context::FollowUp::No
-            && let Some(standalone) = self.standalone(question, earlier).await
-        {
-            // The model's rewrite says what the message is about; the
-            // message's own words still count.
-            return self
-                .retrieve_parts(&[(standalone.as_str(), 1.0), (question, 1.0)])
-                .await;
+        let standalone = match follow_up {
+            context::FollowUp::No => None,
+            _ => self.standalone(question, earlier).await,
+        };
+        if let Some(standalone) = &standalone {
+            // The model's rewrite says what the message is about, as much
+            // as the message itself; the earlier turns stay in at their
+            // lower weights, so a small model's poor rewrite cannot take
+            // the conversation off its topic, and the merge is checked
+            // against the message alone as without a model.
+            parts.insert(1, (standalone.as_str(), 1.0));
         }
         let merged = self.retrieve_parts(&parts).await?;
         let Some(top) = merged.hits.first() else {
