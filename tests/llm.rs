@@ -444,12 +444,13 @@ async fn eval_answers_counts_generated_answers_citing_a_gold_article() {
     );
 }
 
-#[tokio::test]
-async fn a_follow_up_is_rewritten_from_the_conversation_before_retrieval() {
+/// A refunds question answered, then `follow_up` asked, with the model
+/// rewriting it as `rewrite` and then answering from the Refunds article.
+async fn refunds_then(rewrite: &str, follow_up: &str) -> (Setup, Reply) {
     let s = setup(vec![
         Script::Stream(ANSWER.iter().map(|c| c.to_string()).collect()),
         // The rewrite of the follow-up (streamed, as every call is).
-        Script::Stream(vec!["How long does a refund take to reach my card?".into()]),
+        Script::Stream(vec![rewrite.into()]),
         Script::Stream(vec![
             "Refunds reach your card in 5–10 business days [1].".into(),
         ]),
@@ -457,7 +458,17 @@ async fn a_follow_up_is_rewritten_from_the_conversation_before_retrieval() {
     .await;
     let (first, _) = ask(&s, "How do I get a refund?").await;
     assert_eq!(first.sources[0].slug, "billing/refunds");
-    let (follow, _) = ask(&s, "and how long does it take?").await;
+    let (follow, _) = ask(&s, follow_up).await;
+    (s, follow)
+}
+
+#[tokio::test]
+async fn a_follow_up_is_rewritten_from_the_conversation_before_retrieval() {
+    let (s, follow) = refunds_then(
+        "How long does a refund take to reach my card?",
+        "and how long does it take?",
+    )
+    .await;
     let requests = s.fake.requests();
     assert_eq!(requests.len(), 3, "{requests:?}");
     let rewrite = requests[1]["messages"][0]["content"].as_str().unwrap();
@@ -478,17 +489,11 @@ async fn a_follow_up_is_rewritten_from_the_conversation_before_retrieval() {
 async fn a_poor_rewrite_does_not_take_the_conversation_off_its_topic() {
     // A small model's rewrite can miss the point; the earlier turns stay in
     // the search beside it.
-    let s = setup(vec![
-        Script::Stream(ANSWER.iter().map(|c| c.to_string()).collect()),
-        Script::Stream(vec!["Tell me more about the sign-in page.".into()]),
-        Script::Stream(vec![
-            "Refunds reach your card in 5–10 business days [1].".into(),
-        ]),
-    ])
+    let (s, follow) = refunds_then(
+        "Tell me more about the sign-in page.",
+        "tell me more about that",
+    )
     .await;
-    let (first, _) = ask(&s, "How do I get a refund?").await;
-    assert_eq!(first.sources[0].slug, "billing/refunds");
-    let (follow, _) = ask(&s, "tell me more about that").await;
     assert_eq!(s.fake.requests().len(), 3, "rewritten, then answered");
     assert_eq!(follow.mode, Mode::Llm, "{follow:?}");
     assert_eq!(follow.sources[0].slug, "billing/refunds", "{follow:?}");

@@ -42,12 +42,12 @@ pub fn cut_point(head: &str) -> usize {
 /// messages of one place in the order they were received while different
 /// places run at once.
 ///
-/// A place's turn is taken with [`PlaceLocks::ticket`], synchronously,
+/// A place's turn is taken with [`PlaceQueues::ticket`], synchronously,
 /// where the message is received; the answer may then run on any task and
 /// waits for the tickets taken before it. (A lock taken inside the spawned
 /// task would order answers by which task happened to run first.)
 #[derive(Default)]
-pub struct PlaceLocks(Mutex<HashMap<String, oneshot::Receiver<()>>>);
+pub struct PlaceQueues(Mutex<HashMap<String, oneshot::Receiver<()>>>);
 
 /// A place in one place's queue: [`Ticket::wait`] returns once every ticket
 /// taken before it there is dropped; dropping it lets the next one go.
@@ -67,7 +67,7 @@ impl Ticket {
     }
 }
 
-impl PlaceLocks {
+impl PlaceQueues {
     /// The next turn in `key`'s queue; hold it while answering there.
     pub fn ticket(&self, key: &str) -> Ticket {
         let (done, after) = oneshot::channel();
@@ -145,15 +145,15 @@ mod tests {
     #[tokio::test]
     async fn a_place_answers_in_the_order_tickets_were_taken() {
         use futures::FutureExt;
-        let locks = PlaceLocks::default();
-        let mut first = locks.ticket("a");
-        let mut second = locks.ticket("a");
-        let mut elsewhere = locks.ticket("b");
+        let queues = PlaceQueues::default();
+        let mut first = queues.ticket("a");
+        let mut second = queues.ticket("a");
+        let mut elsewhere = queues.ticket("b");
         // The second waits for the first even when it asks first.
         assert!(second.wait().now_or_never().is_none());
         assert!(elsewhere.wait().now_or_never().is_some());
         assert!(first.wait().now_or_never().is_some());
-        let mut third = locks.ticket("a");
+        let mut third = queues.ticket("a");
         drop(first);
         assert!(second.wait().now_or_never().is_some());
         assert!(third.wait().now_or_never().is_none());
@@ -163,13 +163,13 @@ mod tests {
 
     #[test]
     fn idle_places_are_forgotten() {
-        let locks = PlaceLocks::default();
-        let busy = locks.ticket("busy");
+        let queues = PlaceQueues::default();
+        let busy = queues.ticket("busy");
         for i in 0..=10_000 {
-            drop(locks.ticket(&i.to_string()));
+            drop(queues.ticket(&i.to_string()));
         }
-        drop(locks.ticket("last"));
-        let queues = locks.0.lock().unwrap();
+        drop(queues.ticket("last"));
+        let queues = queues.0.lock().unwrap();
         assert!(queues.len() <= 3, "{}", queues.len());
         assert!(queues.contains_key("busy"));
         drop(queues);

@@ -19,7 +19,7 @@ pub use staff::{
     Staff, StaffMember, StaffMessage, StaffPlatform, agent_message, post_card, staff_press,
 };
 
-use super::PlaceLocks;
+use super::PlaceQueues;
 use super::stream::{Sink, Streamer};
 use super::text;
 use crate::assistant::{self, Assistant, Pressed, Received, Reply, Turn};
@@ -38,7 +38,7 @@ pub struct ChannelCore {
     /// The conversation log.
     pub store: Store,
     /// Answers in one place are sent in order.
-    locks: PlaceLocks,
+    queues: PlaceQueues,
 }
 
 impl ChannelCore {
@@ -48,7 +48,7 @@ impl ChannelCore {
             store: assistant.store().clone(),
             assistant,
             desk,
-            locks: PlaceLocks::default(),
+            queues: PlaceQueues::default(),
         }
     }
 }
@@ -199,7 +199,7 @@ pub async fn receive<P: Platform>(
     }
     // The place's turn is taken here, in the order messages arrive, not in
     // the spawned task, which may start after a later message's.
-    let ticket = platform.core().locks.ticket(&P::key(&place));
+    let ticket = platform.core().queues.ticket(&P::key(&place));
     let platform = platform.clone();
     tokio::spawn(async move {
         let answered = guarded(async {
@@ -246,7 +246,7 @@ pub async fn answer_in_order<P: Platform>(
     place: P::Place,
     received: Received,
 ) -> Result<Reply, assistant::Error> {
-    let ticket = platform.core().locks.ticket(&P::key(&place));
+    let ticket = platform.core().queues.ticket(&P::key(&place));
     answer_after(ticket, platform, place, received).await
 }
 
@@ -259,9 +259,8 @@ async fn answer_after<P: Platform>(
     received: Received,
 ) -> Result<Reply, assistant::Error> {
     ticket.wait().await;
-    let reply = answer(platform, place, received).await;
-    drop(ticket);
-    reply
+    // `ticket` is dropped on return, which lets the place's next answer go.
+    answer(platform, place, received).await
 }
 
 /// Answers a stored message: "typing…", then the streamed answer, then the
@@ -351,7 +350,7 @@ pub async fn send_text<P: Platform>(
 /// Sends `text` to `place` in the background, after the answers to the
 /// messages received there before it (e.g. "text only, please" for a photo).
 pub fn say_in_order<P: Platform>(platform: &P, place: P::Place, text: &'static str) {
-    let mut ticket = platform.core().locks.ticket(&P::key(&place));
+    let mut ticket = platform.core().queues.ticket(&P::key(&place));
     let platform = platform.clone();
     tokio::spawn(async move {
         ticket.wait().await;
