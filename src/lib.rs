@@ -78,7 +78,7 @@ pub mod templates;
 pub mod transcript;
 pub mod web;
 
-/// Hostile text for the property tests (shared with `tests/hostile_text.rs`).
+/// Hostile text for the property tests (shared with `tests/suite/unicode.rs`).
 #[cfg(test)]
 #[path = "../tests/hostile/mod.rs"]
 mod hostile;

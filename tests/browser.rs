@@ -1190,9 +1190,11 @@ admin = true
     click(&client, "#inbox-list .row").await;
     // The customer panel: where they came from and their conversations.
     until(&client, "const p = document.querySelector('#customer-panel summary'); return !!p && p.textContent.startsWith('web customer since') && p.textContent.includes('1 conversation')").await;
-    // Only what applies: a waiting chat can be claimed, not transferred.
-    press(&client, "head", "Claim").await;
+    // Only what applies: a waiting chat can be claimed, not transferred
+    // (checked before the claim, which the page may show at once).
+    until(&client, "return Array.from(document.querySelectorAll('#head button')).some(b => b.textContent.trim() === 'Claim')").await;
     assert_eq!(count(&client, "#transfer-to").await, 0);
+    press(&client, "head", "Claim").await;
     until(&client, "return Array.from(document.querySelectorAll('#log .m.event')).some(e => e.textContent === 'alice joined')").await;
     assert!(count(&client, "#transfer-to").await == 1);
     // Enter sends; Shift+Enter is a new line.

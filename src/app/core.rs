@@ -103,7 +103,8 @@ impl Core {
         let live = crate::channels::live::Live::new(
             settings.web.max_streams,
             settings.web.max_streams_per_visitor,
-        );
+        )
+        .with_check_every(Duration::from_secs(settings.web.stream_check_secs));
         // Validated with the settings; an error here cannot happen.
         let hours = settings
             .handoff

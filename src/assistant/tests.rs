@@ -13,7 +13,7 @@ fn cases(n: u32) -> ProptestConfig {
 }
 
 proptest! {
-    // 80,000 + 40,000 + 15,000 cases (the total is in tests/hostile_text.rs).
+    // 80,000 + 40,000 + 15,000 cases (the total is in tests/suite/unicode.rs).
     #![proptest_config(cases(80_000))]
 
     #[test]

@@ -29,6 +29,11 @@ use tokio_util::sync::CancellationToken;
 pub const KEPT_BYTES: usize = 64 * 1024;
 /// How long a session nobody listens to keeps its passing events.
 pub const RETAIN: Duration = Duration::from_secs(120);
+/// How often a stream reads its mailbox even when its bell did not ring (a
+/// bell from another process missed while the listening connection was
+/// down: see `channels::web::Web::ring_from_elsewhere`), and sends a
+/// keep-alive comment, unless `web.stream_check_secs` says otherwise.
+pub const CHECK_EVERY: Duration = Duration::from_secs(15);
 /// Sessions with kept events at most; past it, sessions without an open
 /// stream keep nothing.
 pub const MAX_SESSIONS: usize = 4096;
@@ -136,6 +141,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct Live {
     inner: Arc<Inner>,
+    check_every: Duration,
 }
 
 impl std::fmt::Debug for Live {
@@ -159,7 +165,24 @@ impl Live {
                 max_streams: max_streams.max(1),
                 max_per_session: max_per_session.max(1),
             }),
+            check_every: CHECK_EVERY,
         }
+    }
+
+    /// The same hub whose streams read their mailbox at least every
+    /// `period` ([`CHECK_EVERY`] by default; `web.stream_check_secs`).
+    #[must_use]
+    pub fn with_check_every(self, period: Duration) -> Self {
+        Self {
+            check_every: period.max(Duration::from_secs(1)),
+            ..self
+        }
+    }
+
+    /// How often an open stream reads its mailbox when its bell did not
+    /// ring, and sends a keep-alive comment.
+    pub fn check_every(&self) -> Duration {
+        self.check_every
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, Sessions> {

@@ -90,6 +90,7 @@ impl Settings {
                 "web.header_read_timeout_secs",
                 self.web.header_read_timeout_secs,
             ),
+            ("web.stream_check_secs", self.web.stream_check_secs),
             ("web.max_body_bytes", self.web.max_body_bytes as u64),
             (
                 "web.ip_requests_per_minute",

@@ -50,6 +50,12 @@ pub struct WebSettings {
     pub max_streams: usize,
     /// Event streams one visitor may have open at once (tabs).
     pub max_streams_per_visitor: usize,
+    /// Seconds an open event stream waits at most before reading its
+    /// mailbox when no bell rang, and between keep-alive comments. Bells
+    /// from other processes sharing a PostgreSQL database normally wake it
+    /// at once; this is the fallback for one missed while that connection
+    /// was down.
+    pub stream_check_secs: u64,
 }
 
 impl Default for WebSettings {
@@ -71,6 +77,7 @@ impl Default for WebSettings {
             visitor_secret: None,
             max_streams: 512,
             max_streams_per_visitor: 4,
+            stream_check_secs: 15,
         }
     }
 }

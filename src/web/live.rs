@@ -43,11 +43,6 @@ use super::chat::{MAX_ID_BYTES, TOKEN_HEADER, mailbox};
 use super::visitor::Refused;
 use crate::channels::live::{Bell, Full, Open};
 
-/// How often a stream reads the mailbox even when its bell did not ring
-/// (a bell from another process missed while the listening connection was
-/// down: see `channels::web::Web::ring_from_elsewhere`), and sends a
-/// keep-alive comment.
-pub const CHECK_EVERY: Duration = Duration::from_secs(15);
 /// What EventSource waits before reconnecting.
 pub const RETRY: Duration = Duration::from_secs(2);
 
@@ -149,6 +144,7 @@ async fn stream(
         }
     };
     let seq = live.resume(resume);
+    let check_every = live.check_every();
     let rung = bell.borrow().mailbox;
     // With an id, so that a stream dropped before any other event still
     // resumes where it started.
@@ -174,7 +170,7 @@ async fn stream(
     });
     (
         [(header::CACHE_CONTROL, "no-store")],
-        Sse::new(events).keep_alive(KeepAlive::new().interval(CHECK_EVERY)),
+        Sse::new(events).keep_alive(KeepAlive::new().interval(check_every)),
     )
         .into_response()
 }
@@ -242,7 +238,7 @@ impl Conn {
             tokio::select! {
                 () = self.stop.cancelled() => return None,
                 changed = self.bell.changed() => if changed.is_err() { return None },
-                () = tokio::time::sleep(CHECK_EVERY) => self.read_mailbox = true,
+                () = tokio::time::sleep(self.state.live.check_every()) => self.read_mailbox = true,
             }
         }
     }

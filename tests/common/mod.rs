@@ -14,7 +14,8 @@
 //! once when the app starts and then only every [`MANUAL_SECS`]; crash
 //! recovery and the process's beat (which takes over what gone processes
 //! left) wait that long before their first pass, so a test that needs one
-//! calls its handle rather than sleeping for a period;
+//! calls its handle rather than sleeping for a period; an open widget
+//! event stream reads its mailbox without a bell only that often too;
 //! [`Options::background`] keeps the production periods.
 
 pub mod console;
@@ -329,6 +330,7 @@ path = "{prompts}"
 [web]
 enabled = {web}
 listen = "127.0.0.1:0"
+stream_check_secs = {stream_check}
 [assistant]
 recovery_delay_secs = {recovery}
 [handoff]
@@ -347,6 +349,7 @@ tick_secs = {surveys}
             recovery = period(3),
             desk = period(1),
             surveys = period(5),
+            stream_check = period(15),
         );
         if let Some(api) = telegram_api {
             base.push_str(&format!(

@@ -1,4 +1,4 @@
-#![allow(dead_code)] // Shared by tests/hostile_text.rs and the library's unit tests.
+#![allow(dead_code)] // Shared by tests/suite/unicode.rs and the library's unit tests.
 //! Hostile text for property tests: arbitrary Unicode mixed with the pieces
 //! that break text handling. Case-changing characters whose UTF-8 length
 //! changes when lower- or upper-cased (Kelvin sign, `İ`, `ẞ`, `ß`, Ohm sign,

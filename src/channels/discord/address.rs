@@ -21,7 +21,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        // 40,000 cases (the total is in tests/hostile_text.rs).
+        // 40,000 cases (the total is in tests/suite/unicode.rs).
         #![proptest_config(ProptestConfig { cases: 40_000, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]

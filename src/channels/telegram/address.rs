@@ -63,7 +63,7 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        // 100,000 + 60,000 + 30,000 cases (the total is in tests/hostile_text.rs).
+        // 100,000 + 60,000 + 30,000 cases (the total is in tests/suite/unicode.rs).
         #![proptest_config(ProptestConfig { cases: 100_000, failure_persistence: None, ..ProptestConfig::default() })]
 
         #[test]

@@ -1,7 +1,7 @@
 //! The Telegram channel end to end: the real teloxide client against a local
 //! Bot API server, asserting on the exact calls it received.
 
-mod common;
+use crate::common;
 
 use common::{
     Deployment, Kb, Options, TestApp, openai_fake, spawn_app, telegram_fake, try_spawn_on,

@@ -14,7 +14,7 @@
 //! (`[profile.dev.package.proptest] opt-level = 3` in Cargo.toml makes case
 //! generation ten times faster).
 
-mod hostile;
+use crate::hostile;
 
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

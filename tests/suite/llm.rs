@@ -2,7 +2,7 @@
 //! OpenAI-compatible server: streaming, citations, fallbacks on every kind
 //! of failure, and what is logged.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The knowledge base on odd Markdown, hostile queries, incremental
 //! re-indexing, persistence, and hot reload while `run` is running.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

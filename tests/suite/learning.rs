@@ -5,7 +5,7 @@
 //! the model and without it, and from the Telegram agents' group with
 //! `/kb suggest`.
 
-mod common;
+use crate::common;
 
 use std::sync::Once;
 

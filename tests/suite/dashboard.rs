@@ -2,7 +2,7 @@
 //! figures as `switchboard report --json` (`report::build`) for the same
 //! range and channel, in its JSON, its per-day series, its CSV and its SVG.
 
-mod common;
+use crate::common;
 
 use std::sync::Once;
 

@@ -1,7 +1,7 @@
 //! Hybrid retrieval: passage embeddings through the real async-openai
 //! client against a local `/v1/embeddings`, fused with BM25.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 

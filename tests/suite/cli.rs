@@ -1,7 +1,7 @@
 //! The `switchboard` binary as users run it: the contract's commands, their
 //! output shapes, exit codes and one-line errors.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! knows who is online for transfers; another agent cannot act on a chat
 //! someone else has. On SQLite and PostgreSQL.
 
-mod common;
+use crate::common;
 
 use std::sync::Once;
 use std::time::Duration;

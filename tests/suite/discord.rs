@@ -2,7 +2,7 @@
 //! gateway websocket) against a local Discord, asserting on what the fake
 //! received and on the messages as a Discord user would see them.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! test, dropped afterwards). The PostgreSQL ones are ignored unless asked
 //! for: set `SWITCHBOARD_TEST_POSTGRES_URL` and run with `--ignored`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -5,13 +5,13 @@
 //! was missed, streams need a signed token, are bounded, and end at
 //! shutdown.
 
-mod common;
+use crate::common;
 
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use common::openai_fake::Script;
-use common::{DEADLINE, Options, TestApp, spawn_app};
+use common::{DEADLINE, Deployment, Options, TestApp, spawn_app, spawn_on, wait_for_async};
 use futures::StreamExt;
 
 const ALICE: &str = "alice-token-live";
@@ -521,4 +521,75 @@ async fn a_stream_dropped_at_once_resumes_from_its_ready_event() {
         text.push_str(event.json()["text"].as_str().unwrap());
     }
     app.stop().await;
+}
+
+/// Issue 16, several processes on one PostgreSQL database behind a load
+/// balancer: the visitor's event stream is open on one process while the
+/// hand-off and the agent's reply go through another. The other process
+/// keeps the messages in the visitor's mailbox and rings its bell through
+/// the database (`NOTIFY`); the stream's periodic mailbox read is an hour
+/// here (the harness's `web.stream_check_secs`), so only the bell can
+/// bring them within the stream's deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SWITCHBOARD_TEST_POSTGRES_URL (PostgreSQL)"]
+async fn an_agent_reply_through_another_process_reaches_the_open_stream() {
+    let deployment = Deployment::new(&options("").postgres()).await;
+    let one = spawn_on(deployment.clone(), options("").postgres()).await;
+    let two = spawn_on(deployment.clone(), options("").postgres()).await;
+    // Both processes listen for bells before anything rings one.
+    wait_for_async("both processes listen for bells", || async {
+        listeners(deployment.db_url()).await >= 2
+    })
+    .await;
+
+    let token = visitor(&one).await;
+    let mut stream = Stream::open(&one, &token, None).await;
+    say(two.base(), &token, "/human", "q1").await;
+    let conversation = waiting(&two).await;
+    reply(
+        &two,
+        &conversation,
+        "Hi, **Alice** here, on the other process.",
+    )
+    .await;
+
+    let mut seen = Vec::new();
+    let pushed = loop {
+        let event = stream.next().await.expect("the stream stays open");
+        if event.event == "message" && event.json()["kind"] == "agent" {
+            break event.json();
+        }
+        seen.push(event);
+    };
+    assert_eq!(pushed["author"], "alice", "{pushed}");
+    assert!(
+        pushed["html"]
+            .as_str()
+            .unwrap()
+            .contains("on the other process"),
+        "{pushed}"
+    );
+    // The "joined" notice came the same way, before the reply.
+    assert!(
+        seen.iter()
+            .any(|e| e.event == "message" && e.json()["text"] == "alice joined the conversation."),
+        "{seen:?}"
+    );
+    two.stop().await;
+    one.stop().await;
+    deployment.finish().await;
+}
+
+/// Connections listening for widget bells on the database at `url`.
+async fn listeners(url: &str) -> i64 {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("pg_stat_activity");
+    n
 }

@@ -1,7 +1,7 @@
 //! Hand-off and survey workflows through the core, the HTTP agent API and the
 //! console channel, with an injected clock (no test sleeps for real minutes).
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex, Once};
 

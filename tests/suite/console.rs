@@ -3,7 +3,7 @@
 //! agents), its stale-edit refusal, the change record and reverts, untrusted
 //! slugs; and the inbox (tabs, search, the timeline of events).
 
-mod common;
+use crate::common;
 
 use std::sync::Once;
 

@@ -1,14 +1,13 @@
 //! Limits, web durability and security headers, against the running app
 //! (real HTTP, the real async-openai client and the local fake model).
 
-mod common;
+use crate::common;
 
-use std::io::Write as _;
+use std::sync::Once;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, Once};
 use std::time::Duration;
 
-use common::{Kb, Options, TestApp, openai_fake, spawn_app};
+use common::{Kb, Options, Screen, TestApp, openai_fake, spawn_app};
 use openai_fake::Script;
 use switchboard::assistant::{Action, Turn};
 use switchboard::clock::{ManualClock, SharedClock};
@@ -22,40 +21,53 @@ const QUESTION: &str = "How do I get a refund?";
 
 static INIT: Once = Once::new();
 
-/// Log lines written by the app, for the tests that count them.
-static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
-
-struct LogSink;
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        LOG.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 fn init() {
     INIT.call_once(|| {
-        // SAFETY: every test calls this first, before anything reads the
-        // environment.
+        // SAFETY: every test calls this first, before anything reads this
+        // variable.
         unsafe { std::env::set_var("LIMITS_AGENT_TOKEN", TOKEN) };
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_writer(|| LogSink)
-            .with_ansi(false)
-            .try_init();
     });
 }
 
-fn log_lines(needle: &str) -> usize {
-    let log = LOG.lock().unwrap();
-    String::from_utf8_lossy(&log)
-        .lines()
-        .filter(|l| l.contains(needle))
-        .count()
+/// The warnings one test's app logs, kept apart from every other test's:
+/// its subscriber is the default on the threads of the test's own runtime
+/// only, not installed for the whole process (the tests of every area
+/// share one process).
+struct Log(Screen);
+
+impl Log {
+    /// Runs `test` on a runtime whose threads log warnings to the
+    /// returned log.
+    fn capture<F: std::future::Future<Output = ()>>(test: impl FnOnce() -> F) -> Log {
+        let screen = Screen::default();
+        let writer = screen.clone();
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::fmt()
+                .with_env_filter("warn")
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish(),
+        );
+        let on_start = dispatch.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(move || {
+                // For the thread's life: the runtime's threads end with it.
+                std::mem::forget(tracing::dispatcher::set_default(&on_start));
+            })
+            .build()
+            .unwrap();
+        let _here = tracing::dispatcher::set_default(&dispatch);
+        runtime.block_on(test());
+        drop(runtime);
+        Log(screen)
+    }
+
+    /// How many lines hold `needle`.
+    fn lines(&self, needle: &str) -> usize {
+        self.0.text().lines().filter(|l| l.contains(needle)).count()
+    }
 }
 
 /// Sets up the environment; [`Scratch::settings`] describes an app.
@@ -629,63 +641,66 @@ async fn metrics_and_the_agent_api_can_live_on_the_admin_address() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refused_agent_tokens_are_logged_once_per_address_per_minute() {
+#[test]
+fn refused_agent_tokens_are_logged_once_per_address_per_minute() {
     let scratch = Scratch::new();
-    let app = start(
-        scratch.settings(
-            "",
-            "agent_burst = 1000\nagent_requests_per_minute = 60000\n",
-            "",
-        ),
-        ManualClock::new(START),
-    )
-    .await;
-    let http = client();
-    for _ in 0..60 {
-        let r = http
-            .get(format!("{}/api/agent/queue", app.base()))
-            .bearer_auth("not-a-token")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
-    }
-    let _ = std::io::stderr().flush();
-    assert_eq!(log_lines("agent API: refused an unknown token"), 1);
-    app.shutdown().await;
+    let log = Log::capture(|| async {
+        let app = start(
+            scratch.settings(
+                "",
+                "agent_burst = 1000\nagent_requests_per_minute = 60000\n",
+                "",
+            ),
+            ManualClock::new(START),
+        )
+        .await;
+        let http = client();
+        for _ in 0..60 {
+            let r = http
+                .get(format!("{}/api/agent/queue", app.base()))
+                .bearer_auth("not-a-token")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401);
+        }
+        app.shutdown().await;
+    });
+    assert_eq!(log.lines("agent API: refused an unknown token"), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_telegram_webhook_secrets_are_logged_once_per_address_per_minute() {
+#[test]
+fn wrong_telegram_webhook_secrets_are_logged_once_per_address_per_minute() {
     let scratch = Scratch::new();
-    let app = start(
-        scratch
-            .settings(
-                "",
-                ROOMY,
-                "[telegram]\nwebhook_url = \"https://bot.example/telegram/webhook\"\nwebhook_secret = \"s3cret\"\n",
-            )
-            .telegram(),
-        ManualClock::new(START),
-    )
-    .await;
-    let http = client();
-    for i in 0..40 {
-        let r = http
-            .post(format!("{}/telegram/webhook", app.base()))
-            .header("X-Telegram-Bot-Api-Secret-Token", "wrong")
-            .json(&serde_json::json!({"update_id": i}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
-    }
+    let log = Log::capture(|| async {
+        let app = start(
+            scratch
+                .settings(
+                    "",
+                    ROOMY,
+                    "[telegram]\nwebhook_url = \"https://bot.example/telegram/webhook\"\nwebhook_secret = \"s3cret\"\n",
+                )
+                .telegram(),
+            ManualClock::new(START),
+        )
+        .await;
+        let http = client();
+        for i in 0..40 {
+            let r = http
+                .post(format!("{}/telegram/webhook", app.base()))
+                .header("X-Telegram-Bot-Api-Secret-Token", "wrong")
+                .json(&serde_json::json!({"update_id": i}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401);
+        }
+        app.shutdown().await;
+    });
     assert_eq!(
-        log_lines("telegram webhook: refused a request with a wrong secret token"),
+        log.lines("telegram webhook: refused a request with a wrong secret token"),
         1
     );
-    app.shutdown().await;
 }
 
 /// Found by the browser test on a faster machine: the console page's
