@@ -61,6 +61,19 @@ impl Running {
             .await;
     }
 
+    /// What customers wrote, as stored: by conversation, oldest first.
+    async fn customer_texts(&self) -> Vec<String> {
+        self.core
+            .store
+            .messages_since(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == switchboard::store::Role::Customer)
+            .map(|m| m.text)
+            .collect()
+    }
+
     async fn wait_posted(&self, channel: u64, n: usize) -> Vec<discord_fake::FakeMessage> {
         let what = format!("{n} bot message(s) in channel {channel}");
         self.fake
@@ -478,6 +491,29 @@ async fn ask_command_is_deferred_then_answered_and_buttons_are_acknowledged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_that_arrive_together_are_received_in_their_order() {
+    // serenity starts a task per event, and tokio runs the newest first:
+    // without the intake, a burst came out of order.
+    let t = start(None).await;
+    let sent: Vec<String> = (1..=12)
+        .map(|i| format!("how do I get a refund, question {i}"))
+        .collect();
+    for (i, text) in sent.iter().enumerate() {
+        t.fake
+            .dispatch_message(700 + i as u64, DM, None, CUSTOMER, text)
+            .await;
+    }
+    t.wait_posted(DM, sent.len()).await;
+    t.app.settled().await;
+    assert_eq!(
+        t.customer_texts().await,
+        sent,
+        "stored in the order they came"
+    );
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_message_create_is_answered_once() {
     let t = start(None).await;
     let m = t
@@ -495,15 +531,10 @@ async fn a_duplicate_message_create_is_answered_once() {
     t.app.settled().await;
     assert_eq!(t.posted(DM).len(), 2, "one answer each");
     let messages = t
-        .core
-        .store
-        .messages_since(None)
+        .customer_texts()
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|m| {
-            m.role == switchboard::store::Role::Customer && m.text == "how do I get a refund"
-        })
+        .iter()
+        .filter(|text| *text == "how do I get a refund")
         .count();
     assert_eq!(messages, 1, "stored once");
     t.stop().await;

@@ -1,26 +1,34 @@
 //! serenity's event handler: gateway events forwarded to [`Discord`], with
 //! the retries and the quarantine serenity leaves to the handler.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serenity::all::{Context, EventHandler, GuildChannel, Interaction, Message, Ready};
 
+use super::intake::Intake;
 use super::{CHANNEL, Discord};
 use crate::inbound::{self, guarded};
 
 /// serenity's event handler: forwards to [`Discord`].
 pub(super) struct Handler {
     pub(super) discord: Discord,
+    /// Messages' turns in the order they came (see [`Intake`]).
+    pub(super) intake: Arc<Intake>,
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        self.intake.watch(ctx.shard_id, &ctx.shard);
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "discord gateway ready");
     }
 
     async fn message(&self, ctx: Context, message: Message) {
         let id = message.id;
+        // Held until this message is received (or quarantined): the next
+        // one in its channel waits for it.
+        let _turn = self.intake.turn(id).await;
         // serenity gives no way to refuse an event, so a message that
         // cannot be stored is retried here, then quarantined; one that
         // panics is quarantined at once.

@@ -16,6 +16,7 @@
 mod address;
 mod errors;
 mod gateway;
+mod intake;
 mod places;
 mod platform;
 pub mod render;
@@ -220,6 +221,7 @@ impl Discord {
         let mut client: Client = ClientBuilder::new_with_http(http, intents)
             .event_handler(gateway::Handler {
                 discord: self.clone(),
+                intake: Default::default(),
             })
             .await
             .map_err(|e| Error::Gateway(e.to_string()))?;
@@ -264,8 +266,8 @@ impl Discord {
         }
         let kind = self.place_kind(ctx, &message).await;
         if kind == PlaceKind::Staff {
-            let this = self.clone();
-            tokio::spawn(async move { this.agent_message(message).await });
+            // Awaited, so an agent's messages reach the customer in order.
+            self.agent_message(message).await;
             return Ok(());
         }
         let addressed = self.addressed_text(&message, kind);
