@@ -188,6 +188,16 @@ impl Assistant {
                 merged_share >= ABOUT_NEW_TURN.max(alone_share)
             }
         };
+        tracing::debug!(
+            ?follow_up,
+            keep,
+            merged_share,
+            alone = alone.best_score,
+            alone_relevance = alone.relevance,
+            merged = merged.best_score,
+            merged_relevance = merged.relevance,
+            "follow-up merge"
+        );
         Ok(if keep { merged } else { alone })
     }
 
