@@ -137,6 +137,11 @@ const TEAMS: &[(&str, &str)] = &[
     ("the", "team"),
     ("team", "member"),
     ("staff", "member"),
+    ("customer", "assistance"),
+    ("customer", "team"),
+    ("client", "service"),
+    ("client", "services"),
+    ("client", "support"),
 ];
 
 /// Words that make "someone" a person rather than the bot ("a real person",
@@ -320,6 +325,20 @@ fn person_requested(words: &[&str], i: usize) -> bool {
         return false;
     }
     let asked = words[..i].iter().rposition(|f| !FILLERS.contains(f));
+    // "can your staff help me" (not "can the agent help me write …", a
+    // product's agent), "the number of customer service".
+    let helps = i > 0
+        && matches!(words[i - 1], "your" | "a" | "an" | "one" | "some")
+        && after.windows(2).any(|pair| {
+            matches!(pair[0], "help" | "assist" | "advise") && matches!(pair[1], "me" | "us")
+        });
+    let contact_of = asked.is_some_and(|k| {
+        matches!(words[k], "number" | "phone" | "email" | "address")
+            || (matches!(words[k], "for" | "from") && k > 0 && words[k - 1] == "number")
+    });
+    if helps || contact_of {
+        return true;
+    }
     let wanted = asked.is_some_and(|k| {
         WANT_VERBS.contains(&words[k])
             // "please have a specialist look at it", "could you have …".
@@ -419,6 +438,11 @@ mod tests {
                 include_str!("../../tests/fixtures/handoff_heldout2.jsonl"),
                 29,
             ),
+            (
+                "handoff_heldout3",
+                include_str!("../../tests/fixtures/handoff_heldout3.jsonl"),
+                28,
+            ),
         ] {
             let missed: Vec<String> = file
                 .lines()
@@ -483,6 +507,11 @@ mod tests {
             "Can I get hold of someone who works there?",
             "Get me someone competent",
             "call back please",
+            "What's the number of customer service",
+            "I need to call customer assistance",
+            "i want to contact client service",
+            "Can your staff help me in person?",
+            "what is the phone number for your support team",
         ] {
             assert!(asks_for_person(text), "{text}");
         }
@@ -515,6 +544,8 @@ mod tests {
             "back to the menu",
             "Who can I contact to adjust my meal plans?",
             "what number do I call for shuttle services for veterans",
+            "can the agent help me write emails",
+            "can someone help me with my password reset",
         ] {
             assert!(!asks_for_person(text), "{text}");
         }
