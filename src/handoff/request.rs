@@ -332,9 +332,21 @@ fn person_requested(words: &[&str], i: usize) -> bool {
         && after.windows(2).any(|pair| {
             matches!(pair[0], "help" | "assist" | "advise") && matches!(pair[1], "me" | "us")
         });
-    let contact_of = asked.is_some_and(|k| {
-        matches!(words[k], "number" | "phone" | "email" | "address")
-            || (matches!(words[k], "for" | "from") && k > 0 && words[k - 1] == "number")
+    // The contact details of the support team or of "your" role, or a
+    // phone number (not "the version number of the agent").
+    let k = asked.map(|k| {
+        if matches!(words[k], "for" | "from") && k > 0 && words[k - 1] == "number" {
+            k - 1
+        } else {
+            k
+        }
+    });
+    let contact_of = k.is_some_and(|k| {
+        let phone_number = words[k] == "number"
+            && k > 0
+            && matches!(words[k - 1], "phone" | "telephone" | "contact");
+        let theirs = w == TEAM || (i > 0 && words[i - 1] == "your");
+        phone_number || (theirs && matches!(words[k], "number" | "phone" | "email"))
     });
     if helps || contact_of {
         return true;
@@ -546,6 +558,8 @@ mod tests {
             "what number do I call for shuttle services for veterans",
             "can the agent help me write emails",
             "can someone help me with my password reset",
+            "what is the version number of the agent",
+            "what's the IP address of the agent",
         ] {
             assert!(!asks_for_person(text), "{text}");
         }
