@@ -9,7 +9,6 @@ use super::{contains_phrase, normalise};
 const REQUEST_PHRASES: &[&str] = &[
     "human",
     "real person",
-    "a person",
     "live person",
     "live agent",
     "live chat",
@@ -44,7 +43,6 @@ const REQUEST_PHRASES: &[&str] = &[
     "chat with your",
     "team please",
     "department please",
-    "somebody",
     "someone there",
 ];
 
@@ -158,12 +156,12 @@ const AUTOMATIC: &[&str] = &["automated", "automatic"];
 /// Verbs of wanting that make a request with a role ("I need an agent",
 /// "get me a supervisor"), not with "someone" ("I want someone to see …").
 const WANT_VERBS: &[&str] = &[
-    "get", "want", "need", "like", "see", "give", "prefer", "require", "request",
+    "get", "want", "need", "like", "see", "give", "prefer", "require", "request", "rather",
 ];
 
 /// Words that may stand between a wanting verb and the role.
 const FILLERS: &[&str] = &[
-    "me", "a", "an", "the", "to", "your", "one", "of", "some", "with", "speak", "talk",
+    "me", "a", "an", "the", "to", "your", "one", "of", "some", "with", "speak", "talk", "deal",
 ];
 
 /// What a customer asks a role for ("assistance from a team member").
@@ -220,6 +218,8 @@ const ROLES: &[&str] = &[
     "engineers",
     "cleaners",
     "housekeeping",
+    // A person (not "people"): "I need a person", "a person please".
+    "person",
 ];
 
 /// What [`TEAMS`] read as: a role word no text can contain (normalised text
@@ -276,7 +276,24 @@ fn person_requested(words: &[&str], i: usize) -> bool {
     }
     let before = &words[i.saturating_sub(5)..i];
     let after = &words[i + 1..words.len().min(i + 5)];
-    if before.iter().any(|v| CONTACT_VERBS.contains(v))
+    let contacted = before.iter().enumerate().any(|(j, v)| {
+        // "what do you call someone who …" names them.
+        let naming = *v == "call" && j > 0 && before[j - 1] == "you";
+        // "my contact list", "creating a contact from a person" (but "the
+        // contact of somebody from your company" asks for one).
+        let next = words.get(i - before.len() + j + 1).copied();
+        let noun = *v == "contact"
+            && (next.is_some_and(|n| {
+                matches!(
+                    n,
+                    "list" | "lists" | "card" | "info" | "details" | "form" | "group"
+                )
+            }) || (j > 0
+                && matches!(before[j - 1], "a" | "an" | "the" | "my" | "new")
+                && !next.is_some_and(|n| matches!(n, "of" | "for" | "at"))));
+        CONTACT_VERBS.contains(v) && !naming && !noun
+    });
+    if contacted
         || before.windows(2).any(|pair| {
             (PASS_VERBS.contains(&pair[0]) && PASSED.contains(&pair[1]))
                 // "get hold of", "get through to".
@@ -286,12 +303,18 @@ fn person_requested(words: &[&str], i: usize) -> bool {
         return true;
     }
     // "get me someone", "find me somebody who knows".
-    if i >= 2 && matches!(words[i - 2], "get" | "give" | "find") && words[i - 1] == "me" {
+    let article = usize::from(i > 0 && matches!(words[i - 1], "a" | "an" | "some"));
+    if i >= 2 + article
+        && matches!(words[i - 2 - article], "get" | "give" | "find")
+        && words[i - 1 - article] == "me"
+    {
         return true;
     }
-    // "a real person", "someone real".
-    if (i > 0 && REAL.contains(&words[i - 1])) || words.get(i + 1).is_some_and(|n| REAL.contains(n))
-    {
+    // "a real person", "someone real" (not "how many people live in …").
+    let real_after = words
+        .get(i + 1)
+        .is_some_and(|n| REAL.contains(n) && *n != "live");
+    if (i > 0 && REAL.contains(&words[i - 1])) || real_after {
         return true;
     }
     // "could someone call me back", "have a representative contact us",
@@ -355,6 +378,8 @@ fn person_requested(words: &[&str], i: usize) -> bool {
         WANT_VERBS.contains(&words[k])
             // "please have a specialist look at it", "could you have …".
             || (words[k] == "have" && k > 0 && matches!(words[k - 1], "please" | "you" | "pls"))
+            // "let a person reply" (not "let the agent run", a product's).
+            || (words[k] == "let" && matches!(words[i - 1], "a" | "an" | "some" | "one"))
             // "assistance from a team member".
             || (words[k] == "from" && k > 0 && HELP.contains(&words[k - 1]))
     });
@@ -432,136 +457,5 @@ fn not_the_bot(words: &[&str]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The request sets of the README's table: a regression guard (their
-    /// figures are development figures now, not held-out ones).
-    #[test]
-    fn request_sets_stay_recognised() {
-        for (name, file, at_least) in [
-            (
-                "handoff_heldout",
-                include_str!("../../tests/fixtures/handoff_heldout.jsonl"),
-                39,
-            ),
-            (
-                "handoff_heldout2",
-                include_str!("../../tests/fixtures/handoff_heldout2.jsonl"),
-                29,
-            ),
-            (
-                "handoff_heldout3",
-                include_str!("../../tests/fixtures/handoff_heldout3.jsonl"),
-                28,
-            ),
-        ] {
-            let missed: Vec<String> = file
-                .lines()
-                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-                .filter_map(|case| case["q"].as_str().map(str::to_string))
-                .filter(|q| !asks_for_person(q))
-                .collect();
-            let total = file.lines().count();
-            assert!(
-                total - missed.len() >= at_least,
-                "{name}: {} of {total} recognised, missed {missed:#?}",
-                total - missed.len()
-            );
-        }
-    }
-
-    #[test]
-    fn recognises_requests_for_a_person() {
-        for text in [
-            "talk to a human",
-            "Can I speak to a real person?",
-            "agent please",
-            "HUMAN!!",
-            "I want a live agent",
-            "let me talk to someone",
-            "get me a representative",
-            "could you transfer me to the spa team please",
-            "Can I speak directly with the reception?",
-            "please connect me to billing",
-            "billing team please",
-            "I'd like to have a chat with one of your engineers",
-            "I need to reach an employee about my booking",
-            "could somebody from housekeeping call me",
-            "get me your supervisor",
-            "is there a consultant I could phone",
-            "receptionist please",
-            "is there a customer service number I can call",
-            "can someone from your team contact me",
-            "please have a representative call me back",
-            "I want live support",
-            "this isn't helping, give me someone real",
-            "I'd prefer to discuss this with an employee",
-            "can I have the phone number of customer support",
-            "could a person from support reach out to me",
-            "how do I get in touch with your staff",
-            "can your support people ring me",
-            "who can I call about this",
-            "is anyone there who can actually help me, not a bot?",
-            "I'd like a callback from an advisor",
-            "please have a specialist look at my case",
-            "need assistance from a team member",
-            "Hand me over to a colleague of yours",
-            "are there people working there I can message?",
-            "Could I be connected to your claims department?",
-            "Can I chat with one of your experts?",
-            "get someone on the line",
-            "I need real support, not automated answers",
-            "Can a member of staff get back to me",
-            "I'd like to be transferred to technical support",
-            "i want a callback",
-            "can I reach your helpdesk by phone",
-            "Can I get hold of someone who works there?",
-            "Get me someone competent",
-            "call back please",
-            "What's the number of customer service",
-            "I need to call customer assistance",
-            "i want to contact client service",
-            "Can your staff help me in person?",
-            "what is the phone number for your support team",
-        ] {
-            assert!(asks_for_person(text), "{text}");
-        }
-        for text in [
-            "how do I get a refund",
-            "humanity",
-            "what is the agenda view",
-            "how do I change my password",
-            "how do I connect my calendar",
-            "how do I add a member to my team",
-            "can I chat with my team inside a note",
-            "can I send a page to my colleagues",
-            "what permissions do people in a workspace have",
-            "does the app support dark mode",
-            "how do I call a function from the support library",
-            "can people in my workspace call me from the app",
-            "how do I turn off the live preview",
-            "how do I add customer support hours to my page",
-            "I'm not a bot, why do I get a captcha",
-            "why is my weekly report not automated",
-            "how do I find people I can message",
-            "I need a colleague's access to the shared folder",
-            "can I use it without the bot",
-            "how do I pass my settings to another device",
-            "send me the invoice for March",
-            "how do I connect my account to the support portal",
-            "how do I set a callback url",
-            "I want the call back feature turned off",
-            "I want someone to see my shared calendar",
-            "back to the menu",
-            "Who can I contact to adjust my meal plans?",
-            "what number do I call for shuttle services for veterans",
-            "can the agent help me write emails",
-            "can someone help me with my password reset",
-            "what is the version number of the agent",
-            "what's the IP address of the agent",
-        ] {
-            assert!(!asks_for_person(text), "{text}");
-        }
-    }
-}
+#[path = "request_tests.rs"]
+mod tests;
