@@ -130,9 +130,17 @@ pub fn normalise(text: &str) -> String {
     out.trim_end().to_string()
 }
 
+/// Whether `phrase` stands in the normalised `haystack` as whole words.
+/// Without allocating: it runs for every phrase of every message.
 pub(crate) fn contains_phrase(haystack: &str, phrase: &str) -> bool {
-    let padded = format!(" {haystack} ");
-    padded.contains(&format!(" {phrase} "))
+    let bytes = haystack.as_bytes();
+    // Tried at every word's start (matches of a phrase may overlap).
+    std::iter::once(0)
+        .chain(haystack.match_indices(' ').map(|(at, _)| at + 1))
+        .any(|at| {
+            let end = at + phrase.len();
+            haystack[at..].starts_with(phrase) && (end == bytes.len() || bytes[end] == b' ')
+        })
 }
 
 /// True for strongly negative wording about the help received.
@@ -198,6 +206,54 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn phrases_match_whole_words_only() {
+        for (haystack, phrase, expected) in [
+            ("talk to a human", "human", true),
+            ("talk to a human", "talk to", true),
+            ("humanity", "human", false),
+            ("a human s job", "human", true),
+            ("inhuman", "human", false),
+            ("human", "human", true),
+            ("", "", true),
+            ("a", "", false),
+            ("é human é", "human", true),
+            ("éhuman", "human", false),
+            // Overlapping candidates: the first is no whole-word match.
+            ("p qr qr q", "qr q", true),
+        ] {
+            let padded = format!(" {haystack} ").contains(&format!(" {phrase} "));
+            assert_eq!(padded, expected, "{haystack:?} / {phrase:?}");
+            assert_eq!(
+                contains_phrase(haystack, phrase),
+                expected,
+                "{haystack:?} / {phrase:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 5_000, failure_persistence: None, ..Default::default()
+        })]
+
+        /// The same answer as the padded search it replaced, on any text.
+        #[test]
+        fn phrases_match_as_padded_search_on_hostile_text(
+            haystack in crate::hostile::text(),
+            phrase in crate::hostile::text(),
+        ) {
+            let (haystack, phrase) = (normalise(&haystack), normalise(&phrase));
+            let padded = format!(" {haystack} ").contains(&format!(" {phrase} "));
+            proptest::prop_assert_eq!(contains_phrase(&haystack, &phrase), padded);
+            // And a phrase cut out of the text itself.
+            let words: Vec<&str> = haystack.split(' ').collect();
+            let cut = words[words.len() / 2..].join(" ");
+            let padded = format!(" {haystack} ").contains(&format!(" {cut} "));
+            proptest::prop_assert_eq!(contains_phrase(&haystack, &cut), padded);
+        }
+    }
 
     #[test]
     fn recognises_frustration() {
