@@ -252,138 +252,152 @@ fn read_teams(normal: &str) -> Vec<&str> {
 }
 
 /// Whether the word at `i` names someone on the company's side whom the
-/// message asks for. Requests phrased in ways no phrase list spells out: a
-/// contact verb up to five words before a role or "someone" ("can I speak
-/// with one of your cleaners", "could I be connected to your claims
-/// department"), the customer or their case passed on to them ("hand me
-/// over to a colleague of yours"), a real one ("someone real"), one who
-/// would call or whom the customer could write to ("could someone call me
-/// back", "people there I can message"), one on the line or there at all
-/// ("anyone there?"), a wanting verb before a role with only small words
-/// between ("get me your supervisor", "please have a specialist look"),
-/// help asked from a role ("assistance from a team member"), a role then a
-/// speaking verb ("a consultant I could phone"), or a role followed by
-/// "please".
+/// message asks for: a role, or anyone at all ("someone") when how they are
+/// approached or described says so. Not someone of the customer's own ("my
+/// manager") nor a thing of theirs ("a colleague's access").
 fn person_requested(words: &[&str], i: usize) -> bool {
     let w = words[i];
     let role = ROLES.contains(&w) || w == TEAM;
     if !(role || ANYONE.contains(&w))
         || (i > 0 && OWN.contains(&words[i - 1]))
-        // "a colleague's access": a thing of theirs, not them.
         || words.get(i + 1) == Some(&"s")
     {
         return false;
     }
-    let before = &words[i.saturating_sub(5)..i];
-    let after = &words[i + 1..words.len().min(i + 5)];
-    let contacted = before.iter().enumerate().any(|(j, v)| {
-        // "what do you call someone who …" names them.
-        let naming = *v == "call" && j > 0 && before[j - 1] == "you";
-        // "my contact list", "creating a contact from a person" (but "the
-        // contact of somebody from your company" asks for one).
-        let next = words.get(i - before.len() + j + 1).copied();
-        let noun = *v == "contact"
-            && (next.is_some_and(|n| {
-                matches!(
-                    n,
-                    "list" | "lists" | "card" | "info" | "details" | "form" | "group"
-                )
-            }) || (j > 0
-                && matches!(before[j - 1], "a" | "an" | "the" | "my" | "new")
-                && !next.is_some_and(|n| matches!(n, "of" | "for" | "at"))));
-        CONTACT_VERBS.contains(v) && !naming && !noun
-    });
-    if contacted
+    approached(words, i) || described(words, i) || (role && role_asked_for(words, i))
+}
+
+/// Someone approached by what comes before them: a contact verb up to five
+/// words before ("can I speak with one of your cleaners", "could I be
+/// connected to your claims department"), the customer or their case
+/// passed on ("hand me over to a colleague of yours"), "get hold of",
+/// "get through to", or "get me someone".
+fn approached(words: &[&str], i: usize) -> bool {
+    let start = i.saturating_sub(5);
+    let before = &words[start..i];
+    if (start..i).any(|j| contact_verb_at(words, j))
         || before.windows(2).any(|pair| {
             (PASS_VERBS.contains(&pair[0]) && PASSED.contains(&pair[1]))
-                // "get hold of", "get through to".
                 || (pair[0] == "get" && matches!(pair[1], "hold" | "through"))
         })
     {
         return true;
     }
-    // "get me someone", "find me somebody who knows".
+    // "get me someone", "find me a person".
     let article = usize::from(i > 0 && matches!(words[i - 1], "a" | "an" | "some"));
-    if i >= 2 + article
+    i >= 2 + article
         && matches!(words[i - 2 - article], "get" | "give" | "find")
         && words[i - 1 - article] == "me"
-    {
-        return true;
+}
+
+/// Whether `words[j]` is a contact verb used as one: not "what do you call
+/// someone who …" (naming them) nor "contact" as a noun ("my contact list",
+/// "creating a contact from a person"; but "the contact of somebody from
+/// your company" asks for one).
+fn contact_verb_at(words: &[&str], j: usize) -> bool {
+    let verb = words[j];
+    if !CONTACT_VERBS.contains(&verb) {
+        return false;
     }
-    // "a real person", "someone real" (not "how many people live in …").
+    let previous = j.checked_sub(1).map(|p| words[p]);
+    let next = words.get(j + 1).copied();
+    let naming = verb == "call" && previous == Some("you");
+    let noun = verb == "contact"
+        && (next.is_some_and(|n| {
+            matches!(
+                n,
+                "list" | "lists" | "card" | "info" | "details" | "form" | "group"
+            )
+        }) || (previous.is_some_and(|p| matches!(p, "a" | "an" | "the" | "my" | "new"))
+            && !next.is_some_and(|n| matches!(n, "of" | "for" | "at"))));
+    !naming && !noun
+}
+
+/// Someone described as a person the customer can reach: a real one ("a
+/// real person", "someone real"; not "how many people live in …"), one who
+/// would call back ("could someone call me back", "can a member of staff
+/// get back to me"), whom the customer could write to ("people there I can
+/// message"), on the line, or there at all ("anyone there?"). Not in a
+/// how-to question ("how do I find people I can message").
+fn described(words: &[&str], i: usize) -> bool {
+    let after = &words[i + 1..words.len().min(i + 5)];
     let real_after = words
         .get(i + 1)
         .is_some_and(|n| REAL.contains(n) && *n != "live");
     if (i > 0 && REAL.contains(&words[i - 1])) || real_after {
         return true;
     }
-    // "could someone call me back", "have a representative contact us",
-    // "someone I can message", "get someone on the line", "anyone there?".
     let calls_back = after.windows(2).any(|pair| {
         (CONTACT_VERBS.contains(&pair[0]) && matches!(pair[1], "me" | "us" | "back"))
-            // "can a member of staff get back to me".
             || pair == ["back", "to"]
     }) || after
         .windows(3)
         .any(|t| CONTACT_VERBS.contains(&t[0]) && t[1] == "out" && matches!(t[2], "to" | "me"));
-    // Not in a how-to question ("how do I find people I can message").
-    let how_to = words.first() == Some(&"how");
-    let reachable = !how_to
-        && words[i + 1..words.len().min(i + 7)].windows(3).any(|t| {
-            matches!(t[0], "i" | "we")
-                && (is_contact(t[1])
-                    || (matches!(t[1], "can" | "could" | "may") && is_contact(t[2])))
-        });
     let on_the_line = after.starts_with(&["on", "the"])
         && after.get(2).is_some_and(|n| matches!(*n, "line" | "phone"));
-    let there = !how_to
-        && after.first() == Some(&"there")
+    if calls_back || on_the_line {
+        return true;
+    }
+    if words.first() == Some(&"how") {
+        return false;
+    }
+    let reachable = words[i + 1..words.len().min(i + 7)].windows(3).any(|t| {
+        matches!(t[0], "i" | "we")
+            && (is_contact(t[1]) || (matches!(t[1], "can" | "could" | "may") && is_contact(t[2])))
+    });
+    let there = after.first() == Some(&"there")
         && after
             .get(1)
             .is_none_or(|n| matches!(*n, "who" | "that" | "to" | "please"));
-    if calls_back || reachable || on_the_line || there {
-        return true;
-    }
-    if !role {
-        return false;
-    }
-    let asked = words[..i].iter().rposition(|f| !FILLERS.contains(f));
-    // "can your staff help me" (not "can the agent help me write …", a
-    // product's agent), "the number of customer service".
-    let helps = i > 0
-        && matches!(words[i - 1], "your" | "a" | "an" | "one" | "some")
+    reachable || there
+}
+
+/// A role asked for by what surrounds it: asked to help ("can your staff
+/// help me"; not "can the agent help me write …", a product's agent), its
+/// contact details (of the support team or of "your" role, or a phone
+/// number; not "the version number of the agent"), wanted with only small
+/// words between ("get me your supervisor", "please have a specialist
+/// look", "let a person reply"; not "let the agent run"), help asked from
+/// it ("assistance from a team member"), followed by a contact verb ("a
+/// consultant I could phone") or by "please".
+fn role_asked_for(words: &[&str], i: usize) -> bool {
+    let after = &words[i + 1..words.len().min(i + 5)];
+    let article = i > 0 && matches!(words[i - 1], "a" | "an" | "some" | "one");
+    let helps = (article || (i > 0 && words[i - 1] == "your"))
         && after.windows(2).any(|pair| {
             matches!(pair[0], "help" | "assist" | "advise") && matches!(pair[1], "me" | "us")
         });
-    // The contact details of the support team or of "your" role, or a
-    // phone number (not "the version number of the agent").
-    let k = asked.map(|k| {
-        if matches!(words[k], "for" | "from") && k > 0 && words[k - 1] == "number" {
-            k - 1
-        } else {
-            k
-        }
-    });
-    let contact_of = k.is_some_and(|k| {
-        let phone_number = words[k] == "number"
-            && k > 0
-            && matches!(words[k - 1], "phone" | "telephone" | "contact");
-        let theirs = w == TEAM || (i > 0 && words[i - 1] == "your");
-        phone_number || (theirs && matches!(words[k], "number" | "phone" | "email"))
-    });
-    if helps || contact_of {
-        return true;
-    }
-    let wanted = asked.is_some_and(|k| {
-        WANT_VERBS.contains(&words[k])
-            // "please have a specialist look at it", "could you have …".
-            || (words[k] == "have" && k > 0 && matches!(words[k - 1], "please" | "you" | "pls"))
-            // "let a person reply" (not "let the agent run", a product's).
-            || (words[k] == "let" && matches!(words[i - 1], "a" | "an" | "some" | "one"))
-            // "assistance from a team member".
-            || (words[k] == "from" && k > 0 && HELP.contains(&words[k - 1]))
-    });
-    wanted || after.iter().any(|v| CONTACT_VERBS.contains(v)) || words.get(i + 1) == Some(&"please")
+    helps
+        || last_content(words, i).is_some_and(|k| asked_by(words, i, k))
+        || after.iter().any(|v| CONTACT_VERBS.contains(v))
+        || words.get(i + 1) == Some(&"please")
+}
+
+/// Whether `words[k]`, the last content word before the role at `i`, asks
+/// for it: its contact details or a wish (see [`role_asked_for`]).
+fn asked_by(words: &[&str], i: usize, k: usize) -> bool {
+    let previous = k.checked_sub(1).map(|p| words[p]);
+    // "the phone number for your support team": the detail before "for".
+    let detail = match (words[k], previous) {
+        ("for" | "from", Some("number")) => k - 1,
+        _ => k,
+    };
+    let phone_number = words[detail] == "number"
+        && detail > 0
+        && matches!(words[detail - 1], "phone" | "telephone" | "contact");
+    let theirs = words[i] == TEAM || (i > 0 && words[i - 1] == "your");
+    let article = i > 0 && matches!(words[i - 1], "a" | "an" | "some" | "one");
+    phone_number
+        || (theirs && matches!(words[detail], "number" | "phone" | "email"))
+        || WANT_VERBS.contains(&words[k])
+        || (words[k] == "have" && previous.is_some_and(|p| matches!(p, "please" | "you" | "pls")))
+        || (words[k] == "let" && article)
+        || (words[k] == "from" && previous.is_some_and(|p| HELP.contains(&p)))
+}
+
+/// The last word before `end` that is not a small word ([`FILLERS`]).
+fn last_content(words: &[&str], end: usize) -> Option<usize> {
+    words[..end].iter().rposition(|f| !FILLERS.contains(f))
 }
 
 /// Support as a unit of the company ("technical support", "your
@@ -413,10 +427,8 @@ fn callback_wanted(words: &[&str]) -> bool {
             return false;
         }
         let start = if *w == "back" { i - 1 } else { i };
-        let asked = words[..start]
-            .iter()
-            .rposition(|f| !FILLERS.contains(f))
-            // Nothing before it ("callback please") or a wish.
+        // Nothing before it ("callback please") or a wish.
+        let asked = last_content(words, start)
             .is_none_or(|k| WANT_VERBS.contains(&words[k]) || words[k] == "arrange");
         asked
             && words.get(i + 1).is_none_or(|n| {
